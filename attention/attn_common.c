@@ -1,0 +1,328 @@
+/* attn_common.c — the attention family's shared path: QKV projection, head split, the core
+ * (q,k,v -> o, the family member's own part), head merge, output projection; forward,
+ * backward and single-token step. Also the naive masked reference core used by tests.
+ * Not an attention algorithm itself. */
+#include "attention/attn_common.h"
+
+#include <math.h>
+#include <string.h>
+
+int attn_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+{
+    int n = 0, C = m->C;
+#define ADD(nm, nd, s0, s1, dec)                                                              \
+    do {                                                                                      \
+        if (out) {                                                                            \
+            memset(&out[n], 0, sizeof out[n]);                                                \
+            snprintf(out[n].name, sizeof out[n].name, "%s", nm);                              \
+            out[n].ndim = nd;                                                                 \
+            out[n].shape[0] = s0;                                                             \
+            out[n].shape[1] = s1;                                                             \
+            out[n].decay = dec;                                                               \
+            out[n].trainable = 1;                                                             \
+        }                                                                                     \
+        n++;                                                                                  \
+    } while (0)
+    ADD("c_attn.weight", 2, 3 * C, C, 1);
+    if (m->bias)
+        ADD("c_attn.bias", 1, 3 * C, 0, 0);
+    ADD("c_proj.weight", 2, C, C, 1);
+    if (m->bias)
+        ADD("c_proj.bias", 1, C, 0, 0);
+#undef ADD
+    return n;
+}
+
+struct attn_params {
+    const float *w_attn, *b_attn, *w_proj, *b_proj;
+};
+
+static struct attn_params attn_bind(const struct mixer *m, const float *params)
+{
+    size_t C = (size_t)m->C;
+    struct attn_params p;
+    p.w_attn = params;
+    params += 3 * C * C;
+    p.b_attn = m->bias ? params : NULL;
+    params += m->bias ? 3 * C : 0;
+    p.w_proj = params;
+    params += C * C;
+    p.b_proj = m->bias ? params : NULL;
+    return p;
+}
+
+void attn_init(const struct mixer *m, float *params, struct mx_rng *rng)
+{
+    size_t C = (size_t)m->C;
+    struct attn_params p = attn_bind(m, params);
+    mx_rng_fill_normal(rng, (float *)p.w_attn, 3 * C * C, 0.02f);
+    if (p.b_attn)
+        memset((float *)p.b_attn, 0, 3 * C * sizeof(float));
+    mx_rng_fill_normal(rng, (float *)p.w_proj, C * C, 0.02f / sqrtf(2.0f * (float)m->n_layer));
+    if (p.b_proj)
+        memset((float *)p.b_proj, 0, C * sizeof(float));
+}
+
+static size_t core_saved(const struct mixer *m, int B, int T)
+{
+    return m->ops->core->saved_floats ? m->ops->core->saved_floats(m, B, T) : 0;
+}
+
+static size_t core_work(const struct mixer *m, int B, int T)
+{
+    return m->ops->core->work_floats ? m->ops->core->work_floats(m, B, T) : 0;
+}
+
+size_t attn_saved_floats(const struct mixer *m, int B, int T)
+{
+    /* q, k, v and o per head, then the core's own. */
+    return 4 * (size_t)B * T * m->C + core_saved(m, B, T);
+}
+
+size_t attn_scratch_floats(const struct mixer *m, int B, int T)
+{
+    return 6 * (size_t)B * T * m->C + core_work(m, B, T);
+}
+
+void attn_forward(const struct mixer *m, float *y, float *saved, const float *x,
+                  const float *params, int B, int T)
+{
+    MX_ASSERT(T >= 1 && T <= m->T_max);
+    const struct attn_core *core = m->ops->core;
+    size_t BTC = (size_t)B * T * m->C;
+    struct attn_params p = attn_bind(m, params);
+    float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC, *csaved = o + BTC; /* (B,H,T,D) */
+    float *qkv = m->scratch;          /* (B,T,3C) */
+    float *merged = qkv + 3 * BTC;    /* (B,T,C) */
+    float *work = m->scratch + 6 * BTC;
+    mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, m->C, 3 * m->C);
+    attn_split_heads(q, k, v, qkv, B, T, m->H, m->D);
+    core->forward(m, o, csaved, work, q, k, v, B, T);
+    attn_merge_heads(merged, o, B, T, m->H, m->D);
+    mx_linear_forward(y, merged, p.w_proj, p.b_proj, B * T, m->C, m->C);
+}
+
+void attn_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
+                   const float *saved, const float *x, const float *params, int B, int T)
+{
+    const struct attn_core *core = m->ops->core;
+    size_t C = (size_t)m->C, BTC = (size_t)B * T * C;
+    struct attn_params p = attn_bind(m, params);
+    float *dw_attn = dparams, *db_attn = m->bias ? dw_attn + 3 * C * C : NULL;
+    float *dw_proj = dw_attn + 3 * C * C + (m->bias ? 3 * C : 0);
+    float *db_proj = m->bias ? dw_proj + C * C : NULL;
+    const float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC, *csaved = o + BTC;
+    float *merged = m->scratch;        /* (B,T,C) */
+    float *dmerged = merged + BTC;     /* (B,T,C) */
+    float *dout = dmerged + BTC;       /* (B,H,T,D) */
+    float *dq = dout + BTC, *dk = dq + BTC, *dv = dk + BTC; /* (B,H,T,D) */
+    float *dqkv = m->scratch;          /* (B,T,3C), reuses merged..dout once they are spent */
+    float *work = m->scratch + 6 * BTC;
+
+    attn_merge_heads(merged, o, B, T, m->H, m->D);
+    memset(dmerged, 0, BTC * sizeof(float));
+    mx_linear_backward(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
+    attn_split_out(dout, dmerged, B, T, m->H, m->D);
+    memset(dq, 0, 3 * BTC * sizeof(float));
+    core->backward(m, dq, dk, dv, work, dout, o, csaved, q, k, v, B, T);
+    attn_merge_qkv(dqkv, dq, dk, dv, B, T, m->H, m->D);
+    mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, 3 * m->C);
+}
+
+size_t attn_state_floats(const struct mixer *m)
+{
+    const struct attn_core *core = m->ops->core;
+    if (!core->step)
+        return 0;
+    return 8 * (size_t)m->C + core->state_floats(m);
+}
+
+void attn_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
+               const float *params, int t)
+{
+    const struct attn_core *core = m->ops->core;
+    MX_ASSERT(core->step && t >= 0 && t < m->T_max);
+    size_t C = (size_t)m->C;
+    struct attn_params p = attn_bind(m, params);
+    float *qkv = state, *q = qkv + 3 * C, *k = q + C, *v = k + C, *o = v + C, *merged = o + C;
+    float *cstate = state + 8 * C;
+    mx_linear_forward(qkv, x_t, p.w_attn, p.b_attn, 1, m->C, 3 * m->C);
+    attn_split_heads(q, k, v, qkv, 1, 1, m->H, m->D);
+    core->step(m, o, cstate, q, k, v, t);
+    attn_merge_heads(merged, o, 1, 1, m->H, m->D);
+    mx_linear_forward(y_t, merged, p.w_proj, p.b_proj, 1, m->C, m->C);
+}
+
+/* ---- layout ----------------------------------------------------------------------------- */
+
+void attn_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int D)
+{
+    size_t C = (size_t)H * D;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *row = qkv + ((size_t)b * T + t) * 3 * C;
+            for (int h = 0; h < H; h++) {
+                size_t dst = (((size_t)b * H + h) * T + t) * D;
+                memcpy(q + dst, row + (size_t)h * D, D * sizeof(float));
+                memcpy(k + dst, row + C + (size_t)h * D, D * sizeof(float));
+                memcpy(v + dst, row + 2 * C + (size_t)h * D, D * sizeof(float));
+            }
+        }
+}
+
+void attn_merge_qkv(float *dqkv, const float *dq, const float *dk, const float *dv, int B, int T,
+                    int H, int D)
+{
+    size_t C = (size_t)H * D;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *row = dqkv + ((size_t)b * T + t) * 3 * C;
+            for (int h = 0; h < H; h++) {
+                size_t src = (((size_t)b * H + h) * T + t) * D;
+                memcpy(row + (size_t)h * D, dq + src, D * sizeof(float));
+                memcpy(row + C + (size_t)h * D, dk + src, D * sizeof(float));
+                memcpy(row + 2 * C + (size_t)h * D, dv + src, D * sizeof(float));
+            }
+        }
+}
+
+void attn_merge_heads(float *y, const float *o, int B, int T, int H, int D)
+{
+    size_t C = (size_t)H * D;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++)
+                memcpy(y + ((size_t)b * T + t) * C + (size_t)h * D,
+                       o + (((size_t)b * H + h) * T + t) * D, D * sizeof(float));
+}
+
+void attn_split_out(float *o, const float *y, int B, int T, int H, int D)
+{
+    size_t C = (size_t)H * D;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++)
+                memcpy(o + (((size_t)b * H + h) * T + t) * D,
+                       y + ((size_t)b * T + t) * C + (size_t)h * D, D * sizeof(float));
+}
+
+/* ---- the naive reference ------------------------------------------------------------------
+ * Two passes per row, no T-long temporary: pass 1 finds the row max and the sum of
+ * exponentials online; pass 2 accumulates softmax-weighted values. Doubles for the sums so
+ * the reference is more accurate than anything it checks. */
+
+static float dot(const float *a, const float *b, int D)
+{
+    float s = 0;
+    for (int d = 0; d < D; d++)
+        s += a[d] * b[d];
+    return s;
+}
+
+void attn_masked_ref_forward(float *o, float *lse, const float *q, const float *k, const float *v,
+                             int B, int H, int T, int D, attn_mask_fn allowed, const void *ctx)
+{
+    const float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t base = ((size_t)b * H + h) * T;
+            const float *Q = q + base * D, *K = k + base * D, *V = v + base * D;
+            float *O = o + base * D;
+            for (int i = 0; i < T; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    if (allowed && !allowed(ctx, h, i, j))
+                        continue;
+                    double s = (double)dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+                    if (s > mx) {
+                        sum = sum * exp(mx - s) + 1.0;
+                        mx = s;
+                    } else {
+                        sum += exp(s - mx);
+                    }
+                }
+                float *out = O + (size_t)i * D;
+                memset(out, 0, D * sizeof(float));
+                if (sum == 0) {
+                    lse[base + i] = -INFINITY;
+                    continue;
+                }
+                double l = mx + log(sum);
+                lse[base + i] = (float)l;
+                for (int j = 0; j <= i; j++) {
+                    if (allowed && !allowed(ctx, h, i, j))
+                        continue;
+                    double s = (double)dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+                    float pr = (float)exp(s - l);
+                    for (int d = 0; d < D; d++)
+                        out[d] += pr * V[(size_t)j * D + d];
+                }
+            }
+        }
+}
+
+void attn_masked_ref_backward(float *dq, float *dk, float *dv, const float *dout, const float *o,
+                              const float *lse, const float *q, const float *k, const float *v,
+                              int B, int H, int T, int D, attn_mask_fn allowed, const void *ctx)
+{
+    const float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t base = ((size_t)b * H + h) * T;
+            const float *Q = q + base * D, *K = k + base * D, *V = v + base * D;
+            const float *O = o + base * D, *dO = dout + base * D;
+            float *dQ = dq + base * D, *dK = dk + base * D, *dV = dv + base * D;
+            for (int i = 0; i < T; i++) {
+                float l = lse[base + i];
+                if (isinf(l))
+                    continue;
+                const float *qi = Q + (size_t)i * D, *doi = dO + (size_t)i * D;
+                float Di = dot(doi, O + (size_t)i * D, D); /* Σ_j p_ij (dO_i·v_j) */
+                for (int j = 0; j <= i; j++) {
+                    if (allowed && !allowed(ctx, h, i, j))
+                        continue;
+                    float s = dot(qi, K + (size_t)j * D, D) * scale;
+                    float pr = expf(s - l);
+                    float dp = dot(doi, V + (size_t)j * D, D);
+                    float ds = pr * (dp - Di) * scale;
+                    for (int d = 0; d < D; d++) {
+                        dV[(size_t)j * D + d] += pr * doi[d];
+                        dQ[(size_t)i * D + d] += ds * K[(size_t)j * D + d];
+                        dK[(size_t)j * D + d] += ds * qi[d];
+                    }
+                }
+            }
+        }
+}
+
+size_t attn_dense_ref_saved(const struct mixer *m, int B, int T)
+{
+    return (size_t)B * m->H * T;
+}
+
+void attn_dense_ref_forward(const struct mixer *m, float *o, float *saved, float *work,
+                              const float *q, const float *k, const float *v, int B, int T)
+{
+    (void)work;
+    attn_masked_ref_forward(o, saved, q, k, v, B, m->H, T, m->D, NULL, NULL);
+}
+
+void attn_dense_ref_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
+                               const float *dout, const float *o, const float *saved,
+                               const float *q, const float *k, const float *v, int B, int T)
+{
+    (void)work;
+    attn_masked_ref_backward(dq, dk, dv, dout, o, saved, q, k, v, B, m->H, T, m->D, NULL, NULL);
+}
+
+const struct attn_core attn_dense_ref_core = {
+    .saved_floats = attn_dense_ref_saved,
+    .forward = attn_dense_ref_forward,
+    .backward = attn_dense_ref_backward,
+};

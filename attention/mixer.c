@@ -1,0 +1,246 @@
+/* mixer.c — the registry (name -> ops), mixer construction and spec key=value parsing.
+ * Adding a mixer: one .c file and one line in `registry` below. Nothing here knows a mixer. */
+#include "attention/mixer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct mixer_ops attn_dense_ops;
+
+static const struct mixer_ops *const registry[] = {
+    &attn_dense_ops,
+};
+
+int mixer_count(void)
+{
+    return (int)(sizeof registry / sizeof registry[0]);
+}
+
+const struct mixer_ops *mixer_at(int i)
+{
+    MX_ASSERT(i >= 0 && i < mixer_count());
+    return registry[i];
+}
+
+const struct mixer_ops *mixer_find(const char *name)
+{
+    for (int i = 0; i < mixer_count(); i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+static void known_names(char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (int i = 0; i < mixer_count(); i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s%s", i ? ", " : "", registry[i]->name);
+    }
+}
+
+int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, struct mx_error *err)
+{
+    memset(m, 0, sizeof *m);
+    if (!spec || !*spec)
+        return mx_errorf(err, "empty mixer spec; use e.g. --attn dense");
+    char name[64];
+    const char *colon = strchr(spec, ':');
+    size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (nl == 0 || nl >= sizeof name)
+        return mx_errorf(err, "bad mixer spec '%s': expected name or name:key=value,...", spec);
+    memcpy(name, spec, nl);
+    name[nl] = 0;
+    const struct mixer_ops *ops = mixer_find(name);
+    if (!ops) {
+        char known[512];
+        known_names(known, sizeof known);
+        return mx_errorf(err, "unknown mixer '%s' in spec '%s'; known mixers: %s (see mixlm train --help)",
+                         name, spec, known);
+    }
+    if (d->C <= 0 || d->H <= 0 || d->C % d->H != 0)
+        return mx_errorf(err, "--dim %d must be a positive multiple of --heads %d", d->C, d->H);
+    m->ops = ops;
+    m->C = d->C;
+    m->H = d->H;
+    m->D = d->C / d->H;
+    m->T_max = d->T_max;
+    m->bias = d->bias;
+    m->layer = d->layer;
+    m->n_layer = d->n_layer;
+    m->seed = d->seed;
+    m->training = 0;
+    if (ops->parse(m, colon ? colon + 1 : "", err) != 0) {
+        mixer_destroy(m);
+        return -1;
+    }
+    if (!m->spec[0])
+        snprintf(m->spec, sizeof m->spec, "%s", ops->name);
+    return 0;
+}
+
+void mixer_destroy(struct mixer *m)
+{
+    if (m->ops && m->ops->destroy)
+        m->ops->destroy(m);
+    m->cfg = NULL;
+}
+
+int mixer_n_tensors(const struct mixer *m)
+{
+    return m->ops->tensors(m, NULL);
+}
+
+size_t mixer_tensor_numel(const struct mx_tensor_desc *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= (size_t)t->shape[i];
+    return n;
+}
+
+static struct mx_tensor_desc *tensor_list(const struct mixer *m, int *n)
+{
+    *n = m->ops->tensors(m, NULL);
+    struct mx_tensor_desc *t = mx_xcalloc(sizeof *t * (size_t)(*n > 0 ? *n : 1));
+    m->ops->tensors(m, t);
+    return t;
+}
+
+size_t mixer_n_params(const struct mixer *m)
+{
+    int n;
+    struct mx_tensor_desc *t = tensor_list(m, &n);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += mixer_tensor_numel(&t[i]);
+    mx_free(t);
+    return total;
+}
+
+size_t mixer_tensor_offset(const struct mixer *m, const char *name)
+{
+    int n;
+    struct mx_tensor_desc *t = tensor_list(m, &n);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(t[i].name, name) == 0) {
+            mx_free(t);
+            return off;
+        }
+        off += mixer_tensor_numel(&t[i]);
+    }
+    mx_free(t);
+    mx_fatal("mixer %s has no tensor '%s'", m->spec, name);
+}
+
+void mixer_mask_buffers(const struct mixer *m, float *dparams)
+{
+    int n;
+    struct mx_tensor_desc *t = tensor_list(m, &n);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = mixer_tensor_numel(&t[i]);
+        if (!t[i].trainable)
+            memset(dparams + off, 0, k * sizeof(float));
+        off += k;
+    }
+    mx_free(t);
+}
+
+/* ---- key=value ------------------------------------------------------------------------ */
+
+int mixer_kv_parse(struct mixer_kv *kv, const char *mixer, const char *args, struct mx_error *err)
+{
+    memset(kv, 0, sizeof *kv);
+    const char *p = args ? args : "";
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (len == 0)
+            return mx_errorf(err, "mixer %s: empty item in '%s' (write key=value,key=value)", mixer, args);
+        if (eq) {
+            size_t kl = (size_t)(eq - p), vl = len - kl - 1;
+            if (kv->n >= MX_KV_MAX)
+                return mx_errorf(err, "mixer %s: too many keys in '%s'", mixer, args);
+            if (kl == 0 || kl >= sizeof kv->key[0] || vl >= sizeof kv->val[0])
+                return mx_errorf(err, "mixer %s: bad item '%.*s' in '%s'", mixer, (int)len, p, args);
+            for (int i = 0; i < kv->n; i++)
+                if (strlen(kv->key[i]) == kl && memcmp(kv->key[i], p, kl) == 0)
+                    return mx_errorf(err, "mixer %s: key '%.*s' given twice in '%s'", mixer, (int)kl, p, args);
+            memcpy(kv->key[kv->n], p, kl);
+            memcpy(kv->val[kv->n], eq + 1, vl);
+            kv->n++;
+        } else {
+            /* A list continues the previous value: d=1,1,2,4. */
+            if (kv->n == 0)
+                return mx_errorf(err, "mixer %s: '%.*s' has no key (write key=value) in '%s'", mixer,
+                                 (int)len, p, args);
+            char *v = kv->val[kv->n - 1];
+            size_t have = strlen(v);
+            if (have + 1 + len >= sizeof kv->val[0])
+                return mx_errorf(err, "mixer %s: value list too long in '%s'", mixer, args);
+            v[have] = ',';
+            memcpy(v + have + 1, p, len);
+            v[have + 1 + len] = 0;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+        if (end && !*p)
+            return mx_errorf(err, "mixer %s: trailing comma in '%s'", mixer, args);
+    }
+    return 0;
+}
+
+static int kv_index(struct mixer_kv *kv, const char *key)
+{
+    for (int i = 0; i < kv->n; i++)
+        if (strcmp(kv->key[i], key) == 0) {
+            kv->used[i] = 1;
+            return i;
+        }
+    return -1;
+}
+
+int mixer_kv_int(struct mixer_kv *kv, const char *mixer, const char *key, long dflt, long lo,
+                 long hi, long *out, struct mx_error *err)
+{
+    int i = kv_index(kv, key);
+    if (i < 0) {
+        *out = dflt;
+        return 0;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "mixer %s: %s", mixer, key);
+    return mx_parse_int(kv->val[i], lo, hi, what, out, err);
+}
+
+int mixer_kv_float(struct mixer_kv *kv, const char *mixer, const char *key, double dflt,
+                   double lo, double hi, double *out, struct mx_error *err)
+{
+    int i = kv_index(kv, key);
+    if (i < 0) {
+        *out = dflt;
+        return 0;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "mixer %s: %s", mixer, key);
+    return mx_parse_float(kv->val[i], lo, hi, what, out, err);
+}
+
+const char *mixer_kv_str(struct mixer_kv *kv, const char *key)
+{
+    int i = kv_index(kv, key);
+    return i < 0 ? NULL : kv->val[i];
+}
+
+int mixer_kv_finish(const struct mixer_kv *kv, const char *mixer, const char *accepted, struct mx_error *err)
+{
+    for (int i = 0; i < kv->n; i++)
+        if (!kv->used[i])
+            return mx_errorf(err, "mixer %s: unknown key '%s'; accepted keys: %s", mixer, kv->key[i],
+                             accepted && *accepted ? accepted : "(none)");
+    return 0;
+}

@@ -1,0 +1,130 @@
+/* mixer.h — the token-mixing sublayer interface and the registry of mixers.
+ * A mixer maps normalised hidden states x (B,T,C) to y (B,T,C) and owns its parameters.
+ * The model never branches on a mixer's kind: everything goes through struct mixer_ops.
+ * This header is the only one other folders include from attention/. */
+#ifndef MIXLM_MIXER_H
+#define MIXLM_MIXER_H
+
+#include "core/core.h"
+
+#define MX_SPEC_MAX 256
+#define MX_TENSOR_NAME_MAX 64
+
+/* One named tensor of a mixer's parameters. The mixer's parameters are the concatenation of
+ * its tensors in the order ops->tensors lists them (see mixer_tensor_offset). */
+struct mx_tensor_desc {
+    char name[MX_TENSOR_NAME_MAX]; /* relative, e.g. "c_attn.weight"; the model prefixes it */
+    int ndim;
+    int shape[4];
+    int decay;     /* 1: AdamW weight decay applies (matrices); 0: biases, gains, buffers */
+    int trainable; /* 0: a buffer (e.g. random features); gets no gradient, never updated */
+};
+
+/* The dimensions a mixer is built for. */
+struct mixer_dims {
+    int C;       /* channels (n_embd) */
+    int H;       /* heads; C % H == 0 */
+    int T_max;   /* the model's context length */
+    int bias;    /* projections carry biases */
+    int layer;   /* this layer's index */
+    int n_layer; /* number of layers (residual projection init is scaled by 1/sqrt(2L)) */
+    uint64_t seed;
+};
+
+struct mixer_ops;
+
+struct mixer {
+    const struct mixer_ops *ops;
+    char spec[MX_SPEC_MAX]; /* canonical: "name:k=v,..." with every default written out */
+    int C, H, D;            /* D = C / H, the head size */
+    int T_max;
+    int bias;
+    int layer, n_layer;
+    uint64_t seed;  /* randomness of a layer derives from (seed, layer, step): no RNG state */
+    long step;      /* training step; set by the caller before forward (redraw schedules) */
+    int training;   /* 1 inside a training step, 0 for eval and generation */
+    void *cfg;      /* parsed configuration and private caches, owned by the mixer */
+    float *scratch; /* scratch_floats(B,T) floats of workspace, owned by the caller */
+};
+
+struct attn_core; /* attention family internals (attention/attn_common.h) */
+
+struct mixer_ops {
+    const char *name;    /* "dense", "window", ... */
+    const char *summary; /* one help line: spec syntax, defaults and the paper's values */
+    int causal;          /* 0: output at t sees inputs after t (fnet); LM training refuses it */
+    /* Small specs the generic test suite runs at T <= 24 (NULL-terminated list). */
+    const char *const *test_specs;
+
+    /* Parse "k=v,k=v" (args may be ""), validate against m's dims, set m->cfg and write the
+     * canonical spec into m->spec. Errors name the key, the value, the limit. */
+    int (*parse)(struct mixer *m, const char *args, struct mx_error *err);
+    void (*destroy)(struct mixer *m); /* frees m->cfg; may be NULL */
+    /* Fill out[] (NULL to count) and return the number of tensors. */
+    int (*tensors)(const struct mixer *m, struct mx_tensor_desc *out);
+    /* Initialise this mixer's parameters (the whole slice). */
+    void (*init)(const struct mixer *m, float *params, struct mx_rng *rng);
+
+    size_t (*saved_floats)(const struct mixer *m, int B, int T);   /* kept forward→backward */
+    size_t (*scratch_floats)(const struct mixer *m, int B, int T); /* temporary, per call */
+    /* y (B,T,C) overwritten; saved (saved_floats) overwritten; x (B,T,C); params (slice).
+     * Requires 1 <= T <= m->T_max. */
+    void (*forward)(const struct mixer *m, float *y, float *saved, const float *x,
+                    const float *params, int B, int T);
+    /* dx (B,T,C) +=; dparams (slice) +=; dy (B,T,C); saved and x as given to forward. */
+    void (*backward)(const struct mixer *m, float *dx, float *dparams, const float *dy,
+                     const float *saved, const float *x, const float *params, int B, int T);
+
+    /* Incremental decoding (optional, NULL when the mixer has none). The state holds
+     * everything step needs for positions 0..T_max-1 (cache, running sums, its own scratch);
+     * the caller zeroes it before t = 0. y_t (C) overwritten, x_t (C). Steps come in order
+     * t = 0, 1, 2, ... and must reproduce forward's row t. */
+    size_t (*state_floats)(const struct mixer *m);
+    void (*step)(const struct mixer *m, float *y_t, float *state, const float *x_t,
+                 const float *params, int t);
+
+    const struct attn_core *core; /* attention family only; NULL otherwise */
+};
+
+/* ---- registry ------------------------------------------------------------------------- */
+int mixer_count(void);
+const struct mixer_ops *mixer_at(int i);
+const struct mixer_ops *mixer_find(const char *name); /* NULL if unknown */
+
+/* Build a mixer from a spec "name" or "name:k=v,...". Unknown names list the known ones.
+ * On success the mixer must be released with mixer_destroy. */
+int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, struct mx_error *err);
+void mixer_destroy(struct mixer *m);
+
+/* Sizes derived from ops->tensors. */
+int mixer_n_tensors(const struct mixer *m);
+size_t mixer_n_params(const struct mixer *m);
+size_t mixer_tensor_numel(const struct mx_tensor_desc *t);
+/* Offset (floats) of tensor `name` in the mixer's slice; MX_ASSERTs that it exists. */
+size_t mixer_tensor_offset(const struct mixer *m, const char *name);
+/* Zero the gradient entries of non-trainable tensors (buffers). */
+void mixer_mask_buffers(const struct mixer *m, float *dparams);
+
+/* ---- spec parsing helpers ----------------------------------------------------------------
+ * "w=256,d=1,1,2,4,g=2": a comma-separated token without '=' continues the previous value,
+ * so lists need no quoting (d = "1,1,2,4"). */
+#define MX_KV_MAX 16
+struct mixer_kv {
+    int n;
+    char key[MX_KV_MAX][24];
+    char val[MX_KV_MAX][160];
+    int used[MX_KV_MAX];
+};
+int mixer_kv_parse(struct mixer_kv *kv, const char *mixer, const char *args, struct mx_error *err);
+/* Look up key: absent -> *out = dflt. Present -> strict parse in [lo, hi], else an error
+ * naming mixer, key, value and range. Marks the key used. */
+int mixer_kv_int(struct mixer_kv *kv, const char *mixer, const char *key, long dflt, long lo,
+                 long hi, long *out, struct mx_error *err);
+int mixer_kv_float(struct mixer_kv *kv, const char *mixer, const char *key, double dflt,
+                   double lo, double hi, double *out, struct mx_error *err);
+/* String value or NULL when absent; marks the key used. */
+const char *mixer_kv_str(struct mixer_kv *kv, const char *key);
+/* Any key not consumed yet is an error listing the keys `mixer` accepts. */
+int mixer_kv_finish(const struct mixer_kv *kv, const char *mixer, const char *accepted, struct mx_error *err);
+
+#endif

@@ -1,0 +1,28 @@
+/* main.c — the mixlm binary: dispatch to subcommands. Only main() prints errors and exits.
+ * Not where any subcommand's logic lives. */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mixlm <command> [options]\n"
+               "commands:\n"
+               "  train      train a model (mixlm train --help)\n"
+               "  generate   sample text from a trained run\n"
+               "  eval       validation loss, perplexity, bits per char/byte\n"
+               "  bench      time and memory of mixers across context lengths\n"
+               "  tokenizer  train/inspect SentencePiece tokenizers\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    fprintf(stderr, "mixlm: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,124 @@
+/* core.h — the small pieces every other folder leans on: error values, always-on asserts,
+ * checked allocation, a two-pass arena, a seeded RNG, timers, a progress line, thread setup,
+ * the BLAS-backed linear layer and whole-file I/O with atomic writes.
+ * It is not a framework: no tensors, no autograd, no global state. */
+#ifndef MIXLM_CORE_H
+#define MIXLM_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- errors ----------------------------------------------------------------------------
+ * Bad input is reported through a struct mx_error filled by mx_errorf, which returns -1 so
+ * callers can write `return mx_errorf(err, "...")`. The message names the value, the limit
+ * and the fix. Only main() prints it and exits. */
+#define MX_ERR_MAX 1024
+struct mx_error {
+    char msg[MX_ERR_MAX];
+};
+int mx_errorf(struct mx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix an existing message: "context: old message". Returns -1. */
+int mx_error_wrap(struct mx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Our own bugs: always on, prints expression, file and line, then aborts. */
+#define MX_ASSERT(expr)                                                                       \
+    do {                                                                                      \
+        if (!(expr))                                                                          \
+            mx_assert_fail(#expr, __FILE__, __LINE__);                                        \
+    } while (0)
+void mx_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+/* Resource failure: print context and abort (out of memory is not recoverable mid-step). */
+void mx_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* ---- memory ---------------------------------------------------------------------------- */
+/* Abort with the requested size on failure; never return NULL. Memory is 64-byte aligned
+ * for mx_xmalloc/mx_xcalloc (free with mx_free). */
+void *mx_xmalloc(size_t bytes);
+void *mx_xcalloc(size_t bytes);
+void mx_free(void *p);
+/* Allocation that may fail gracefully (large buffers sized from user input): returns NULL
+ * and fills err naming the size and what to reduce. */
+void *mx_try_calloc(size_t bytes, const char *what, struct mx_error *err);
+
+/* Two-pass arena: bind once with base == NULL to count (mx_arena_floats returns NULL and
+ * only advances `used`), then allocate `used` floats and bind again with the real base.
+ * Every request is rounded up to 16 floats (64 bytes). */
+struct mx_arena {
+    float *base; /* NULL while counting */
+    size_t used; /* floats handed out so far */
+    size_t cap;  /* floats available (0 while counting) */
+};
+void mx_arena_begin(struct mx_arena *a, float *base, size_t cap);
+float *mx_arena_floats(struct mx_arena *a, size_t n);
+
+/* ---- RNG --------------------------------------------------------------------------------
+ * xoshiro256** seeded through splitmix64. Deterministic across platforms. The state is four
+ * u64 words so it can be stored in a checkpoint. */
+struct mx_rng {
+    uint64_t s[4];
+};
+void mx_rng_seed(struct mx_rng *r, uint64_t seed);
+/* Seed from several keys (seed, layer, step, ...): independent streams without shared state. */
+void mx_rng_seed3(struct mx_rng *r, uint64_t a, uint64_t b, uint64_t c);
+uint64_t mx_rng_u64(struct mx_rng *r);
+uint32_t mx_rng_below(struct mx_rng *r, uint32_t n); /* uniform in [0, n), n > 0 */
+float mx_rng_uniform(struct mx_rng *r);              /* [0, 1) */
+double mx_rng_uniform_d(struct mx_rng *r);           /* [0, 1) with 53 bits */
+float mx_rng_normal(struct mx_rng *r);               /* N(0, 1), Box-Muller */
+void mx_rng_fill_normal(struct mx_rng *r, float *x, size_t n, float std);
+
+/* ---- time, threads, progress ------------------------------------------------------------ */
+double mx_now(void); /* monotonic seconds */
+/* Set threads for both our OpenMP loops and OpenBLAS (openmp build). n <= 0: leave default. */
+void mx_set_threads(int n);
+int mx_get_threads(void);
+/* Peak resident set size of this process in MiB (from getrusage). */
+double mx_peak_rss_mb(void);
+/* Current resident set size in MiB (from /proc/self/statm); 0 when unknown. */
+double mx_rss_mb(void);
+
+/* A progress line: on a terminal it rewrites one line with \r; otherwise (a log, a pipe) it
+ * prints one plain line every `every` updates. */
+struct mx_progress {
+    FILE *out;
+    int tty;
+    long total;
+    double t_start;
+    long every;
+    int dirty; /* a \r line is on screen and needs a newline before other output */
+};
+void mx_progress_init(struct mx_progress *p, FILE *out, long total, long every);
+/* step in [1, total]; tokens is the count processed since start, for tokens/s and ETA. */
+void mx_progress_update(struct mx_progress *p, long step, double loss, double lr,
+                        double ms_per_step, double tokens_per_s);
+/* Print a full line (e.g. an eval result) without mangling the progress line. */
+void mx_progress_print(struct mx_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mx_progress_end(struct mx_progress *p);
+
+/* ---- the linear layer (CBLAS) ------------------------------------------------------------
+ * Weights are stored (out, in) row-major as in PyTorch: y = x Wᵀ + b. */
+/* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
+void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
+/* dx (N,in) +=, dw (out,in) +=, db (out) += (db NULL when no bias; dx NULL to skip).
+ * dy (N,out), x (N,in), w (out,in). */
+void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int N, int in, int out);
+
+/* ---- files ------------------------------------------------------------------------------ */
+/* Read a whole file; *len gets its size. Errors name the path and the reason. Caller frees
+ * with mx_free. A trailing NUL is appended (not counted in len). */
+char *mx_read_file(const char *path, size_t *len, struct mx_error *err);
+/* Write atomically: path.tmp, fsync, rename over path, fsync the directory. The writer
+ * callback gets a FILE* and returns 0 or -1 (with err filled). */
+int mx_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx, struct mx_error *err),
+                    void *ctx, struct mx_error *err);
+int mx_mkdir_p(const char *path, struct mx_error *err);
+int mx_file_exists(const char *path);
+
+/* ---- small parsing helpers (CLI and spec strings) ----------------------------------------
+ * Strict: the whole string must be a number in range, else an error naming `what`. */
+int mx_parse_int(const char *s, long lo, long hi, const char *what, long *out, struct mx_error *err);
+int mx_parse_float(const char *s, double lo, double hi, const char *what, double *out, struct mx_error *err);
+
+#endif
