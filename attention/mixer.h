@@ -53,8 +53,11 @@ struct mixer_ops {
     const char *name;    /* "dense", "window", ... */
     const char *summary; /* one help line: spec syntax, defaults and the paper's values */
     int causal;          /* 0: output at t sees inputs after t (fnet); LM training refuses it */
-    /* Small specs the generic test suite runs at T <= 24 (NULL-terminated list). */
+    /* Small specs the generic test suite runs at T <= 24 (NULL-terminated list), and the
+     * tolerance of its causality and prefix checks: 0 = bit-for-bit (every exact method);
+     * FFT-based mixers state their round-off here and document it. */
     const char *const *test_specs;
+    double test_causal_tol;
 
     /* Parse "k=v,k=v" (args may be ""), validate against m's dims, set m->cfg and write the
      * canonical spec into m->spec. Errors name the key, the value, the limit. */
