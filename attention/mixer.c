@@ -6,9 +6,19 @@
 #include <string.h>
 
 extern const struct mixer_ops attn_dense_ops;
+extern const struct mixer_ops attn_window_ops, attn_dilated_ops, attn_strided_ops, attn_fixed_ops, attn_bigbird_ops;
+extern const struct mixer_ops attn_linformer_ops, attn_nystrom_ops;
+extern const struct mixer_ops attn_linear_ops, attn_performer_ops;
+extern const struct mixer_ops attn_lsh_ops;
+extern const struct mixer_ops fourier_ops, fnet_ops;
 
 static const struct mixer_ops *const registry[] = {
     &attn_dense_ops,
+    &attn_window_ops, &attn_dilated_ops, &attn_strided_ops, &attn_fixed_ops, &attn_bigbird_ops,
+    &attn_linformer_ops, &attn_nystrom_ops,
+    &attn_linear_ops, &attn_performer_ops,
+    &attn_lsh_ops,
+    &fourier_ops, &fnet_ops,
 };
 
 int mixer_count(void)

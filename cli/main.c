@@ -1,5 +1,6 @@
 /* main.c — the mixlm binary: dispatch to subcommands. Only main() prints errors and exits.
  * Not where any subcommand's logic lives. */
+#include "cli/commands.h"
 #include "core/core.h"
 
 #include <stdio.h>
@@ -22,6 +23,16 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"train", cmd_train}, {"generate", cmd_generate}, {"eval", cmd_eval},
+        {"bench", cmd_bench}, {"tokenizer", cmd_tokenizer},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "mixlm: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

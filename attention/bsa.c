@@ -1,0 +1,775 @@
+/* bsa.c — the block-sparse attention engine: exact softmax attention computed tile by tile
+ * (query block x key block, at most 64 x 64) over the pairs a layout lists, FlashAttention-2
+ * style: online softmax forward saving only the row log-sum-exp, P recomputed in backward.
+ * Dense causal attention is the implicit "every block on or below the diagonal" layout.
+ * Not a pattern (sparse.c builds layouts) and not an approximation: unlisted keys are exactly
+ * zero-weight, listed ones exact up to float rounding. */
+#include "attention/bsa.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* ---- 16-float vectors --------------------------------------------------------------------
+ * GCC vector extensions: AVX-512 registers with -march=native, lowered to SSE pairs in the
+ * portable (sanitizer) build, so one source serves both. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* WHY an explicit FMA: the build is ISO C11, where GCC does not contract a*b+c; fused
+ * multiply-adds double the tile kernels' throughput and round once instead of twice. */
+#if defined(__AVX512F__)
+#define VFMA(a, b, c) ((v16f)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#else
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+#define BS BSA_MAX_BS
+
+static inline v16f vld(const float *p)
+{
+    v16f r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+static inline void vst(float *p, v16f x)
+{
+    memcpy(p, &x, sizeof x);
+}
+
+static inline v16f vset1(float x)
+{
+    /* Not (v16f){0} + x: that is an add (0 + -0 is +0) before the broadcast. */
+    return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
+
+static inline v16f vblend(v16i m, v16f a, v16f b) /* m ? a : b, lane-wise */
+{
+    return (v16f)(((v16i)a & m) | ((v16i)b & ~m));
+}
+
+static inline v16f vmax(v16f a, v16f b)
+{
+    return vblend(a > b, a, b);
+}
+
+static inline float hmax(v16f x)
+{
+#if defined(__AVX512F__)
+    return _mm512_reduce_max_ps((__m512)x);
+#else
+    float m = x[0];
+    for (int i = 1; i < 16; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+#endif
+}
+
+static inline float hsum(v16f x)
+{
+#if defined(__AVX512F__)
+    return _mm512_reduce_add_ps((__m512)x);
+#else
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += x[i];
+    return s;
+#endif
+}
+
+/* e^x for x <= 88, exactly 0 for x < -87 (masked scores are -inf), NaN stays NaN.
+ * WHY this way: scalar expf per score would cost more than the matmuls. Cody-Waite range
+ * reduction x = n ln2 + r (ln2 split in a part exact in float and a correction, so r carries
+ * no rounding from n ln2), |r| <= ln2/2, e^r by its Taylor series to r^7 (truncation
+ * < 1.3e-7 relative), 2^n built in the exponent bits. */
+static inline v16f vexp(v16f x)
+{
+    const v16f lo = vset1(-87.0f), hi = vset1(88.0f);
+    v16i under = x < lo;
+    x = vblend(x > hi, hi, x);
+    x = vblend(under, lo, x);
+    const v16f magic = vset1(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    v16f fn = (x * 1.44269504088896341f + magic) - magic;
+    v16f r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    v16f p = vset1(1.0f / 5040.0f);
+    p = VFMA(p, r, vset1(1.0f / 720.0f));
+    p = VFMA(p, r, vset1(1.0f / 120.0f));
+    p = VFMA(p, r, vset1(1.0f / 24.0f));
+    p = VFMA(p, r, vset1(1.0f / 6.0f));
+    p = VFMA(p, r, vset1(0.5f));
+    p = VFMA(p, r, vset1(1.0f));
+    p = VFMA(p, r, vset1(1.0f));
+    v16i n = __builtin_convertvector(fn, v16i);
+    v16f s = (v16f)((n + 127) << 23);
+    v16f y = p * s;
+    return (v16f)((v16i)y & ~under);
+}
+
+/* Lanes of x whose bit in the low 16 bits of `bits` is 0 become -inf. */
+static inline v16f vmask(v16f x, uint64_t bits)
+{
+    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    v16i bv = (v16i){0} + (int32_t)(bits & 0xFFFF);
+    v16i on = ((bv >> lane) & 1) != 0;
+    return vblend(on, x, vset1(-INFINITY));
+}
+
+/* ---- tile kernels ------------------------------------------------------------------------ */
+
+/* S (ni, BS) = A (ni, D) · Bt (D, ld) columns 0..16*NV-1: rows of scores against up to 64
+ * keys stored as columns (K or V transposed), vectorised over keys. Register block R x NV. */
+static inline __attribute__((always_inline)) void abt_nv(float *S, const float *A, int ni,
+                                                          int D, const float *Bt, size_t ld,
+                                                          const int NV)
+{
+    const int R = NV <= 2 ? 8 : 4;
+    int i = 0;
+    for (; i + R <= ni; i += R) {
+        v16f acc[8][4];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = (v16f){0};
+        for (int d = 0; d < D; d++) {
+            v16f bv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                bv[v] = vld(Bt + (size_t)d * ld + 16 * v);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                v16f a = vset1(A[(size_t)(i + r) * D + d]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    acc[r][v] = VFMA(a, bv[v], acc[r][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                vst(S + (size_t)(i + r) * BS + 16 * v, acc[r][v]);
+    }
+    for (; i < ni; i++) {
+        v16f acc[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[v] = (v16f){0};
+        for (int d = 0; d < D; d++) {
+            v16f a = vset1(A[(size_t)i * D + d]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[v] = VFMA(a, vld(Bt + (size_t)d * ld + 16 * v), acc[v]);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            vst(S + (size_t)i * BS + 16 * v, acc[v]);
+    }
+}
+
+static void kern_abt(float *S, const float *A, int ni, int D, const float *Bt, size_t ld, int nj)
+{
+    switch ((nj + 15) / 16) {
+    case 1: abt_nv(S, A, ni, D, Bt, ld, 1); break;
+    case 2: abt_nv(S, A, ni, D, Bt, ld, 2); break;
+    case 3: abt_nv(S, A, ni, D, Bt, ld, 3); break;
+    default: abt_nv(S, A, ni, D, Bt, ld, 4); break;
+    }
+}
+
+/* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D), P(r,c) = P[r*pr + c*pc], columns
+ * d0..d0+16*ND-1 only. Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q through the strides. */
+static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, const float *P,
+                                                         size_t pr, size_t pc, int nr, int nc,
+                                                         const float *X, int D, int d0,
+                                                         const int ND)
+{
+    enum { R = 8 };
+    int r0 = 0;
+    for (; r0 + R <= nr; r0 += R) {
+        v16f acc[R][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int v = 0; v < ND; v++)
+                acc[r][v] = vld(out + (size_t)(r0 + r) * ldo + d0 + 16 * v);
+        for (int c = 0; c < nc; c++) {
+            v16f xv[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < ND; v++)
+                xv[v] = vld(X + (size_t)c * D + d0 + 16 * v);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                v16f p = vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
+#pragma GCC unroll 2
+                for (int v = 0; v < ND; v++)
+                    acc[r][v] = VFMA(p, xv[v], acc[r][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+            for (int v = 0; v < ND; v++)
+                vst(out + (size_t)(r0 + r) * ldo + d0 + 16 * v, acc[r][v]);
+    }
+    for (; r0 < nr; r0++) {
+        v16f acc[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < ND; v++)
+            acc[v] = vld(out + (size_t)r0 * ldo + d0 + 16 * v);
+        for (int c = 0; c < nc; c++) {
+            v16f p = vset1(P[(size_t)r0 * pr + (size_t)c * pc]);
+#pragma GCC unroll 2
+            for (int v = 0; v < ND; v++)
+                acc[v] = VFMA(p, vld(X + (size_t)c * D + d0 + 16 * v), acc[v]);
+        }
+#pragma GCC unroll 2
+        for (int v = 0; v < ND; v++)
+            vst(out + (size_t)r0 * ldo + d0 + 16 * v, acc[v]);
+    }
+}
+
+static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc, int nr, int nc,
+                    const float *X, int D)
+{
+    if (D % 16 != 0) {
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < nc; c++) {
+                float p = P[(size_t)r * pr + (size_t)c * pc];
+                for (int d = 0; d < D; d++)
+                    out[(size_t)r * ldo + d] += p * X[(size_t)c * D + d];
+            }
+        return;
+    }
+    int d0 = 0;
+    for (; d0 + 32 <= D; d0 += 32)
+        pv_nd(out, ldo, P, pr, pc, nr, nc, X, D, d0, 2);
+    if (d0 < D)
+        pv_nd(out, ldo, P, pr, pc, nr, nc, X, D, d0, 1);
+}
+
+static inline uint64_t lanes_below(int nj)
+{
+    return nj >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << nj) - 1);
+}
+
+/* Forward online-softmax update of one tile. S (ni, BS): raw scores q·k, overwritten by
+ * p = exp(score*scale - m_new); acc (ni, D) rescaled; mrow, lrow (ni) running max and sum.
+ * mask: (ni) rows of key bits, NULL = all keys.
+ * WHY the rescaling: the row max m grows as key blocks arrive; keeping acc and l relative to
+ * the current m (multiplying both by e^(m_old - m_new) when it grows) keeps every exponent
+ * <= 0, so nothing overflows, and the final acc / l is the exact softmax average. */
+static void softmax_tile(float *S, float *acc, float *mrow, float *lrow, int ni, int nj,
+                         const uint64_t *mask, float scale, int D)
+{
+    const int NV = (nj + 15) / 16;
+    const uint64_t valid = lanes_below(nj);
+    for (int i = 0; i < ni; i++) {
+        float *row = S + (size_t)i * BS;
+        uint64_t bits = (mask ? mask[i] : ~(uint64_t)0) & valid;
+        v16f x[4], mv = vset1(-INFINITY);
+        for (int v = 0; v < NV; v++) {
+            x[v] = vmask(vld(row + 16 * v) * scale, bits >> (16 * v));
+            mv = vmax(mv, x[v]);
+        }
+        float m_old = mrow[i], mt = hmax(mv);
+        float m_new = mt > m_old ? mt : m_old;
+        if (m_new == -INFINITY) { /* nothing visible yet in this row */
+            for (int v = 0; v < NV; v++)
+                vst(row + 16 * v, (v16f){0});
+            continue;
+        }
+        v16f sv = (v16f){0}, mn = vset1(m_new);
+        for (int v = 0; v < NV; v++) {
+            v16f p = vexp(x[v] - mn);
+            vst(row + 16 * v, p);
+            sv += p;
+        }
+        float alpha = expf(m_old - m_new); /* 0 when m_old = -inf */
+        lrow[i] = lrow[i] * alpha + hsum(sv);
+        mrow[i] = m_new;
+        if (alpha != 1.0f) {
+            float *a = acc + (size_t)i * D;
+            for (int d = 0; d < D; d++)
+                a[d] *= alpha;
+        }
+    }
+}
+
+/* Backward: S (ni, BS) raw scores -> P = exp(score*scale - lse) (0 where masked). */
+static void prob_tile(float *S, const float *lse, int ni, int nj, const uint64_t *mask, float scale)
+{
+    const int NV = (nj + 15) / 16;
+    const uint64_t valid = lanes_below(nj);
+    for (int i = 0; i < ni; i++) {
+        float *row = S + (size_t)i * BS;
+        uint64_t bits = (mask ? mask[i] : ~(uint64_t)0) & valid;
+        v16f l = vset1(lse[i]);
+        for (int v = 0; v < NV; v++)
+            vst(row + 16 * v, vexp(vmask(vld(row + 16 * v) * scale, bits >> (16 * v)) - l));
+    }
+}
+
+/* dP (ni, BS) holds dO·v; overwritten by dS = P ∘ (dP − Di) · scale. */
+static void ds_tile(float *dP, const float *P, const float *Di, int ni, int nj, float scale)
+{
+    const int NV = (nj + 15) / 16;
+    for (int i = 0; i < ni; i++) {
+        float *row = dP + (size_t)i * BS;
+        const float *prow = P + (size_t)i * BS;
+        v16f di = vset1(Di[i]);
+        for (int v = 0; v < NV; v++)
+            vst(row + 16 * v, vld(prow + 16 * v) * (vld(row + 16 * v) - di) * scale);
+    }
+}
+
+/* ---- layouts ---------------------------------------------------------------------------- */
+
+static void causal_mask_rows(uint64_t *rows, int bs)
+{
+    for (int r = 0; r < bs; r++)
+        rows[r] = lanes_below(r + 1);
+}
+
+void bsa_layout_causal(struct bsa_layout *L, int T_max, int H, int bs)
+{
+    MX_ASSERT(bs >= 1 && bs <= BS && T_max >= 1);
+    memset(L, 0, sizeof *L);
+    L->T_max = T_max;
+    L->H = H;
+    L->bs = bs;
+    L->nb = (T_max + bs - 1) / bs;
+    L->implicit_causal = 1;
+    L->n_maps = 0;
+    L->head_map = mx_xcalloc(sizeof(int) * (size_t)H);
+    L->masks = mx_xmalloc(sizeof(uint64_t) * (size_t)bs);
+    causal_mask_rows(L->masks, bs);
+    L->n_masks = 1;
+    L->n_pairs = (size_t)H * L->nb * (L->nb + 1) / 2;
+}
+
+/* Masks interned by content (open addressing on an FNV-1a hash) so a Toeplitz pattern such as
+ * a window stores a handful of masks, not one per block pair. */
+struct mask_pool {
+    uint64_t *data;
+    int n, cap, bs;
+    int *table;
+    int tcap;
+};
+
+static uint64_t mask_hash(const uint64_t *rows, int bs)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int r = 0; r < bs; r++) {
+        h ^= rows[r];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void pool_rehash(struct mask_pool *p, int tcap)
+{
+    mx_free(p->table);
+    p->tcap = tcap;
+    p->table = mx_xmalloc(sizeof(int) * (size_t)tcap);
+    for (int i = 0; i < tcap; i++)
+        p->table[i] = -1;
+    for (int id = 0; id < p->n; id++) {
+        size_t s = mask_hash(p->data + (size_t)id * p->bs, p->bs) & (size_t)(tcap - 1);
+        while (p->table[s] >= 0)
+            s = (s + 1) & (size_t)(tcap - 1);
+        p->table[s] = id;
+    }
+}
+
+static int pool_intern(struct mask_pool *p, const uint64_t *rows)
+{
+    size_t bytes = sizeof(uint64_t) * (size_t)p->bs;
+    size_t s = mask_hash(rows, p->bs) & (size_t)(p->tcap - 1);
+    while (p->table[s] >= 0) {
+        if (memcmp(p->data + (size_t)p->table[s] * p->bs, rows, bytes) == 0)
+            return p->table[s];
+        s = (s + 1) & (size_t)(p->tcap - 1);
+    }
+    if (p->n == p->cap) {
+        int cap = p->cap * 2;
+        uint64_t *d = mx_xmalloc(bytes * (size_t)cap);
+        memcpy(d, p->data, bytes * (size_t)p->n);
+        mx_free(p->data);
+        p->data = d;
+        p->cap = cap;
+    }
+    memcpy(p->data + (size_t)p->n * p->bs, rows, bytes);
+    p->table[s] = p->n;
+    p->n++;
+    if (2 * p->n > p->tcap)
+        pool_rehash(p, 2 * p->tcap);
+    return p->n - 1;
+}
+
+struct int_vec {
+    int *a;
+    size_t n, cap;
+};
+
+static void iv_push(struct int_vec *v, int x)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 256;
+        int *a = mx_xmalloc(sizeof(int) * cap);
+        if (v->n)
+            memcpy(a, v->a, sizeof(int) * v->n);
+        mx_free(v->a);
+        v->a = a;
+        v->cap = cap;
+    }
+    v->a[v->n++] = x;
+}
+
+void bsa_layout_build(struct bsa_layout *L, int T_max, int H, int bs, int heads_differ,
+                      bsa_candidates_fn candidates, bsa_allowed_fn allowed, const void *ctx)
+{
+    MX_ASSERT(bs >= 1 && bs <= BS && T_max >= 1 && H >= 1);
+    memset(L, 0, sizeof *L);
+    L->T_max = T_max;
+    L->H = H;
+    L->bs = bs;
+    L->nb = (T_max + bs - 1) / bs;
+    L->n_maps = heads_differ ? H : 1;
+    L->head_map = mx_xcalloc(sizeof(int) * (size_t)H);
+    for (int h = 0; h < H; h++)
+        L->head_map[h] = heads_differ ? h : 0;
+    L->maps = mx_xcalloc(sizeof(struct bsa_map) * (size_t)L->n_maps);
+
+    struct mask_pool pool = {.bs = bs, .cap = 16};
+    pool.data = mx_xmalloc(sizeof(uint64_t) * (size_t)bs * pool.cap);
+    pool_rehash(&pool, 64);
+    uint64_t rows[BS], causal[BS];
+    causal_mask_rows(causal, bs);
+    MX_ASSERT(pool_intern(&pool, causal) == 0);
+
+    int nb = L->nb;
+    unsigned char *flag = mx_xmalloc((size_t)nb);
+    for (int mi = 0; mi < L->n_maps; mi++) {
+        int h = mi; /* map mi is built from head mi (head 0 when shared) */
+        struct bsa_map *M = &L->maps[mi];
+        M->row_ptr = mx_xmalloc(sizeof(int) * (size_t)(nb + 1));
+        struct int_vec col = {0}, msk = {0};
+        for (int qb = 0; qb < nb; qb++) {
+            M->row_ptr[qb] = (int)col.n;
+            memset(flag, 0, (size_t)nb);
+            candidates(ctx, h, qb, bs, flag);
+            int i0 = qb * bs, ni = T_max - i0 < bs ? T_max - i0 : bs;
+            for (int kb = 0; kb <= qb; kb++) {
+                if (!flag[kb])
+                    continue;
+                int j0 = kb * bs, nj = T_max - j0 < bs ? T_max - j0 : bs;
+                uint64_t any = 0;
+                int full = 1;
+                for (int r = 0; r < bs; r++) {
+                    uint64_t b = 0;
+                    for (int c = 0; r < ni && c < nj; c++) {
+                        int i = i0 + r, j = j0 + c;
+                        if (j <= i && allowed(ctx, h, i, j))
+                            b |= (uint64_t)1 << c;
+                    }
+                    rows[r] = b;
+                    any |= b;
+                    if (r < ni) {
+                        uint64_t want = kb < qb ? lanes_below(nj) : causal[r] & lanes_below(nj);
+                        if (b != want)
+                            full = 0;
+                    }
+                }
+                if (!any)
+                    continue;
+                iv_push(&col, kb);
+                iv_push(&msk, full ? (kb < qb ? -1 : 0) : pool_intern(&pool, rows));
+            }
+        }
+        M->row_ptr[nb] = (int)col.n;
+        M->col = col.a ? col.a : mx_xmalloc(sizeof(int));
+        M->mask = msk.a ? msk.a : mx_xmalloc(sizeof(int));
+    }
+    mx_free(flag);
+    for (int h = 0; h < H; h++)
+        L->n_pairs += (size_t)L->maps[L->head_map[h]].row_ptr[nb];
+    L->masks = pool.data;
+    L->n_masks = pool.n;
+    mx_free(pool.table);
+}
+
+void bsa_layout_free(struct bsa_layout *L)
+{
+    for (int i = 0; i < L->n_maps; i++) {
+        mx_free(L->maps[i].row_ptr);
+        mx_free(L->maps[i].col);
+        mx_free(L->maps[i].mask);
+    }
+    mx_free(L->maps);
+    mx_free(L->head_map);
+    mx_free(L->masks);
+    memset(L, 0, sizeof *L);
+}
+
+int bsa_row_count(const struct bsa_layout *L, int h, int qb)
+{
+    if (L->implicit_causal)
+        return qb + 1;
+    const struct bsa_map *M = &L->maps[L->head_map[h]];
+    return M->row_ptr[qb + 1] - M->row_ptr[qb];
+}
+
+void bsa_row_pair(const struct bsa_layout *L, int h, int qb, int i, int *kb, int *mask_id)
+{
+    if (L->implicit_causal) {
+        *kb = i;
+        *mask_id = i == qb ? 0 : -1;
+        return;
+    }
+    const struct bsa_map *M = &L->maps[L->head_map[h]];
+    int p = M->row_ptr[qb] + i;
+    *kb = M->col[p];
+    *mask_id = M->mask[p];
+}
+
+/* ---- forward and backward ------------------------------------------------------------- */
+
+static size_t padded_T(int T)
+{
+    return ((size_t)T + 15) / 16 * 16 + 16; /* tile loads may read 15 columns past T */
+}
+
+static size_t tile_floats(int D)
+{
+    return (2 * (size_t)BS * BS + (size_t)BS * D + 4 * BS + 15) / 16 * 16;
+}
+
+static int team_size(void)
+{
+    int n = omp_get_max_threads();
+    return n < BSA_MAX_THREADS ? n : BSA_MAX_THREADS;
+}
+
+size_t bsa_saved_floats(const struct mixer *m, int B, int T)
+{
+    return (size_t)B * m->H * T;
+}
+
+size_t bsa_work_floats(const struct mixer *m, int B, int T)
+{
+    return 2 * (size_t)B * m->H * m->D * padded_T(T) + (size_t)BSA_MAX_THREADS * tile_floats(m->D);
+}
+
+/* x (B,H,T,D) -> xt (B,H,D,ld), zero padded to ld columns. */
+static void transpose_heads(float *xt, const float *x, int BH, int T, int D, size_t ld)
+{
+#pragma omp parallel for schedule(static) num_threads(team_size())
+    for (int bh = 0; bh < BH; bh++) {
+        const float *X = x + (size_t)bh * T * D;
+        float *Xt = xt + (size_t)bh * D * ld;
+        for (int d = 0; d < D; d++) {
+            float *row = Xt + (size_t)d * ld;
+            for (int t = 0; t < T; t++)
+                row[t] = X[(size_t)t * D + d];
+            memset(row + T, 0, (ld - (size_t)T) * sizeof(float));
+        }
+    }
+}
+
+static const uint64_t *mask_rows(const struct bsa_layout *L, int mask_id)
+{
+    return mask_id < 0 ? NULL : L->masks + (size_t)mask_id * L->bs;
+}
+
+void bsa_forward_layout(const struct bsa_layout *L, const struct mixer *m, float *o, float *lse,
+                        float *work, const float *q, const float *k, const float *v, int B, int T)
+{
+    const int H = m->H, D = m->D, bs = L->bs, BH = B * H;
+    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t ld = padded_T(T), tf = tile_floats(D);
+    float *kt = work;                                 /* (B,H,D,ld) */
+    float *tiles = work + 2 * (size_t)BH * D * ld;    /* BSA_MAX_THREADS x tile_floats */
+    transpose_heads(kt, k, BH, T, D, ld);
+    const int nqb = (T + bs - 1) / bs;
+    const long ntask = (long)BH * nqb;
+    /* One task = one (b,h, query block): each output row has one writer. Later query blocks
+     * carry more pairs under causal layouts, so hand them out first. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size())
+    for (long task = ntask - 1; task >= 0; task--) {
+        int tid = omp_get_thread_num();
+        MX_ASSERT(tid < BSA_MAX_THREADS);
+        float *S = tiles + (size_t)tid * tf, *acc = S + 2 * (size_t)BS * BS;
+        float *mrow = acc + (size_t)BS * D, *lrow = mrow + BS;
+        int bh = (int)(task / nqb), qb = (int)(task % nqb), h = bh % H;
+        size_t hb = (size_t)bh * T;
+        const float *Q = q + (hb + (size_t)qb * bs) * D, *V = v + hb * D;
+        const float *Kt = kt + (size_t)bh * D * ld;
+        int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
+        memset(acc, 0, sizeof(float) * (size_t)ni * D);
+        for (int i = 0; i < ni; i++) {
+            mrow[i] = -INFINITY;
+            lrow[i] = 0;
+        }
+        int np = bsa_row_count(L, h, qb);
+        for (int p = 0; p < np; p++) {
+            int kb, mid;
+            bsa_row_pair(L, h, qb, p, &kb, &mid);
+            int j0 = kb * bs, nj = T - j0 < bs ? T - j0 : bs;
+            kern_abt(S, Q, ni, D, Kt + j0, ld, nj);
+            softmax_tile(S, acc, mrow, lrow, ni, nj, mask_rows(L, mid), scale, D);
+            kern_pv(acc, (size_t)D, S, BS, 1, ni, nj, V + (size_t)j0 * D, D);
+        }
+        for (int i = 0; i < ni; i++) {
+            float *out = o + (hb + (size_t)i0 + i) * D;
+            bsa_row_finish(out, acc + (size_t)i * D, lrow[i], D);
+            lse[hb + i0 + i] = lrow[i] > 0 ? mrow[i] + logf(lrow[i]) : -INFINITY;
+        }
+    }
+}
+
+void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, float *dq, float *dk,
+                         float *dv, float *work, const float *dout, const float *o,
+                         const float *lse, const float *q, const float *k, const float *v, int B,
+                         int T)
+{
+    const int H = m->H, D = m->D, bs = L->bs, BH = B * H;
+    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t ld = padded_T(T), tf = tile_floats(D);
+    float *kt = work, *vt = work + (size_t)BH * D * ld; /* (B,H,D,ld) each */
+    float *tiles = work + 2 * (size_t)BH * D * ld;
+    transpose_heads(kt, k, BH, T, D, ld);
+    transpose_heads(vt, v, BH, T, D, ld);
+    const int nqb = (T + bs - 1) / bs;
+    /* FlashAttention-2 backward with P recomputed from the saved lse. One task per (b,h):
+     * dK and dV gather from many query blocks and dQ from many key blocks, so a head is
+     * walked by one thread in a fixed order — no races, bitwise reproducible. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size())
+    for (int bh = 0; bh < BH; bh++) {
+        int tid = omp_get_thread_num();
+        MX_ASSERT(tid < BSA_MAX_THREADS);
+        float *P = tiles + (size_t)tid * tf, *dP = P + (size_t)BS * BS;
+        float *dqacc = dP + (size_t)BS * BS, *Di = dqacc + (size_t)BS * D, *lrow = Di + BS;
+        int h = bh % H;
+        size_t hb = (size_t)bh * T;
+        const float *Kt = kt + (size_t)bh * D * ld, *Vt = vt + (size_t)bh * D * ld;
+        const float *K = k + hb * D;
+        float *dK = dk + hb * D, *dV = dv + hb * D;
+        for (int qb = 0; qb < nqb; qb++) {
+            int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
+            const float *Q = q + (hb + i0) * D, *dO = dout + (hb + i0) * D;
+            const float *O = o + (hb + i0) * D;
+            for (int i = 0; i < ni; i++) {
+                float s = 0;
+                for (int d = 0; d < D; d++)
+                    s += dO[(size_t)i * D + d] * O[(size_t)i * D + d];
+                Di[i] = s; /* Σ_j p_ij dP_ij = dO_i · O_i */
+                float l = lse[hb + i0 + i];
+                lrow[i] = isinf(l) ? INFINITY : l; /* empty row: every p becomes 0 */
+            }
+            memset(dqacc, 0, sizeof(float) * (size_t)ni * D);
+            int np = bsa_row_count(L, h, qb);
+            for (int p = 0; p < np; p++) {
+                int kb, mid;
+                bsa_row_pair(L, h, qb, p, &kb, &mid);
+                int j0 = kb * bs, nj = T - j0 < bs ? T - j0 : bs;
+                kern_abt(P, Q, ni, D, Kt + j0, ld, nj);
+                prob_tile(P, lrow, ni, nj, mask_rows(L, mid), scale);
+                kern_abt(dP, dO, ni, D, Vt + j0, ld, nj);
+                ds_tile(dP, P, Di, ni, nj, scale);
+                kern_pv(dV + (size_t)j0 * D, D, P, 1, BS, nj, ni, dO, D);    /* dV += Pᵀ dO */
+                kern_pv(dK + (size_t)j0 * D, D, dP, 1, BS, nj, ni, Q, D);    /* dK += dSᵀ Q */
+                kern_pv(dqacc, D, dP, BS, 1, ni, nj, K + (size_t)j0 * D, D); /* dQ += dS K */
+            }
+            float *dQ = dq + (hb + i0) * D;
+            for (size_t x = 0; x < (size_t)ni * D; x++)
+                dQ[x] += dqacc[x];
+        }
+    }
+}
+
+void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                 const float *k, const float *v, int B, int T)
+{
+    bsa_forward_layout((const struct bsa_layout *)m->cfg, m, o, saved, work, q, k, v, B, T);
+}
+
+void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
+                  const float *dout, const float *o, const float *saved, const float *q,
+                  const float *k, const float *v, int B, int T)
+{
+    bsa_backward_layout((const struct bsa_layout *)m->cfg, m, dq, dk, dv, work, dout, o, saved,
+                        q, k, v, B, T);
+}
+
+/* ---- generation ------------------------------------------------------------------------ */
+
+void bsa_row_chunk(float *acc, float *mx, float *l, float *sbuf, const float *q, const float *kt,
+                   size_t ld, const float *vrows, int nj, uint64_t bits, float scale, int D)
+{
+    MX_ASSERT(nj >= 1 && nj <= BS);
+    kern_abt(sbuf, q, 1, D, kt, ld, nj);
+    softmax_tile(sbuf, acc, mx, l, 1, nj, &bits, scale, D);
+    kern_pv(acc, (size_t)D, sbuf, BS, 1, 1, nj, vrows, D);
+}
+
+void bsa_row_finish(float *o, const float *acc, float l, int D)
+{
+    if (!(l > 0)) {
+        memset(o, 0, sizeof(float) * (size_t)D);
+        return;
+    }
+    float inv = 1.0f / l;
+    for (int d = 0; d < D; d++)
+        o[d] = acc[d] * inv;
+}
+
+static size_t cache_ld(const struct mixer *m)
+{
+    return padded_T(m->T_max);
+}
+
+size_t bsa_cache_state_floats(const struct mixer *m)
+{
+    size_t H = (size_t)m->H, D = (size_t)m->D;
+    return H * D * cache_ld(m) + H * (size_t)m->T_max * D + BS + D + 16;
+}
+
+void bsa_cache_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
+                    const float *k_t, const float *v_t, int t)
+{
+    const struct bsa_layout *L = (const struct bsa_layout *)m->cfg;
+    const int H = m->H, D = m->D, bs = L->bs;
+    MX_ASSERT(t >= 0 && t < m->T_max);
+    const size_t ld = cache_ld(m);
+    const float scale = 1.0f / sqrtf((float)D);
+    float *kt = state, *vv = kt + (size_t)H * D * ld;
+    float *sbuf = vv + (size_t)H * m->T_max * D, *acc = sbuf + BS;
+    const int qb = t / bs, r = t - qb * bs;
+    for (int h = 0; h < H; h++) {
+        float *Kt = kt + (size_t)h * D * ld, *V = vv + (size_t)h * m->T_max * D;
+        for (int d = 0; d < D; d++)
+            Kt[(size_t)d * ld + t] = k_t[(size_t)h * D + d];
+        memcpy(V + (size_t)t * D, v_t + (size_t)h * D, sizeof(float) * (size_t)D);
+        float mx = -INFINITY, l = 0;
+        memset(acc, 0, sizeof(float) * (size_t)D);
+        int np = bsa_row_count(L, h, qb);
+        for (int p = 0; p < np; p++) {
+            int kb, mid;
+            bsa_row_pair(L, h, qb, p, &kb, &mid);
+            int j0 = kb * bs, nj = t + 1 - j0 < bs ? t + 1 - j0 : bs;
+            uint64_t bits = mid < 0 ? ~(uint64_t)0 : L->masks[(size_t)mid * bs + r];
+            bsa_row_chunk(acc, &mx, &l, sbuf, q_t + (size_t)h * D, Kt + j0, ld,
+                          V + (size_t)j0 * D, nj, bits, scale, D);
+        }
+        bsa_row_finish(o_t + (size_t)h * D, acc, l, D);
+    }
+}

@@ -1,0 +1,86 @@
+/* bsa.h — internal to attention/: the block-sparse attention engine shared by `dense` and the
+ * sparse family (window, dilated, strided, fixed, bigbird). A layout lists, per head, the
+ * (query block, key block) pairs to compute plus a bit mask inside partial blocks; the engine
+ * runs FlashAttention-style tiles (online softmax, saves only the row log-sum-exp, recomputes
+ * P in backward) over exactly those pairs. Not a pattern: patterns live in sparse.c. */
+#ifndef MIXLM_BSA_H
+#define MIXLM_BSA_H
+
+#include "attention/attn_common.h"
+
+#define BSA_MAX_BS 64      /* largest block (tile) edge; masks are one uint64_t per row */
+#define BSA_MAX_THREADS 64 /* per-thread tile buffers are sized for this many threads */
+
+/* A pattern tells the engine which keys a query may see. allowed(ctx, h, i, j) is only asked
+ * for j <= i (the engine enforces causality itself). candidates(ctx, h, qb, bs, flag) sets
+ * flag[kb] = 1 for every key block kb <= qb that may hold an allowed key (a superset is fine:
+ * the engine drops blocks with none and classifies the rest as full or masked). */
+typedef int (*bsa_allowed_fn)(const void *ctx, int h, int i, int j);
+typedef void (*bsa_candidates_fn)(const void *ctx, int h, int qb, int bs, unsigned char *flag);
+
+struct bsa_map { /* one head's block list, CSR by query block */
+    int *row_ptr;    /* (nb+1) */
+    int *col;        /* (nnz) key block, ascending within a row */
+    int *mask;       /* (nnz) mask id, or -1 for a full block */
+};
+
+struct bsa_layout {
+    int T_max, H, bs, nb;  /* nb = ceil(T_max / bs) */
+    int implicit_causal;   /* dense: every kb <= qb, full except the causal diagonal (mask 0) */
+    int n_maps;            /* distinct head layouts (1 when all heads share one) */
+    int *head_map;         /* (H) head -> map index */
+    struct bsa_map *maps;  /* (n_maps) */
+    uint64_t *masks;       /* (n_masks, bs): bit c of row r = key j0+c allowed for query i0+r */
+    int n_masks;
+    size_t n_pairs;        /* listed pairs summed over heads, at T_max (FLOP counting) */
+};
+
+/* The full causal layout without stored lists (dense). bs in [1, BSA_MAX_BS]. */
+void bsa_layout_causal(struct bsa_layout *L, int T_max, int H, int bs);
+/* Build a layout from a pattern at T_max. heads_differ = 0: head 0's layout serves all heads.
+ * Identical masks are stored once. Cost: O(nb^2) candidate flags plus bs^2 allowed() calls
+ * per candidate pair, once at parse time. */
+void bsa_layout_build(struct bsa_layout *L, int T_max, int H, int bs, int heads_differ,
+                      bsa_candidates_fn candidates, bsa_allowed_fn allowed, const void *ctx);
+void bsa_layout_free(struct bsa_layout *L);
+/* Pairs of head h's query block qb: count, and the i-th key block and mask id (-1 = full). */
+int bsa_row_count(const struct bsa_layout *L, int h, int qb);
+void bsa_row_pair(const struct bsa_layout *L, int h, int qb, int i, int *kb, int *mask_id);
+
+/* The attn_core functions of the engine. A mixer using them keeps its struct bsa_layout as
+ * the FIRST member of the struct m->cfg points to. saved = the row log-sum-exp (B,H,T);
+ * work = K and V transposed (B,H,D,Tp) plus BSA_MAX_THREADS tile buffers. */
+size_t bsa_saved_floats(const struct mixer *m, int B, int T);
+size_t bsa_work_floats(const struct mixer *m, int B, int T);
+/* o (B,H,T,D) overwritten, saved = lse (B,H,T) overwritten; q,k,v (B,H,T,D). */
+void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                 const float *k, const float *v, int B, int T);
+/* dq, dk, dv (B,H,T,D) +=; dout, o (B,H,T,D); saved = lse from bsa_forward. */
+void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
+                  const float *dout, const float *o, const float *saved, const float *q,
+                  const float *k, const float *v, int B, int T);
+/* Same, with the layout passed directly (tests; mixers go through m->cfg). Only m->H, m->D
+ * are read from m. */
+void bsa_forward_layout(const struct bsa_layout *L, const struct mixer *m, float *o, float *lse,
+                        float *work, const float *q, const float *k, const float *v, int B, int T);
+void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, float *dq, float *dk,
+                         float *dv, float *work, const float *dout, const float *o,
+                         const float *lse, const float *q, const float *k, const float *v, int B,
+                         int T);
+
+/* Generation with a full KV cache that follows the layout (dense, strided, fixed, bigbird):
+ * state = K transposed (H,D,Tc), V (H,T_max,D) and a small scratch; o_t, q_t, k_t, v_t (H,D). */
+size_t bsa_cache_state_floats(const struct mixer *m);
+void bsa_cache_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
+                    const float *k_t, const float *v_t, int t);
+
+/* One query row against nj <= BSA_MAX_BS keys, for steps with their own cache layout (ring
+ * buffers): kt (D, ld) holds the keys as columns 0..nj-1 and must be readable up to column
+ * round_up(nj,16)-1; vrows (nj, D); bits says which of the nj keys count. Updates the online
+ * softmax state (*mx, *l, acc (D)); sbuf holds BSA_MAX_BS floats. Finish with bsa_row_finish. */
+void bsa_row_chunk(float *acc, float *mx, float *l, float *sbuf, const float *q, const float *kt,
+                   size_t ld, const float *vrows, int nj, uint64_t bits, float scale, int D);
+/* o (D) = acc / l (0 when no key counted). */
+void bsa_row_finish(float *o, const float *acc, float l, int D);
+
+#endif

@@ -1,0 +1,398 @@
+/* kernel_attn.c — the chunked causal prefix-sum engine of the kernel mixers (linear, performer):
+ * o_t = φq_t·S_t / (φq_t·z_t + ε) with S_t = Σ_{j≤t} φk_j v_jᵀ, z_t = Σ_{j≤t} φk_j, computed per
+ * chunk of c rows with sgemm (masked intra-chunk product + the state of earlier chunks), the
+ * backward by recomputing the chunk states, and the O(1)-per-token recurrent step.
+ * It is not a feature map (each mixer brings its own) and never forms a per-token D x D state.
+ *
+ * Notation per (b,h): Φq, Φk (T,F) the features, V' = [V | 1] (T,D+1) so one product carries
+ * the numerator (columns 0..D-1) and the denominator (column D); S (F,D+1) the running state.
+ *
+ * Causal log-scales (scaled maps only). Exp-type features overflow float unless stabilised. A
+ * per-query constant cancels between numerator and denominator, but a per-KEY constant does
+ * not (it reweights the keys), and a max over all keys would let the future leak in. So each
+ * key j is held relative to g_j = max_{i≤j} lscale_i, the running max of the key log-scales
+ * (an online-softmax-style running maximum): Φk_j = φk_j·exp(-g_j) ≤ 1. Query t sees every key
+ * j ≤ t through the factor exp(g_j - g_t) ≤ 1, i.e. all its terms in the common unit exp(-g_t),
+ * a per-query constant that cancels. The state S after a chunk is kept in the unit of its last
+ * key and rescaled by exp(g_old - g_new) ≤ 1 as the running max grows. Every factor is ≤ 1:
+ * nothing overflows, and g_t uses keys ≤ t only, so causality is exact bit for bit. */
+#include "attention/kernel_attn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- workspace ------------------------------------------------------------------------- */
+
+struct kslot {
+    float *qf, *kf, *dqf, *dkf, *ks, *tmp; /* (L,F) */
+    float *A, *P;                          /* (L,L) */
+    float *vp, *nm, *dvp, *gs;             /* (L,D+1) */
+    float *S, *dS;                         /* (F,D+1) */
+    float *states;                         /* (nC,F,D+1): the state before each chunk */
+    float *r, *g, *e;                      /* (L) */
+};
+
+/* The same binding code counts (base NULL) and hands out pointers. */
+static size_t slot_bind(struct kslot *s, float *base, size_t cap, int L, int F, int E, int nC)
+{
+    struct mx_arena a;
+    mx_arena_begin(&a, base, cap);
+    size_t LF = (size_t)L * F, LE = (size_t)L * E, FE = (size_t)F * E;
+    s->qf = mx_arena_floats(&a, LF);
+    s->kf = mx_arena_floats(&a, LF);
+    s->dqf = mx_arena_floats(&a, LF);
+    s->dkf = mx_arena_floats(&a, LF);
+    s->ks = mx_arena_floats(&a, LF);
+    s->tmp = mx_arena_floats(&a, LF);
+    s->A = mx_arena_floats(&a, (size_t)L * L);
+    s->P = mx_arena_floats(&a, (size_t)L * L);
+    s->vp = mx_arena_floats(&a, LE);
+    s->nm = mx_arena_floats(&a, LE);
+    s->dvp = mx_arena_floats(&a, LE);
+    s->gs = mx_arena_floats(&a, LE);
+    s->S = mx_arena_floats(&a, FE);
+    s->dS = mx_arena_floats(&a, FE);
+    s->states = mx_arena_floats(&a, (size_t)nC * FE);
+    s->r = mx_arena_floats(&a, (size_t)L);
+    s->g = mx_arena_floats(&a, (size_t)L);
+    s->e = mx_arena_floats(&a, (size_t)L);
+    return a.used;
+}
+
+static int n_chunks(const struct kattn_map *map, int T)
+{
+    return (T + map->chunk - 1) / map->chunk;
+}
+
+static size_t slot_floats(const struct kattn_map *map, int T, int D)
+{
+    struct kslot s;
+    return slot_bind(&s, NULL, 0, map->chunk, map->F, D + 1, n_chunks(map, T));
+}
+
+size_t kattn_saved_floats(const struct kattn_map *map, int B, int H, int T)
+{
+    return (size_t)B * H * T * (map->scaled ? 2 : 1);
+}
+
+size_t kattn_work_floats(const struct kattn_map *map, int B, int H, int T, int D)
+{
+    return (size_t)B * H * slot_floats(map, T, D);
+}
+
+/* ---- per-chunk pieces ---------------------------------------------------------------------- */
+
+/* Features of chunk rows [t0, t0+n): qf, kf (n,F), vp (n,D+1) = [v | 1], and for scaled maps
+ * the causal key units g (n) with kf rescaled to them. g_in: the saved g of these rows (backward)
+ * or NULL to compute the running max from g_prev (forward). */
+static void chunk_features(const struct kattn_map *map, struct kslot *s, const float *Q,
+                           const float *K, const float *V, const float *g_in, float g_prev,
+                           int t0, int n, int D)
+{
+    int F = map->F, E = D + 1;
+    if (Q) /* NULL: keys and values only (the state sweep of backward) */
+        map->forward(map->ctx, s->qf, NULL, Q + (size_t)t0 * D, n, D, 0, s->tmp);
+    map->forward(map->ctx, s->kf, s->r, K + (size_t)t0 * D, n, D, 1, s->tmp);
+    for (int i = 0; i < n; i++) {
+        memcpy(s->vp + (size_t)i * E, V + ((size_t)t0 + i) * D, (size_t)D * sizeof(float));
+        s->vp[(size_t)i * E + D] = 1.0f;
+    }
+    if (!map->scaled)
+        return;
+    float gc = g_prev;
+    for (int i = 0; i < n; i++) {
+        if (g_in)
+            gc = g_in[i];
+        else
+            gc = (t0 + i == 0 || s->r[i] > gc) ? s->r[i] : gc;
+        s->g[i] = gc;
+        if (s->r[i] != gc) {
+            float f = expf(s->r[i] - gc); /* <= 1 */
+            float *row = s->kf + (size_t)i * F;
+            for (int c = 0; c < F; c++)
+                row[c] *= f;
+        }
+    }
+}
+
+/* M (n,n) in place: zero above the diagonal (causal mask) and, for scaled maps, multiply entry
+ * (i,j), j <= i, by exp(g_j - g_i) <= 1 (bring key j into query i's unit). The masked entries
+ * are assigned, not multiplied, so a future inf or NaN cannot reach row i. */
+static void mask_scale(const struct kattn_map *map, float *M, const float *g, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float *row = M + (size_t)i * n;
+        if (map->scaled)
+            for (int j = 0; j < i; j++)
+                if (g[j] != g[i])
+                    row[j] *= expf(g[j] - g[i]);
+        for (int j = i + 1; j < n; j++)
+            row[j] = 0.0f;
+    }
+}
+
+/* dst (n,cols) = src with row i scaled by f[i]. */
+static void scale_rows(float *dst, const float *src, const float *f, int n, int cols)
+{
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)i * cols + c] = src[(size_t)i * cols + c] * f[i];
+}
+
+static void scale_all(float *x, size_t n, float f)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= f;
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+
+static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, float *den,
+                       float *gsave, const float *Q, const float *K, const float *V, int T, int D)
+{
+    const int F = map->F, E = D + 1, L = map->chunk;
+    memset(s->S, 0, (size_t)F * E * sizeof(float));
+    float g_prev = 0.0f;
+    for (int t0 = 0; t0 < T; t0 += L) {
+        int n = T - t0 < L ? T - t0 : L;
+        chunk_features(map, s, Q, K, V, NULL, g_prev, t0, n, D);
+        /* Intra-chunk: nm = (Φq Φkᵀ ∘ causal mask) V'. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F,
+                    0.0f, s->A, n);
+        mask_scale(map, s->A, s->g, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, s->vp, E,
+                    0.0f, s->nm, E);
+        /* Inter-chunk: nm += diag(exp(g_prev - g_i)) Φq S. */
+        if (t0 > 0) {
+            if (map->scaled) {
+                for (int i = 0; i < n; i++)
+                    s->e[i] = expf(g_prev - s->g[i]);
+                scale_rows(s->qf, s->qf, s->e, n, F);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, s->qf, F, s->S,
+                        E, 1.0f, s->nm, E);
+        }
+        for (int i = 0; i < n; i++) {
+            const float *nr = s->nm + (size_t)i * E;
+            float *orow = O + ((size_t)t0 + i) * D;
+            float inv = 1.0f / (nr[D] + map->eps);
+            for (int d = 0; d < D; d++)
+                orow[d] = nr[d] * inv;
+            den[t0 + i] = nr[D];
+            if (gsave)
+                gsave[t0 + i] = s->g[i];
+        }
+        if (t0 + n >= T)
+            break;
+        /* State: S = exp(g_prev - g_end) S + (diag(exp(g_j - g_end)) Φk)ᵀ V'. */
+        const float *kf = s->kf;
+        if (map->scaled) {
+            float g_end = s->g[n - 1];
+            if (t0 > 0 && g_prev != g_end)
+                scale_all(s->S, (size_t)F * E, expf(g_prev - g_end));
+            for (int i = 0; i < n; i++)
+                s->e[i] = expf(s->g[i] - g_end);
+            scale_rows(s->ks, s->kf, s->e, n, F);
+            kf = s->ks;
+            g_prev = g_end;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f,
+                    s->S, E);
+    }
+}
+
+void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *work,
+                   const float *q, const float *k, const float *v, int B, int H, int T, int D)
+{
+    MX_ASSERT(map->chunk >= 1 && map->F >= 1 && T >= 1);
+    size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
+    int nC = n_chunks(map, T);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, base = bh * T;
+            struct kslot s;
+            slot_bind(&s, work + bh * per, per, map->chunk, map->F, D + 1, nC);
+            forward_bh(map, &s, o + base * D, saved + base, map->scaled ? saved + BHT + base : NULL,
+                       q + base * D, k + base * D, v + base * D, T, D);
+        }
+}
+
+/* ---- backward ------------------------------------------------------------------------------
+ * With G = dL/d[num | den] = [dO/(den+ε) | -(dO·o)/(den+ε)] (n,D+1), per chunk (reverse order):
+ *   intra:  A = Φq Φkᵀ∘M, P = (G V'ᵀ)∘M  ->  dΦq = P Φk, dΦk = Pᵀ Φq, dV' = Aᵀ G
+ *   state:  S_c = a S_p + Φksᵀ V'        ->  dΦk += V's dS_cᵀ, dV' += Φks dS_c
+ *   inter:  num += Φqs S_p               ->  dΦq += Gs S_pᵀ, dS_p = a dS_c + Φqᵀ Gs
+ * (M the causal mask with the exp(g_j - g_i) factors, the 's' operands row-scaled by the
+ * exp factors, a = exp(g_p - g_end)). S_p for every chunk comes from a forward sweep first. */
+
+static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ, float *dK,
+                        float *dV, const float *dO, const float *O, const float *den,
+                        const float *gsv, const float *Q, const float *K, const float *V, int T,
+                        int D)
+{
+    const int F = map->F, E = D + 1, L = map->chunk, nC = n_chunks(map, T);
+    const size_t FE = (size_t)F * E;
+    /* Sweep 1: the state before each chunk, exactly as forward built it. */
+    memset(s->states, 0, FE * sizeof(float));
+    for (int c = 0; c + 1 < nC; c++) {
+        int t0 = c * L, n = L; /* only full chunks precede another */
+        const float *g = gsv ? gsv + t0 : NULL;
+        chunk_features(map, s, NULL, K, V, g, 0.0f, t0, n, D);
+        float *Sn = s->states + (size_t)(c + 1) * FE;
+        memcpy(Sn, s->states + (size_t)c * FE, FE * sizeof(float));
+        const float *kf = s->kf;
+        if (map->scaled) {
+            float g_end = s->g[n - 1];
+            if (t0 > 0 && gsv[t0 - 1] != g_end)
+                scale_all(Sn, FE, expf(gsv[t0 - 1] - g_end));
+            for (int i = 0; i < n; i++)
+                s->e[i] = expf(s->g[i] - g_end);
+            scale_rows(s->ks, s->kf, s->e, n, F);
+            kf = s->ks;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f,
+                    Sn, E);
+    }
+    /* Sweep 2, reverse: dS is dL/d(state after chunk c), in that state's unit. */
+    memset(s->dS, 0, FE * sizeof(float));
+    for (int c = nC - 1; c >= 0; c--) {
+        int t0 = c * L, n = T - t0 < L ? T - t0 : L;
+        const float *g = gsv ? gsv + t0 : NULL;
+        float g_prev = (gsv && t0 > 0) ? gsv[t0 - 1] : 0.0f;
+        float g_end = gsv ? g[n - 1] : 0.0f;
+        chunk_features(map, s, Q, K, V, g, 0.0f, t0, n, D);
+        float *G = s->nm;
+        for (int i = 0; i < n; i++) {
+            const float *dor = dO + ((size_t)t0 + i) * D, *orow = O + ((size_t)t0 + i) * D;
+            float inv = 1.0f / (den[t0 + i] + map->eps), dot = 0.0f;
+            for (int d = 0; d < D; d++) {
+                G[(size_t)i * E + d] = dor[d] * inv;
+                dot += dor[d] * orow[d];
+            }
+            G[(size_t)i * E + D] = -dot * inv;
+        }
+        /* Intra-chunk. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F,
+                    0.0f, s->A, n);
+        mask_scale(map, s->A, s->g, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, E, 1.0f, G, E, s->vp, E, 0.0f,
+                    s->P, n);
+        mask_scale(map, s->P, s->g, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->kf, F,
+                    0.0f, s->dqf, F);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->qf, F,
+                    0.0f, s->dkf, F);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, G, E, 0.0f,
+                    s->dvp, E);
+        /* This chunk's keys feed the state after it (not for the last chunk). */
+        if (c + 1 < nC) {
+            const float *vs = s->vp, *ks = s->kf;
+            if (map->scaled) {
+                for (int i = 0; i < n; i++)
+                    s->e[i] = expf(g[i] - g_end);
+                scale_rows(s->gs, s->vp, s->e, n, E);
+                scale_rows(s->ks, s->kf, s->e, n, F);
+                vs = s->gs;
+                ks = s->ks;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, vs, E, s->dS, E,
+                        1.0f, s->dkf, F);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, ks, F, s->dS, E,
+                        1.0f, s->dvp, E);
+        }
+        /* This chunk's queries read the state before it. */
+        if (c > 0) {
+            const float *Sp = s->states + (size_t)c * FE;
+            const float *gsc = G;
+            if (map->scaled) {
+                for (int i = 0; i < n; i++)
+                    s->e[i] = expf(g_prev - g[i]);
+                scale_rows(s->gs, G, s->e, n, E);
+                gsc = s->gs;
+                if (g_prev != g_end)
+                    scale_all(s->dS, FE, expf(g_prev - g_end));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, gsc, E, Sp, E,
+                        1.0f, s->dqf, F);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, s->qf, F, gsc, E,
+                        1.0f, s->dS, E);
+        }
+        map->backward(map->ctx, dQ + (size_t)t0 * D, s->dqf, s->qf, Q + (size_t)t0 * D, n, D, 0,
+                      s->tmp);
+        map->backward(map->ctx, dK + (size_t)t0 * D, s->dkf, s->kf, K + (size_t)t0 * D, n, D, 1,
+                      s->tmp);
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < D; d++)
+                dV[((size_t)t0 + i) * D + d] += s->dvp[(size_t)i * E + d];
+    }
+}
+
+void kattn_backward(const struct kattn_map *map, float *dq, float *dk, float *dv, float *work,
+                    const float *dout, const float *o, const float *saved, const float *q,
+                    const float *k, const float *v, int B, int H, int T, int D)
+{
+    size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
+    int nC = n_chunks(map, T);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, base = bh * T, off = base * D;
+            struct kslot s;
+            slot_bind(&s, work + bh * per, per, map->chunk, map->F, D + 1, nC);
+            backward_bh(map, &s, dq + off, dk + off, dv + off, dout + off, o + off, saved + base,
+                        map->scaled ? saved + BHT + base : NULL, q + off, k + off, v + off, T, D);
+        }
+}
+
+/* ---- recurrent step -------------------------------------------------------------------------
+ * State: per head S (F,D+1) then g (1, padded to 16); then scratch qf, kf, tmp (F), r (16),
+ * nm (D+1). */
+
+static size_t head_state(const struct kattn_map *map, int D)
+{
+    return (size_t)map->F * (D + 1) + 16;
+}
+
+size_t kattn_state_floats(const struct kattn_map *map, int H, int D)
+{
+    return (size_t)H * head_state(map, D) + 3 * (size_t)map->F + 16 + (size_t)D + 1;
+}
+
+void kattn_step(const struct kattn_map *map, float *o_t, float *state, const float *q_t,
+                const float *k_t, const float *v_t, int H, int D, int t)
+{
+    const int F = map->F, E = D + 1;
+    size_t hs = head_state(map, D);
+    float *qf = state + (size_t)H * hs, *kf = qf + F, *tmp = kf + F, *r = tmp + F, *nm = r + 16;
+    for (int h = 0; h < H; h++) {
+        float *S = state + (size_t)h * hs, *g = S + (size_t)F * E;
+        const float *v = v_t + (size_t)h * D;
+        map->forward(map->ctx, qf, NULL, q_t + (size_t)h * D, 1, D, 0, tmp);
+        map->forward(map->ctx, kf, r, k_t + (size_t)h * D, 1, D, 1, tmp);
+        if (map->scaled) {
+            float gn = (t == 0 || r[0] > *g) ? r[0] : *g;
+            if (t > 0 && gn != *g)
+                scale_all(S, (size_t)F * E, expf(*g - gn));
+            if (r[0] != gn)
+                scale_all(kf, (size_t)F, expf(r[0] - gn));
+            *g = gn;
+        }
+        for (int f = 0; f < F; f++) {
+            float *Sr = S + (size_t)f * E;
+            for (int d = 0; d < D; d++)
+                Sr[d] += kf[f] * v[d];
+            Sr[D] += kf[f];
+        }
+        memset(nm, 0, (size_t)E * sizeof(float));
+        for (int f = 0; f < F; f++) {
+            const float *Sr = S + (size_t)f * E;
+            for (int d = 0; d < E; d++)
+                nm[d] += qf[f] * Sr[d];
+        }
+        float inv = 1.0f / (nm[D] + map->eps);
+        for (int d = 0; d < D; d++)
+            o_t[(size_t)h * D + d] = nm[d] * inv;
+    }
+}

@@ -1,0 +1,450 @@
+/* nystrom.c — "nystrom": causal block Nyströmformer. Exact causal softmax inside the own block
+ * of b positions; every completed earlier block enters through its own Nyström factors built
+ * from m landmarks (segment means), under one softmax normaliser with the exact part; optional
+ * causal depthwise convolution on V. Not the paper's non-causal form (its landmarks average
+ * over the future and its pseudo-inverse mixes the whole sequence).
+ *
+ * Derivation of the causal variant. Nyströmformer approximates softmax(QKᵀ·s) V, s = 1/√D, by
+ *     F A⁺ B V,  F = softmax(Q K̃ᵀ s), A = softmax(Q̃ K̃ᵀ s), B = softmax(Q̃ Kᵀ s)
+ * with landmarks Q̃, K̃ = means of consecutive segments of Q, K, and A⁺ by an iterative
+ * Moore-Penrose method. Causal block form: cut positions into blocks of b; each COMPLETED
+ * block c gets its own m landmarks (means of g = b/m consecutive positions of Q_c, K_c) and
+ * its own factors A_c = softmax(Q̃_c K̃_cᵀ s) (m,m), B_c = softmax(Q̃_c K_cᵀ s) (m,b), and
+ *     W_c = A_c⁺ B_c V_c (m,D).
+ * For query i in block n = ⌊i/b⌋ and a past block c < n the paper's formula gives the
+ * normalised average ô_ic = softmax(q_i K̃_cᵀ s) W_c (a row of F A⁺ B sums to 1 when A⁺ = A⁻¹:
+ * A1 = 1 ⇒ A⁻¹1 = 1, B1 = 1). One normaliser over the own block and all past blocks needs
+ * each block's unnormalised MASS Z_ic ≈ Σ_{j∈c} e^{s q_i·k_j}: a landmark stands for g keys,
+ *     Z_ic = g Σ_l e^{s q_i·k̃_cl}   (> 0 always; ≤ the exact mass by Jensen, = when g = 1),
+ * and value sum N_ic = Z_ic ô_ic = Σ_l e^{s q_i·k̃_cl + log g} W_cl. Therefore
+ *     o_i = (Σ_{j=nb..i} e^{s q_i·k_j} v_j + Σ_{c<n,l} e^{s q_i·k̃_cl + log g} W_cl)
+ *         / (Σ_{j=nb..i} e^{s q_i·k_j}     + Σ_{c<n,l} e^{s q_i·k̃_cl + log g})
+ * — one softmax over exact keys and landmark keys (bias log g), values V resp. W: the block
+ * engine of lowrank_common.c. Causal: W_c, K̃_c use block c only, and c < n. Reductions:
+ * one segment covering T (b ≥ T) has no past block, so o = exact attention; every position its
+ * own landmark (m = b, g = 1) gives K̃_c = K_c, A_c = B_c, W_c = A_c⁺A_c V_c = V_c (A_c
+ * invertible), bias 0: exact attention again, up to the convergence of the pseudo-inverse.
+ * WHY one pseudo-inverse per block (block-diagonal over segments) and not one over all past
+ * landmarks: that A changes with every query block (its rows are normalised over a growing
+ * landmark set), so it would need a new (m·n)² inverse per block, O((mT/b)³) each; per-block
+ * factors cost O(m³ + m·b·D) once and serve every later query, keeping O(T(b + mT/b)) time
+ * and memory linear in T. m is landmarks per completed block and must divide b. Defaults m = 8,
+ * b = 64: g = 8 keys per landmark, the paper's ratio (n = 512 with m = 64). Conv: the paper adds
+ * a depthwise convolution of V along the sequence (kernel 33, one kernel per head, shared over
+ * D); here causally, o_i += Σ_{τ<K} w_hτ v_{i−τ}. conv=0 (default) turns it off.
+ * A⁺: the paper's iteration (6 steps, Z0 = Aᵀ/(‖A‖₁‖A‖∞)), differentiated through. */
+#include "attention/lowrank_common.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define NYS_M_MAX 256 /* the pinv trace is 30 m² floats per block in backward */
+
+struct nys_cfg {
+    struct lowrank_head head; /* must be first (lowrank_common.h) */
+    int m, b, conv;
+};
+
+static const struct attn_core nys_core;
+
+static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    struct mixer_kv kv;
+    long lm, b, conv;
+    if (mixer_kv_parse(&kv, "nystrom", args, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "m", 8, 1, NYS_M_MAX, &lm, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "b", 64, 1, 65536, &b, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "conv", 0, 0, 1024, &conv, err) != 0 ||
+        mixer_kv_finish(&kv, "nystrom", "m (landmarks per completed block), b (block length), "
+                                        "conv (causal depthwise conv kernel on V, 0 = off)", err) != 0)
+        return -1;
+    if (b % lm != 0)
+        return mx_errorf(err, "mixer nystrom: m=%ld does not divide b=%ld: each of the m landmarks "
+                              "is the mean of b/m consecutive positions; pick m among the divisors "
+                              "of b (default m=8, b=64)", lm, b);
+    struct nys_cfg *cfg = mx_xcalloc(sizeof *cfg);
+    cfg->head.core = &nys_core;
+    cfg->m = (int)lm;
+    cfg->b = (int)b;
+    cfg->conv = (int)conv;
+    m->cfg = cfg;
+    snprintf(m->spec, sizeof m->spec, "nystrom:m=%d,b=%d,conv=%d", cfg->m, cfg->b, cfg->conv);
+    return 0;
+}
+
+static void nys_destroy(struct mixer *m)
+{
+    mx_free(m->cfg);
+}
+
+static int nys_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+{
+    const struct nys_cfg *cfg = m->cfg;
+    int n = attn_tensors(m, out);
+    if (cfg->conv > 0) {
+        if (out) {
+            memset(&out[n], 0, sizeof out[n]);
+            snprintf(out[n].name, sizeof out[n].name, "conv.weight");
+            out[n].ndim = 2;
+            out[n].shape[0] = m->H;
+            out[n].shape[1] = cfg->conv;
+            out[n].decay = 1;
+            out[n].trainable = 1;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* conv.weight N(0, 0.02) like the projections: the conv adds to the attention output, so it
+ * starts as a small perturbation rather than the paper's default Conv2d init (±1/√K). */
+static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
+{
+    const struct nys_cfg *cfg = m->cfg;
+    attn_init(m, params, rng);
+    if (cfg->conv > 0)
+        mx_rng_fill_normal(rng, params + lowrank_attn_floats(m), (size_t)m->H * cfg->conv, 0.02f);
+}
+
+/* ---- one block's factors --------------------------------------------------------------------
+ * Work layout (nys_block_floats): Qt, Kr, Wr (m,D) | A, Z (m,m) | Bm (m,b) | BV (m,D) |
+ * pinv trace (or 4m² pinv work) | backward: dZ, dA (m,m), dBV, dQt (m,D), dBm (m,b), 4m².
+ * Kr, Wr receive the recomputed landmark keys and values in backward. */
+
+static size_t nys_block_floats(int m, int b, int D)
+{
+    size_t mD = (size_t)m * D, m2 = (size_t)m * m, mb = (size_t)m * b;
+    return 3 * mD + 2 * m2 + mb + mD + lowrank_pinv_trace_floats(m) + 2 * m2 + 2 * mD + mb +
+           4 * m2;
+}
+
+/* Group means: out (m,D) = mean of g = b/m consecutive rows of in (b,D). */
+static void nys_means(float *out, const float *in, int m, int g, int D)
+{
+    for (int l = 0; l < m; l++)
+        for (int d = 0; d < D; d++) {
+            float s = 0;
+            for (int j = 0; j < g; j++)
+                s += in[((size_t)l * g + j) * D + d];
+            out[(size_t)l * D + d] = s / (float)g;
+        }
+}
+
+/* Row softmax of s · X Yᵀ: P (rows, cols) overwritten; X (rows,D), Y (cols,D). */
+static void nys_softmax_xy(float *P, const float *X, const float *Y, int rows, int cols, int D)
+{
+    const float scale = 1.0f / sqrtf((float)D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P,
+                cols);
+    for (int i = 0; i < rows; i++) {
+        float *p = P + (size_t)i * cols, mx = -INFINITY, sum = 0;
+        for (int j = 0; j < cols; j++)
+            mx = p[j] > mx ? p[j] : mx;
+        for (int j = 0; j < cols; j++) {
+            p[j] = expf(p[j] - mx);
+            sum += p[j];
+        }
+        for (int j = 0; j < cols; j++)
+            p[j] /= sum;
+    }
+}
+
+/* Softmax backward in place: G (rows,cols) holds dP on entry, scale·dLogits on exit. */
+static void nys_softmax_back(float *G, const float *P, int rows, int cols, int D)
+{
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int i = 0; i < rows; i++) {
+        const float *p = P + (size_t)i * cols;
+        float *g = G + (size_t)i * cols, dot = 0;
+        for (int j = 0; j < cols; j++)
+            dot += p[j] * g[j];
+        for (int j = 0; j < cols; j++)
+            g[j] = p[j] * (g[j] - dot) * scale;
+    }
+}
+
+/* Forward of one block: Kt (m,D) landmark keys and W (m,D) overwritten; Qb, Kb, Vb (b,D).
+ * trace = 1 keeps the pinv intermediates in work for nys_block_backward. */
+static void nys_block_forward(float *Kt, float *W, float *work, const float *Qb, const float *Kb,
+                              const float *Vb, int m, int b, int D, int trace)
+{
+    size_t mD = (size_t)m * D, m2 = (size_t)m * m;
+    float *Qt = work, *A = Qt + 3 * mD, *Z = A + m2, *Bm = Z + m2, *BV = Bm + (size_t)m * b;
+    float *pw = BV + mD;
+    int g = b / m;
+    nys_means(Qt, Qb, m, g, D);
+    nys_means(Kt, Kb, m, g, D);
+    nys_softmax_xy(A, Qt, Kt, m, m, D);
+    lowrank_pinv_forward(Z, trace ? pw : NULL, pw, A, m);
+    nys_softmax_xy(Bm, Qt, Kb, m, b, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, BV, D, 0.0f, W, D);
+}
+
+/* Backward of one block, after nys_block_forward(trace = 1) on the same work:
+ * dQb, dKb, dVb (b,D) +=; Kb, Vb the block's keys and values (b,D); dKt (m,D) the engine's gradient of the landmark keys (consumed:
+ * the A-path is added to it); dW (m,D). */
+static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work,
+                               const float *dW, const float *Kt, const float *Kb, const float *Vb,
+                               int m, int b, int D)
+{
+    size_t mD = (size_t)m * D, m2 = (size_t)m * m, mb = (size_t)m * b;
+    const float *Qt = work, *A = Qt + 3 * mD, *Z = A + m2, *Bm = Z + m2, *BV = Bm + mb;
+    const float *tr = BV + mD;
+    float *dZ = (float *)tr + lowrank_pinv_trace_floats(m), *dA = dZ + m2, *dBV = dA + m2;
+    float *dQt = dBV + mD, *dBm = dQt + mD, *pw = dBm + mb;
+    int g = b / m;
+    /* W = Z BV */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, D, 1.0f, dW, D, BV, D, 0.0f, dZ, m);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, dW, D, 0.0f, dBV, D);
+    /* BV = Bm Vb */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm, b);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb, D);
+    /* Bm = softmax(s Qt Kbᵀ) */
+    nys_softmax_back(dBm, Bm, m, b, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt, D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb, D);
+    /* Z = pinv(A), A = softmax(s Qt Ktᵀ) */
+    memset(dA, 0, m2 * sizeof(float));
+    lowrank_pinv_backward(dA, pw, dZ, tr, A, m);
+    nys_softmax_back(dA, A, m, m, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt, D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Qt, D, 1.0f, dKt, D);
+    /* Qt, Kt = group means */
+    for (int l = 0; l < m; l++)
+        for (int j = 0; j < g; j++)
+            for (int d = 0; d < D; d++) {
+                size_t row = ((size_t)l * g + j) * D + d;
+                dQb[row] += dQt[(size_t)l * D + d] / (float)g;
+                dKb[row] += dKt[(size_t)l * D + d] / (float)g;
+            }
+}
+
+/* ---- causal depthwise conv on V: o_t += Σ_{τ<K, τ≤t} w[τ] v_{t−τ} (one slice) ------------- */
+
+static void nys_conv_forward(float *O, const float *V, const float *w, int T, int D, int K)
+{
+    for (int t = 0; t < T; t++)
+        for (int tau = 0; tau < K && tau <= t; tau++)
+            for (int d = 0; d < D; d++)
+                O[(size_t)t * D + d] += w[tau] * V[(size_t)(t - tau) * D + d];
+}
+
+/* dV (T,D) +=, dw (K) += ; dO (T,D). */
+static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V,
+                              const float *w, int T, int D, int K)
+{
+    for (int t = 0; t < T; t++)
+        for (int tau = 0; tau < K && tau <= t; tau++) {
+            float s = 0;
+            for (int d = 0; d < D; d++) {
+                dV[(size_t)(t - tau) * D + d] += w[tau] * dO[(size_t)t * D + d];
+                s += dO[(size_t)t * D + d] * V[(size_t)(t - tau) * D + d];
+            }
+            dw[tau] += s;
+        }
+}
+
+/* ---- the core --------------------------------------------------------------------------- */
+
+struct nys_view {
+    const struct nys_cfg *cfg;
+    const float *w; /* conv.weight (H,K) or NULL */
+    float *dw;
+};
+
+static struct nys_view nys_view(const struct mixer *mm)
+{
+    const struct lowrank_ctx *ctx = mm->cfg;
+    struct nys_view v;
+    v.cfg = ctx->cfg;
+    v.w = v.cfg->conv > 0 ? ctx->xp : NULL;
+    v.dw = v.cfg->conv > 0 ? ctx->dxp : NULL;
+    return v;
+}
+
+static size_t nys_R(const struct nys_cfg *cfg, int T)
+{
+    return (size_t)lowrank_n_past(T, cfg->b) * cfg->m;
+}
+
+static float nys_bias(const struct nys_cfg *cfg)
+{
+    return logf((float)(cfg->b / cfg->m)); /* log g: each landmark stands for g keys */
+}
+
+/* saved: lse (B,H,T), Kt (B,H,R,D) landmark keys, W (B,H,R,D) landmark values. */
+static size_t nys_saved(const struct mixer *mm, int B, int T)
+{
+    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    return (size_t)B * mm->H * (T + 2 * nys_R(cfg, T) * mm->D);
+}
+
+/* Per slice: forward max(engine, block); backward dKt, dW (R,D), dconv (K), engine, block. */
+static size_t nys_slice_fwd(const struct nys_cfg *cfg, int T, int D)
+{
+    size_t e = lowrank_attend_work_fwd(T, cfg->b, cfg->m), f = nys_block_floats(cfg->m, cfg->b, D);
+    return e > f ? e : f;
+}
+
+static size_t nys_slice_bwd(const struct nys_cfg *cfg, int T, int D)
+{
+    size_t e = lowrank_attend_work_bwd(T, cfg->b, cfg->m), f = nys_block_floats(cfg->m, cfg->b, D);
+    return 2 * nys_R(cfg, T) * D + (size_t)cfg->conv + (e > f ? e : f);
+}
+
+static size_t nys_work(const struct mixer *mm, int B, int T)
+{
+    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    size_t f = nys_slice_fwd(cfg, T, mm->D), g = nys_slice_bwd(cfg, T, mm->D);
+    return (size_t)B * mm->H * (f > g ? f : g);
+}
+
+static void nys_core_forward(const struct mixer *mm, float *o, float *saved, float *work,
+                             const float *q, const float *k, const float *v, int B, int T)
+{
+    struct nys_view w = nys_view(mm);
+    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
+    size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_fwd(w.cfg, T, D);
+    float *lse = saved, *Kt = lse + (size_t)BH * T, *W = Kt + (size_t)BH * R * D;
+    float bias = nys_bias(w.cfg);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;                /* (R,D) */
+        float *ws_ = work + bh * ws;
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, out = (size_t)c * lm * D;
+            nys_block_forward(Kts + out, Ws + out, ws_, Q + in, K + in, V + in, lm, b, D, 0);
+        }
+        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, ws_, Q, K, V, Kts, Ws, bias, T,
+                               D, b, lm);
+        if (w.w)
+            nys_conv_forward(o + bh * TD, V, w.w + (size_t)(bh % mm->H) * w.cfg->conv, T, D,
+                             w.cfg->conv);
+    }
+}
+
+static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *work,
+                              const float *dout, const float *o, const float *saved,
+                              const float *q, const float *k, const float *v, int B, int T)
+{
+    (void)o;
+    struct nys_view w = nys_view(mm);
+    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
+    int Kw = w.cfg->conv;
+    size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_bwd(w.cfg, T, D);
+    const float *lse = saved, *Kt = lse + (size_t)BH * T, *W = Kt + (size_t)BH * R * D;
+    float bias = nys_bias(w.cfg);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *dQ = dq + bh * TD, *dK = dk + bh * TD, *dV = dv + bh * TD;
+        const float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;
+        float *dKt = work + bh * ws, *dW = dKt + R * D, *dws = dW + R * D, *eng = dws + Kw;
+        memset(dKt, 0, (2 * R * D + Kw) * sizeof(float));
+        lowrank_attend_backward(dQ, dK, dV, dKt, dW, eng, dout + bh * TD, lse + (size_t)bh * T, Q,
+                                K, V, Kts, Ws, bias, T, D, b, lm);
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, cr = (size_t)c * lm * D;
+            /* Recompute the block with its pinv trace; the recomputed Kt, W (identical to the
+             * saved ones) land in the work area's Kr, Wr slots. */
+            nys_block_forward(eng + (size_t)lm * D, eng + 2 * (size_t)lm * D, eng, Q + in, K + in,
+                              V + in, lm, b, D, 1);
+            nys_block_backward(dQ + in, dK + in, dV + in, dKt + cr, eng, dW + cr, Kts + cr, K + in,
+                               V + in, lm, b, D);
+        }
+        if (w.w)
+            nys_conv_backward(dV, dws, dout + bh * TD, V, w.w + (size_t)(bh % mm->H) * Kw, T, D, Kw);
+    }
+    /* WHY slice partials reduced in slice order: each head's kernel is shared by the batch,
+     * and a fixed order keeps the gradient bitwise deterministic. */
+    if (w.dw)
+        for (int bh = 0; bh < BH; bh++) {
+            const float *dws = work + bh * ws + 2 * R * D;
+            for (int t = 0; t < Kw; t++)
+                w.dw[(size_t)(bh % mm->H) * Kw + t] += dws[t];
+        }
+}
+
+/* ---- incremental decoding -----------------------------------------------------------------
+ * State per head: Kt, W (n_past(T_max)*m, D), the own block's Q, K, V (b,D), scores
+ * (n_past*m + b), a ring of the last K values (K,D); then one block work area. */
+
+static size_t nys_head_state(const struct mixer *mm)
+{
+    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    size_t R = nys_R(cfg, mm->T_max);
+    return 2 * R * mm->D + 3 * (size_t)cfg->b * mm->D + R + cfg->b + (size_t)cfg->conv * mm->D;
+}
+
+static size_t nys_state(const struct mixer *mm)
+{
+    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    return (size_t)mm->H * nys_head_state(mm) + nys_block_floats(cfg->m, cfg->b, mm->D);
+}
+
+static void nys_step(const struct mixer *mm, float *o_t, float *state, const float *q_t,
+                     const float *k_t, const float *v_t, int t)
+{
+    struct nys_view w = nys_view(mm);
+    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, Kw = w.cfg->conv, n = t / b, pos = t % b;
+    int np = lowrank_n_past(mm->T_max, b);
+    size_t R = nys_R(w.cfg, mm->T_max), hs = nys_head_state(mm), bD = (size_t)b * D;
+    float *bwork = state + (size_t)mm->H * hs;
+    float bias = nys_bias(w.cfg);
+    for (int h = 0; h < mm->H; h++) {
+        float *Kt = state + h * hs, *W = Kt + R * D;      /* (R,D) */
+        float *Qb = W + R * D, *Kb = Qb + bD, *Vb = Kb + bD; /* (b,D) */
+        float *s = Vb + bD, *ring = s + R + b;              /* (R+b), (K,D) */
+        memcpy(Qb + (size_t)pos * D, q_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));
+        float *o = o_t + (size_t)h * D;
+        lowrank_attend_row(o, s, q_t + (size_t)h * D, Kt, W, n * lm, Kb, Vb, pos + 1, bias, D);
+        if (Kw > 0) {
+            memcpy(ring + (size_t)(t % Kw) * D, v_t + (size_t)h * D, D * sizeof(float));
+            const float *wk = w.w + (size_t)h * Kw;
+            for (int tau = 0; tau < Kw && tau <= t; tau++)
+                for (int d = 0; d < D; d++)
+                    o[d] += wk[tau] * ring[(size_t)((t - tau) % Kw) * D + d];
+        }
+        if (pos == b - 1 && n < np)
+            nys_block_forward(Kt + (size_t)n * lm * D, W + (size_t)n * lm * D, bwork, Qb, Kb, Vb,
+                              lm, b, D, 0);
+    }
+}
+
+static const struct attn_core nys_core = {
+    .saved_floats = nys_saved,
+    .work_floats = nys_work,
+    .forward = nys_core_forward,
+    .backward = nys_core_backward,
+    .state_floats = nys_state,
+    .step = nys_step,
+};
+
+static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv=3",
+                                        "nystrom:m=1,b=5", NULL};
+
+const struct mixer_ops attn_nystrom_ops = {
+    .name = "nystrom",
+    .summary = "nystrom:m=8,b=64,conv=0 — causal block Nystromformer: exact attention in the own "
+               "block of b, each completed block through its m landmarks (segment means) and a "
+               "6-step iterative pseudo-inverse, one normaliser; conv=K adds a causal depthwise "
+               "conv on V (paper: m=64 over the whole sequence, conv 33)",
+    .causal = 1,
+    .test_specs = nys_tests,
+    .parse = nys_parse,
+    .destroy = nys_destroy,
+    .tensors = nys_tensors,
+    .init = nys_init,
+    .saved_floats = lowrank_saved_floats,
+    .scratch_floats = lowrank_scratch_floats,
+    .forward = lowrank_forward,
+    .backward = lowrank_backward,
+    .state_floats = lowrank_state_floats,
+    .step = lowrank_step,
+    .core = NULL, /* the core needs the bound conv kernel: see lowrank_common.h */
+};

@@ -1,0 +1,500 @@
+/* sparse.c — the sparse attention patterns, all causal, all run by the block-sparse engine
+ * (bsa.c): window and dilated (Longformer, with optional global tokens), strided and fixed
+ * (Sparse Transformer), bigbird (window + random + global blocks). Each pattern is a rule
+ * allowed(h, i, j) plus the key blocks it can touch; the engine turns those into a layout once
+ * at parse time. Not a kernel: no attention arithmetic lives here except the ring-buffer
+ * generation step of window/dilated, which reuses the engine's row kernels. */
+#include "attention/bsa.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PAT_WINDOW, PAT_DILATED, PAT_STRIDED, PAT_FIXED, PAT_BIGBIRD };
+
+struct sparse_cfg {
+    struct bsa_layout lay; /* first: the engine reads m->cfg as its layout */
+    int kind, H, T_max;
+    int w, g;    /* window/dilated: taps and global tokens; bigbird: window and global blocks */
+    int *dil;    /* (H) dilation per head; 1 for window */
+    int s, c;    /* strided stride; fixed block and summary length */
+    int split;   /* strided: local part on heads < H/2, strided part on the others */
+    int b, r;    /* bigbird block size and random blocks per query block */
+    int nB;      /* bigbird blocks in T_max */
+    int *rnd;    /* bigbird (H, nB, r) random key blocks per query block, -1 = none */
+    int ring;    /* window/dilated generation: ring slots = the longest reach over heads */
+};
+
+/* ---- the patterns ----------------------------------------------------------------------- */
+
+static int sp_allowed(const void *ctx, int h, int i, int j)
+{
+    const struct sparse_cfg *c = ctx;
+    int dt = i - j;
+    switch (c->kind) {
+    case PAT_WINDOW:
+    case PAT_DILATED:
+        return j < c->g || (dt % c->dil[h] == 0 && dt / c->dil[h] < c->w);
+    case PAT_STRIDED: {
+        int local = dt < c->s, strided = dt % c->s == 0;
+        if (!c->split)
+            return local || strided;
+        return h < c->H / 2 ? local : strided;
+    }
+    case PAT_FIXED:
+        return j / c->s == i / c->s || j % c->s >= c->s - c->c;
+    case PAT_BIGBIRD: {
+        int Q = i / c->b, K = j / c->b;
+        if (Q - K < c->w || K < c->g)
+            return 1;
+        const int *rr = c->rnd + ((size_t)h * c->nB + Q) * c->r;
+        for (int k = 0; k < c->r; k++)
+            if (rr[k] == K)
+                return 1;
+        return 0;
+    }
+    }
+    MX_ASSERT(0);
+    return 0;
+}
+
+static void flag_range(unsigned char *flag, int j_lo, int j_hi, int bs, int qb)
+{
+    if (j_lo < 0)
+        j_lo = 0;
+    if (j_hi > (qb + 1) * bs - 1)
+        j_hi = (qb + 1) * bs - 1;
+    for (int kb = j_lo / bs; j_lo <= j_hi && kb <= j_hi / bs; kb++)
+        flag[kb] = 1;
+}
+
+/* Key blocks a query block may touch (a superset; the engine drops empty ones). */
+static void sp_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    const struct sparse_cfg *c = ctx;
+    int i0 = qb * bs, i1 = i0 + bs - 1;
+    switch (c->kind) {
+    case PAT_WINDOW:
+    case PAT_DILATED:
+        flag_range(flag, i0 - (c->w - 1) * c->dil[h], i1, bs, qb);
+        flag_range(flag, 0, c->g - 1, bs, qb);
+        break;
+    case PAT_STRIDED:
+        if (!c->split || h < c->H / 2)
+            flag_range(flag, i0 - c->s + 1, i1, bs, qb);
+        if (!c->split || h >= c->H / 2)
+            for (int kb = 0; kb <= qb; kb++) {
+                /* Does [i0-j1, i1-j0] hold a multiple of s (a non-negative one)? */
+                int j0 = kb * bs, j1 = j0 + bs - 1, dmin = i0 - j1 < 0 ? 0 : i0 - j1;
+                if (i1 - j0 >= 0 && (i1 - j0) / c->s * c->s >= dmin)
+                    flag[kb] = 1;
+            }
+        break;
+    case PAT_FIXED:
+        flag_range(flag, i0 / c->s * c->s, i1, bs, qb);
+        for (int kb = 0; kb < qb; kb++) {
+            int j0 = kb * bs, j1 = j0 + bs - 1;
+            if (j1 - j0 + 1 >= c->s || j0 % c->s > j1 % c->s || j1 % c->s >= c->s - c->c)
+                flag[kb] = 1;
+        }
+        break;
+    case PAT_BIGBIRD:
+        for (int Q = i0 / c->b; Q <= i1 / c->b && Q < c->nB; Q++) {
+            flag_range(flag, (Q - c->w + 1) * c->b, (Q + 1) * c->b - 1, bs, qb);
+            flag_range(flag, 0, c->g * c->b - 1, bs, qb);
+            const int *rr = c->rnd + ((size_t)h * c->nB + Q) * c->r;
+            for (int k = 0; k < c->r; k++)
+                if (rr[k] >= 0)
+                    flag_range(flag, rr[k] * c->b, (rr[k] + 1) * c->b - 1, bs, qb);
+        }
+        break;
+    }
+}
+
+/* BigBird's random blocks: for query block Q, r distinct blocks drawn uniformly from those
+ * neither in its window nor global ([g, Q-w]); fewer when fewer exist. A pure function of
+ * (seed, layer, head, Q): fixed per layer, reproducible from the checkpoint's seed, and
+ * independent of T_max (so a shorter context sees the same pattern). */
+static void bigbird_draw(struct sparse_cfg *c, uint64_t seed, int layer)
+{
+    c->rnd = mx_xmalloc(sizeof(int) * ((size_t)c->H * c->nB * (c->r ? c->r : 1)));
+    for (int h = 0; h < c->H; h++)
+        for (int Q = 0; Q < c->nB; Q++) {
+            int *rr = c->rnd + ((size_t)h * c->nB + Q) * c->r;
+            int lo = c->g, hi = Q - c->w, n = hi - lo + 1, k = 0;
+            struct mx_rng g;
+            mx_rng_seed3(&g, seed ^ 0x6269676269726400ULL, (uint64_t)layer, ((uint64_t)h << 32) | (uint64_t)Q);
+            for (; k < c->r && n > 0 && k < n; k++) {
+                int x, dup;
+                do {
+                    x = lo + (int)mx_rng_below(&g, (uint32_t)n);
+                    dup = 0;
+                    for (int e = 0; e < k; e++)
+                        dup |= rr[e] == x;
+                } while (dup);
+                rr[k] = x;
+            }
+            for (; k < c->r; k++)
+                rr[k] = -1;
+        }
+}
+
+int sparse_bigbird_random_blocks(const struct mixer *m, int h, int Q, int *out);
+/* For tests: bigbird's random key blocks of head h, query block Q into out (r entries);
+ * returns how many are valid. */
+int sparse_bigbird_random_blocks(const struct mixer *m, int h, int Q, int *out)
+{
+    const struct sparse_cfg *c = m->cfg;
+    MX_ASSERT(c->kind == PAT_BIGBIRD && h >= 0 && h < c->H && Q >= 0 && Q < c->nB);
+    int n = 0;
+    for (int k = 0; k < c->r; k++)
+        if (c->rnd[((size_t)h * c->nB + Q) * c->r + k] >= 0)
+            out[n++] = c->rnd[((size_t)h * c->nB + Q) * c->r + k];
+    return n;
+}
+
+/* ---- parsing ---------------------------------------------------------------------------- */
+
+static int pow2_at_least(int x, int lo, int hi)
+{
+    int p = lo;
+    while (p < x && p < hi)
+        p *= 2;
+    return p;
+}
+
+static struct sparse_cfg *cfg_new(const struct mixer *m, int kind)
+{
+    struct sparse_cfg *c = mx_xcalloc(sizeof *c);
+    c->kind = kind;
+    c->H = m->H;
+    c->T_max = m->T_max;
+    c->dil = mx_xmalloc(sizeof(int) * (size_t)m->H);
+    for (int h = 0; h < m->H; h++)
+        c->dil[h] = 1;
+    return c;
+}
+
+static void sparse_destroy(struct mixer *m)
+{
+    struct sparse_cfg *c = m->cfg;
+    if (!c)
+        return;
+    bsa_layout_free(&c->lay);
+    mx_free(c->dil);
+    mx_free(c->rnd);
+    mx_free(c);
+    m->cfg = NULL;
+}
+
+/* Build the layout and hand the cfg to the mixer. */
+static int finish(struct mixer *m, struct sparse_cfg *c, int bs, int heads_differ)
+{
+    bsa_layout_build(&c->lay, m->T_max, m->H, bs, heads_differ, sp_candidates, sp_allowed, c);
+    m->cfg = c;
+    return 0;
+}
+
+static int fail(struct sparse_cfg *c, struct mixer *m)
+{
+    m->cfg = c;
+    sparse_destroy(m);
+    return -1;
+}
+
+/* Shared by window and dilated: w, g and the dilation list. */
+static int parse_windowish(struct mixer *m, const char *name, const char *args, int dilated,
+                           struct mx_error *err)
+{
+    struct mixer_kv kv;
+    struct sparse_cfg *c = cfg_new(m, dilated ? PAT_DILATED : PAT_WINDOW);
+    long w, g;
+    if (mixer_kv_parse(&kv, name, args, err) != 0 ||
+        mixer_kv_int(&kv, name, "w", dilated ? 128 : 256, 1, m->T_max, &w, err) != 0 ||
+        mixer_kv_int(&kv, name, "g", 0, 0, m->T_max, &g, err) != 0)
+        return fail(c, m);
+    char dtext[160] = "1";
+    if (dilated) {
+        const char *ds = mixer_kv_str(&kv, "d");
+        snprintf(dtext, sizeof dtext, "%s", ds ? ds : "2");
+        int n = 0;
+        char buf[160], *save = NULL;
+        snprintf(buf, sizeof buf, "%s", dtext);
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            long d;
+            if (n >= m->H) {
+                mx_errorf(err, "mixer dilated: d=%s lists more than H=%d dilations; give one value or exactly one per head",
+                          dtext, m->H);
+                return fail(c, m);
+            }
+            if (mx_parse_int(tok, 1, m->T_max, "mixer dilated: d", &d, err) != 0)
+                return fail(c, m);
+            c->dil[n++] = (int)d;
+        }
+        if (n == 1)
+            for (int h = 1; h < m->H; h++)
+                c->dil[h] = c->dil[0];
+        else if (n != m->H) {
+            mx_errorf(err, "mixer dilated: d=%s lists %d dilations but the model has H=%d heads; give one value or exactly %d",
+                      dtext, n, m->H, m->H);
+            return fail(c, m);
+        }
+    }
+    if (mixer_kv_finish(&kv, name, dilated ? "w (taps), d (dilation or per-head list), g (global tokens)"
+                                           : "w (window length), g (global tokens)", err) != 0)
+        return fail(c, m);
+    c->w = (int)w;
+    c->g = (int)g;
+    int reach = 0, same = 1;
+    for (int h = 0; h < m->H; h++) {
+        long rh = (long)(c->w - 1) * c->dil[h] + 1;
+        if (rh > m->T_max) {
+            mx_errorf(err, "mixer %s: w=%d taps with d=%d reach %ld positions, more than the context T_max=%d; lower w or d",
+                      name, c->w, c->dil[h], rh, m->T_max);
+            return fail(c, m);
+        }
+        reach = (int)rh > reach ? (int)rh : reach;
+        same &= c->dil[h] == c->dil[0];
+    }
+    c->ring = reach;
+    if (dilated && !same) {
+        char list[160] = "";
+        for (int h = 0; h < m->H; h++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%d", h ? "," : "", c->dil[h]);
+        }
+        snprintf(m->spec, sizeof m->spec, "dilated:w=%d,d=%s,g=%d", c->w, list, c->g);
+    } else if (dilated) {
+        snprintf(m->spec, sizeof m->spec, "dilated:w=%d,d=%d,g=%d", c->w, c->dil[0], c->g);
+    } else {
+        snprintf(m->spec, sizeof m->spec, "window:w=%d,g=%d", c->w, c->g);
+    }
+    /* WHY this block size: the tiles must span the reach (w..w*d) with little waste; 64 is
+     * the engine's most efficient tile, smaller windows use the smallest power of two >= it. */
+    return finish(m, c, pow2_at_least(reach, 16, 64), !same);
+}
+
+static int window_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    return parse_windowish(m, "window", args, 0, err);
+}
+
+static int dilated_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    return parse_windowish(m, "dilated", args, 1, err);
+}
+
+static int strided_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    struct mixer_kv kv;
+    struct sparse_cfg *c = cfg_new(m, PAT_STRIDED);
+    long s, split, dflt = lround(sqrt((double)m->T_max));
+    if (mixer_kv_parse(&kv, "strided", args, err) != 0 ||
+        mixer_kv_int(&kv, "strided", "s", dflt < 1 ? 1 : dflt, 1, m->T_max, &s, err) != 0 ||
+        mixer_kv_int(&kv, "strided", "split", 0, 0, 1, &split, err) != 0 ||
+        mixer_kv_finish(&kv, "strided", "s (stride), split (0 or 1)", err) != 0)
+        return fail(c, m);
+    if (split && m->H < 2) {
+        mx_errorf(err, "mixer strided: split=1 puts the local and strided parts on different heads and needs H >= 2 (H=%d); use split=0",
+                  m->H);
+        return fail(c, m);
+    }
+    c->s = (int)s;
+    c->split = (int)split;
+    snprintf(m->spec, sizeof m->spec, "strided:s=%d,split=%d", c->s, c->split);
+    /* WHY 32/16: the strided columns form one diagonal line per listed block, so small
+     * blocks waste less; the local part (length s) prefers larger tiles. */
+    return finish(m, c, c->s >= 64 ? 32 : 16, c->split);
+}
+
+static int fixed_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    struct mixer_kv kv;
+    struct sparse_cfg *c = cfg_new(m, PAT_FIXED);
+    long s, cc;
+    long sd = m->T_max < 128 ? m->T_max : 128;
+    if (mixer_kv_parse(&kv, "fixed", args, err) != 0 ||
+        mixer_kv_int(&kv, "fixed", "s", sd, 1, m->T_max, &s, err) != 0 ||
+        mixer_kv_int(&kv, "fixed", "c", s < 8 ? s : 8, 1, m->T_max, &cc, err) != 0 ||
+        mixer_kv_finish(&kv, "fixed", "s (block length), c (summary positions per block)", err) != 0)
+        return fail(c, m);
+    if (cc > s) {
+        mx_errorf(err, "mixer fixed: c=%ld summary positions cannot exceed the block length s=%ld; use c <= %ld",
+                  cc, s, s);
+        return fail(c, m);
+    }
+    c->s = (int)s;
+    c->c = (int)cc;
+    snprintf(m->spec, sizeof m->spec, "fixed:s=%d,c=%d", c->s, c->c);
+    return finish(m, c, pow2_at_least(c->c, 16, 64), 0);
+}
+
+static int bigbird_parse(struct mixer *m, const char *args, struct mx_error *err)
+{
+    struct mixer_kv kv;
+    struct sparse_cfg *c = cfg_new(m, PAT_BIGBIRD);
+    long b, w, r, g;
+    if (mixer_kv_parse(&kv, "bigbird", args, err) != 0 ||
+        mixer_kv_int(&kv, "bigbird", "b", m->T_max < 64 ? m->T_max : 64, 1, m->T_max, &b, err) != 0 ||
+        mixer_kv_int(&kv, "bigbird", "w", 3, 1, m->T_max, &w, err) != 0 ||
+        mixer_kv_int(&kv, "bigbird", "r", 3, 0, m->T_max, &r, err) != 0 ||
+        mixer_kv_int(&kv, "bigbird", "g", 2, 0, m->T_max, &g, err) != 0 ||
+        mixer_kv_finish(&kv, "bigbird", "b (block size), w (window blocks), r (random blocks), g (global blocks)", err) != 0)
+        return fail(c, m);
+    if (b > BSA_MAX_BS && b % BSA_MAX_BS != 0) {
+        mx_errorf(err, "mixer bigbird: b=%ld must be <= %d or a multiple of %d (the engine's tile); e.g. b=%ld",
+                  b, BSA_MAX_BS, BSA_MAX_BS, (b + BSA_MAX_BS / 2) / BSA_MAX_BS * BSA_MAX_BS);
+        return fail(c, m);
+    }
+    long nB = (m->T_max + b - 1) / b;
+    if (g > nB) {
+        mx_errorf(err, "mixer bigbird: g=%ld global blocks of b=%ld exceed the %ld blocks in the context T_max=%d; use g <= %ld or a smaller b",
+                  g, b, nB, m->T_max, nB);
+        return fail(c, m);
+    }
+    c->b = (int)b;
+    c->w = (int)w;
+    c->r = (int)r;
+    c->g = (int)g;
+    c->nB = (m->T_max + c->b - 1) / c->b;
+    bigbird_draw(c, m->seed, m->layer);
+    snprintf(m->spec, sizeof m->spec, "bigbird:b=%d,w=%d,r=%d,g=%d", c->b, c->w, c->r, c->g);
+    return finish(m, c, c->b <= BSA_MAX_BS ? c->b : BSA_MAX_BS, c->r > 0);
+}
+
+/* ---- generation: ring buffer for window and dilated ------------------------------------- *
+ * State: keys as columns Kt (H, D, rld) and values V (H, ring, D) for the last `ring`
+ * positions (slot t mod ring), then the g global tokens the same way, then a row scratch.
+ * Bounded by the pattern's reach, whatever T_max is. */
+
+static size_t pad16(int n)
+{
+    return ((size_t)n + 15) / 16 * 16 + 16; /* row loads may read 15 columns past n */
+}
+
+static size_t ring_state_floats(const struct mixer *m)
+{
+    const struct sparse_cfg *c = m->cfg;
+    size_t H = (size_t)m->H, D = (size_t)m->D;
+    return H * D * pad16(c->ring) + H * (size_t)c->ring * D + H * D * pad16(c->g) +
+           H * (size_t)c->g * D + BSA_MAX_BS + D + 16;
+}
+
+static void ring_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
+                      const float *k_t, const float *v_t, int t)
+{
+    const struct sparse_cfg *c = m->cfg;
+    const int H = m->H, D = m->D, R = c->ring, G = c->g;
+    const size_t rld = pad16(R), gld = pad16(G);
+    const float scale = 1.0f / sqrtf((float)D);
+    float *kt = state, *vr = kt + (size_t)H * D * rld;
+    float *kg = vr + (size_t)H * R * D, *vg = kg + (size_t)H * D * gld;
+    float *sbuf = vg + (size_t)H * G * D, *acc = sbuf + BSA_MAX_BS;
+    for (int h = 0; h < H; h++) {
+        float *Kt = kt + (size_t)h * D * rld, *V = vr + (size_t)h * R * D;
+        float *Kg = kg + (size_t)h * D * gld, *Vg = vg + (size_t)h * G * D;
+        const float *kh = k_t + (size_t)h * D, *vh = v_t + (size_t)h * D, *qh = q_t + (size_t)h * D;
+        int slot = t % R;
+        for (int d = 0; d < D; d++)
+            Kt[(size_t)d * rld + slot] = kh[d];
+        memcpy(V + (size_t)slot * D, vh, sizeof(float) * (size_t)D);
+        if (t < G) {
+            for (int d = 0; d < D; d++)
+                Kg[(size_t)d * gld + t] = kh[d];
+            memcpy(Vg + (size_t)t * D, vh, sizeof(float) * (size_t)D);
+        }
+        float mx = -INFINITY, l = 0;
+        memset(acc, 0, sizeof(float) * (size_t)D);
+        int ng = t + 1 < G ? t + 1 : G; /* the global tokens seen so far, all allowed */
+        for (int j0 = 0; j0 < ng; j0 += BSA_MAX_BS) {
+            int nj = ng - j0 < BSA_MAX_BS ? ng - j0 : BSA_MAX_BS;
+            bsa_row_chunk(acc, &mx, &l, sbuf, qh, Kg + j0, gld, Vg + (size_t)j0 * D, nj,
+                          ~(uint64_t)0, scale, D);
+        }
+        for (int s0 = 0; s0 < R; s0 += BSA_MAX_BS) {
+            int nj = R - s0 < BSA_MAX_BS ? R - s0 : BSA_MAX_BS;
+            uint64_t bits = 0;
+            for (int e = 0; e < nj; e++) {
+                int s = s0 + e, p = t - ((t - s) % R + R) % R; /* position held in slot s */
+                if (p < G) /* not yet written, or a global token counted above */
+                    continue;
+                if (sp_allowed(c, h, t, p))
+                    bits |= (uint64_t)1 << e;
+            }
+            if (bits)
+                bsa_row_chunk(acc, &mx, &l, sbuf, qh, Kt + s0, rld, V + (size_t)s0 * D, nj, bits,
+                              scale, D);
+        }
+        bsa_row_finish(o_t + (size_t)h * D, acc, l, D);
+    }
+}
+
+/* ---- ops ------------------------------------------------------------------------------- */
+
+static const struct attn_core ring_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = bsa_work_floats,
+    .forward = bsa_forward,
+    .backward = bsa_backward,
+    .state_floats = ring_state_floats,
+    .step = ring_step,
+};
+
+static const struct attn_core cache_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = bsa_work_floats,
+    .forward = bsa_forward,
+    .backward = bsa_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
+
+#define SPARSE_OPS(var, nm, sum, tests, parsefn, corep)                                       \
+    const struct mixer_ops var = {                                                            \
+        .name = nm,                                                                           \
+        .summary = sum,                                                                       \
+        .causal = 1,                                                                          \
+        .test_specs = tests,                                                                  \
+        .parse = parsefn,                                                                     \
+        .destroy = sparse_destroy,                                                            \
+        .tensors = attn_tensors,                                                              \
+        .init = attn_init,                                                                    \
+        .saved_floats = attn_saved_floats,                                                    \
+        .scratch_floats = attn_scratch_floats,                                                \
+        .forward = attn_forward,                                                              \
+        .backward = attn_backward,                                                            \
+        .state_floats = attn_state_floats,                                                    \
+        .step = attn_step,                                                                    \
+        .core = corep,                                                                        \
+    }
+
+static const char *const window_tests[] = {"window:w=5", "window:w=4,g=2", "window:w=20", NULL};
+static const char *const dilated_tests[] = {"dilated:w=3,d=1,2", "dilated:w=4,d=3,g=1", NULL};
+static const char *const strided_tests[] = {"strided:s=4", "strided:s=3,split=1", NULL};
+static const char *const fixed_tests[] = {"fixed:s=4,c=2", "fixed:s=6,c=1", NULL};
+static const char *const bigbird_tests[] = {"bigbird:b=4,w=3,r=1,g=1", "bigbird:b=3,w=2,r=2,g=1", NULL};
+
+SPARSE_OPS(attn_window_ops, "window",
+           "window:w=256,g=0 — Longformer sliding window: t attends t-w+1..t, plus the first g "
+           "tokens (global tokens / attention sinks); Longformer grows w from 32 to 512 with depth; "
+           "O(T*w) time, generation keeps a ring buffer of w (+g) keys",
+           window_tests, window_parse, &ring_core);
+SPARSE_OPS(attn_dilated_ops, "dilated",
+           "dilated:w=128,d=2,g=0 — Longformer dilated window: w taps t, t-d, ..., t-(w-1)d; d may "
+           "be one value per head (d=1,1,2,4, as Longformer's upper layers); plus g global tokens; "
+           "cost as a window of the reach (w-1)d+1, ring buffer of that reach",
+           dilated_tests, dilated_parse, &ring_core);
+SPARSE_OPS(attn_strided_ops, "strided",
+           "strided:s=sqrt(T_max),split=0 — Sparse Transformer strided: local (t-s, t] plus every j "
+           "with (t-j) mod s = 0 (paper: s ~ sqrt(T)); split=1 puts the local part on the first "
+           "half of the heads and the strided part on the rest, as the paper",
+           strided_tests, strided_parse, &cache_core);
+SPARSE_OPS(attn_fixed_ops, "fixed",
+           "fixed:s=128,c=8 — Sparse Transformer fixed: t attends its own block of s positions "
+           "plus the last c positions of every earlier block (paper: s=128, c in 8..32)",
+           fixed_tests, fixed_parse, &cache_core);
+SPARSE_OPS(attn_bigbird_ops, "bigbird",
+           "bigbird:b=64,w=3,r=3,g=2 — BigBird, causal: blocks of b tokens; a query block sees its "
+           "w most recent blocks, r random earlier blocks (fixed per layer from the seed) and the "
+           "first g blocks (paper: b=64, w=3, r=3, g=2)",
+           bigbird_tests, bigbird_parse, &cache_core);

@@ -1,0 +1,163 @@
+/* cmd_eval.c — `mixlm eval RUN... [--data FILE] [--context 256,1024] [--stride N] [--json]`:
+ * full-pass validation loss, perplexity and bits per char/byte for each run and context, one
+ * table (or JSON) so attention types compare side by side. Not the evaluation itself (infer/). */
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "infer/infer.h"
+#include "train/train.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *usage =
+    "usage: mixlm eval RUN_DIR... [--data FILE] [--context N[,N...]] [--stride N] [--batch N] [--json]\n"
+    "\n"
+    "Full pass over the run's validation split (the last 10%% of its training text) or over --data,\n"
+    "in non-overlapping windows of --context tokens (default: each model's context), or windows moved\n"
+    "by --stride where every scored token sees at least context - stride tokens of history.\n"
+    "Reports loss (nats/token), perplexity, bits per character and bits per byte of the text scored.\n"
+    "--json prints one object for one run and context, else an array of objects.";
+
+static int parse_contexts(const char *s, long *out, int max, struct mx_error *err)
+{
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n >= max)
+            return mx_errorf(err, "--context: at most %d values", max);
+        if (mx_parse_int(tok, 1, 1 << 22, "--context", &out[n], err) != 0)
+            return -1;
+        n++;
+    }
+    if (n == 0)
+        return mx_errorf(err, "--context: give at least one length");
+    return n;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    char data[512] = "", ctx_list[512] = "";
+    long stride = 0, batch = 8, threads = 0;
+    int json = 0;
+    struct arg a[] = {
+        {"--data", ARG_STR, data, sizeof data, 0, 0, "evaluate on this text file instead of the run's validation split", 0},
+        {"--context", ARG_STR, ctx_list, sizeof ctx_list, 0, 0, "comma-separated window lengths (default: model context)", 0},
+        {"--stride", ARG_INT, &stride, 0, 1, 1 << 22, "window step (default = context: non-overlapping)", 0},
+        {"--batch", ARG_INT, &batch, 0, 1, 4096, "windows per forward pass (default 8)", 0},
+        {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads (default: all cores)", 0},
+        {"--json", ARG_FLAG, &json, 0, 0, 0, "machine-readable output", 0},
+    };
+    int na = (int)(sizeof a / sizeof a[0]), npos;
+    const char *runs[64];
+    struct mx_error err;
+    int rc = args_parse(argc, argv, a, na, runs, 64, &npos, usage, &err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "mixlm eval: %s\n", err.msg);
+        return 2;
+    }
+    if (npos == 0) {
+        fprintf(stderr, "mixlm eval: give at least one run directory, e.g. mixlm eval runs/baby\n");
+        return 2;
+    }
+    long ctxs[32];
+    int nctx = 0;
+    if (ctx_list[0] && (nctx = parse_contexts(ctx_list, ctxs, 32, &err)) < 0) {
+        fprintf(stderr, "mixlm eval: %s\n", err.msg);
+        return 2;
+    }
+    mx_set_threads((int)threads);
+    cJSON *arr = cJSON_CreateArray();
+    int status = 0, rows = 0;
+    if (!json)
+        printf("%-24s %-28s %7s %10s %9s %8s %8s %10s %9s\n", "run", "attn", "context", "tokens", "loss", "ppl",
+               "bpc", "bits/byte", "tok/s");
+    for (int i = 0; i < npos && status == 0; i++) {
+        struct mx_run r;
+        if (infer_load_run(&r, runs[i], &err) != 0) {
+            fprintf(stderr, "mixlm eval: %s\n", err.msg);
+            status = 1;
+            break;
+        }
+        struct mx_tokfile f;
+        size_t begin = 0, end = 0;
+        char tokpath[1100];
+        if (data[0]) {
+            snprintf(tokpath, sizeof tokpath, "%s/eval-tokens.%d.bin", runs[i], (int)getpid());
+            if (data_prepare_text(data, r.tok, tokpath, &err) != 0 || data_open(&f, tokpath, &err) != 0) {
+                fprintf(stderr, "mixlm eval: %s\n", err.msg);
+                remove(tokpath);
+                infer_free_run(&r);
+                status = 1;
+                break;
+            }
+            remove(tokpath); /* mapped: the data stays readable until closed */
+            end = f.count;
+        } else {
+            struct mx_train_opts o;
+            train_opts_default(&o);
+            if (train_load_opts(runs[i], &o, &err) != 0) {
+                fprintf(stderr, "mixlm eval: %s\n", err.msg);
+                infer_free_run(&r);
+                status = 1;
+                break;
+            }
+            snprintf(tokpath, sizeof tokpath, "%s/tokens.bin", runs[i]);
+            if (data_open(&f, tokpath, &err) != 0) {
+                fprintf(stderr, "mixlm eval: %s (give --data FILE to evaluate on a text file)\n", err.msg);
+                infer_free_run(&r);
+                status = 1;
+                break;
+            }
+            data_split(f.count, o.val_frac, &begin);
+            end = f.count;
+        }
+        int nc = nctx ? nctx : 1;
+        for (int c = 0; c < nc; c++) {
+            int T = nctx ? (int)ctxs[c] : r.m.cfg.block_size;
+            int st = stride ? (int)stride : T;
+            struct mx_eval_result res;
+            if (infer_eval(&r, &f, begin, end, T, st > T ? T : st, (int)batch, &res, &err) != 0) {
+                fprintf(stderr, "mixlm eval: %s: %s\n", runs[i], err.msg);
+                status = 1;
+                break;
+            }
+            rows++;
+            if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "run", runs[i]);
+                cJSON_AddStringToObject(o, "attn", r.m.cfg.attn[0]);
+                cJSON_AddStringToObject(o, "tokenizer", tok_kind(r.tok));
+                cJSON_AddNumberToObject(o, "context", T);
+                cJSON_AddNumberToObject(o, "stride", st);
+                cJSON_AddNumberToObject(o, "tokens", (double)res.tokens);
+                cJSON_AddNumberToObject(o, "chars", (double)res.chars);
+                cJSON_AddNumberToObject(o, "bytes", (double)res.bytes);
+                cJSON_AddNumberToObject(o, "loss", res.loss);
+                cJSON_AddNumberToObject(o, "ppl", res.ppl);
+                cJSON_AddNumberToObject(o, "bits_per_char", res.bits_per_char);
+                cJSON_AddNumberToObject(o, "bits_per_byte", res.bits_per_byte);
+                cJSON_AddNumberToObject(o, "tokens_per_s", res.tokens_per_s);
+                cJSON_AddNumberToObject(o, "params", (double)r.m.n_params);
+                cJSON_AddNumberToObject(o, "step", (double)r.step);
+                cJSON_AddItemToArray(arr, o);
+            } else {
+                printf("%-24s %-28s %7d %10zu %9.4f %8.3f %8.4f %10.4f %9.0f\n", runs[i], r.m.cfg.attn[0], T,
+                       res.tokens, res.loss, res.ppl, res.bits_per_char, res.bits_per_byte, res.tokens_per_s);
+                fflush(stdout);
+            }
+        }
+        data_close(&f);
+        infer_free_run(&r);
+    }
+    if (json && status == 0) {
+        char *s = cJSON_Print(rows == 1 ? cJSON_GetArrayItem(arr, 0) : arr);
+        printf("%s\n", s);
+        free(s);
+    }
+    cJSON_Delete(arr);
+    return status;
+}

@@ -1,0 +1,132 @@
+/* cmd_generate.c — `mixlm generate RUN --prompt TEXT --tokens N ...`: sample text from a run,
+ * streamed token by token. Not the sampler (infer/). */
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "infer/infer.h"
+
+#include <string.h>
+
+static const char *usage =
+    "usage: mixlm generate RUN_DIR [--prompt TEXT | --prompt-file FILE] [--tokens N] [--temperature X]\n"
+    "                      [--top-k N] [--top-p X] [--repetition-penalty X] [--seed N] [--stop STR] [--no-cache]\n"
+    "\n"
+    "Streams sampled text to stdout. Uses each mixer's incremental state (KV cache, recurrent state) when\n"
+    "every layer has one, else recomputes the forward pass over the last context window per token.";
+
+struct emit_ctx {
+    const struct tokenizer *tok;
+    const char *stop;
+    char tail[256];
+    size_t tail_len;
+};
+
+static int emit(void *vctx, int32_t id)
+{
+    struct emit_ctx *c = vctx;
+    char buf[64];
+    int n = tok_piece(c->tok, id, buf, sizeof buf);
+    if (n > 0) {
+        fwrite(buf, 1, (size_t)n, stdout);
+        fflush(stdout);
+    }
+    if (!c->stop || !*c->stop || n <= 0)
+        return 0;
+    /* Keep the last bytes to spot the stop string across token boundaries. */
+    size_t sl = strlen(c->stop);
+    for (int i = 0; i < n; i++) {
+        if (c->tail_len == sizeof c->tail - 1) {
+            memmove(c->tail, c->tail + 1, c->tail_len - 1);
+            c->tail_len--;
+        }
+        c->tail[c->tail_len++] = buf[i];
+    }
+    c->tail[c->tail_len] = 0;
+    return c->tail_len >= sl && strstr(c->tail, c->stop) != NULL;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    char prompt[4096] = "\n", prompt_file[512] = "", stop[256] = "";
+    long tokens = 200, top_k = 0, seed = 1, threads = 0;
+    double temperature = 1.0, top_p = 1.0, rep = 1.0;
+    int no_cache = 0;
+    struct arg a[] = {
+        {"--prompt", ARG_STR, prompt, sizeof prompt, 0, 0, "text to continue (default: a newline)", 0},
+        {"--prompt-file", ARG_STR, prompt_file, sizeof prompt_file, 0, 0, "read the prompt from a file", 0},
+        {"--tokens", ARG_INT, &tokens, 0, 1, 1 << 24, "tokens to generate (default 200)", 0},
+        {"--temperature", ARG_FLOAT, &temperature, 0, 0, 100, "0 = greedy; default 1", 0},
+        {"--top-k", ARG_INT, &top_k, 0, 0, 1 << 24, "sample among the k most likely (0 = off)", 0},
+        {"--top-p", ARG_FLOAT, &top_p, 0, 0.0001, 1, "nucleus sampling mass (1 = off)", 0},
+        {"--repetition-penalty", ARG_FLOAT, &rep, 0, 0.01, 100, "penalise the last 64 tokens (1 = off)", 0},
+        {"--seed", ARG_INT, &seed, 0, 0, (double)(1LL << 53), "sampling seed (default 1)", 0},
+        {"--stop", ARG_STR, stop, sizeof stop, 0, 0, "stop after this string is generated", 0},
+        {"--no-cache", ARG_FLAG, &no_cache, 0, 0, 0, "recompute the full forward for every token", 0},
+        {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads (default: all cores)", 0},
+    };
+    int na = (int)(sizeof a / sizeof a[0]), npos;
+    const char *pos[1];
+    struct mx_error err;
+    int rc = args_parse(argc, argv, a, na, pos, 1, &npos, usage, &err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "mixlm generate: %s\n", err.msg);
+        return 2;
+    }
+    if (npos != 1) {
+        fprintf(stderr, "mixlm generate: give one run directory, e.g. mixlm generate runs/baby --prompt \"ROMEO:\"\n");
+        return 2;
+    }
+    mx_set_threads((int)threads);
+    char *ptext = prompt;
+    size_t plen = strlen(prompt);
+    char *file_text = NULL;
+    if (prompt_file[0]) {
+        file_text = mx_read_file(prompt_file, &plen, &err);
+        if (!file_text) {
+            fprintf(stderr, "mixlm generate: --prompt-file: %s\n", err.msg);
+            return 1;
+        }
+        if (plen == 0) {
+            fprintf(stderr, "mixlm generate: --prompt-file '%s' is empty; put the text to continue in it\n", prompt_file);
+            mx_free(file_text);
+            return 1;
+        }
+        ptext = file_text;
+    }
+    if (plen == 0) {
+        fprintf(stderr, "mixlm generate: --prompt is empty; give some text to continue\n");
+        return 2;
+    }
+    struct mx_run r;
+    if (infer_load_run(&r, pos[0], &err) != 0) {
+        fprintf(stderr, "mixlm generate: %s\n", err.msg);
+        mx_free(file_text);
+        return 1;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int status = 1;
+    if (tok_encode(r.tok, ptext, plen, &ids, &n, &err) != 0) {
+        fprintf(stderr, "mixlm generate: prompt: %s\n", err.msg);
+        goto out;
+    }
+    struct mx_sampler s = {.temperature = temperature, .top_k = (int)top_k, .top_p = top_p, .repetition_penalty = rep};
+    mx_rng_seed(&s.rng, (uint64_t)seed);
+    int32_t *out_ids = mx_xmalloc((size_t)tokens * sizeof(int32_t));
+    struct emit_ctx ec = {.tok = r.tok, .stop = stop};
+    fwrite(ptext, 1, plen, stdout);
+    long made = infer_generate(&r, ids, n, tokens, &s, !no_cache, out_ids, emit, &ec, &err);
+    mx_free(out_ids);
+    if (made < 0) {
+        fprintf(stderr, "\nmixlm generate: %s\n", err.msg);
+        goto out;
+    }
+    printf("\n");
+    status = 0;
+out:
+    mx_free(ids);
+    mx_free(file_text);
+    infer_free_run(&r);
+    return status;
+}

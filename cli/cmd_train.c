@@ -1,0 +1,181 @@
+/* cmd_train.c — `mixlm train`: flags -> struct mx_train_opts -> train_run. On --resume the
+ * stored options are the base and only training flags may be changed; architecture flags
+ * that differ from the checkpoint are refused. Not the loop itself (train/). */
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "train/train.h"
+
+#include <string.h>
+
+static const char *usage =
+    "usage: mixlm train --data FILE [options]          train a new run into --out\n"
+    "       mixlm train --resume RUN_DIR [--steps N]   continue a run exactly where it stopped\n"
+    "\n"
+    "Trains a GPT decoder (nanoGPT's architecture) whose token mixer is chosen per layer.\n"
+    "Example (nanoGPT's CPU 'baby' shakespeare_char config):\n"
+    "  mixlm train --data input.txt --tokenizer char --layers 4 --heads 4 --dim 128 --context 64 \\\n"
+    "      --batch 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 \\\n"
+    "      --weight-decay 0.1 --grad-clip 1 --eval-every 250 --eval-batches 20 --attn dense \\\n"
+    "      --seed 1337 --threads 2 --out runs/baby\n"
+    "Mixer specs (--attn, for all layers; --attn-layer L=SPEC overrides layer L):";
+
+static void print_mixers(void)
+{
+    for (int i = 0; i < mixer_count(); i++)
+        printf("  %s\n", mixer_at(i)->summary);
+    printf("Outputs in --out: model.safetensors (checkpoint, written atomically), log.jsonl, summary.json,\n"
+           "tokens.bin (the encoded data). Ctrl-C saves a checkpoint; --resume continues bit-exactly.\n");
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct mx_train_opts o;
+    train_opts_default(&o);
+    long layers = o.model.n_layer, heads = o.model.n_head, dim = o.model.n_embd, ctx = o.model.block_size;
+    long steps = o.steps, batch = o.batch, accum = o.grad_accum, warmup = o.warmup, eval_every = o.eval_every;
+    long eval_batches = o.eval_batches, log_every = o.log_every, ckpt_every = o.ckpt_every, threads = 0;
+    long seed = (long)o.model.seed;
+    double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
+    double val_frac = o.val_frac;
+    int bias = 0, quiet = 0;
+    char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
+    struct arg_list attn_layer = {0};
+    struct arg a[] = {
+        {"--data", ARG_STR, o.data, sizeof o.data, 0, 0, "training text file (any UTF-8 text; last 10% is validation)", 0},
+        {"--out", ARG_STR, o.out, sizeof o.out, 0, 0, "run directory (default runs/default)", 0},
+        {"--resume", ARG_STR, resume, sizeof resume, 0, 0, "continue the run in this directory", 0},
+        {"--tokenizer", ARG_STR, o.tokenizer, sizeof o.tokenizer, 0, 0, "char | byte | spm:MODEL | bpe:N | unigram:N (default char)", 0},
+        {"--layers", ARG_INT, &layers, 0, 1, MX_MAX_LAYERS, "number of blocks (default 4)", 0},
+        {"--heads", ARG_INT, &heads, 0, 1, 1024, "attention heads (default 4)", 0},
+        {"--dim", ARG_INT, &dim, 0, 1, 65536, "model width n_embd (default 128)", 0},
+        {"--context", ARG_INT, &ctx, 0, 1, 1 << 22, "context length / block size (default 64)", 0},
+        {"--attn", ARG_STR, attn, sizeof attn, 0, 0, "mixer spec for every layer (default dense)", 0},
+        {"--attn-layer", ARG_LIST, &attn_layer, 0, 0, 0, "L=SPEC: mixer of layer L (repeatable)", 0},
+        {"--bias", ARG_FLAG, &bias, 0, 0, 0, "biases in linear layers and LayerNorms (default off)", 0},
+        {"--batch", ARG_INT, &batch, 0, 1, 1 << 20, "sequences per micro-batch (default 12)", 0},
+        {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step (default 1)", 0},
+        {"--steps", ARG_INT, &steps, 0, 1, 1L << 40, "optimizer steps in total (default 2000)", 0},
+        {"--lr", ARG_FLOAT, &lr, 0, 0, 10, "peak learning rate (default 1e-3)", 0},
+        {"--min-lr", ARG_FLOAT, &min_lr, 0, 0, 10, "final learning rate of the cosine decay (default 1e-4)", 0},
+        {"--warmup", ARG_INT, &warmup, 0, 0, 1L << 40, "linear warmup steps (default 100)", 0},
+        {"--beta1", ARG_FLOAT, &beta1, 0, 0, 0.999999, "AdamW beta1 (default 0.9)", 0},
+        {"--beta2", ARG_FLOAT, &beta2, 0, 0, 0.999999, "AdamW beta2 (default 0.99)", 0},
+        {"--weight-decay", ARG_FLOAT, &wd, 0, 0, 10, "AdamW weight decay on matrices (default 0.1)", 0},
+        {"--grad-clip", ARG_FLOAT, &clip, 0, 0, 1e9, "clip the global gradient norm (0 = off; default 1)", 0},
+        {"--eval-every", ARG_INT, &eval_every, 0, 0, 1L << 40, "evaluate every N steps (0 = only at the end; default 250)", 0},
+        {"--eval-batches", ARG_INT, &eval_batches, 0, 1, 1 << 20, "fixed validation batches per evaluation (default 20)", 0},
+        {"--log-every", ARG_INT, &log_every, 0, 1, 1L << 40, "log.jsonl line every N steps (default 10)", 0},
+        {"--ckpt-every", ARG_INT, &ckpt_every, 0, 0, 1L << 40, "checkpoint every N steps (0 = end only; default 500)", 0},
+        {"--val-frac", ARG_FLOAT, &val_frac, 0, 0.0001, 0.9, "validation fraction at the end of the data (default 0.1)", 0},
+        {"--seed", ARG_INT, &seed, 0, 0, (double)(1LL << 53), "seed for init, batches and mixer randomness (default 1337)", 0},
+        {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line", 0},
+    };
+    int na = (int)(sizeof a / sizeof a[0]), npos;
+    const char *pos[1];
+    struct mx_error err;
+    int rc = args_parse(argc, argv, a, na, pos, 0, &npos, usage, &err);
+    if (rc == 1) {
+        print_mixers();
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "mixlm train: %s\n", err.msg);
+        return 2;
+    }
+    int is_resume = resume[0] != 0;
+    if (is_resume) {
+        /* Architecture and data are fixed by the checkpoint. */
+        const char *fixed[] = {"--data", "--tokenizer", "--layers", "--heads", "--dim", "--context", "--attn",
+                               "--attn-layer", "--bias", "--seed", "--out"};
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            if (args_given(a, na, fixed[i])) {
+                fprintf(stderr, "mixlm train: %s cannot be changed when resuming (the checkpoint in '%s' fixes it); "
+                                "drop the flag, or start a new run with --out\n", fixed[i], resume);
+                return 2;
+            }
+        struct mx_train_opts s;
+        train_opts_default(&s);
+        if (train_load_opts(resume, &s, &err) != 0) {
+            fprintf(stderr, "mixlm train: %s\n", err.msg);
+            return 1;
+        }
+#define OVERRIDE(flag, field, value)                                                          \
+    if (args_given(a, na, flag))                                                              \
+        s.field = value;
+        OVERRIDE("--steps", steps, steps);
+        OVERRIDE("--batch", batch, (int)batch);
+        OVERRIDE("--grad-accum", grad_accum, (int)accum);
+        OVERRIDE("--lr", lr, lr);
+        OVERRIDE("--min-lr", min_lr, min_lr);
+        OVERRIDE("--warmup", warmup, warmup);
+        OVERRIDE("--beta1", beta1, beta1);
+        OVERRIDE("--beta2", beta2, beta2);
+        OVERRIDE("--weight-decay", weight_decay, wd);
+        OVERRIDE("--grad-clip", grad_clip, clip);
+        OVERRIDE("--eval-every", eval_every, eval_every);
+        OVERRIDE("--eval-batches", eval_batches, (int)eval_batches);
+        OVERRIDE("--log-every", log_every, log_every);
+        OVERRIDE("--ckpt-every", ckpt_every, ckpt_every);
+        OVERRIDE("--val-frac", val_frac, val_frac);
+        OVERRIDE("--threads", threads, (int)threads);
+#undef OVERRIDE
+        s.quiet = quiet;
+        o = s;
+    } else {
+        if (!o.data[0]) {
+            fprintf(stderr, "mixlm train: --data FILE is required (any text file). For the default corpus, the King "
+                            "James Bible from Debian's bible-kjv package:\n"
+                            "  sudo apt-get install bible-kjv && bible -l1000 gen1:1-rev22:21 </dev/null > kjv.txt\n"
+                            "then: mixlm train --data kjv.txt\n");
+            return 2;
+        }
+        o.model.n_layer = (int)layers;
+        o.model.n_head = (int)heads;
+        o.model.n_embd = (int)dim;
+        o.model.block_size = (int)ctx;
+        o.model.bias = bias;
+        o.model.seed = (uint64_t)seed;
+        for (int l = 0; l < MX_MAX_LAYERS; l++)
+            snprintf(o.model.attn[l], sizeof o.model.attn[l], "%s", attn);
+        for (int i = 0; i < attn_layer.n; i++) {
+            const char *v = attn_layer.v[i], *eq = strchr(v, '=');
+            long l;
+            char idx[16];
+            if (!eq || (size_t)(eq - v) >= sizeof idx) {
+                fprintf(stderr, "mixlm train: --attn-layer '%s': expected L=SPEC, e.g. --attn-layer 3=dense\n", v);
+                return 2;
+            }
+            memcpy(idx, v, (size_t)(eq - v));
+            idx[eq - v] = 0;
+            if (mx_parse_int(idx, 0, layers - 1, "--attn-layer layer index", &l, &err) != 0) {
+                fprintf(stderr, "mixlm train: %s\n", err.msg);
+                return 2;
+            }
+            snprintf(o.model.attn[l], sizeof o.model.attn[l], "%s", eq + 1);
+        }
+        o.steps = steps;
+        o.batch = (int)batch;
+        o.grad_accum = (int)accum;
+        o.lr = lr;
+        o.min_lr = min_lr;
+        o.warmup = warmup;
+        o.beta1 = beta1;
+        o.beta2 = beta2;
+        o.weight_decay = wd;
+        o.grad_clip = clip;
+        o.eval_every = eval_every;
+        o.eval_batches = (int)eval_batches;
+        o.log_every = log_every;
+        o.ckpt_every = ckpt_every;
+        o.val_frac = val_frac;
+        o.threads = (int)threads;
+        o.quiet = quiet;
+    }
+    rc = train_run(&o, is_resume, &err);
+    if (rc < 0) {
+        fprintf(stderr, "mixlm train: %s\n", err.msg);
+        return 1;
+    }
+    return rc == 1 ? 130 : 0;
+}

@@ -1,0 +1,284 @@
+/* infer.c — loading runs, sampling (temperature, top-k, top-p, repetition penalty), text
+ * generation with incremental mixer state or full recompute, and full-pass evaluation.
+ * Not the CLI: nothing here prints except through the emit callback. */
+#include "infer/infer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!mx_file_exists(dir))
+        return mx_errorf(err, "run directory '%s' does not exist; train one with `mixlm train --out %s ...`", dir, dir);
+    if (!mx_file_exists(path))
+        return mx_errorf(err, "run directory '%s' holds no checkpoint (model.safetensors); train it first or "
+                              "check the path", dir);
+    struct mx_ckpt c;
+    if (ckpt_open(&c, path, err) != 0)
+        return -1;
+    int rc = -1;
+    if (ckpt_load_model(&c, &r->m, err) != 0)
+        goto out;
+    if (tok_from_json(&r->tok, c.tokenizer, dir, err) != 0) {
+        model_free(&r->m);
+        goto out;
+    }
+    const cJSON *st = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "step") : NULL;
+    r->step = cJSON_IsNumber(st) ? (long)st->valuedouble : 0;
+    for (int l = 0; l < r->m.cfg.n_layer; l++)
+        if (!r->m.mix[l].ops->causal) {
+            mx_errorf(err, "run '%s' layer %d uses the bidirectional mixer '%s', which sees the future: it "
+                           "cannot be evaluated or sampled as a language model", dir, l, r->m.mix[l].spec);
+            tok_free(r->tok);
+            model_free(&r->m);
+            goto out;
+        }
+    rc = 0;
+out:
+    ckpt_close(&c);
+    return rc;
+}
+
+void infer_free_run(struct mx_run *r)
+{
+    tok_free(r->tok);
+    if (r->m.params)
+        model_free(&r->m);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- sampling ----------------------------------------------------------------------------- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+int infer_sample(struct mx_sampler *s, const float *logits, int V, const int32_t *recent, int n_recent,
+                 float *work)
+{
+    float *l = work, *sorted = work + V;
+    memcpy(l, logits, (size_t)V * sizeof(float));
+    if (s->repetition_penalty > 0 && s->repetition_penalty != 1.0) {
+        for (int i = 0; i < n_recent; i++) {
+            int id = recent[i];
+            /* Applied once per distinct id. */
+            int seen = 0;
+            for (int k = 0; k < i; k++)
+                seen |= recent[k] == id;
+            if (seen)
+                continue;
+            l[id] = l[id] > 0 ? l[id] / (float)s->repetition_penalty : l[id] * (float)s->repetition_penalty;
+        }
+    }
+    if (s->temperature <= 0) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (l[i] > l[best])
+                best = i;
+        return best;
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        l[i] = (float)(l[i] / s->temperature);
+        if (l[i] > mx)
+            mx = l[i];
+    }
+    /* top-k: keep logits >= the k-th largest (ties at the threshold are kept). */
+    if (s->top_k > 0 && s->top_k < V) {
+        memcpy(sorted, l, (size_t)V * sizeof(float));
+        qsort(sorted, (size_t)V, sizeof(float), cmp_desc);
+        float th = sorted[s->top_k - 1];
+        for (int i = 0; i < V; i++)
+            if (l[i] < th)
+                l[i] = -INFINITY;
+    }
+    double sum = 0;
+    for (int i = 0; i < V; i++)
+        sum += l[i] == -INFINITY ? 0 : exp((double)(l[i] - mx));
+    /* top-p: keep the smallest set of most likely tokens whose mass reaches p (the
+     * probability threshold is the last one added, so ties at it are kept). */
+    if (s->top_p > 0 && s->top_p < 1) {
+        for (int i = 0; i < V; i++)
+            sorted[i] = l[i] == -INFINITY ? 0.0f : (float)(exp((double)(l[i] - mx)) / sum);
+        qsort(sorted, (size_t)V, sizeof(float), cmp_desc);
+        double acc = 0;
+        float th = 0;
+        for (int i = 0; i < V; i++) {
+            acc += sorted[i];
+            th = sorted[i];
+            if (acc >= s->top_p)
+                break;
+        }
+        double kept = 0;
+        for (int i = 0; i < V; i++) {
+            if (l[i] == -INFINITY)
+                continue;
+            if ((float)(exp((double)(l[i] - mx)) / sum) < th)
+                l[i] = -INFINITY;
+            else
+                kept += exp((double)(l[i] - mx));
+        }
+        sum = kept;
+    }
+    double u = mx_rng_uniform_d(&s->rng) * sum, acc = 0;
+    int last = 0;
+    for (int i = 0; i < V; i++) {
+        if (l[i] == -INFINITY)
+            continue;
+        acc += exp((double)(l[i] - mx));
+        last = i;
+        if (u < acc)
+            return i;
+    }
+    return last;
+}
+
+/* ---- generation --------------------------------------------------------------------------- */
+
+long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, long n_new,
+                    struct mx_sampler *s, int use_cache, int32_t *out_ids,
+                    int (*emit)(void *ctx, int32_t id), void *ctx, struct mx_error *err)
+{
+    struct mx_model *m = &r->m;
+    int Tm = m->cfg.block_size, V = m->cfg.vocab_size;
+    if (n_prompt < 1)
+        return mx_errorf(err, "empty prompt: give at least one character with --prompt");
+    /* Learned positions end at block_size: the whole sequence must fit. */
+    if (n_prompt + (size_t)n_new > (size_t)Tm) {
+        if (n_prompt > (size_t)Tm)
+            return mx_errorf(err, "prompt is %zu tokens but the model's context is %d (learned positions cannot go "
+                                  "further); shorten the prompt",
+                             n_prompt, Tm);
+        if (use_cache) /* the window slides: fall back to recomputation past the context */
+            use_cache = 0;
+    }
+    if (use_cache && !model_can_step(m))
+        use_cache = 0;
+    float *work = mx_xmalloc((2 * (size_t)V + 16) * sizeof(float));
+    int32_t *seq = mx_xmalloc((n_prompt + (size_t)n_new + 1) * sizeof(int32_t));
+    memcpy(seq, prompt, n_prompt * sizeof(int32_t));
+    size_t n = n_prompt;
+    long made = 0;
+    float *logits = mx_xmalloc((size_t)V * sizeof(float));
+    float *state = NULL, *swork = NULL;
+    if (use_cache) {
+        state = mx_try_calloc(model_state_floats(m) * sizeof(float) + 64, "the generation cache", err);
+        if (!state)
+            goto fail;
+        swork = mx_xmalloc(model_step_work_floats(m) * sizeof(float));
+        for (size_t t = 0; t < n_prompt; t++)
+            model_step(m, logits, state, swork, seq[t], (int)t);
+    } else if (model_plan(m, 1, Tm, err) != 0) {
+        goto fail;
+    }
+    for (; made < n_new; made++) {
+        if (!use_cache) {
+            size_t start = n > (size_t)Tm ? n - Tm : 0;
+            int T = (int)(n - start);
+            model_forward(m, seq + start, NULL, 1, T, r->step, 0);
+            memcpy(logits, m->a.logits + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
+        }
+        size_t nr = n < 64 ? n : 64;
+        int32_t id = infer_sample(s, logits, V, seq + n - nr, (int)nr, work);
+        seq[n++] = id;
+        out_ids[made] = id;
+        if (emit && emit(ctx, id)) {
+            made++;
+            break;
+        }
+        if (use_cache && made + 1 < n_new)
+            model_step(m, logits, state, swork, id, (int)(n - 1));
+    }
+    mx_free(work);
+    mx_free(seq);
+    mx_free(logits);
+    mx_free(state);
+    mx_free(swork);
+    return made;
+fail:
+    mx_free(work);
+    mx_free(seq);
+    mx_free(logits);
+    mx_free(state);
+    mx_free(swork);
+    return -1;
+}
+
+/* ---- evaluation --------------------------------------------------------------------------- */
+
+int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_t end, int T,
+               int stride, int B, struct mx_eval_result *res, struct mx_error *err)
+{
+    struct mx_model *m = &r->m;
+    memset(res, 0, sizeof *res);
+    if (T < 1 || T > m->cfg.block_size)
+        return mx_errorf(err, "--context %d is larger than the model's context %d (learned positions); use a "
+                              "value <= %d",
+                         T, m->cfg.block_size, m->cfg.block_size);
+    if (stride < 1 || stride > T)
+        return mx_errorf(err, "--stride %d must be in [1, %d]", stride, T);
+    if (f->vocab > m->cfg.vocab_size)
+        return mx_errorf(err, "token file vocabulary %d exceeds the model's %d: data prepared with another tokenizer",
+                         f->vocab, m->cfg.vocab_size);
+    if (end - begin < (size_t)T + 1)
+        return mx_errorf(err, "evaluation text has %zu tokens, fewer than --context %d + 1; use a smaller --context",
+                         end - begin, T);
+    if (B < 1)
+        B = 1;
+    if (model_plan(m, B, T, err) != 0)
+        return -1;
+    int32_t *x = mx_xmalloc((size_t)B * T * sizeof(int32_t)), *y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
+    float *losses = mx_xmalloc((size_t)B * T * sizeof(float));
+    /* Window k covers inputs [s, s+T) with s = begin + k*stride; the first window scores all T
+     * targets, later ones only their last `stride` (the ones not scored before). */
+    size_t n_win = 1 + (end - begin - 1 - T) / (size_t)stride;
+    double total = 0;
+    size_t scored = 0, last_target = begin;
+    double t0 = mx_now();
+    for (size_t w0 = 0; w0 < n_win; w0 += (size_t)B) {
+        int nb = (int)((n_win - w0) < (size_t)B ? (n_win - w0) : (size_t)B);
+        for (int b = 0; b < nb; b++)
+            data_window(f, begin + (w0 + b) * stride, T, x + (size_t)b * T, y + (size_t)b * T);
+        model_forward(m, x, y, nb, T, r->step, 0);
+        model_token_losses(m, losses);
+        for (int b = 0; b < nb; b++) {
+            int from = (w0 + b) == 0 ? 0 : T - stride;
+            for (int t = from; t < T; t++)
+                total += losses[(size_t)b * T + t];
+            scored += (size_t)(T - from);
+        }
+        last_target = begin + (w0 + nb - 1) * stride + T; /* index of the last scored target */
+    }
+    res->seconds = mx_now() - t0;
+    res->tokens = scored;
+    res->loss = total / (double)scored;
+    res->ppl = exp(res->loss);
+    res->tokens_per_s = scored / res->seconds;
+    /* Characters and bytes of the scored targets: ids (begin, last_target]. */
+    size_t nt = last_target - begin;
+    int32_t *ids = mx_xmalloc(nt * sizeof(int32_t));
+    for (size_t i = 0; i < nt; i++)
+        ids[i] = data_get(f, begin + 1 + i);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = tok_decode(r->tok, ids, nt, &text, &len, err);
+    mx_free(ids);
+    if (rc == 0) {
+        res->bytes = len;
+        res->chars = tok_count_chars(text, len);
+        res->bits_per_char = total / M_LN2 / (double)res->chars;
+        res->bits_per_byte = total / M_LN2 / (double)res->bytes;
+        mx_free(text);
+    }
+    mx_free(x);
+    mx_free(y);
+    mx_free(losses);
+    return rc;
+}

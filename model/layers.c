@@ -1,0 +1,182 @@
+/* layers.c — embedding, LayerNorm, GELU and softmax cross-entropy, forward beside backward.
+ * OpenMP over rows; every reduction has a fixed order so results are bitwise reproducible for
+ * a given thread count. Not matmuls (core/linear.c) and not the mixers (attention/). */
+#include "model/layers.h"
+
+#include "core/core.h"
+#include "core/fastmath.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                         int B, int T, int C)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *e = wte + (size_t)tok[(size_t)b * T + t] * C, *p = wpe + (size_t)t * C;
+            for (int c = 0; c < C; c++)
+                o[c] = e[c] + p[c];
+        }
+}
+
+void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                          int B, int T, int C)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *e = dwte + (size_t)tok[(size_t)b * T + t] * C, *p = dwpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) {
+                e[c] += d[c];
+                p[c] += d[c];
+            }
+        }
+}
+
+void layer_norm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+                        const float *b, size_t N, int C)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const float *xi = x + i * C;
+        float m = 0;
+        for (int c = 0; c < C; c++)
+            m += xi[c];
+        m /= C;
+        float v = 0;
+        for (int c = 0; c < C; c++) {
+            float d = xi[c] - m;
+            v += d * d;
+        }
+        v /= C;
+        float r = 1.0f / sqrtf(v + 1e-5f);
+        float *o = out + i * C;
+        for (int c = 0; c < C; c++)
+            o[c] = (xi[c] - m) * r * w[c] + (b ? b[c] : 0.0f);
+        mean[i] = m;
+        rstd[i] = r;
+    }
+}
+
+/* Per-thread partial sums for dw/db: at most this many threads take part. */
+#define LN_MAX_THREADS 64
+
+size_t layer_norm_work_floats(int C)
+{
+    return (size_t)LN_MAX_THREADS * 2 * C;
+}
+
+void layer_norm_backward(float *dx, float *dw, float *db, float *work, const float *dout,
+                         const float *x, const float *mean, const float *rstd, const float *w,
+                         size_t N, int C)
+{
+    int nt = omp_get_max_threads();
+    if (nt > LN_MAX_THREADS)
+        nt = LN_MAX_THREADS;
+    /* One buffer per thread, summed in thread order afterwards: deterministic for a fixed
+     * thread count, no atomics. Static schedule gives each thread a fixed row range. */
+    float *part = work;
+    memset(part, 0, (size_t)nt * 2 * C * sizeof(float));
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num();
+        float *pw = part + (size_t)tid * 2 * C, *pb = pw + C;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < N; i++) {
+            const float *xi = x + i * C, *di = dout + i * C;
+            float m = mean[i], r = rstd[i];
+            /* dxhat = dout * w; dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
+            float s1 = 0, s2 = 0;
+            for (int c = 0; c < C; c++) {
+                float xh = (xi[c] - m) * r;
+                float dxh = di[c] * w[c];
+                s1 += dxh;
+                s2 += dxh * xh;
+                pw[c] += di[c] * xh;
+                pb[c] += di[c];
+            }
+            s1 /= C;
+            s2 /= C;
+            float *dxi = dx + i * C;
+            for (int c = 0; c < C; c++) {
+                float xh = (xi[c] - m) * r;
+                dxi[c] += r * (di[c] * w[c] - s1 - xh * s2);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        const float *pw = part + (size_t)t * 2 * C, *pb = pw + C;
+        for (int c = 0; c < C; c++) {
+            dw[c] += pw[c];
+            if (db)
+                db[c] += pb[c];
+        }
+    }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+void layer_gelu_forward(float *out, const float *x, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + mx_tanhf(GELU_K * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float u = GELU_K * (v + 0.044715f * v * v * v);
+        float th = mx_tanhf(u);
+        float sech2 = 1.0f - th * th;
+        float g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        dx[i] = dout[i] * g;
+    }
+}
+
+float layer_ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets,
+                       size_t N, int V)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const float *l = logits + i * V;
+        float mx = l[0];
+        for (int v = 1; v < V; v++)
+            mx = l[v] > mx ? l[v] : mx;
+        double s = 0;
+        for (int v = 0; v < V; v++)
+            s += exp((double)(l[v] - mx));
+        float r = mx + (float)log(s);
+        lse[i] = r;
+        if (targets)
+            losses[i] = r - l[targets[i]];
+    }
+    if (!targets)
+        return 0.0f;
+    /* Serial sum in double: the same value whatever the thread count. */
+    double total = 0;
+    for (size_t i = 0; i < N; i++)
+        total += losses[i];
+    return (float)(total / (double)N);
+}
+
+void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
+                       float scale)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        float *l = logits + i * V;
+        float r = lse[i];
+        for (int v = 0; v < V; v++)
+            l[v] = expf(l[v] - r) * scale;
+        l[targets[i]] -= scale;
+    }
+}

@@ -1,0 +1,425 @@
+/* model.c — the decoder: parameter layout, init, activation planning, forward, backward and
+ * single-token decoding. One function (bind_params) knows where every tensor lives and one
+ * (bind_acts) where every activation lives; both run twice, counting then binding.
+ * Not the checkpoint format (checkpoint.c) and not any mixer's internals. */
+#include "model/model.h"
+
+#include "model/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- parameter layout --------------------------------------------------------------------- */
+
+struct layout {
+    struct mx_model *m;
+    size_t at;      /* floats so far */
+    int n;          /* tensors so far */
+    float *base_p;  /* NULL while counting */
+    float *base_g;
+};
+
+static void add(struct layout *L, float **pv, float **gv, const char *name, int ndim, int s0,
+                int s1, int decay, int trainable)
+{
+    size_t numel = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1);
+    if (L->m->tensors) {
+        struct mx_param *t = &L->m->tensors[L->n];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = s0;
+        t->shape[1] = s1;
+        t->offset = L->at;
+        t->numel = numel;
+        t->decay = decay;
+        t->trainable = trainable;
+    }
+    if (pv)
+        *pv = L->base_p ? L->base_p + L->at : NULL;
+    if (gv)
+        *gv = L->base_g ? L->base_g + L->at : NULL;
+    L->at += numel;
+    L->n++;
+}
+
+/* The one place that knows the order of tensors in the buffer. */
+static void bind_params(struct mx_model *m, float *params, float *grads)
+{
+    struct layout L = {.m = m, .base_p = params, .base_g = grads};
+    const struct mx_config *c = &m->cfg;
+    int C = c->n_embd;
+    char nm[128];
+    add(&L, &m->w.wte, &m->g.wte, "transformer.wte.weight", 2, c->vocab_size, C, 1, 1);
+    add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, 1);
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_w *w = &m->w.l[l], *g = &m->g.l[l];
+#define NAME(s) (snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, s), nm)
+        add(&L, &w->ln1_w, &g->ln1_w, NAME("ln_1.weight"), 1, C, 0, 0, 1);
+        if (c->bias)
+            add(&L, &w->ln1_b, &g->ln1_b, NAME("ln_1.bias"), 1, C, 0, 0, 1);
+        else
+            w->ln1_b = g->ln1_b = NULL;
+        /* The mixer's tensors, in its own order, under "attn.". */
+        const struct mixer *mx = &m->mix[l];
+        int nt = mx->ops->tensors(mx, NULL);
+        struct mx_tensor_desc td[32];
+        MX_ASSERT(nt <= 32);
+        mx->ops->tensors(mx, td);
+        w->mix = params ? params + L.at : NULL;
+        g->mix = grads ? grads + L.at : NULL;
+        for (int i = 0; i < nt; i++) {
+            char full[160];
+            snprintf(full, sizeof full, "transformer.h.%d.attn.%.63s", l, td[i].name);
+            size_t numel = mixer_tensor_numel(&td[i]);
+            if (m->tensors) {
+                struct mx_param *t = &m->tensors[L.n];
+                memset(t, 0, sizeof *t);
+                snprintf(t->name, sizeof t->name, "%.95s", full);
+                t->ndim = td[i].ndim;
+                memcpy(t->shape, td[i].shape, sizeof t->shape);
+                t->offset = L.at;
+                t->numel = numel;
+                t->decay = td[i].decay;
+                t->trainable = td[i].trainable;
+            }
+            L.at += numel;
+            L.n++;
+        }
+        add(&L, &w->ln2_w, &g->ln2_w, NAME("ln_2.weight"), 1, C, 0, 0, 1);
+        if (c->bias)
+            add(&L, &w->ln2_b, &g->ln2_b, NAME("ln_2.bias"), 1, C, 0, 0, 1);
+        else
+            w->ln2_b = g->ln2_b = NULL;
+        add(&L, &w->fc_w, &g->fc_w, NAME("mlp.c_fc.weight"), 2, 4 * C, C, 1, 1);
+        if (c->bias)
+            add(&L, &w->fc_b, &g->fc_b, NAME("mlp.c_fc.bias"), 1, 4 * C, 0, 0, 1);
+        else
+            w->fc_b = g->fc_b = NULL;
+        add(&L, &w->pr_w, &g->pr_w, NAME("mlp.c_proj.weight"), 2, C, 4 * C, 1, 1);
+        if (c->bias)
+            add(&L, &w->pr_b, &g->pr_b, NAME("mlp.c_proj.bias"), 1, C, 0, 0, 1);
+        else
+            w->pr_b = g->pr_b = NULL;
+#undef NAME
+    }
+    add(&L, &m->w.lnf_w, &m->g.lnf_w, "transformer.ln_f.weight", 1, C, 0, 0, 1);
+    if (c->bias)
+        add(&L, &m->w.lnf_b, &m->g.lnf_b, "transformer.ln_f.bias", 1, C, 0, 0, 1);
+    else
+        m->w.lnf_b = m->g.lnf_b = NULL;
+    m->n_params = L.at;
+    m->n_tensors = L.n;
+}
+
+static int validate_config(const struct mx_config *c, struct mx_error *err)
+{
+    if (c->n_layer < 1 || c->n_layer > MX_MAX_LAYERS)
+        return mx_errorf(err, "--layers %d out of range; allowed [1, %d]", c->n_layer, MX_MAX_LAYERS);
+    if (c->n_head < 1 || c->n_embd < 1 || c->n_embd % c->n_head != 0)
+        return mx_errorf(err, "--dim %d must be a positive multiple of --heads %d", c->n_embd, c->n_head);
+    if (c->block_size < 1 || c->block_size > (1 << 22))
+        return mx_errorf(err, "--context %d out of range; allowed [1, %d]", c->block_size, 1 << 22);
+    if (c->vocab_size < 2)
+        return mx_errorf(err, "vocabulary size %d is too small (need at least 2 symbols); is the data empty?",
+                         c->vocab_size);
+    return 0;
+}
+
+int model_create(struct mx_model *m, const struct mx_config *cfg, struct mx_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if (validate_config(cfg, err) != 0)
+        return -1;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        struct mixer_dims d = {.C = cfg->n_embd, .H = cfg->n_head, .T_max = cfg->block_size,
+                               .bias = cfg->bias, .layer = l, .n_layer = cfg->n_layer, .seed = cfg->seed};
+        if (mixer_create(&m->mix[l], cfg->attn[l], &d, err) != 0) {
+            mx_error_wrap(err, "layer %d", l);
+            for (int k = 0; k < l; k++)
+                mixer_destroy(&m->mix[k]);
+            return -1;
+        }
+        snprintf(m->cfg.attn[l], sizeof m->cfg.attn[l], "%s", m->mix[l].spec);
+    }
+    bind_params(m, NULL, NULL); /* count */
+    m->tensors = mx_xcalloc(sizeof *m->tensors * (size_t)m->n_tensors);
+    m->params = mx_try_calloc(m->n_params * sizeof(float), "the parameters", err);
+    m->grads = m->params ? mx_try_calloc(m->n_params * sizeof(float), "the gradients", err) : NULL;
+    if (!m->params || !m->grads) {
+        model_free(m);
+        return -1;
+    }
+    bind_params(m, m->params, m->grads);
+    return 0;
+}
+
+void model_free(struct mx_model *m)
+{
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (m->mix[l].ops)
+            mixer_destroy(&m->mix[l]);
+    mx_free(m->tensors);
+    mx_free(m->params);
+    mx_free(m->grads);
+    mx_free(m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+const struct mx_param *model_find_tensor(const struct mx_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return &m->tensors[i];
+    return NULL;
+}
+
+void model_init_params(struct mx_model *m)
+{
+    const struct mx_config *c = &m->cfg;
+    struct mx_rng r;
+    mx_rng_seed(&r, c->seed);
+    size_t C = (size_t)c->n_embd;
+    const float std = 0.02f, std_res = 0.02f / sqrtf(2.0f * c->n_layer);
+    memset(m->params, 0, m->n_params * sizeof(float));
+    mx_rng_fill_normal(&r, m->w.wte, (size_t)c->vocab_size * C, std);
+    mx_rng_fill_normal(&r, m->w.wpe, (size_t)c->block_size * C, std);
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_w *w = &m->w.l[l];
+        for (size_t i = 0; i < C; i++)
+            w->ln1_w[i] = w->ln2_w[i] = 1.0f;
+        /* Each mixer draws from its own stream so changing one layer's mixer does not change
+         * the other layers' initial weights. */
+        struct mx_rng rm;
+        mx_rng_seed3(&rm, c->seed, 1000 + l, 0);
+        m->mix[l].ops->init(&m->mix[l], w->mix, &rm);
+        mx_rng_fill_normal(&r, w->fc_w, 4 * C * C, std);
+        mx_rng_fill_normal(&r, w->pr_w, 4 * C * C, std_res);
+    }
+    for (size_t i = 0; i < C; i++)
+        m->w.lnf_w[i] = 1.0f;
+}
+
+/* ---- activations -------------------------------------------------------------------------- */
+
+static void bind_acts(struct mx_model *m, struct mx_arena *ar, int B, int T)
+{
+    const struct mx_config *c = &m->cfg;
+    size_t BT = (size_t)B * T, C = (size_t)c->n_embd;
+    struct mx_acts *a = &m->a;
+    size_t scratch = 0;
+    a->emb = mx_arena_floats(ar, BT * C);
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_acts *la = &a->l[l];
+        la->ln1 = mx_arena_floats(ar, BT * C);
+        la->ln1_mean = mx_arena_floats(ar, BT);
+        la->ln1_rstd = mx_arena_floats(ar, BT);
+        la->mix_saved = mx_arena_floats(ar, m->mix[l].ops->saved_floats(&m->mix[l], B, T));
+        la->res_mid = mx_arena_floats(ar, BT * C);
+        la->ln2 = mx_arena_floats(ar, BT * C);
+        la->ln2_mean = mx_arena_floats(ar, BT);
+        la->ln2_rstd = mx_arena_floats(ar, BT);
+        la->fc = mx_arena_floats(ar, BT * 4 * C);
+        la->res = mx_arena_floats(ar, BT * C);
+        size_t s = m->mix[l].ops->scratch_floats(&m->mix[l], B, T);
+        if (s > scratch)
+            scratch = s;
+    }
+    a->lnf = mx_arena_floats(ar, BT * C);
+    a->lnf_mean = mx_arena_floats(ar, BT);
+    a->lnf_rstd = mx_arena_floats(ar, BT);
+    a->logits = mx_arena_floats(ar, BT * (size_t)c->vocab_size);
+    a->lse = mx_arena_floats(ar, BT);
+    a->losses = mx_arena_floats(ar, BT);
+    a->d_res = mx_arena_floats(ar, BT * C);
+    a->d_tmp = mx_arena_floats(ar, BT * C);
+    a->d_ln = mx_arena_floats(ar, BT * C);
+    a->d_fc = mx_arena_floats(ar, BT * 4 * C);
+    a->gelu = mx_arena_floats(ar, BT * 4 * C);
+    a->mix_y = mx_arena_floats(ar, BT * C);
+    a->scratch = mx_arena_floats(ar, scratch);
+    a->ln_work = mx_arena_floats(ar, layer_norm_work_floats(c->n_embd));
+}
+
+size_t model_activation_floats(struct mx_model *m, int B, int T)
+{
+    struct mx_arena ar;
+    struct mx_acts keep = m->a;
+    mx_arena_begin(&ar, NULL, 0);
+    bind_acts(m, &ar, B, T);
+    m->a = keep;
+    return ar.used;
+}
+
+int model_plan(struct mx_model *m, int B, int T, struct mx_error *err)
+{
+    if (T < 1 || T > m->cfg.block_size)
+        return mx_errorf(err, "sequence length %d exceeds the model's context %d; use a shorter --context or prompt",
+                         T, m->cfg.block_size);
+    if (B < 1)
+        return mx_errorf(err, "batch size %d must be at least 1", B);
+    size_t n = model_activation_floats(m, B, T);
+    mx_free(m->arena);
+    m->arena = mx_try_calloc(n * sizeof(float), "the activations", err);
+    if (!m->arena)
+        return -1;
+    m->arena_floats = n;
+    struct mx_arena ar;
+    mx_arena_begin(&ar, m->arena, n);
+    bind_acts(m, &ar, B, T);
+    m->B_max = B;
+    m->T_max = T;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        m->mix[l].scratch = m->a.scratch;
+    return 0;
+}
+
+/* ---- forward / backward ------------------------------------------------------------------- */
+
+float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T,
+                    long step, int training)
+{
+    const struct mx_config *c = &m->cfg;
+    MX_ASSERT(B >= 1 && T >= 1 && B <= m->B_max && T <= m->T_max);
+    /* Activations were bound for (B_max, T_max); smaller batches reuse the same pointers, so
+     * rebind when the shape changes (cheap: no allocation). */
+    if (B != m->B || T != m->T) {
+        struct mx_arena ar;
+        mx_arena_begin(&ar, m->arena, m->arena_floats);
+        bind_acts(m, &ar, B, T);
+        m->B = B;
+        m->T = T;
+    }
+    int C = c->n_embd, V = c->vocab_size;
+    size_t BT = (size_t)B * T;
+    struct mx_acts *a = &m->a;
+    for (size_t i = 0; i < BT; i++)
+        MX_ASSERT(x[i] >= 0 && x[i] < V);
+    layer_embed_forward(a->emb, x, m->w.wte, m->w.wpe, B, T, C);
+    const float *res = a->emb;
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_acts *la = &a->l[l];
+        struct mx_layer_w *w = &m->w.l[l];
+        struct mixer *mx = &m->mix[l];
+        mx->step = step;
+        mx->training = training;
+        layer_norm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, res, w->ln1_w, w->ln1_b, BT, C);
+        mx->ops->forward(mx, a->mix_y, la->mix_saved, la->ln1, w->mix, B, T);
+        for (size_t i = 0; i < BT * C; i++)
+            la->res_mid[i] = res[i] + a->mix_y[i];
+        layer_norm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res_mid, w->ln2_w, w->ln2_b, BT, C);
+        mx_linear_forward(la->fc, la->ln2, w->fc_w, w->fc_b, (int)BT, C, 4 * C);
+        layer_gelu_forward(a->gelu, la->fc, BT * 4 * C);
+        mx_linear_forward(la->res, a->gelu, w->pr_w, w->pr_b, (int)BT, 4 * C, C);
+        for (size_t i = 0; i < BT * C; i++)
+            la->res[i] += la->res_mid[i];
+        res = la->res;
+    }
+    layer_norm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, res, m->w.lnf_w, m->w.lnf_b, BT, C);
+    mx_linear_forward(a->logits, a->lnf, m->w.wte, NULL, (int)BT, C, V);
+    m->tok = x;
+    m->tgt = y;
+    m->loss = layer_ce_forward(a->lse, a->losses, a->logits, y, BT, V);
+    return m->loss;
+}
+
+void model_token_losses(const struct mx_model *m, float *out)
+{
+    memcpy(out, m->a.losses, (size_t)m->B * m->T * sizeof(float));
+}
+
+void model_backward(struct mx_model *m)
+{
+    MX_ASSERT(m->tgt != NULL);
+    const struct mx_config *c = &m->cfg;
+    int B = m->B, T = m->T, C = c->n_embd, V = c->vocab_size;
+    size_t BT = (size_t)B * T;
+    struct mx_acts *a = &m->a;
+    /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / BT. */
+    layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, 1.0f / (float)BT);
+    memset(a->d_ln, 0, BT * C * sizeof(float));
+    mx_linear_backward(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
+    const float *res_last = c->n_layer ? a->l[c->n_layer - 1].res : a->emb;
+    memset(a->d_res, 0, BT * C * sizeof(float));
+    layer_norm_backward(a->d_res, m->g.lnf_w, m->g.lnf_b, a->ln_work, a->d_ln, res_last, a->lnf_mean,
+                        a->lnf_rstd, m->w.lnf_w, BT, C);
+    /* d_res holds d loss / d (output of layer l); it flows unchanged through each residual. */
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        struct mx_layer_acts *la = &a->l[l];
+        struct mx_layer_w *w = &m->w.l[l], *g = &m->g.l[l];
+        struct mixer *mx = &m->mix[l];
+        const float *res_in = l ? a->l[l - 1].res : a->emb;
+        /* MLP: res = res_mid + proj(gelu(fc(ln2(res_mid)))) */
+        layer_gelu_forward(a->gelu, la->fc, BT * 4 * C); /* recomputed, see mx_layer_acts */
+        memset(a->d_fc, 0, BT * 4 * C * sizeof(float));
+        mx_linear_backward(a->d_fc, g->pr_w, g->pr_b, a->d_res, a->gelu, w->pr_w, (int)BT, 4 * C, C);
+        layer_gelu_backward(a->d_fc, a->d_fc, la->fc, BT * 4 * C);
+        memset(a->d_ln, 0, BT * C * sizeof(float));
+        mx_linear_backward(a->d_ln, g->fc_w, g->fc_b, a->d_fc, la->ln2, w->fc_w, (int)BT, C, 4 * C);
+        layer_norm_backward(a->d_res, g->ln2_w, g->ln2_b, a->ln_work, a->d_ln, la->res_mid, la->ln2_mean,
+                            la->ln2_rstd, w->ln2_w, BT, C);
+        /* Mixer: res_mid = res_in + mixer(ln1(res_in)) */
+        memset(a->d_ln, 0, BT * C * sizeof(float));
+        mx->ops->backward(mx, a->d_ln, g->mix, a->d_res, la->mix_saved, la->ln1, w->mix, B, T);
+        layer_norm_backward(a->d_res, g->ln1_w, g->ln1_b, a->ln_work, a->d_ln, res_in, la->ln1_mean,
+                            la->ln1_rstd, w->ln1_w, BT, C);
+    }
+    layer_embed_backward(m->g.wte, m->g.wpe, a->d_res, m->tok, B, T, C);
+    /* Buffers (e.g. fixed random features) never learn: keep their gradients zero. */
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!m->tensors[i].trainable)
+            memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
+}
+
+/* ---- single-token decoding ---------------------------------------------------------------- */
+
+int model_can_step(const struct mx_model *m)
+{
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (!m->mix[l].ops->step)
+            return 0;
+    return 1;
+}
+
+size_t model_state_floats(const struct mx_model *m)
+{
+    size_t n = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        n += (m->mix[l].ops->state_floats(&m->mix[l]) + 15) & ~(size_t)15;
+    return n;
+}
+
+size_t model_step_work_floats(const struct mx_model *m)
+{
+    return 11 * (size_t)m->cfg.n_embd + 16;
+}
+
+void model_step(struct mx_model *m, float *logits, float *state, float *work, int32_t token, int pos)
+{
+    const struct mx_config *c = &m->cfg;
+    int C = c->n_embd, V = c->vocab_size;
+    MX_ASSERT(model_can_step(m) && pos >= 0 && pos < c->block_size && token >= 0 && token < V);
+    float *res = work, *ln = res + C, *y = ln + C, *fc = y + C, *ge = fc + 4 * C, *st = ge + 4 * C;
+    for (int i = 0; i < C; i++)
+        res[i] = m->w.wte[(size_t)token * C + i] + m->w.wpe[(size_t)pos * C + i];
+    float *s = state;
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_w *w = &m->w.l[l];
+        struct mixer *mx = &m->mix[l];
+        mx->training = 0;
+        layer_norm_forward(ln, st, st + 1, res, w->ln1_w, w->ln1_b, 1, C);
+        mx->ops->step(mx, y, s, ln, w->mix, pos);
+        s += (mx->ops->state_floats(mx) + 15) & ~(size_t)15;
+        for (int i = 0; i < C; i++)
+            res[i] += y[i];
+        layer_norm_forward(ln, st, st + 1, res, w->ln2_w, w->ln2_b, 1, C);
+        mx_linear_forward(fc, ln, w->fc_w, w->fc_b, 1, C, 4 * C);
+        layer_gelu_forward(ge, fc, 4 * (size_t)C);
+        mx_linear_forward(y, ge, w->pr_w, w->pr_b, 1, 4 * C, C);
+        for (int i = 0; i < C; i++)
+            res[i] += y[i];
+    }
+    layer_norm_forward(ln, st, st + 1, res, m->w.lnf_w, m->w.lnf_b, 1, C);
+    mx_linear_forward(logits, ln, m->w.wte, NULL, 1, C, V);
+}

@@ -1,0 +1,160 @@
+/* model.h — the GPT decoder (nanoGPT's GPT-2: pre-LayerNorm blocks, learned positions,
+ * GELU(tanh) 4x MLP, optional biases, tied embeddings) with hand-written forward/backward,
+ * one buffer each for parameters and gradients, activations from one arena planned once,
+ * and safetensors checkpoints. The token mixer of each layer is a struct mixer.
+ * Not the optimizer or the training loop (train/), nor sampling (infer/). */
+#ifndef MIXLM_MODEL_H
+#define MIXLM_MODEL_H
+
+#include "attention/mixer.h"
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+
+#define MX_MAX_LAYERS 64
+#define MX_CKPT_FORMAT 1
+
+struct mx_config {
+    int n_layer, n_head, n_embd, block_size, vocab_size;
+    int bias;      /* LayerNorm and linear biases (nanoGPT's shakespeare configs: 0) */
+    uint64_t seed; /* init, and per-layer randomness of mixers (LSH, BigBird, Performer) */
+    char attn[MX_MAX_LAYERS][MX_SPEC_MAX]; /* each layer's mixer spec (canonical after init) */
+};
+
+/* One named tensor of the parameter buffer. */
+struct mx_param {
+    char name[96]; /* nanoGPT state-dict names: "transformer.h.0.attn.c_attn.weight" */
+    int ndim;
+    int shape[4];
+    size_t offset, numel; /* in floats, within params/grads/moments */
+    int decay;            /* AdamW weight decay applies */
+    int trainable;        /* 0: a buffer; its gradient is kept zero */
+};
+
+/* Views of layer l's parameters inside one buffer (params or grads). NULL where absent. */
+struct mx_layer_w {
+    float *ln1_w, *ln1_b; /* (C) */
+    float *mix;           /* the mixer's slice */
+    float *ln2_w, *ln2_b; /* (C) */
+    float *fc_w, *fc_b;   /* (4C,C), (4C) */
+    float *pr_w, *pr_b;   /* (C,4C), (C) */
+};
+struct mx_weights {
+    float *wte; /* (V,C), also the output head */
+    float *wpe; /* (T_max,C) */
+    struct mx_layer_w l[MX_MAX_LAYERS];
+    float *lnf_w, *lnf_b; /* (C) */
+};
+
+/* Activations of one forward, kept for backward; all from one arena. */
+struct mx_layer_acts {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *mix_saved;                  /* mixer's saved_floats(B,T) */
+    float *res_mid;                    /* (B,T,C) residual after the mixer */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;  /* (B,T,4C) pre-GELU; GELU is recomputed in backward to halve MLP memory */
+    float *res; /* (B,T,C) residual after the MLP = input of layer l+1 */
+};
+struct mx_acts {
+    float *emb; /* (B,T,C) token + position embedding = input of layer 0 */
+    struct mx_layer_acts l[MX_MAX_LAYERS];
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *logits;                    /* (B,T,V); overwritten by dlogits in backward */
+    float *lse;                       /* (B,T) log-sum-exp of each logits row */
+    float *losses;                    /* (B,T) per-position loss, nats */
+    /* backward and temporary buffers */
+    float *d_res, *d_tmp, *d_ln; /* (B,T,C) */
+    float *d_fc, *gelu;          /* (B,T,4C) */
+    float *mix_y;                /* (B,T,C) mixer output */
+    float *scratch;              /* max over layers of mixer scratch_floats */
+    float *ln_work;              /* layer_norm_work_floats(C) */
+};
+
+struct mx_model {
+    struct mx_config cfg;
+    struct mixer mix[MX_MAX_LAYERS];
+    int n_tensors;
+    struct mx_param *tensors;
+    size_t n_params;
+    float *params, *grads; /* n_params each; grads zeroed by the caller before backward */
+    struct mx_weights w, g;
+    /* activations planned for at most (B_max, T_max) */
+    int B_max, T_max;
+    float *arena;
+    size_t arena_floats;
+    struct mx_acts a;
+    int B, T;           /* shape of the last forward */
+    const int32_t *tok; /* inputs of the last forward (B,T) */
+    const int32_t *tgt; /* targets of the last forward (NULL: no loss) */
+    float loss;
+};
+
+/* Parse and validate a config (dims, every layer's mixer spec, causality); build the mixers
+ * and the parameter layout; allocate params and grads (zeroed). No activations yet. */
+int model_create(struct mx_model *m, const struct mx_config *cfg, struct mx_error *err);
+void model_free(struct mx_model *m);
+/* N(0,0.02) weights, residual projections N(0, 0.02/sqrt(2L)), LN gains 1, biases 0;
+ * mixers initialise their own slices. Deterministic in cfg.seed. */
+void model_init_params(struct mx_model *m);
+/* Plan and allocate activations for batches up to (B, T). T <= block_size. Errors on
+ * out-of-memory with the size and what to reduce. */
+int model_plan(struct mx_model *m, int B, int T, struct mx_error *err);
+/* Activation floats model_plan(B,T) would allocate (for reports and benchmarks). */
+size_t model_activation_floats(struct mx_model *m, int B, int T);
+const struct mx_param *model_find_tensor(const struct mx_model *m, const char *name);
+
+/* Forward: tokens x (B,T) -> logits (B,T,V) in m->a.logits. With targets y (B,T) also the
+ * mean cross-entropy (nats/token), returned; returns 0 without targets. Mixers get
+ * m->mix[l].step = step and .training = training. Token ids must be < vocab_size
+ * (MX_ASSERT: validated where data enters). */
+float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T,
+                    long step, int training);
+/* Backward of the last forward's mean loss: grads += d loss / d params. Requires targets. */
+void model_backward(struct mx_model *m);
+/* Per-position losses of the last forward into out (B,T), nats. */
+void model_token_losses(const struct mx_model *m, float *out);
+
+/* Incremental decoding: state for every layer's mixer (NULL when some mixer has no step). */
+int model_can_step(const struct mx_model *m);
+size_t model_state_floats(const struct mx_model *m);
+/* Feed token at position pos (0-based, pos < block_size) and write logits (V). The state
+ * must be zeroed before pos 0. work: model_step_work_floats() floats. */
+size_t model_step_work_floats(const struct mx_model *m);
+void model_step(struct mx_model *m, float *logits, float *state, float *work, int32_t token, int pos);
+
+/* ---- config and checkpoints ---------------------------------------------------------- */
+cJSON *model_config_to_json(const struct mx_config *cfg);
+int model_config_from_json(struct mx_config *cfg, const cJSON *j, struct mx_error *err);
+
+/* A checkpoint: safetensors (8-byte little-endian header length, JSON header, raw F32
+ * tensors). __metadata__ (all strings): "format", "config" (JSON), "tokenizer" (JSON),
+ * "train" (JSON: step, RNG state, data position, hyperparameters), "checksum" (FNV-1a 64 of
+ * the tensor bytes, then of every other metadata key and value: see checkpoint.c).
+ * Optimizer moments are stored as "optim.m.<name>"/"optim.v.<name>" when given. Written
+ * atomically. */
+struct mx_ckpt_extra {
+    const cJSON *tokenizer; /* required */
+    const cJSON *train;     /* may be NULL */
+    const float *adam_m, *adam_v; /* n_params each, or NULL */
+};
+int ckpt_write(const char *path, const struct mx_model *m, const struct mx_ckpt_extra *x,
+               struct mx_error *err);
+
+/* Reading: ckpt_open parses and validates the whole file (header bounds, JSON, dtypes,
+ * shapes, offsets, size, checksum) and returns the metadata; ckpt_load_model builds the model
+ * from the stored config and copies the parameters; ckpt_load_moments copies AdamW moments. */
+struct mx_ckpt {
+    char path[512];
+    char *buf; /* the whole file */
+    size_t len;
+    size_t data_off; /* start of tensor data */
+    cJSON *header;
+    cJSON *config, *tokenizer, *train; /* parsed metadata (train may be NULL) */
+};
+int ckpt_open(struct mx_ckpt *c, const char *path, struct mx_error *err);
+void ckpt_close(struct mx_ckpt *c);
+int ckpt_load_model(struct mx_ckpt *c, struct mx_model *m, struct mx_error *err);
+int ckpt_load_moments(struct mx_ckpt *c, const struct mx_model *m, float *adam_m, float *adam_v,
+                      struct mx_error *err);
+
+#endif

@@ -1,0 +1,81 @@
+# test_bench.sh — `mixlm bench` at tiny sizes: the CSV and JSON parse with the documented columns
+# and positive numbers, the budgets skip runs with a note instead of crashing, bad input exits 2.
+# Not a performance test: no timing is compared with anything.
+set -u
+BIN=${MIXLM_BIN:?MIXLM_BIN must point at the mixlm binary}
+PY=$(command -v python3 || command -v /usr/bin/python3 || true)
+if [ -z "$PY" ]; then echo "SKIP: no python3 to parse CSV/JSON"; exit 77; fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# 1. CSV: columns, one row per length, positive numbers.
+"$BIN" bench --attn dense --context 32,64 --dim 16 --heads 2 --layers 1 --repeats 1 --csv \
+    >"$TMP/out.csv" 2>"$TMP/err" || fail "bench --csv exited $?: $(cat "$TMP/err")"
+"$PY" - "$TMP/out.csv" <<'EOF' || fail "CSV check"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+need = ["attn", "context", "forward_ms", "train_ms", "peak_mb", "tokens_per_s", "gflops",
+        "skipped", "batch", "dim", "heads", "layers", "threads"]
+missing = [c for c in need if c not in rows[0]] if rows else need
+assert not missing, f"missing columns {missing}"
+assert [int(r["context"]) for r in rows] == [32, 64], [r["context"] for r in rows]
+for r in rows:
+    assert r["attn"] == "dense" and r["skipped"] == "", r
+    for c in ["forward_ms", "train_ms", "peak_mb", "tokens_per_s", "gflops"]:
+        assert float(r[c]) > 0, (c, r[c])
+    assert float(r["train_ms"]) >= float(r["forward_ms"]), r
+    assert (int(r["batch"]), int(r["dim"]), int(r["heads"]), int(r["layers"])) == (1, 16, 2, 1), r
+print("csv ok:", len(rows), "rows")
+EOF
+
+# 2. JSON: an array of objects, two mixers' worth (the same spec twice is allowed), nulls where
+#    nothing is defined; a memory budget that nothing fits gives skipped rows, not a crash.
+"$BIN" bench --attn dense --attn dense --context 32 --dim 16 --heads 2 --repeats 2 --warmup 0 --json \
+    >"$TMP/out.json" 2>"$TMP/err" || fail "bench --json exited $?: $(cat "$TMP/err")"
+"$BIN" bench --attn dense --context 32,1k --dim 16 --heads 2 --mem-budget 1 --json \
+    >"$TMP/skip.json" 2>"$TMP/err" || fail "bench --mem-budget exited $?: $(cat "$TMP/err")"
+"$PY" - "$TMP/out.json" "$TMP/skip.json" <<'EOF' || fail "JSON check"
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert isinstance(a, list) and len(a) == 2, a
+for o in a:
+    for k in ["attn", "context", "forward_ms", "train_ms", "peak_mb", "tokens_per_s"]:
+        assert k in o, k
+    assert o["skipped"] is None and o["train_ms"] > 0 and o["tokens_per_s"] > 0, o
+    assert o["repeats"] == 2, o
+s = json.load(open(sys.argv[2]))
+assert len(s) == 2 and all(o["skipped"] and "mem-budget" in o["skipped"] for o in s), s
+assert all(o["train_ms"] is None and o["gflops"] is None for o in s), s
+print("json ok")
+EOF
+
+# 3. A time budget too small for a run kills that child, notes it, and skips the larger length.
+"$BIN" bench --attn dense --context 8192,16384 --dim 16 --heads 2 --time-budget 0.02 --csv \
+    >"$TMP/time.csv" 2>"$TMP/err" || fail "bench --time-budget exited $?: $(cat "$TMP/err")"
+grep -q "over time budget" "$TMP/time.csv" || fail "no 'over time budget' note: $(cat "$TMP/time.csv")"
+grep -q "16384.*already exceeded the time budget" "$TMP/time.csv" ||
+    fail "larger context not skipped: $(cat "$TMP/time.csv")"
+
+# 4. Text output: the sgemm ceiling line and the ratio summary.
+"$BIN" bench --attn dense --attn dense --context 32 --dim 16 --heads 2 --repeats 1 >"$TMP/out.txt" 2>&1 ||
+    fail "text output exited $?"
+grep -q "sgemm ceiling" "$TMP/out.txt" || fail "no sgemm ceiling line"
+grep -q "relative to dense" "$TMP/out.txt" || fail "no ratio summary"
+
+# 5. Errors: an unknown mixer names itself and exits 2; so do bad flags and lengths.
+"$BIN" bench --attn nosuchmixer:w=3 --context 32 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ $rc -eq 2 ] || fail "unknown mixer exited $rc, want 2"
+grep -q "nosuchmixer" "$TMP/err" || fail "error does not name the mixer: $(cat "$TMP/err")"
+"$BIN" bench --attn dense --context 32 --frobnicate 1 >/dev/null 2>"$TMP/err"
+[ $? -eq 2 ] && grep -q -- "--frobnicate" "$TMP/err" || fail "unknown flag: $(cat "$TMP/err")"
+"$BIN" bench --attn dense --context 0 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--context 0 accepted"
+"$BIN" bench --attn dense --context 32 --dim 10 --heads 3 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--dim 10 --heads 3 accepted"
+
+# 6. --list names every registered mixer (at least dense); --help documents the FLOP model.
+"$BIN" bench --list | grep -q "^dense" || fail "--list lacks dense"
+"$BIN" bench --help | grep -q "FLOP model" || fail "--help lacks the FLOP model"
+echo "test_bench: ok"

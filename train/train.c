@@ -1,0 +1,560 @@
+/* train.c — the training loop: batches, forward/backward with gradient accumulation, global
+ * norm clipping, AdamW, nanoGPT's LR schedule, periodic evaluation on fixed validation
+ * batches, log.jsonl, atomic checkpoints (periodic, final, and on SIGINT/SIGTERM) and exact
+ * resume (parameters, moments, step and the data RNG are all in the checkpoint).
+ * Not argument parsing (cli/train.c) and not full-pass evaluation (infer/). */
+#include "train/train.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_opts_default(struct mx_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->tokenizer, sizeof o->tokenizer, "char");
+    snprintf(o->out, sizeof o->out, "runs/default");
+    o->model.n_layer = 4;
+    o->model.n_head = 4;
+    o->model.n_embd = 128;
+    o->model.block_size = 64;
+    o->model.bias = 0;
+    o->model.seed = 1337;
+    for (int l = 0; l < MX_MAX_LAYERS; l++)
+        snprintf(o->model.attn[l], sizeof o->model.attn[l], "dense");
+    o->steps = 2000;
+    o->batch = 12;
+    o->grad_accum = 1;
+    o->lr = 1e-3;
+    o->min_lr = 1e-4;
+    o->warmup = 100;
+    o->beta1 = 0.9;
+    o->beta2 = 0.99;
+    o->eps = 1e-8;
+    o->weight_decay = 0.1;
+    o->grad_clip = 1.0;
+    o->eval_every = 250;
+    o->eval_batches = 20;
+    o->log_every = 10;
+    o->ckpt_every = 500;
+    o->val_frac = 0.1;
+    o->threads = 0;
+}
+
+cJSON *train_opts_to_json(const struct mx_train_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddStringToObject(j, "tokenizer", o->tokenizer);
+    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(j, "batch", o->batch);
+    cJSON_AddNumberToObject(j, "grad_accum", o->grad_accum);
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "min_lr", o->min_lr);
+    cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
+    cJSON_AddNumberToObject(j, "beta1", o->beta1);
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "eps", o->eps);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
+    cJSON_AddNumberToObject(j, "eval_batches", o->eval_batches);
+    cJSON_AddNumberToObject(j, "log_every", (double)o->log_every);
+    cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
+    cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
+    cJSON_AddNumberToObject(j, "threads", o->threads);
+    return j;
+}
+
+static int num(const cJSON *j, const char *k, double *out, struct mx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    if (!cJSON_IsNumber(v))
+        return mx_errorf(err, "stored training option '%s' is missing", k);
+    *out = v->valuedouble;
+    return 0;
+}
+
+int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
+    if (!cJSON_IsString(d) || !cJSON_IsString(t))
+        return mx_errorf(err, "stored training options lack 'data' or 'tokenizer'");
+    snprintf(o->data, sizeof o->data, "%s", d->valuestring);
+    snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
+    double v[18];
+    const char *keys[18] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
+                            "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
+                            "ckpt_every", "val_frac", "threads", "steps"};
+    for (int i = 0; i < 17; i++)
+        if (num(j, keys[i], &v[i], err) != 0)
+            return -1;
+    o->steps = (long)v[0];
+    o->batch = (int)v[1];
+    o->grad_accum = (int)v[2];
+    o->lr = v[3];
+    o->min_lr = v[4];
+    o->warmup = (long)v[5];
+    o->beta1 = v[6];
+    o->beta2 = v[7];
+    o->eps = v[8];
+    o->weight_decay = v[9];
+    o->grad_clip = v[10];
+    o->eval_every = (long)v[11];
+    o->eval_batches = (int)v[12];
+    o->log_every = (long)v[13];
+    o->ckpt_every = (long)v[14];
+    o->val_frac = v[15];
+    o->threads = (int)v[16];
+    return 0;
+}
+
+double train_lr_at(const struct mx_train_opts *o, long it)
+{
+    if (it < o->warmup)
+        return o->lr * (double)(it + 1) / (double)(o->warmup + 1);
+    if (it >= o->steps || o->steps <= o->warmup)
+        return o->min_lr;
+    double ratio = (double)(it - o->warmup) / (double)(o->steps - o->warmup);
+    double coeff = 0.5 * (1.0 + cos(M_PI * ratio));
+    return o->min_lr + coeff * (o->lr - o->min_lr);
+}
+
+void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, long t)
+{
+    const float b1 = (float)beta1, b2 = (float)beta2;
+    const float bc1 = (float)(1.0 - pow(beta1, (double)t)), bc2 = (float)(1.0 - pow(beta2, (double)t));
+    for (int k = 0; k < m->n_tensors; k++) {
+        const struct mx_param *tp = &m->tensors[k];
+        if (!tp->trainable)
+            continue;
+        const float wd = tp->decay ? (float)weight_decay : 0.0f, flr = (float)lr;
+        float *p = m->params + tp->offset, *mm = adam_m + tp->offset, *vv = adam_v + tp->offset;
+        const float *g = m->grads + tp->offset;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < tp->numel; i++) {
+            float gi = g[i];
+            mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
+            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+            float mhat = mm[i] / bc1, vhat = vv[i] / bc2;
+            /* Decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW. */
+            p[i] -= flr * (mhat / (sqrtf(vhat) + (float)eps) + wd * p[i]);
+        }
+    }
+}
+
+double grad_norm(const struct mx_model *m)
+{
+    double s = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        s += (double)m->grads[i] * m->grads[i];
+    return sqrt(s);
+}
+
+const char *train_first_nonfinite(const struct mx_model *m)
+{
+    for (int k = 0; k < m->n_tensors; k++) {
+        const struct mx_param *t = &m->tensors[k];
+        for (size_t i = 0; i < t->numel; i++)
+            if (!isfinite(m->grads[t->offset + i]) || !isfinite(m->params[t->offset + i]))
+                return t->name;
+    }
+    return NULL;
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_stop_signal; /* the one global: a signal handler needs it */
+
+static void on_signal(int sig)
+{
+    g_stop_signal = sig;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once */
+}
+
+struct run {
+    struct mx_train_opts *o;
+    struct mx_model m;
+    struct tokenizer *tok;
+    struct mx_tokfile data;
+    size_t train_end;
+    float *adam_m, *adam_v;
+    int32_t *x, *y;
+    struct mx_rng rng; /* batch sampling: the data position */
+    long step;         /* steps completed */
+    double elapsed;    /* training seconds over all sessions */
+    char path_ckpt[600], path_log[600], path_tokens[600];
+};
+
+static cJSON *train_state_json(const struct run *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", (double)r->step);
+    cJSON *rng = cJSON_AddArrayToObject(j, "rng");
+    for (int i = 0; i < 4; i++) {
+        char h[24];
+        snprintf(h, sizeof h, "%016" PRIx64, r->rng.s[i]);
+        cJSON_AddItemToArray(rng, cJSON_CreateString(h));
+    }
+    cJSON_AddNumberToObject(j, "elapsed_s", r->elapsed);
+    cJSON_AddStringToObject(j, "tokens", "tokens.bin");
+    cJSON_AddItemToObject(j, "opts", train_opts_to_json(r->o));
+    return j;
+}
+
+static int save(struct run *r, struct mx_error *err)
+{
+    cJSON *tj = tok_to_json(r->tok), *st = train_state_json(r);
+    struct mx_ckpt_extra x = {.tokenizer = tj, .train = st, .adam_m = r->adam_m, .adam_v = r->adam_v};
+    int rc = ckpt_write(r->path_ckpt, &r->m, &x, err);
+    cJSON_Delete(tj);
+    cJSON_Delete(st);
+    return rc;
+}
+
+static double evaluate(struct run *r, struct mx_error *err, int *ok)
+{
+    const struct mx_train_opts *o = r->o;
+    struct mx_rng er;
+    mx_rng_seed(&er, 0xE7A1u); /* the same validation batches at every evaluation */
+    double s = 0;
+    *ok = 0;
+    for (int b = 0; b < o->eval_batches; b++) {
+        if (data_batch(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, &er, r->x, r->y,
+                       err) != 0) {
+            mx_error_wrap(err, "validation split");
+            return 0;
+        }
+        s += model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size, r->step, 0);
+    }
+    *ok = 1;
+    return s / o->eval_batches;
+}
+
+/* Drop log lines beyond the checkpoint's step so a resumed run's log has each step once. */
+static void trim_log(const char *path, long step)
+{
+    size_t len;
+    struct mx_error e;
+    char *buf = mx_read_file(path, &len, &e);
+    if (!buf)
+        return;
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        mx_free(buf);
+        return;
+    }
+    char *line = buf;
+    while (line < buf + len) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
+        cJSON *j = cJSON_ParseWithLength(line, n);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step)
+            fwrite(line, 1, n, f);
+        cJSON_Delete(j);
+        line += n;
+    }
+    fclose(f);
+    mx_free(buf);
+}
+
+static int setup_new(struct run *r, struct mx_error *err)
+{
+    struct mx_train_opts *o = r->o;
+    if (mx_file_exists(r->path_ckpt))
+        return mx_errorf(err, "run directory '%s' already holds a checkpoint; continue it with "
+                              "`mixlm train --resume %s` or choose another --out", o->out, o->out);
+    size_t len;
+    char *text = mx_read_file(o->data, &len, err);
+    if (!text)
+        return mx_error_wrap(err, "--data");
+    if (len == 0) {
+        mx_free(text);
+        return mx_errorf(err, "--data '%s' is empty; give a text file with some content", o->data);
+    }
+    int rc = tok_create_from_flag(&r->tok, o->tokenizer, o->data, text, len, o->out, err);
+    mx_free(text);
+    if (rc != 0)
+        return -1;
+    if (tok_save_files(r->tok, o->out, err) != 0)
+        return -1;
+    if (data_prepare_text(o->data, r->tok, r->path_tokens, err) != 0)
+        return -1;
+    o->model.vocab_size = tok_vocab_size(r->tok);
+    if (model_create(&r->m, &o->model, err) != 0)
+        return -1;
+    model_init_params(&r->m);
+    struct mx_rng seed;
+    mx_rng_seed3(&seed, o->model.seed, 0xDA7A, 0);
+    r->rng = seed;
+    r->step = 0;
+    remove(r->path_log);
+    return 0;
+}
+
+static int setup_resume(struct run *r, struct mx_error *err)
+{
+    struct mx_ckpt c;
+    if (ckpt_open(&c, r->path_ckpt, err) != 0)
+        return -1;
+    int rc = -1;
+    if (ckpt_load_model(&c, &r->m, err) != 0)
+        goto out;
+    if (!c.train) {
+        mx_errorf(err, "checkpoint '%s' holds no training state; it cannot be resumed", r->path_ckpt);
+        goto out;
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(c.train, "step");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(c.train, "rng");
+    const cJSON *el = cJSON_GetObjectItemCaseSensitive(c.train, "elapsed_s");
+    if (!cJSON_IsNumber(st) || !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4) {
+        mx_errorf(err, "checkpoint '%s': training state is incomplete", r->path_ckpt);
+        goto out;
+    }
+    r->step = (long)st->valuedouble;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(rng, i);
+        r->rng.s[i] = cJSON_IsString(h) ? strtoull(h->valuestring, NULL, 16) : 0;
+    }
+    r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    if (tok_from_json(&r->tok, c.tokenizer, r->o->out, err) != 0)
+        goto out;
+    r->o->model = r->m.cfg;
+    rc = 0;
+out:
+    if (rc == 0) {
+        r->adam_m = mx_xcalloc(r->m.n_params * sizeof(float));
+        r->adam_v = mx_xcalloc(r->m.n_params * sizeof(float));
+        rc = ckpt_load_moments(&c, &r->m, r->adam_m, r->adam_v, err);
+    }
+    ckpt_close(&c);
+    if (rc == 0)
+        trim_log(r->path_log, r->step);
+    return rc;
+}
+
+int train_load_opts(const char *run_dir, struct mx_train_opts *o, struct mx_error *err)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", run_dir);
+    if (!mx_file_exists(path))
+        return mx_errorf(err, "--resume %s: no checkpoint at '%s'", run_dir, path);
+    struct mx_ckpt c;
+    if (ckpt_open(&c, path, err) != 0)
+        return -1;
+    int rc = -1;
+    const cJSON *oj = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "opts") : NULL;
+    if (!oj) {
+        mx_errorf(err, "checkpoint '%s' holds no training options; it cannot be resumed", path);
+        goto out;
+    }
+    if (train_opts_from_json(o, oj, err) != 0 || model_config_from_json(&o->model, c.config, err) != 0)
+        goto out;
+    snprintf(o->out, sizeof o->out, "%s", run_dir);
+    rc = 0;
+out:
+    ckpt_close(&c);
+    return rc;
+}
+
+static void write_summary(struct run *r, double val_loss, double tok_s, double peak_mb)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "config", model_config_to_json(&r->m.cfg));
+    cJSON_AddStringToObject(j, "attn", r->m.cfg.attn[0]);
+    cJSON_AddStringToObject(j, "tokenizer", tok_kind(r->tok));
+    cJSON_AddNumberToObject(j, "params", (double)r->m.n_params);
+    cJSON_AddNumberToObject(j, "steps", (double)r->step);
+    cJSON_AddNumberToObject(j, "val_loss", val_loss);
+    cJSON_AddNumberToObject(j, "train_seconds", r->elapsed);
+    cJSON_AddNumberToObject(j, "tokens_per_s", tok_s);
+    cJSON_AddNumberToObject(j, "peak_rss_mb", peak_mb);
+    cJSON_AddNumberToObject(j, "threads", mx_get_threads());
+    char *s = cJSON_Print(j);
+    char path[600];
+    snprintf(path, sizeof path, "%s/summary.json", r->o->out);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", s);
+        fclose(f);
+    }
+    free(s);
+    cJSON_Delete(j);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
+{
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    mx_set_threads(o->threads);
+    if (mx_mkdir_p(o->out, err) != 0)
+        return -1;
+    snprintf(r.path_ckpt, sizeof r.path_ckpt, "%s/model.safetensors", o->out);
+    snprintf(r.path_log, sizeof r.path_log, "%s/log.jsonl", o->out);
+    snprintf(r.path_tokens, sizeof r.path_tokens, "%s/tokens.bin", o->out);
+    int rc = -1;
+    if ((resume ? setup_resume(&r, err) : setup_new(&r, err)) != 0)
+        goto out;
+    for (int l = 0; l < r.m.cfg.n_layer; l++)
+        if (!r.m.mix[l].ops->causal) {
+            mx_errorf(err, "layer %d: mixer '%s' sees the future (it is bidirectional), so a language model "
+                           "trained with it would learn to copy the next token; use a causal mixer such as "
+                           "'fourier' instead",
+                      l, r.m.mix[l].spec);
+            goto out;
+        }
+    if (data_open(&r.data, r.path_tokens, err) != 0)
+        goto out;
+    data_split(r.data.count, o->val_frac, &r.train_end);
+    int B = o->batch, T = o->model.block_size;
+    if (r.train_end < (size_t)T + 1 || r.data.count - r.train_end < (size_t)T + 1) {
+        mx_errorf(err, "--data '%s' has %zu tokens: too few for --context %d (the train split has %zu and the "
+                       "validation split %zu; each needs at least %d); use a smaller --context or more text",
+                  o->data, r.data.count, T, r.train_end, r.data.count - r.train_end, T + 1);
+        goto out;
+    }
+    if (model_plan(&r.m, B, T, err) != 0)
+        goto out;
+    if (!r.adam_m) {
+        r.adam_m = mx_try_calloc(r.m.n_params * sizeof(float), "AdamW moments", err);
+        r.adam_v = r.adam_m ? mx_try_calloc(r.m.n_params * sizeof(float), "AdamW moments", err) : NULL;
+        if (!r.adam_v)
+            goto out;
+    }
+    r.x = mx_xmalloc((size_t)B * T * sizeof(int32_t));
+    r.y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
+
+    FILE *log = fopen(r.path_log, "a");
+    if (!log) {
+        mx_errorf(err, "cannot open '%s' for writing", r.path_log);
+        goto out;
+    }
+    printf("mixlm train: %s | %d layers, %d heads, dim %d, context %d, vocab %d | %.2fM params | "
+           "mixer %s | batch %d x %d accum | %d threads\n",
+           o->out, r.m.cfg.n_layer, r.m.cfg.n_head, r.m.cfg.n_embd, T, r.m.cfg.vocab_size,
+           r.m.n_params / 1e6, r.m.cfg.attn[0], B, o->grad_accum, mx_get_threads());
+    printf("data: %s | %zu tokens (%zu train, %zu val) | tokenizer %s%s\n", o->data, r.data.count, r.train_end,
+           r.data.count - r.train_end, tok_kind(r.tok), resume ? "" : "");
+    if (resume)
+        printf("resuming at step %ld of %ld\n", r.step, o->steps);
+    fflush(stdout);
+
+    g_stop_signal = 0;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    struct mx_progress pr;
+    mx_progress_init(&pr, stdout, o->steps, o->log_every);
+    double *times = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1));
+    long ntimes = 0;
+    double val_loss = NAN, last_loss = NAN;
+    size_t tokens_per_step = (size_t)B * T * o->grad_accum;
+    int stopped = 0;
+    while (r.step < o->steps) {
+        double t0 = mx_now();
+        long it = r.step; /* 0-based index of this step */
+        memset(r.m.grads, 0, r.m.n_params * sizeof(float));
+        double loss = 0;
+        for (int a = 0; a < o->grad_accum; a++) {
+            if (data_batch(&r.data, 0, r.train_end, B, T, &r.rng, r.x, r.y, err) != 0)
+                goto out_log;
+            loss += model_forward(&r.m, r.x, r.y, B, T, it, 1);
+            model_backward(&r.m);
+        }
+        loss /= o->grad_accum;
+        if (o->grad_accum > 1) {
+            float s = 1.0f / o->grad_accum;
+            for (size_t i = 0; i < r.m.n_params; i++)
+                r.m.grads[i] *= s;
+        }
+        double gn = grad_norm(&r.m);
+        const char *bad = !isfinite(loss) || !isfinite(gn) ? train_first_nonfinite(&r.m) : NULL;
+        if (!isfinite(loss) || !isfinite(gn)) {
+            mx_errorf(err, "training diverged at step %ld: loss %g, gradient norm %g (first non-finite tensor: %s); "
+                           "lower --lr or --grad-clip; the last checkpoint is intact",
+                      it + 1, loss, gn, bad ? bad : "none found");
+            goto out_log;
+        }
+        if (o->grad_clip > 0 && gn > o->grad_clip) {
+            float s = (float)(o->grad_clip / (gn + 1e-6));
+            for (size_t i = 0; i < r.m.n_params; i++)
+                r.m.grads[i] *= s;
+        }
+        double lr = train_lr_at(o, it);
+        adamw_update(&r.m, r.adam_m, r.adam_v, lr, o->beta1, o->beta2, o->eps, o->weight_decay, it + 1);
+        r.step++;
+        double dt = mx_now() - t0;
+        r.elapsed += dt;
+        times[ntimes++] = dt;
+        last_loss = loss;
+        int do_eval = o->eval_every > 0 && (r.step % o->eval_every == 0 || r.step == o->steps);
+        int do_log = do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
+        mx_progress_update(&pr, r.step, loss, lr, dt * 1000, tokens_per_step / dt);
+        if (do_eval) {
+            int ok;
+            val_loss = evaluate(&r, err, &ok);
+            if (!ok)
+                goto out_log;
+            mx_progress_print(&pr, "step %ld: train loss %.4f, val loss %.4f", r.step, loss, val_loss);
+        }
+        if (do_log) {
+            fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.4f,\"ms_per_step\":%.3f,"
+                         "\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f",
+                    r.step, loss, lr, gn, dt * 1000, tokens_per_step / dt, r.elapsed);
+            if (do_eval)
+                fprintf(log, ",\"val_loss\":%.6f", val_loss);
+            fprintf(log, "}\n");
+            fflush(log);
+        }
+        if ((o->ckpt_every > 0 && r.step % o->ckpt_every == 0) || g_stop_signal) {
+            if (save(&r, err) != 0)
+                goto out_log;
+        }
+        if (g_stop_signal) {
+            mx_progress_print(&pr, "interrupted (signal %d): checkpoint saved at step %ld; continue with "
+                                   "`mixlm train --resume %s`",
+                              (int)g_stop_signal, r.step, o->out);
+            stopped = 1;
+            break;
+        }
+    }
+    mx_progress_end(&pr);
+    if (!stopped) {
+        if (save(&r, err) != 0)
+            goto out_log;
+        qsort(times, (size_t)ntimes, sizeof(double), cmp_double);
+        double med = ntimes ? times[ntimes / 2] : 0;
+        double tok_s = med > 0 ? tokens_per_step / med : 0;
+        write_summary(&r, val_loss, tok_s, mx_peak_rss_mb());
+        printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s | "
+               "peak RSS %.0f MB | checkpoint %s\n",
+               r.step, last_loss, val_loss, med * 1000, tok_s, mx_peak_rss_mb(), r.path_ckpt);
+    }
+    rc = stopped ? 1 : 0;
+out_log:
+    fclose(log);
+    mx_free(times);
+out:
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    mx_free(r.x);
+    mx_free(r.y);
+    mx_free(r.adam_m);
+    mx_free(r.adam_v);
+    data_close(&r.data);
+    tok_free(r.tok);
+    if (r.m.params)
+        model_free(&r.m);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* train.h — AdamW, the learning-rate schedule, gradient clipping and the training loop with
+ * evaluation, logging, atomic checkpoints, SIGINT/SIGTERM handling and exact resume.
+ * Not argument parsing (cli/) and not sampling or full-pass evaluation (infer/). */
+#ifndef MIXLM_TRAIN_H
+#define MIXLM_TRAIN_H
+
+#include "data/data.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+struct mx_train_opts {
+    char data[512];      /* training text */
+    char out[512];       /* run directory */
+    char tokenizer[512]; /* char | byte | spm:PATH | bpe:N | unigram:N */
+    struct mx_config model; /* vocab_size is filled from the tokenizer */
+    long steps;
+    int batch, grad_accum;
+    double lr, min_lr;
+    long warmup;
+    double beta1, beta2, eps, weight_decay, grad_clip;
+    long eval_every;
+    int eval_batches;
+    long log_every, ckpt_every;
+    double val_frac;
+    int threads;
+    int quiet; /* no progress line (tests) */
+};
+void train_opts_default(struct mx_train_opts *o);
+cJSON *train_opts_to_json(const struct mx_train_opts *o);
+int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err);
+
+/* nanoGPT's schedule: linear warmup lr*(it+1)/(warmup+1) for it < warmup, then cosine from lr
+ * to min_lr reaching min_lr at `steps`; it is 0-based. */
+double train_lr_at(const struct mx_train_opts *o, long it);
+
+/* AdamW over the whole buffer (one loop): p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p) with weight
+ * decay only where `decay` says (per tensor). t is the 1-based step for bias correction. */
+void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, long t);
+/* Global L2 norm of the gradients (double accumulation, fixed order). */
+double grad_norm(const struct mx_model *m);
+/* First tensor whose gradient or value is not finite, or NULL. */
+const char *train_first_nonfinite(const struct mx_model *m);
+
+/* Train from scratch (resume = 0) or continue the run in o->out (resume = 1; o holds the
+ * stored options with the caller's overrides applied by train_resume_opts). Prints progress
+ * to stdout, writes out/model.safetensors, out/log.jsonl, out/summary.json. Returns 0, or -1
+ * with err filled; on SIGINT/SIGTERM saves a checkpoint and returns 1. */
+int train_run(struct mx_train_opts *o, int resume, struct mx_error *err);
+/* Load the options stored in run_dir's checkpoint (for --resume). */
+int train_load_opts(const char *run_dir, struct mx_train_opts *o, struct mx_error *err);
+
+#endif
