@@ -38,6 +38,7 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
+    long stop_after = 0;
     char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
     struct arg_list attn_layer = {0};
     struct arg a[] = {
@@ -69,7 +70,8 @@ int cmd_train(int argc, char **argv)
         {"--val-frac", ARG_FLOAT, &val_frac, 0, 0.0001, 0.9, "validation fraction at the end of the data (default 0.1)", 0},
         {"--seed", ARG_INT, &seed, 0, 0, (double)(1LL << 53), "seed for init, batches and mixer randomness (default 1337)", 0},
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
-        {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line", 0},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
+        {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
     const char *pos[1];
@@ -121,6 +123,7 @@ int cmd_train(int argc, char **argv)
         OVERRIDE("--threads", threads, (int)threads);
 #undef OVERRIDE
         s.quiet = quiet;
+        s.stop_after = stop_after;
         o = s;
     } else {
         if (!o.data[0]) {
@@ -171,11 +174,14 @@ int cmd_train(int argc, char **argv)
         o.val_frac = val_frac;
         o.threads = (int)threads;
         o.quiet = quiet;
+        o.stop_after = stop_after;
     }
     rc = train_run(&o, is_resume, &err);
     if (rc < 0) {
         fprintf(stderr, "mixlm train: %s\n", err.msg);
         return 1;
     }
-    return rc == 1 ? 130 : 0;
+    if (rc == 1) /* interrupted: 130 for a signal as shells do, 0 for --stop-after */
+        return o.stop_after > 0 ? 0 : 130;
+    return 0;
 }

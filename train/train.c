@@ -456,11 +456,14 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     signal(SIGTERM, on_signal);
     struct mx_progress pr;
     mx_progress_init(&pr, stdout, o->steps, o->log_every);
+    if (o->quiet)
+        pr.tty = 0, pr.every = o->steps + 1;
     double *times = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1));
     long ntimes = 0;
     double val_loss = NAN, last_loss = NAN;
     size_t tokens_per_step = (size_t)B * T * o->grad_accum;
     int stopped = 0;
+    long start_step = r.step;
     while (r.step < o->steps) {
         double t0 = mx_now();
         long it = r.step; /* 0-based index of this step */
@@ -517,14 +520,20 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
             fprintf(log, "}\n");
             fflush(log);
         }
+        if (o->stop_after > 0 && r.step - start_step >= o->stop_after && r.step < o->steps)
+            g_stop_signal = -1;
         if ((o->ckpt_every > 0 && r.step % o->ckpt_every == 0) || g_stop_signal) {
             if (save(&r, err) != 0)
                 goto out_log;
         }
         if (g_stop_signal) {
-            mx_progress_print(&pr, "interrupted (signal %d): checkpoint saved at step %ld; continue with "
-                                   "`mixlm train --resume %s`",
-                              (int)g_stop_signal, r.step, o->out);
+            if (g_stop_signal > 0)
+                mx_progress_print(&pr, "interrupted (signal %d): checkpoint saved at step %ld; continue with "
+                                       "`mixlm train --resume %s`",
+                                  (int)g_stop_signal, r.step, o->out);
+            else
+                mx_progress_print(&pr, "stopped after %ld steps (--stop-after): checkpoint saved at step %ld",
+                                  o->stop_after, r.step);
             stopped = 1;
             break;
         }

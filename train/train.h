@@ -23,7 +23,8 @@ struct mx_train_opts {
     long log_every, ckpt_every;
     double val_frac;
     int threads;
-    int quiet; /* no progress line (tests) */
+    int quiet;       /* no progress line (tests) */
+    long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
 };
 void train_opts_default(struct mx_train_opts *o);
 cJSON *train_opts_to_json(const struct mx_train_opts *o);

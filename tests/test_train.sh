@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# test_train.sh — end-to-end training through the binary: loss falls well below the unigram
+# entropy of a generated corpus; stop-and-resume reproduces an uninterrupted run's losses
+# exactly; Ctrl-C (SIGINT) saves a resumable checkpoint; bad input gives clear errors.
+set -u
+bin=${MIXLM_BIN:?MIXLM_BIN not set}
+dir=$(mktemp -d /tmp/mixlm-train.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fail=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+
+# A corpus with structure: sentences from a small grammar, fixed seed.
+awk 'BEGIN{srand(7); split("the a one every no",D," "); split("cat dog bird fish king queen",N," ");
+  split("sees eats likes finds follows",V," "); split("quickly slowly today again",A," ");
+  for(i=0;i<6000;i++){ printf "%s %s %s %s %s %s.\n", D[int(rand()*5)+1], N[int(rand()*6)+1],
+  V[int(rand()*5)+1], D[int(rand()*5)+1], N[int(rand()*6)+1], A[int(rand()*4)+1] } }' > "$dir/corpus.txt"
+H=$(awk 'BEGIN{RS="\001"} {n=split($0,c,""); for(i=1;i<=n;i++) f[c[i]]++} END{for(k in f){p=f[k]/n; h-=p*log(p)} printf "%.4f", h}' "$dir/corpus.txt")
+
+common=(--data "$dir/corpus.txt" --layers 2 --heads 2 --dim 32 --context 32 --batch 8 --lr 3e-3 --min-lr 3e-4
+        --warmup 10 --eval-every 50 --eval-batches 4 --log-every 1 --threads 2 --quiet)
+
+"$bin" train "${common[@]}" --steps 300 --out "$dir/a" > "$dir/a.out" 2>&1
+check "train exits 0" "[ $? -eq 0 ]"
+val=$(grep -o '"val_loss":[0-9.]*' "$dir/a/log.jsonl" | tail -1 | cut -d: -f2)
+echo "     unigram entropy $H nats/char, final val loss $val"
+check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v < 0.6*h)}'"
+
+# Resume equality: 60 steps straight vs 25 + resume to 60, same threads.
+"$bin" train "${common[@]}" --steps 60 --out "$dir/full" > /dev/null 2>&1
+"$bin" train "${common[@]}" --steps 60 --stop-after 25 --out "$dir/half" > /dev/null 2>&1
+check "stop-after leaves a checkpoint" "[ -f $dir/half/model.safetensors ]"
+"$bin" train --resume "$dir/half" --quiet > "$dir/resume.out" 2>&1
+check "resume exits 0" "[ $? -eq 0 ]"
+strip() { grep -o '"step":[0-9]*,"loss":[0-9.]*' "$1"; }
+check "resumed losses equal uninterrupted losses bit for bit" "diff <(strip $dir/full/log.jsonl) <(strip $dir/half/log.jsonl) > /dev/null"
+check "final checkpoints identical in parameters" "cmp -s <(tail -c 4000 $dir/full/model.safetensors) <(tail -c 4000 $dir/half/model.safetensors)"
+
+# SIGINT mid-run: a checkpoint is saved and the run resumes.
+"$bin" train "${common[@]}" --steps 100000 --ckpt-every 0 --out "$dir/sig" > "$dir/sig.out" 2>&1 &
+pid=$!
+for i in $(seq 1 100); do grep -q '"step":3,' "$dir/sig/log.jsonl" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?
+check "SIGINT exits 130" "[ $rc -eq 130 ]"
+check "SIGINT saved a checkpoint" "[ -f $dir/sig/model.safetensors ] && grep -q 'interrupted' $dir/sig.out"
+"$bin" train --resume "$dir/sig" --steps 5 --quiet > /dev/null 2>&1 || true
+"$bin" eval "$dir/sig" --json > "$dir/sig.json" 2>&1
+check "interrupted run evaluates" "grep -q '\"loss\"' $dir/sig.json"
+
+# Bad input: clear message, non-zero exit, no crash (exit codes > 128 would be signals).
+err() { # name, expected substring, command...
+  local name=$1 want=$2; shift 2
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qi -- "$want" <<< "$out"; then echo "ok   $name (rc $rc)";
+  else echo "FAIL $name (rc $rc): $out"; fail=1; fi
+}
+: > "$dir/empty.txt"
+err "missing data file" "cannot open" "$bin" train --data "$dir/nope.txt" --out "$dir/e1" --quiet
+err "empty data file" "empty" "$bin" train --data "$dir/empty.txt" --out "$dir/e2" --quiet
+err "no --data" "--data" "$bin" train --out "$dir/e3"
+err "unknown flag" "unknown option '--lerning-rate'" "$bin" train --data "$dir/corpus.txt" --lerning-rate 1
+err "unknown mixer" "unknown mixer 'dnese'" "$bin" train "${common[@]}" --attn dnese --steps 1 --out "$dir/e4"
+err "bad number" "not a number" "$bin" train "${common[@]}" --lr fast --out "$dir/e5"
+head -c 200 "$dir/corpus.txt" > "$dir/small.txt"
+err "context too long for data" "too few" "$bin" train --data "$dir/small.txt" --context 512 --out "$dir/e6" --quiet
+err "existing run without --resume" "already holds a checkpoint" "$bin" train "${common[@]}" --steps 1 --out "$dir/a"
+err "changing architecture on resume" "cannot be changed" "$bin" train --resume "$dir/a" --layers 3
+cp "$dir/a/model.safetensors" "$dir/trunc.safetensors"
+mkdir -p "$dir/t"; head -c 5000 "$dir/a/model.safetensors" > "$dir/t/model.safetensors"
+err "truncated checkpoint" "corrupt or truncated" "$bin" eval "$dir/t"
+mkdir -p "$dir/c"; cp "$dir/a/model.safetensors" "$dir/c/model.safetensors"
+printf '\xff\xff\xff\xff' | dd of="$dir/c/model.safetensors" bs=1 seek=20000 conv=notrunc 2>/dev/null
+err "corrupted checkpoint" "checksum" "$bin" eval "$dir/c"
+err "missing run" "does not exist" "$bin" eval "$dir/none"
+
+exit $fail
