@@ -288,6 +288,8 @@ float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int 
         struct mx_arena ar;
         mx_arena_begin(&ar, m->arena, m->arena_floats);
         bind_acts(m, &ar, B, T);
+        for (int l = 0; l < c->n_layer; l++)
+            m->mix[l].scratch = m->a.scratch;
         m->B = B;
         m->T = T;
     }

@@ -107,7 +107,8 @@ static int setup(struct fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
     /* tmpfs when there is one: the flip scan writes the file thousands of times. */
-    snprintf(fx->dir, sizeof fx->dir, "%s/mixlm_ckpt_XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    snprintf(fx->dir, sizeof fx->dir, "%s/mixlm_ckpt_XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(fx->dir)) {
         perror("mkdtemp");
         return -1;
@@ -135,8 +136,10 @@ static int setup(struct fixture *fx)
     fx->m.params[4] = 1e-40f;
     fx->m.params[5] = 3e38f;
     fx->tok = cJSON_Parse("{\"type\":\"byte\"}");
-    fx->train = cJSON_Parse("{\"step\":123,\"lr\":0.0006,\"rng\":[\"1\",\"2\",\"3\",\"4\"],\"data\":\"a\\\"b\\nc\"}");
-    struct mx_ckpt_extra x = {.tokenizer = fx->tok, .train = fx->train, .adam_m = fx->adam_m, .adam_v = fx->adam_v};
+    fx->train =
+        cJSON_Parse("{\"step\":123,\"lr\":0.0006,\"rng\":[\"1\",\"2\",\"3\",\"4\"],\"data\":\"a\\\"b\\nc\"}");
+    struct mx_ckpt_extra x = {
+        .tokenizer = fx->tok, .train = fx->train, .adam_m = fx->adam_m, .adam_v = fx->adam_v};
     if (ckpt_write(fx->path, &fx->m, &x, &err) != 0) {
         fprintf(stderr, "  ckpt_write: %s\n", err.msg);
         return -1;
@@ -296,7 +299,8 @@ static int test_truncated(struct fixture *fx)
     char *longer = mx_xmalloc(fx->len + 1);
     memcpy(longer, fx->bytes, fx->len);
     longer[fx->len] = 0;
-    f |= expect_bad(fx, longer, fx->len + 1, "one byte appended", (const char *const[]){"tensors cover", NULL});
+    f |= expect_bad(fx, longer, fx->len + 1, "one byte appended",
+                    (const char *const[]){"tensors cover", NULL});
     mx_free(longer);
     return f;
 }
@@ -403,11 +407,12 @@ static void reseal(struct fixture *fx, char *b)
     MX_ASSERT(h);
     uint64_t sum = fnv(0xcbf29ce484222325ull, (const unsigned char *)b + 8 + fx->hl, fx->len - 8 - fx->hl);
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(h, "__metadata__"))
-        if (strcmp(e->string, "checksum")) {
-            sum = fnv(sum, (const unsigned char *)e->string, strlen(e->string) + 1);
-            sum = fnv(sum, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
-        }
+    cJSON_ArrayForEach(e,
+                       cJSON_GetObjectItemCaseSensitive(h, "__metadata__")) if (strcmp(e->string, "checksum"))
+    {
+        sum = fnv(sum, (const unsigned char *)e->string, strlen(e->string) + 1);
+        sum = fnv(sum, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
+    }
     cJSON_Delete(h);
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
@@ -517,11 +522,21 @@ static int test_garbage(struct fixture *fx)
         {"{\"a\":1}", "no mixlm metadata"},
         {"[1,2,3]", "not valid JSON"},
         {"{\"__metadata__\":{\"format\":\"99\"}}", "format version 99"},
-        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", "F32"},
-        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[\"0\",8]}}", ""},
-        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", "outside"},
-        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,1e30]}}", "outside"},
-        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,8]}}", "outside"},
+        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}"
+         "}",
+         "F32"},
+        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":["
+         "\"0\",8]}}",
+         ""},
+        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}"
+         "}",
+         "outside"},
+        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,"
+         "1e30]}}",
+         "outside"},
+        {"{\"__metadata__\":{\"format\":\"1\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,8]"
+         "}}",
+         "outside"},
         {"{\"__metadata__\":{\"format\":\"1\"},\"x\":5}", "F32"},
         {"{\"__metadata__\":{\"format\":\"1\",\"checksum\":\"0\"}}", ""},
     };

@@ -18,8 +18,8 @@
  * the tensor's largest gradient. */
 typedef double (*loss_fn)(void *ctx);
 
-static int check_grad(const char *what, float *p, const float *g, size_t n, loss_fn f, void *ctx,
-                      float eps, double tol, int samples)
+static int check_grad(const char *what, float *p, const float *g, size_t n, loss_fn f, void *ctx, float eps,
+                      double tol, int samples)
 {
     double gmax = 1e-6, worst = 0;
     for (size_t i = 0; i < n; i++)
@@ -42,11 +42,11 @@ static int check_grad(const char *what, float *p, const float *g, size_t n, loss
         if (e > worst)
             worst = e;
         if (e > tol && fails++ < 5)
-            fprintf(stderr, "  %s[%zu]: analytic %.7g numeric %.7g (rel %.2e > %.1e)\n", what, i, g[i],
-                    num, e, tol);
+            fprintf(stderr, "  %s[%zu]: analytic %.7g numeric %.7g (rel %.2e > %.1e)\n", what, i, g[i], num,
+                    e, tol);
     }
-    fprintf(stderr, "  %-16s worst rel err %.2e (tol %.0e, %d samples, max|g| %.3g)\n", what, worst, tol,
-            ns, gmax);
+    fprintf(stderr, "  %-16s worst rel err %.2e (tol %.0e, %d samples, max|g| %.3g)\n", what, worst, tol, ns,
+            gmax);
     return fails ? 1 : 0;
 }
 
@@ -396,7 +396,8 @@ static int test_linear(int with_bias)
     mx_linear_backward(dx, dw, c.b ? db : NULL, c.r, c.x, c.w, N, in, out);
     mx_linear_backward(dx2, dw2, c.b ? db2 : NULL, c.r, c.x, c.w, N, in, out);
     mx_linear_backward(dx2, dw2, c.b ? db2 : NULL, c.r, c.x, c.w, N, in, out);
-    const char *nx = with_bias ? "linear dx" : "linear(nb) dx", *nw = with_bias ? "linear dw" : "linear(nb) dw";
+    const char *nx = with_bias ? "linear dx" : "linear(nb) dx",
+               *nw = with_bias ? "linear dw" : "linear(nb) dw";
     f |= check_grad(nx, c.x, dx, (size_t)N * in, lin_loss, &c, 1e-3f, 1e-3, N * in);
     f |= check_grad(nw, c.w, dw, (size_t)out * in, lin_loss, &c, 1e-3f, 1e-3, out * in);
     if (c.b)

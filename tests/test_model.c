@@ -88,8 +88,7 @@ static double loss_double(struct mx_model *m, const int32_t *x, const int32_t *y
  * over a step of 2e-3 is ~5e-4 absolute in the numeric derivative against gradients of
  * order 1e-2..1; truncation error (eps^2 f''') is ~1e-6. Observed worst ~1e-3; a wrong term
  * (missing residual path, transposed weight, wrong scale) gives errors of order 1. */
-static int grad_check(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T,
-                      const char *label)
+static int grad_check(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T, const char *label)
 {
     memset(m->grads, 0, m->n_params * sizeof(float));
     model_forward(m, x, y, B, T, 0, 1);
@@ -143,8 +142,8 @@ static int grad_check(struct mx_model *m, const int32_t *x, const int32_t *y, in
         }
         worst_all = fmax(worst_all, worst);
     }
-    fprintf(stderr, "  %-26s %d tensors, worst rel err %.2e (tol %.0e)\n", label, m->n_tensors,
-            worst_all, tol);
+    fprintf(stderr, "  %-26s %d tensors, worst rel err %.2e (tol %.0e)\n", label, m->n_tensors, worst_all,
+            tol);
     mx_free(g);
     return fails ? 1 : 0;
 }
@@ -198,13 +197,20 @@ static int test_layout(void)
         const char *name;
         int d0, d1;
     } want[] = {
-        {"transformer.wte.weight", 11, 16},         {"transformer.wpe.weight", 8, 16},
-        {"transformer.h.0.ln_1.weight", 16, 0},     {"transformer.h.0.ln_1.bias", 16, 0},
-        {"transformer.h.0.attn.c_attn.weight", 48, 16}, {"transformer.h.0.attn.c_attn.bias", 48, 0},
-        {"transformer.h.1.attn.c_proj.weight", 16, 16}, {"transformer.h.1.attn.c_proj.bias", 16, 0},
-        {"transformer.h.1.ln_2.weight", 16, 0},     {"transformer.h.1.mlp.c_fc.weight", 64, 16},
-        {"transformer.h.1.mlp.c_fc.bias", 64, 0},   {"transformer.h.1.mlp.c_proj.weight", 16, 64},
-        {"transformer.h.1.mlp.c_proj.bias", 16, 0}, {"transformer.ln_f.weight", 16, 0},
+        {"transformer.wte.weight", 11, 16},
+        {"transformer.wpe.weight", 8, 16},
+        {"transformer.h.0.ln_1.weight", 16, 0},
+        {"transformer.h.0.ln_1.bias", 16, 0},
+        {"transformer.h.0.attn.c_attn.weight", 48, 16},
+        {"transformer.h.0.attn.c_attn.bias", 48, 0},
+        {"transformer.h.1.attn.c_proj.weight", 16, 16},
+        {"transformer.h.1.attn.c_proj.bias", 16, 0},
+        {"transformer.h.1.ln_2.weight", 16, 0},
+        {"transformer.h.1.mlp.c_fc.weight", 64, 16},
+        {"transformer.h.1.mlp.c_fc.bias", 64, 0},
+        {"transformer.h.1.mlp.c_proj.weight", 16, 64},
+        {"transformer.h.1.mlp.c_proj.bias", 16, 0},
+        {"transformer.ln_f.weight", 16, 0},
         {"transformer.ln_f.bias", 16, 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -310,11 +316,13 @@ static int test_causality(void)
         for (int b = 0; b < B; b++) {
             size_t off = (size_t)b * T * V, len = (size_t)(t0 + 1) * V;
             if (memcmp(ref + off, m.a.logits + off, len * sizeof(float)) != 0) {
-                fprintf(stderr, "  causality: changing tokens after t=%d changed logits at <= t (b=%d)\n", t0, b);
+                fprintf(stderr, "  causality: changing tokens after t=%d changed logits at <= t (b=%d)\n", t0,
+                        b);
                 f = 1;
             }
             /* ...and the change is visible afterwards (the test can fail). */
-            if (memcmp(ref + off + len, m.a.logits + off + len, (size_t)(T - t0 - 1) * V * sizeof(float)) == 0) {
+            if (memcmp(ref + off + len, m.a.logits + off + len, (size_t)(T - t0 - 1) * V * sizeof(float)) ==
+                0) {
                 fprintf(stderr, "  causality: changing tokens after t=%d changed nothing after t\n", t0);
                 f = 1;
             }
@@ -388,7 +396,8 @@ static int test_determinism(void)
     float ls = model_forward(&m, xs, ys, 1, Ts, 0, 1);
     double e = mc_rel_err(m.a.logits, lg1 + (size_t)T * V, (size_t)Ts * V, 1e-3);
     if (e > 1e-5 || !isfinite(ls)) {
-        fprintf(stderr, "  forward (1,%d) after a (2,%d) plan differs from the full rows: rel %.2e\n", Ts, T, e);
+        fprintf(stderr, "  forward (1,%d) after a (2,%d) plan differs from the full rows: rel %.2e\n", Ts, T,
+                e);
         f = 1;
     }
     /* And its backward runs and gives finite gradients (rebinding keeps mixers' scratch valid). */

@@ -141,7 +141,8 @@ static int write_case(const char *dir, int bias, int B, int T, uint64_t seed)
         fprintf(stderr, "ckpt_write(grads): %s\n", err.msg);
         goto out;
     }
-    snprintf(meta, sizeof meta, "{\"B\": %d, \"T\": %d, \"V\": %zu, \"loss\": %.9g}\n", B, T, V, (double)loss);
+    snprintf(meta, sizeof meta, "{\"B\": %d, \"T\": %d, \"V\": %zu, \"loss\": %.9g}\n", B, T, V,
+             (double)loss);
     if (write_raw(dir, "batch.json", meta, strlen(meta)) || write_raw(dir, "x.bin", x, BT * 4) ||
         write_raw(dir, "y.bin", y, BT * 4) || write_raw(dir, "logits.bin", logits, BT * V * 4))
         goto out;
