@@ -46,12 +46,16 @@ static int lin_parse(struct mixer *m, const char *args, struct mx_error *err)
         mixer_kv_int(&kv, "linformer", "k", 8, 1, 4096, &k, err) != 0 ||
         mixer_kv_int(&kv, "linformer", "b", 64, 1, 4096, &b, err) != 0 ||
         mixer_kv_int(&kv, "linformer", "share", 0, 0, 1, &share, err) != 0 ||
-        mixer_kv_finish(&kv, "linformer", "k (rows per compressed block), b (block length), "
-                                          "share (1: E = F)", err) != 0)
+        mixer_kv_finish(&kv, "linformer",
+                        "k (rows per compressed block), b (block length), "
+                        "share (1: E = F)",
+                        err) != 0)
         return -1;
     if (k > b)
-        return mx_errorf(err, "mixer linformer: k=%ld exceeds b=%ld: a block of b positions cannot be "
-                              "compressed to more than b rows; use k <= b (default k=8, b=64)", k, b);
+        return mx_errorf(err,
+                         "mixer linformer: k=%ld exceeds b=%ld: a block of b positions cannot be "
+                         "compressed to more than b rows; use k <= b (default k=8, b=64)",
+                         k, b);
     struct lin_cfg *cfg = mx_xcalloc(sizeof *cfg);
     cfg->head.core = &lin_core;
     cfg->k = (int)k;
@@ -160,7 +164,7 @@ static void lin_core_forward(const struct mixer *mm, float *o, float *saved, flo
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < BH; bh++) {
         const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D;              /* (R,D) */
+        float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D;             /* (R,D) */
         for (int c = 0; c < np; c++) {
             size_t in = (size_t)c * b * D, out = (size_t)c * r * D;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.E, b, K + in, D,
@@ -168,14 +172,14 @@ static void lin_core_forward(const struct mixer *mm, float *o, float *saved, flo
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.F, b, V + in, D,
                         0.0f, Vcs + out, D);
         }
-        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, work + bh * wf, Q, K, V, Kcs,
-                               Vcs, 0.0f, T, D, b, r);
+        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, work + bh * wf, Q, K, V, Kcs, Vcs,
+                               0.0f, T, D, b, r);
     }
 }
 
 static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *work,
-                              const float *dout, const float *o, const float *saved,
-                              const float *q, const float *k, const float *v, int B, int T)
+                              const float *dout, const float *o, const float *saved, const float *q,
+                              const float *k, const float *v, int B, int T)
 {
     (void)o;
     struct lin_view w = lin_view(mm);
@@ -186,8 +190,8 @@ static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, floa
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < BH; bh++) {
         const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *dKc = work + bh * ws, *dVc = dKc + R * D;                   /* (R,D) */
-        float *dEs = dVc + R * D, *dFs = dEs + kb;                         /* (k,b) */
+        float *dKc = work + bh * ws, *dVc = dKc + R * D;                  /* (R,D) */
+        float *dEs = dVc + R * D, *dFs = dEs + kb;                        /* (k,b) */
         float *eng = dFs + kb;
         memset(dKc, 0, (2 * R * D + 2 * kb) * sizeof(float));
         lowrank_attend_backward(dq + bh * TD, dk + bh * TD, dv + bh * TD, dKc, dVc, eng,
@@ -241,7 +245,7 @@ static void lin_step(const struct mixer *mm, float *o_t, float *state, const flo
     int np = lowrank_n_past(mm->T_max, b);
     size_t R = lin_R(w.cfg, mm->T_max), hs = lin_head_state(mm);
     for (int h = 0; h < mm->H; h++) {
-        float *Kc = state + h * hs, *Vc = Kc + R * D;              /* (R,D) */
+        float *Kc = state + h * hs, *Vc = Kc + R * D;                              /* (R,D) */
         float *Kb = Vc + R * D, *Vb = Kb + (size_t)b * D, *s = Vb + (size_t)b * D; /* (b,D) */
         memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
         memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));

@@ -252,8 +252,8 @@ static void ref_item(int c, int Rn, int q0, const float *K, const float *V, cons
 }
 
 void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K,
-                                const float *V, const float *Kc, const float *Vc, float bias,
-                                int T, int D, int b, int r)
+                                const float *V, const float *Kc, const float *Vc, float bias, int T,
+                                int D, int b, int r)
 {
     const double scale = 1.0 / sqrt((double)D);
     for (int i = 0; i < T; i++) {
@@ -283,9 +283,9 @@ void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const floa
 }
 
 void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc,
-                                 const float *dO, const float *lse, const float *Q,
-                                 const float *K, const float *V, const float *Kc,
-                                 const float *Vc, float bias, int T, int D, int b, int r)
+                                 const float *dO, const float *lse, const float *Q, const float *K,
+                                 const float *V, const float *Kc, const float *Vc, float bias,
+                                 int T, int D, int b, int r)
 {
     const double scale = 1.0 / sqrt((double)D);
     for (int i = 0; i < T; i++) {
@@ -312,8 +312,8 @@ void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, fl
     }
 }
 
-void lowrank_attend_row(float *o, float *s, const float *q, const float *Kc, const float *Vc,
-                        int R, const float *Kcur, const float *Vcur, int ncur, float bias, int D)
+void lowrank_attend_row(float *o, float *s, const float *q, const float *Kc, const float *Vc, int R,
+                        const float *Kcur, const float *Vcur, int ncur, float bias, int D)
 {
     const float scale = 1.0f / sqrtf((float)D);
     int nvis = R + ncur;
@@ -352,8 +352,8 @@ size_t lowrank_pinv_trace_floats(int m)
 static void mm(float *C, const float *A, const float *B, int m, int ta, int tb, float alpha,
                float beta)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                m, m, alpha, A, m, B, m, beta, C, m);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, m,
+                m, alpha, A, m, B, m, beta, C, m);
 }
 
 static void add_diag(float *X, float v, int m)
@@ -448,7 +448,7 @@ void lowrank_pinv_backward(float *dA, float *work, const float *dZ, const float 
         mm(dP, X, dZn, m, 1, 0, -1.0f, 0.0f);   /* dP1 */
         for (size_t e = 0; e < mm2; e++)        /* P1 = 7I − X */
             dX[e] -= dP[e];
-        mm(dA, dX, Zk, m, 0, 1, 1.0f, 1.0f);    /* X = A Z_k */
+        mm(dA, dX, Zk, m, 0, 1, 1.0f, 1.0f); /* X = A Z_k */
         mm(dZk, A, dX, m, 1, 0, 1.0f, 1.0f);
         float *t = dZn;
         dZn = dZk;

@@ -21,9 +21,9 @@ struct lowrank_head {
     const struct attn_core *core;
 };
 struct lowrank_ctx {
-    const void *cfg;  /* the mixer's own cfg (begins with struct lowrank_head) */
-    const float *xp;  /* its extra parameters (after the attention tensors) */
-    float *dxp;       /* their gradient (+=), backward only; NULL otherwise */
+    const void *cfg; /* the mixer's own cfg (begins with struct lowrank_head) */
+    const float *xp; /* its extra parameters (after the attention tensors) */
+    float *dxp;      /* their gradient (+=), backward only; NULL otherwise */
 };
 
 /* Floats of the attention tensors at the front of the slice (c_attn, c_proj, biases). */
@@ -65,17 +65,17 @@ void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float 
                              int D, int b, int r);
 /* The naive references (row by row, sums in double, no work buffer); same contracts. */
 void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K,
-                                const float *V, const float *Kc, const float *Vc, float bias,
-                                int T, int D, int b, int r);
+                                const float *V, const float *Kc, const float *Vc, float bias, int T,
+                                int D, int b, int r);
 void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc,
-                                 const float *dO, const float *lse, const float *Q,
-                                 const float *K, const float *V, const float *Kc,
-                                 const float *Vc, float bias, int T, int D, int b, int r);
+                                 const float *dO, const float *lse, const float *Q, const float *K,
+                                 const float *V, const float *Kc, const float *Vc, float bias,
+                                 int T, int D, int b, int r);
 /* One query row for incremental decoding: o (D) overwritten; q (D); Kc, Vc (R,D) compressed
  * rows; Kcur, Vcur (ncur,D) the own block up to and including this position; s (R + ncur)
  * scratch. */
-void lowrank_attend_row(float *o, float *s, const float *q, const float *Kc, const float *Vc,
-                        int R, const float *Kcur, const float *Vcur, int ncur, float bias, int D);
+void lowrank_attend_row(float *o, float *s, const float *q, const float *Kc, const float *Vc, int R,
+                        const float *Kcur, const float *Vcur, int ncur, float bias, int D);
 
 /* ---- Moore-Penrose pseudo-inverse by the Nyströmformer iteration ----------------------------
  * Z0 = Aᵀ / (‖A‖₁‖A‖∞), then LOWRANK_PINV_ITERS times

@@ -56,13 +56,17 @@ static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
         mixer_kv_int(&kv, "nystrom", "m", 8, 1, NYS_M_MAX, &lm, err) != 0 ||
         mixer_kv_int(&kv, "nystrom", "b", 64, 1, 65536, &b, err) != 0 ||
         mixer_kv_int(&kv, "nystrom", "conv", 0, 0, 1024, &conv, err) != 0 ||
-        mixer_kv_finish(&kv, "nystrom", "m (landmarks per completed block), b (block length), "
-                                        "conv (causal depthwise conv kernel on V, 0 = off)", err) != 0)
+        mixer_kv_finish(&kv, "nystrom",
+                        "m (landmarks per completed block), b (block length), "
+                        "conv (causal depthwise conv kernel on V, 0 = off)",
+                        err) != 0)
         return -1;
     if (b % lm != 0)
-        return mx_errorf(err, "mixer nystrom: m=%ld does not divide b=%ld: each of the m landmarks "
-                              "is the mean of b/m consecutive positions; pick m among the divisors "
-                              "of b (default m=8, b=64)", lm, b);
+        return mx_errorf(err,
+                         "mixer nystrom: m=%ld does not divide b=%ld: each of the m landmarks "
+                         "is the mean of b/m consecutive positions; pick m among the divisors "
+                         "of b (default m=8, b=64)",
+                         lm, b);
     struct nys_cfg *cfg = mx_xcalloc(sizeof *cfg);
     cfg->head.core = &nys_core;
     cfg->m = (int)lm;
@@ -115,8 +119,7 @@ static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
 static size_t nys_block_floats(int m, int b, int D)
 {
     size_t mD = (size_t)m * D, m2 = (size_t)m * m, mb = (size_t)m * b;
-    return 3 * mD + 2 * m2 + mb + mD + lowrank_pinv_trace_floats(m) + 2 * m2 + 2 * mD + mb +
-           4 * m2;
+    return 3 * mD + 2 * m2 + mb + mD + lowrank_pinv_trace_floats(m) + 2 * m2 + 2 * mD + mb + 4 * m2;
 }
 
 /* Group means: out (m,D) = mean of g = b/m consecutive rows of in (b,D). */
@@ -178,13 +181,14 @@ static void nys_block_forward(float *Kt, float *W, float *work, const float *Qb,
     nys_softmax_xy(A, Qt, Kt, m, m, D);
     lowrank_pinv_forward(Z, trace ? pw : NULL, pw, A, m);
     nys_softmax_xy(Bm, Qt, Kb, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV,
+                D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, BV, D, 0.0f, W, D);
 }
 
 /* Backward of one block, after nys_block_forward(trace = 1) on the same work:
- * dQb, dKb, dVb (b,D) +=; Kb, Vb the block's keys and values (b,D); dKt (m,D) the engine's gradient of the landmark keys (consumed:
- * the A-path is added to it); dW (m,D). */
+ * dQb, dKb, dVb (b,D) +=; Kb, Vb the block's keys and values (b,D); dKt (m,D) the engine's gradient
+ * of the landmark keys (consumed: the A-path is added to it); dW (m,D). */
 static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work,
                                const float *dW, const float *Kt, const float *Kb, const float *Vb,
                                int m, int b, int D)
@@ -199,17 +203,22 @@ static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, D, 1.0f, dW, D, BV, D, 0.0f, dZ, m);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, dW, D, 0.0f, dBV, D);
     /* BV = Bm Vb */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm, b);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm,
+                b);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb,
+                D);
     /* Bm = softmax(s Qt Kbᵀ) */
     nys_softmax_back(dBm, Bm, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt, D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt,
+                D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb,
+                D);
     /* Z = pinv(A), A = softmax(s Qt Ktᵀ) */
     memset(dA, 0, m2 * sizeof(float));
     lowrank_pinv_backward(dA, pw, dZ, tr, A, m);
     nys_softmax_back(dA, A, m, m, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt,
+                D);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Qt, D, 1.0f, dKt, D);
     /* Qt, Kt = group means */
     for (int l = 0; l < m; l++)
@@ -232,8 +241,8 @@ static void nys_conv_forward(float *O, const float *V, const float *w, int T, in
 }
 
 /* dV (T,D) +=, dw (K) += ; dO (T,D). */
-static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V,
-                              const float *w, int T, int D, int K)
+static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V, const float *w,
+                              int T, int D, int K)
 {
     for (int t = 0; t < T; t++)
         for (int tau = 0; tau < K && tau <= t; tau++) {
@@ -312,14 +321,14 @@ static void nys_core_forward(const struct mixer *mm, float *o, float *saved, flo
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < BH; bh++) {
         const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;                /* (R,D) */
+        float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;               /* (R,D) */
         float *ws_ = work + bh * ws;
         for (int c = 0; c < np; c++) {
             size_t in = (size_t)c * b * D, out = (size_t)c * lm * D;
             nys_block_forward(Kts + out, Ws + out, ws_, Q + in, K + in, V + in, lm, b, D, 0);
         }
-        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, ws_, Q, K, V, Kts, Ws, bias, T,
-                               D, b, lm);
+        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, ws_, Q, K, V, Kts, Ws, bias, T, D,
+                               b, lm);
         if (w.w)
             nys_conv_forward(o + bh * TD, V, w.w + (size_t)(bh % mm->H) * w.cfg->conv, T, D,
                              w.cfg->conv);
@@ -327,8 +336,8 @@ static void nys_core_forward(const struct mixer *mm, float *o, float *saved, flo
 }
 
 static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *work,
-                              const float *dout, const float *o, const float *saved,
-                              const float *q, const float *k, const float *v, int B, int T)
+                              const float *dout, const float *o, const float *saved, const float *q,
+                              const float *k, const float *v, int B, int T)
 {
     (void)o;
     struct nys_view w = nys_view(mm);
@@ -356,7 +365,8 @@ static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, floa
                                V + in, lm, b, D);
         }
         if (w.w)
-            nys_conv_backward(dV, dws, dout + bh * TD, V, w.w + (size_t)(bh % mm->H) * Kw, T, D, Kw);
+            nys_conv_backward(dV, dws, dout + bh * TD, V, w.w + (size_t)(bh % mm->H) * Kw, T, D,
+                              Kw);
     }
     /* WHY slice partials reduced in slice order: each head's kernel is shared by the batch,
      * and a fixed order keeps the gradient bitwise deterministic. */
@@ -395,9 +405,9 @@ static void nys_step(const struct mixer *mm, float *o_t, float *state, const flo
     float *bwork = state + (size_t)mm->H * hs;
     float bias = nys_bias(w.cfg);
     for (int h = 0; h < mm->H; h++) {
-        float *Kt = state + h * hs, *W = Kt + R * D;      /* (R,D) */
+        float *Kt = state + h * hs, *W = Kt + R * D;         /* (R,D) */
         float *Qb = W + R * D, *Kb = Qb + bD, *Vb = Kb + bD; /* (b,D) */
-        float *s = Vb + bD, *ring = s + R + b;              /* (R+b), (K,D) */
+        float *s = Vb + bD, *ring = s + R + b;               /* (R+b), (K,D) */
         memcpy(Qb + (size_t)pos * D, q_t + (size_t)h * D, D * sizeof(float));
         memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
         memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));

@@ -35,7 +35,8 @@ static int test_engine(int T, int b, int r, int D, float bias, uint64_t seed)
     int np = lowrank_n_past(T, b);
     size_t TD = (size_t)T * D, RD = (size_t)np * r * D;
     float *Q = randn(TD, seed, 1.5f), *K = randn(TD, seed + 1, 1.5f), *V = randn(TD, seed + 2, 1);
-    float *Kc = randn(RD, seed + 3, 1.5f), *Vc = randn(RD, seed + 4, 1), *dO = randn(TD, seed + 5, 1);
+    float *Kc = randn(RD, seed + 3, 1.5f), *Vc = randn(RD, seed + 4, 1),
+          *dO = randn(TD, seed + 5, 1);
     float *O1 = zeros(TD), *O2 = zeros(TD), *l1 = zeros(T), *l2 = zeros(T);
     size_t wf = lowrank_attend_work_fwd(T, b, r), wb = lowrank_attend_work_bwd(T, b, r);
     float *work = zeros(wf > wb ? wf : wb);
@@ -243,7 +244,7 @@ static void self_similar_qk(struct mc_mixer *t)
 {
     int C = t->m.C;
     float alpha = sqrtf(2.0f * sqrtf((float)t->m.D));
-    float *w = t->params + mixer_tensor_offset(&t->m, "c_attn.weight"); /* (3C,C) */
+    float *w = t->params + mixer_tensor_offset(&t->m, "c_attn.weight");  /* (3C,C) */
     float *bias = t->params + mixer_tensor_offset(&t->m, "c_attn.bias"); /* (3C) */
     for (int r = 0; r < 2 * C; r++) {
         for (int c = 0; c < C; c++)
@@ -278,8 +279,8 @@ static int vs_dense(const char *spec, const char *const *ident, int T, double to
     float *sa = mc_forward(&a, ya, x, T), *sd = mc_forward(&d, yd, x, T);
     a.m.ops->backward(&a.m, dxa, dpa, r, sa, x, a.params, B, T);
     d.m.ops->backward(&d.m, dxd, dpd, r, sd, x, d.params, B, T);
-    double e = fmax(mc_rel_err(ya, yd, n, 1e-6), fmax(mc_rel_err(dxa, dxd, n, 1e-6),
-                                                         mc_rel_err(dpa, dpd, na, 1e-6)));
+    double e = fmax(mc_rel_err(ya, yd, n, 1e-6),
+                    fmax(mc_rel_err(dxa, dxd, n, 1e-6), mc_rel_err(dpa, dpd, na, 1e-6)));
     char what[96];
     snprintf(what, sizeof what, "%.40s == dense (y, dx, dparams) T=%d%s", a.m.spec, T,
              selfsim ? " q=k" : "");
