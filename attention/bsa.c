@@ -17,6 +17,9 @@
 /* ---- 16-float vectors --------------------------------------------------------------------
  * GCC vector extensions: AVX-512 registers with -march=native, lowered to SSE pairs in the
  * portable (sanitizer) build, so one source serves both. */
+/* WHY silence -Wpsabi: without AVX-512 GCC warns that 64-byte vectors passed by value change
+ * the ABI; every such function here is static (inlined), so no ABI boundary is crossed. */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
@@ -574,12 +577,17 @@ static void transpose_heads(float *xt, const float *x, int BH, int T, int D, siz
     for (int bh = 0; bh < BH; bh++) {
         const float *X = x + (size_t)bh * T * D;
         float *Xt = xt + (size_t)bh * D * ld;
-        for (int d = 0; d < D; d++) {
-            float *row = Xt + (size_t)d * ld;
-            for (int t = 0; t < T; t++)
-                row[t] = X[(size_t)t * D + d];
-            memset(row + T, 0, (ld - (size_t)T) * sizeof(float));
+        /* In strips of 64 positions so the strip being read (64 x D) stays in L1. */
+        for (int t0 = 0; t0 < T; t0 += 64) {
+            int t1 = T - t0 < 64 ? T : t0 + 64;
+            for (int d = 0; d < D; d++) {
+                float *row = Xt + (size_t)d * ld;
+                for (int t = t0; t < t1; t++)
+                    row[t] = X[(size_t)t * D + d];
+            }
         }
+        for (int d = 0; d < D; d++)
+            memset(Xt + (size_t)d * ld + T, 0, (ld - (size_t)T) * sizeof(float));
     }
 }
 
