@@ -36,18 +36,18 @@ struct bench_opts {
     double mem_budget;  /* MiB; 0 = no limit */
     int mem_budget_auto;
     uint64_t seed;
-    int format; /* 0 text, 1 json, 2 csv */
+    int format;                     /* 0 text, 1 json, 2 csv */
     const char *csv_out, *json_out; /* also write the results there (any format on stdout) */
     int no_sgemm;                   /* skip the sgemm ceiling (quick tests) */
 };
 
 /* What a child sends back through its pipe (plain bytes: same binary on both ends). */
 struct bench_msg {
-    int ok;          /* 1: measured; 0: the child refused (note says why) */
-    int repeats;     /* repeats actually measured (fewer than asked when the budget is tight) */
+    int ok;                      /* 1: measured; 0: the child refused (note says why) */
+    int repeats;                 /* repeats actually measured (fewer than asked when the budget is tight) */
     double forward_ms, train_ms; /* medians */
-    double iter_s;   /* one warm-up forward+backward, seconds (for predicting larger T) */
-    double peak_mb;  /* ru_maxrss of the child */
+    double iter_s;               /* one warm-up forward+backward, seconds (for predicting larger T) */
+    double peak_mb;              /* ru_maxrss of the child */
     char note[BENCH_NOTE_MAX];
 };
 
@@ -66,63 +66,63 @@ struct bench_row {
 static void bench_usage(FILE *f)
 {
     fprintf(f,
-        "usage: mixlm bench --attn SPEC [--attn SPEC ...] --context T[,T...] [options]\n"
-        "\n"
-        "Times the forward and forward+backward of --layers mixer sublayers for each mixer spec\n"
-        "and each context length, each (mixer, length) in its own child process.\n"
-        "\n"
-        "options:\n"
-        "  --attn SPEC          mixer spec, e.g. dense, window:w=256 (repeat the flag for several;\n"
-        "                       specs contain commas, so they are never split)\n"
-        "  --context LIST       context lengths, comma-separated, 'k' suffix = x1024\n"
-        "                       (e.g. 1k,4k,16k); the flag may repeat\n"
-        "  --batch B            batch size (default 1)\n"
-        "  --dim C              channels (default 128)\n"
-        "  --heads H            heads (default 4; C %% H == 0)\n"
-        "  --layers L           mixer sublayers per run (default 1)\n"
-        "  --repeats N          timed repeats; the median is reported (default 5)\n"
-        "  --warmup N           untimed forward+backward passes first (default 1)\n"
-        "  --threads N          OpenMP/OpenBLAS threads (default: OpenMP's default)\n"
-        "  --time-budget S      wall seconds allowed per (mixer, length) run (default 600).\n"
-        "                       A run over it is killed and noted; larger contexts of that mixer are\n"
-        "                       then skipped, and so is a context whose one-pass time, extrapolated\n"
-        "                       from the two previous lengths, exceeds twice the budget. When a\n"
-        "                       pass is slow the child measures fewer repeats so as to fit.\n"
-        "  --mem-budget MB      skip runs whose estimated memory exceeds MB MiB\n"
-        "                       (default: 90%% of MemAvailable at start)\n"
-        "  --seed N             seed for parameters and inputs (default 1337)\n"
-        "  --json               print a JSON array, one object per (mixer, length)\n"
-        "  --csv                print CSV with the same columns\n"
-        "  --csv-out FILE       also write the CSV to FILE (atomically, at the end)\n"
-        "  --json-out FILE      also write the JSON array to FILE (atomically, at the end)\n"
-        "  --no-sgemm           skip measuring the sgemm ceiling (~0.1 s; for quick tests)\n"
-        "  --list               list the registered mixers and exit\n"
-        "  -h, --help           this help\n"
-        "\n"
-        "What is measured (per mixer and length):\n"
-        "  forward_ms     median wall time of the forward of all layers\n"
-        "  train_ms       median wall time of forward then backward of all layers (the backward\n"
-        "                 gets a random dy; gradients accumulate into zeroed buffers, zeroed untimed)\n"
-        "  tokens_per_s   B*T / train time\n"
-        "  peak_mb        peak resident memory of the child process (getrusage ru_maxrss),\n"
-        "                 including the binary and the OpenBLAS buffers (a few tens of MiB)\n"
-        "  est_mb         the up-front estimate: 4 bytes x (2 x params + x + dy + dx + per layer\n"
-        "                 (y + saved_floats) + max scratch_floats) + the parent's RSS\n"
-        "  gflops         achieved GFLOP/s of forward+backward where the FLOP count is well\n"
-        "                 defined (empty/null otherwise); see the FLOP model below\n"
-        "  sgemm_gflops   the measured cblas_sgemm 1024^3 ceiling (median of 9) for context\n"
-        "\n"
-        "FLOP model (dense only; a FLOP is a multiply or an add, one FMA = 2):\n"
-        "  forward   projections 2*B*T*C*4C (QKV 3C + output C) + causal attention 2*B*H*T^2*D\n"
-        "            (QK^T and PV over the T^2/2 allowed pairs, 2*D each)\n"
-        "  backward  2x the forward projections (dx and dW) + 2.5x the forward attention\n"
-        "            (recomputed scores, dV, dP, dQ, dK: five T^2/2*D products)\n"
-        "  Softmax, exp and elementwise work are not counted. Other mixers: null, since their\n"
-        "  useful FLOPs depend on the method's own bookkeeping and are not comparable.\n"
-        "\n"
-        "Run benchmarks with OPENBLAS_CORETYPE unset (env -u OPENBLAS_CORETYPE mixlm bench ...):\n"
-        "a preset value forces slower kernels; the text header shows the value in effect.\n"
-        "Exit status: 0 (even when runs were skipped), 2 on bad flags or an unknown mixer.\n");
+            "usage: mixlm bench --attn SPEC [--attn SPEC ...] --context T[,T...] [options]\n"
+            "\n"
+            "Times the forward and forward+backward of --layers mixer sublayers for each mixer spec\n"
+            "and each context length, each (mixer, length) in its own child process.\n"
+            "\n"
+            "options:\n"
+            "  --attn SPEC          mixer spec, e.g. dense, window:w=256 (repeat the flag for several;\n"
+            "                       specs contain commas, so they are never split)\n"
+            "  --context LIST       context lengths, comma-separated, 'k' suffix = x1024\n"
+            "                       (e.g. 1k,4k,16k); the flag may repeat\n"
+            "  --batch B            batch size (default 1)\n"
+            "  --dim C              channels (default 128)\n"
+            "  --heads H            heads (default 4; C %% H == 0)\n"
+            "  --layers L           mixer sublayers per run (default 1)\n"
+            "  --repeats N          timed repeats; the median is reported (default 5)\n"
+            "  --warmup N           untimed forward+backward passes first (default 1)\n"
+            "  --threads N          OpenMP/OpenBLAS threads (default: OpenMP's default)\n"
+            "  --time-budget S      wall seconds allowed per (mixer, length) run (default 600).\n"
+            "                       A run over it is killed and noted; larger contexts of that mixer are\n"
+            "                       then skipped, and so is a context whose one-pass time, extrapolated\n"
+            "                       from the two previous lengths, exceeds twice the budget. When a\n"
+            "                       pass is slow the child measures fewer repeats so as to fit.\n"
+            "  --mem-budget MB      skip runs whose estimated memory exceeds MB MiB\n"
+            "                       (default: 90%% of MemAvailable at start)\n"
+            "  --seed N             seed for parameters and inputs (default 1337)\n"
+            "  --json               print a JSON array, one object per (mixer, length)\n"
+            "  --csv                print CSV with the same columns\n"
+            "  --csv-out FILE       also write the CSV to FILE (atomically, at the end)\n"
+            "  --json-out FILE      also write the JSON array to FILE (atomically, at the end)\n"
+            "  --no-sgemm           skip measuring the sgemm ceiling (~0.1 s; for quick tests)\n"
+            "  --list               list the registered mixers and exit\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "What is measured (per mixer and length):\n"
+            "  forward_ms     median wall time of the forward of all layers\n"
+            "  train_ms       median wall time of forward then backward of all layers (the backward\n"
+            "                 gets a random dy; gradients accumulate into zeroed buffers, zeroed untimed)\n"
+            "  tokens_per_s   B*T / train time\n"
+            "  peak_mb        peak resident memory of the child process (getrusage ru_maxrss),\n"
+            "                 including the binary and the OpenBLAS buffers (a few tens of MiB)\n"
+            "  est_mb         the up-front estimate: 4 bytes x (2 x params + x + dy + dx + per layer\n"
+            "                 (y + saved_floats) + max scratch_floats) + the parent's RSS\n"
+            "  gflops         achieved GFLOP/s of forward+backward where the FLOP count is well\n"
+            "                 defined (empty/null otherwise); see the FLOP model below\n"
+            "  sgemm_gflops   the measured cblas_sgemm 1024^3 ceiling (median of 9) for context\n"
+            "\n"
+            "FLOP model (dense only; a FLOP is a multiply or an add, one FMA = 2):\n"
+            "  forward   projections 2*B*T*C*4C (QKV 3C + output C) + causal attention 2*B*H*T^2*D\n"
+            "            (QK^T and PV over the T^2/2 allowed pairs, 2*D each)\n"
+            "  backward  2x the forward projections (dx and dW) + 2.5x the forward attention\n"
+            "            (recomputed scores, dV, dP, dQ, dK: five T^2/2*D products)\n"
+            "  Softmax, exp and elementwise work are not counted. Other mixers: null, since their\n"
+            "  useful FLOPs depend on the method's own bookkeeping and are not comparable.\n"
+            "\n"
+            "Run benchmarks with OPENBLAS_CORETYPE unset (env -u OPENBLAS_CORETYPE mixlm bench ...):\n"
+            "a preset value forces slower kernels; the text header shows the value in effect.\n"
+            "Exit status: 0 (even when runs were skipped), 2 on bad flags or an unknown mixer.\n");
 }
 
 /* ---- argument parsing --------------------------------------------------------------------- */
@@ -374,8 +374,8 @@ static void child_mixer(const struct bench_opts *o, const char *spec, int T, str
     size_t *poff = mx_xcalloc(sizeof *poff * (size_t)(L + 1));
     size_t scratch_n = 0, saved_n = 0;
     for (int l = 0; l < L; l++) {
-        struct mixer_dims d = {.C = o->C, .H = o->H, .T_max = T, .bias = 0, .layer = l,
-                               .n_layer = L, .seed = o->seed};
+        struct mixer_dims d = {
+            .C = o->C, .H = o->H, .T_max = T, .bias = 0, .layer = l, .n_layer = L, .seed = o->seed};
         struct mx_error err;
         if (mixer_create(&mx[l], spec, &d, &err) != 0) {
             snprintf(msg->note, sizeof msg->note, "skipped: %s", err.msg);
@@ -529,8 +529,8 @@ static int run_child(const struct child_job *job, double budget_s, struct bench_
     if (timed_out)
         snprintf(msg->note, sizeof msg->note, "skipped: over time budget (%gs)", budget_s);
     else if (WIFSIGNALED(status))
-        snprintf(msg->note, sizeof msg->note, "failed: child killed by signal %d (%s)%s",
-                 WTERMSIG(status), strsignal(WTERMSIG(status)),
+        snprintf(msg->note, sizeof msg->note, "failed: child killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)),
                  WTERMSIG(status) == SIGKILL ? " - out of memory? lower --mem-budget" : "");
     else
         snprintf(msg->note, sizeof msg->note, "failed: child exited with status %d",
@@ -672,7 +672,8 @@ static void text_header(const struct bench_opts *o, double sgemm, const char *co
            o->mem_budget, o->mem_budget_auto ? " (90% of MemAvailable)" : "");
     if (sgemm > 0)
         printf("sgemm ceiling: cblas_sgemm 1024x1024x1024 = %.1f GFLOP/s (median of 9), "
-               "OPENBLAS_CORETYPE=%s\n", sgemm, coretype ? coretype : "(unset)");
+               "OPENBLAS_CORETYPE=%s\n",
+               sgemm, coretype ? coretype : "(unset)");
     else
         printf("sgemm ceiling: not measured (%s), OPENBLAS_CORETYPE=%s\n",
                o->no_sgemm ? "--no-sgemm" : "the child failed", coretype ? coretype : "(unset)");
@@ -691,8 +692,8 @@ static void text_header(const struct bench_opts *o, double sgemm, const char *co
                "for the machine's real kernels\n");
     printf("GFLOP/s: dense only (fwd 8BTC^2 + 2BHT^2D, bwd 2x projections + 2.5x attention; "
            "see --help)\n\n");
-    printf("%-24s %7s %10s %10s %11s %8s %8s %8s  %s\n", "attn", "T", "fwd ms", "train ms",
-           "tok/s", "GFLOP/s", "peak MB", "est MB", "note");
+    printf("%-24s %7s %10s %10s %11s %8s %8s %8s  %s\n", "attn", "T", "fwd ms", "train ms", "tok/s",
+           "GFLOP/s", "peak MB", "est MB", "note");
 }
 
 static void text_row(const struct bench_opts *o, const struct bench_row *r)
@@ -703,11 +704,11 @@ static void text_row(const struct bench_opts *o, const struct bench_row *r)
             snprintf(gf, sizeof gf, "%.1f", r->gflops);
         if (r->repeats < o->repeats)
             snprintf(note, sizeof note, "%d of %d repeats (time budget)", r->repeats, o->repeats);
-        printf("%-24s %7d %10.2f %10.2f %11.0f %8s %8.1f %8.1f  %s\n", r->attn, r->T,
-               r->forward_ms, r->train_ms, r->tokens_per_s, gf, r->peak_mb, r->est_mb, note);
+        printf("%-24s %7d %10.2f %10.2f %11.0f %8s %8.1f %8.1f  %s\n", r->attn, r->T, r->forward_ms,
+               r->train_ms, r->tokens_per_s, gf, r->peak_mb, r->est_mb, note);
     } else {
-        printf("%-24s %7d %10s %10s %11s %8s %8s %8.1f  %s\n", r->attn, r->T, "-", "-", "-", "-",
-               "-", r->est_mb, r->skipped);
+        printf("%-24s %7d %10s %10s %11s %8s %8s %8.1f  %s\n", r->attn, r->T, "-", "-", "-", "-", "-",
+               r->est_mb, r->skipped);
     }
     fflush(stdout);
 }
@@ -800,8 +801,8 @@ int cmd_bench(int argc, char **argv)
             double floats = 0, flops = -1;
             for (int l = 0; l < o.L; l++) {
                 struct mixer m;
-                struct mixer_dims d = {.C = o.C, .H = o.H, .T_max = T, .bias = 0, .layer = l,
-                                       .n_layer = o.L, .seed = o.seed};
+                struct mixer_dims d = {
+                    .C = o.C, .H = o.H, .T_max = T, .bias = 0, .layer = l, .n_layer = o.L, .seed = o.seed};
                 if (mixer_create(&m, o.attn[a], &d, &err) != 0) {
                     fprintf(stderr, "mixlm bench: --attn %s at --context %d: %s\n", o.attn[a], T, err.msg);
                     mx_free(rows);
@@ -846,15 +847,15 @@ int cmd_bench(int argc, char **argv)
             r->gflops = -1;
             double pred = predict_iter_s(mine, c, r->T);
             if (o.mem_budget > 0 && r->est_mb > o.mem_budget) {
-                snprintf(r->skipped, sizeof r->skipped,
-                         "skipped: estimated %.0f MiB > --mem-budget %.0f MiB", r->est_mb, o.mem_budget);
+                snprintf(r->skipped, sizeof r->skipped, "skipped: estimated %.0f MiB > --mem-budget %.0f MiB",
+                         r->est_mb, o.mem_budget);
             } else if (over_time_at > 0 && r->T >= over_time_at) {
                 snprintf(r->skipped, sizeof r->skipped,
                          "skipped: context %d already exceeded the time budget", over_time_at);
             } else if (pred > 0 && pred * (1 + o.warmup) > 2 * o.time_budget) {
                 snprintf(r->skipped, sizeof r->skipped,
-                         "skipped: predicted %.0fs per pass x %d passes > 2 x time budget (%gs)",
-                         pred, 1 + o.warmup, o.time_budget);
+                         "skipped: predicted %.0fs per pass x %d passes > 2 x time budget (%gs)", pred,
+                         1 + o.warmup, o.time_budget);
             } else {
                 if (progress)
                     fprintf(stderr, "mixlm bench: %s at T=%d ...\n", r->attn, r->T);

@@ -22,7 +22,7 @@ assert not missing, f"missing columns {missing}"
 assert [int(r["context"]) for r in rows] == [32, 64], [r["context"] for r in rows]
 for r in rows:
     assert r["attn"] == "dense" and r["skipped"] == "", r
-    for c in ["forward_ms", "train_ms", "peak_mb", "tokens_per_s", "gflops"]:
+    for c in ["forward_ms", "train_ms", "peak_mb", "tokens_per_s", "gflops", "sgemm_gflops"]:
         assert float(r[c]) > 0, (c, r[c])
     assert float(r["train_ms"]) >= float(r["forward_ms"]), r
     assert (int(r["batch"]), int(r["dim"]), int(r["heads"]), int(r["layers"])) == (1, 16, 2, 1), r
@@ -31,9 +31,9 @@ EOF
 
 # 2. JSON: an array of objects, two mixers' worth (the same spec twice is allowed), nulls where
 #    nothing is defined; a memory budget that nothing fits gives skipped rows, not a crash.
-"$BIN" bench --attn dense --attn dense --context 32 --dim 16 --heads 2 --repeats 2 --warmup 0 --json \
+"$BIN" bench --attn dense --attn dense --context 32 --dim 16 --heads 2 --repeats 2 --warmup 0 --no-sgemm --json \
     >"$TMP/out.json" 2>"$TMP/err" || fail "bench --json exited $?: $(cat "$TMP/err")"
-"$BIN" bench --attn dense --context 32,1k --dim 16 --heads 2 --mem-budget 1 --json \
+"$BIN" bench --attn dense --context 32,1k --dim 16 --heads 2 --mem-budget 1 --no-sgemm --json \
     >"$TMP/skip.json" 2>"$TMP/err" || fail "bench --mem-budget exited $?: $(cat "$TMP/err")"
 "$PY" - "$TMP/out.json" "$TMP/skip.json" <<'EOF' || fail "JSON check"
 import json, sys
@@ -51,7 +51,7 @@ print("json ok")
 EOF
 
 # 3. A time budget too small for a run kills that child, notes it, and skips the larger length.
-"$BIN" bench --attn dense --context 8192,16384 --dim 16 --heads 2 --time-budget 0.02 --csv \
+"$BIN" bench --attn dense --context 8192,16384 --dim 16 --heads 2 --time-budget 0.02 --no-sgemm --csv \
     >"$TMP/time.csv" 2>"$TMP/err" || fail "bench --time-budget exited $?: $(cat "$TMP/err")"
 grep -q "over time budget" "$TMP/time.csv" || fail "no 'over time budget' note: $(cat "$TMP/time.csv")"
 grep -q "16384.*already exceeded the time budget" "$TMP/time.csv" ||
