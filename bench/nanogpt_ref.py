@@ -267,12 +267,32 @@ def main():
         if it % args.log_every == 0 or it == steps - 1:
             print(f"step {it} loss {lossf:.4f} ms/step {dt:.1f} lr {lr:.2e}", flush=True)
     wall = time.perf_counter() - t_start
+    full_val = None
     if not args.time_only:
         last = estimate_loss()
         print(f"eval step {steps} train {last['train']:.4f} val {last['val']:.4f}", flush=True)
+        # The same full pass `mixlm eval` makes: non-overlapping windows of context over the
+        # validation split, window k = val[k*T : k*T+T+1], every target scored once.
+        model.eval()
+        T = args.context
+        nwin = (len(val_data) - 1) // T
+        tot, cnt = 0.0, 0
+        with torch.no_grad():
+            for k0 in range(0, nwin, 64):
+                ks = range(k0, min(nwin, k0 + 64))
+                X = torch.stack([val_data[k * T:k * T + T] for k in ks])
+                Y = torch.stack([val_data[k * T + 1:k * T + T + 1] for k in ks])
+                logits, _ = model(X, Y)
+                l = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1),
+                                                      reduction="sum")
+                tot += l.item()
+                cnt += Y.numel()
+        full_val = tot / cnt
+        print(f"full-pass val loss {full_val:.4f} over {cnt} tokens", flush=True)
     med = statistics.median(times)
     result = {
         "val_loss": last.get("val") if not args.time_only else None,
+        "full_val_loss": full_val,
         "train_loss": last.get("train") if not args.time_only else None,
         "ms_per_step_median": round(med, 3),
         "steps": steps,

@@ -102,6 +102,11 @@ int model_plan(struct mx_model *m, int B, int T, struct mx_error *err);
 /* Activation floats model_plan(B,T) would allocate (for reports and benchmarks). */
 size_t model_activation_floats(struct mx_model *m, int B, int T);
 const struct mx_param *model_find_tensor(const struct mx_model *m, const char *name);
+/* Model FLOPs per training token at context T (forward + backward, no recomputation):
+ * 6 x (matrix parameters used as matmul weights, the tied output head included) plus, for
+ * dense layers, 6 x T x C for causal attention (QKᵀ and PV over T/2 keys on average). Other
+ * mixers' token-mixing FLOPs are not counted (their cost is what mixlm bench measures). */
+double model_flops_per_token(const struct mx_model *m, int T);
 
 /* Forward: tokens x (B,T) -> logits (B,T,V) in m->a.logits. With targets y (B,T) also the
  * mean cross-entropy (nats/token), returned; returns 0 without targets. Mixers get
@@ -117,8 +122,9 @@ void model_token_losses(const struct mx_model *m, float *out);
 /* Incremental decoding: state for every layer's mixer (NULL when some mixer has no step). */
 int model_can_step(const struct mx_model *m);
 size_t model_state_floats(const struct mx_model *m);
-/* Feed token at position pos (0-based, pos < block_size) and write logits (V). The state
- * must be zeroed before pos 0. work: model_step_work_floats() floats. */
+/* Feed token at position pos (0-based, pos < block_size) and write logits (V); logits NULL
+ * skips the output head (prompt prefill). The state must be zeroed before pos 0.
+ * work: model_step_work_floats() floats. */
 size_t model_step_work_floats(const struct mx_model *m);
 void model_step(struct mx_model *m, float *logits, float *state, float *work, int32_t token, int pos);
 

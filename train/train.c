@@ -362,7 +362,8 @@ out:
     return rc;
 }
 
-static void write_summary(struct run *r, double val_loss, double tok_s, double peak_mb)
+static void write_summary(struct run *r, double val_loss, double tok_s, double peak_mb, double ms_step,
+                          double gflop_step)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "config", model_config_to_json(&r->m.cfg));
@@ -373,6 +374,8 @@ static void write_summary(struct run *r, double val_loss, double tok_s, double p
     cJSON_AddNumberToObject(j, "val_loss", val_loss);
     cJSON_AddNumberToObject(j, "train_seconds", r->elapsed);
     cJSON_AddNumberToObject(j, "tokens_per_s", tok_s);
+    cJSON_AddNumberToObject(j, "ms_per_step_median", ms_step);
+    cJSON_AddNumberToObject(j, "gflop_per_step", gflop_step);
     cJSON_AddNumberToObject(j, "peak_rss_mb", peak_mb);
     cJSON_AddNumberToObject(j, "threads", mx_get_threads());
     char *s = cJSON_Print(j);
@@ -545,10 +548,12 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         qsort(times, (size_t)ntimes, sizeof(double), cmp_double);
         double med = ntimes ? times[ntimes / 2] : 0;
         double tok_s = med > 0 ? tokens_per_step / med : 0;
-        write_summary(&r, val_loss, tok_s, mx_peak_rss_mb());
-        printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s | "
-               "peak RSS %.0f MB | checkpoint %s\n",
-               r.step, last_loss, val_loss, med * 1000, tok_s, mx_peak_rss_mb(), r.path_ckpt);
+        double gflop = model_flops_per_token(&r.m, T) * (double)tokens_per_step / 1e9;
+        write_summary(&r, val_loss, tok_s, mx_peak_rss_mb(), med * 1000, gflop);
+        printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s, "
+               "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
+               r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
+               mx_peak_rss_mb(), r.path_ckpt);
     }
     rc = stopped ? 1 : 0;
 out_log:

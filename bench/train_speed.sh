@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# train_speed.sh — ms per training step of mixlm and of the nanoGPT-equivalent PyTorch script
+# (bench/nanogpt_ref.py), same config, same threads, interleaved A B A B in one run; prints the
+# medians, the ratio, model FLOPs/step and achieved GFLOP/s against a measured sgemm ceiling.
+# Usage: bench/train_speed.sh [baby|small|all]   (env: MIXLM_BIN, THREADS=2, ROUNDS=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${MIXLM_BIN:-./build/mixlm}
+py=${PYTHON:-/usr/bin/python3}
+threads=${THREADS:-2}
+rounds=${ROUNDS:-3}
+data=${DATA:-../shared/data/tinyshakespeare.txt}
+which=${1:-all}
+tmp=$(mktemp -d /tmp/mixlm-speed.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+# PLATFORM.md: both peers get the same environment: AVX-512 kernels (no forced Haswell
+# coretype), passive OpenMP waiting.
+export OMP_WAIT_POLICY=PASSIVE
+unset OPENBLAS_CORETYPE
+
+run_cfg() { # name, steps, args...
+  local name=$1 steps=$2; shift 2
+  local m=() t=()
+  for r in $(seq 1 "$rounds"); do
+    rm -rf "$tmp/run"
+    line=$("$bin" train --data "$data" "$@" --steps "$steps" --warmup 2 --eval-every 0 --eval-batches 1 \
+           --ckpt-every 0 --threads "$threads" --out "$tmp/run" --quiet | grep '^done:')
+    m+=("$(sed -E 's/.*median ([0-9.]+) ms\/step.*/\1/' <<< "$line")")
+    gf=$(sed -E 's/.*, ([0-9.]+) GFLOP\/step.*/\1/' <<< "$line")
+    pyout=$("$py" bench/nanogpt_ref.py --data "$data" "$@" --time-only "$steps" --threads "$threads" | tail -1)
+    t+=("$("$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["ms_per_step_median"])' <<< "$pyout")")
+    echo "  round $r: mixlm ${m[-1]} ms/step, pytorch ${t[-1]} ms/step"
+  done
+  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  mm=$(med "${m[@]}"); tm=$(med "${t[@]}")
+  awk -v n="$name" -v mm="$mm" -v tm="$tm" -v gf="$gf" -v ceil="$ceil" 'BEGIN{
+    printf "%-6s mixlm %8.1f ms/step | pytorch %8.1f ms/step | pytorch/mixlm %.2fx | %.2f GFLOP/step: mixlm %.0f GFLOP/s (%.0f%% of sgemm %.0f), pytorch %.0f GFLOP/s\n",
+      n, mm, tm, tm/mm, gf, gf/mm*1000, 100*gf/mm*1000/ceil, ceil, gf/tm*1000 }'
+}
+
+ceil=$("$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null \
+       | sed -nE 's/.*= ([0-9.]+) GFLOP\/s.*/\1/p' | head -1)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $threads; sgemm 1024^3 ceiling ${ceil} GFLOP/s"
+echo "date: $(date -u +%F\ %H:%M) UTC; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$which" = baby ] || [ "$which" = all ]; then
+  echo "baby (4L 4H 128, T 64, B 12):"
+  run_cfg baby 60 --layers 4 --heads 4 --dim 128 --context 64 --batch 12
+fi
+if [ "$which" = small ] || [ "$which" = all ]; then
+  echo "small (6L 6H 384, T 256, B 8):"
+  run_cfg small 8 --layers 6 --heads 6 --dim 384 --context 256 --batch 8
+fi
