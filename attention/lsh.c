@@ -26,6 +26,10 @@
  * reproducible from the stored seed. nb = 1 means one bucket (no hashing): with c >= T and any
  * h this is exactly dense causal attention with shared QK and the self rule.
  *
+ * Kernel: per (b,h) and round, keys/values gathered in sorted order, blocks of 16 sorted queries
+ * against their union band as dense register tiles (D % 16 == 0; per-query rows otherwise).
+ * Cost O(T*h*c*D); saved q,k,v,o + 4h floats per (b,h,t); workspace O(T*D*(h+2)) per (b,h).
+ *
  * Generation: an exact incremental step (KV cache plus, per head, round and bucket, a ring of
  * the last c positions); it reproduces forward's rows up to projection round-off. */
 #include "attention/attn_common.h"
@@ -59,8 +63,8 @@ struct lsh_cfg {
 size_t attn_lsh_rotation_floats(const struct mixer *m);
 void attn_lsh_rotations(const struct mixer *m, float *R);
 void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D, int nb);
-void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k,
-                       const float *v, const float *R, int B, int T);
+void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k, const float *v,
+                       const float *R, int B, int T);
 void attn_lsh_freeze_hash(struct mixer *m, int B);
 
 static const struct lsh_cfg *cfg_of(const struct mixer *m)
@@ -74,8 +78,7 @@ static int lsh_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
     struct mixer_kv kv;
     long h, nb, c;
-    if (mixer_kv_parse(&kv, "lsh", args, err) != 0 ||
-        mixer_kv_int(&kv, "lsh", "h", 4, 1, 64, &h, err) != 0 ||
+    if (mixer_kv_parse(&kv, "lsh", args, err) != 0 || mixer_kv_int(&kv, "lsh", "h", 4, 1, 64, &h, err) != 0 ||
         mixer_kv_int(&kv, "lsh", "nb", 64, 1, 8192, &nb, err) != 0 ||
         mixer_kv_int(&kv, "lsh", "c", 64, 1, 65536, &c, err) != 0 ||
         mixer_kv_finish(&kv, "lsh", "h (hash rounds), nb (buckets), c (chunk length)", err) != 0)
@@ -196,46 +199,35 @@ void attn_lsh_rotations(const struct mixer *m, float *R)
     mx_rng_fill_normal(&r, R, attn_lsh_rotation_floats(m), 1.0f);
 }
 
-/* One row: bucket = argmax over [xR; -xR] (first index on ties), xR (nb/2). */
+/* One row: bucket = argmax over [xR; -xR] (the first index on ties: all of the positive half
+ * comes before the negative half), xR computed once, 256 columns at a time. */
 static int32_t lsh_hash_row(const float *x, const float *R, int D, int nb2)
 {
     float xr[256];
-    int32_t best = 0;
-    float bestv = -INFINITY;
+    int32_t bp = 0, bn = 0;
+    float vp = -INFINITY, vn = -INFINITY;
     for (int j0 = 0; j0 < nb2; j0 += 256) {
-        int nj = nb2 - j0 < 256 ? nb2 - j0 : 256;
+        const int nj = nb2 - j0 < 256 ? nb2 - j0 : 256;
         for (int j = 0; j < nj; j++)
-            xr[j] = 0;
-        for (int d = 0; d < D; d++) {
+            xr[j] = x[0] * R[j0 + j];
+        for (int d = 1; d < D; d++) {
             const float xd = x[d], *Rd = R + (size_t)d * nb2 + j0;
 #pragma omp simd
             for (int j = 0; j < nj; j++)
-                xr[j] += xd * Rd[j];
+                xr[j] = fmaf(xd, Rd[j], xr[j]);
         }
-        for (int j = 0; j < nj; j++)
-            if (xr[j] > bestv) {
-                bestv = xr[j];
-                best = j0 + j;
+        for (int j = 0; j < nj; j++) {
+            if (xr[j] > vp) {
+                vp = xr[j];
+                bp = j0 + j;
             }
-    }
-    /* The negated half: indices nb/2 .. nb-1, compared after all of the positive half. */
-    for (int j0 = 0; j0 < nb2; j0 += 256) {
-        int nj = nb2 - j0 < 256 ? nb2 - j0 : 256;
-        for (int j = 0; j < nj; j++)
-            xr[j] = 0;
-        for (int d = 0; d < D; d++) {
-            const float xd = x[d], *Rd = R + (size_t)d * nb2 + j0;
-#pragma omp simd
-            for (int j = 0; j < nj; j++)
-                xr[j] += xd * Rd[j];
+            if (-xr[j] > vn) {
+                vn = -xr[j];
+                bn = j0 + j;
+            }
         }
-        for (int j = 0; j < nj; j++)
-            if (-xr[j] > bestv) {
-                bestv = -xr[j];
-                best = nb2 + j0 + j;
-            }
     }
-    return best;
+    return vn > vp ? nb2 + bn : bp;
 }
 
 /* bucket (n) overwritten; x (n,D); R (D,nb/2) one round and head. nb = 1: all zero. */
@@ -250,8 +242,8 @@ void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D
  * the self key with the constant score; s (n) is workspace. Returns the row lse. Keys come in
  * ascending position; the sums run in that order, so any caller feeding the same keys gets the
  * same bits (forward, step, a shorter prefix). */
-static float lsh_row_forward(float *o, float *s, const float *q, const float *kt, size_t ldk,
-                             const float *vr, const float *vself, int n, int D, float scale)
+static float lsh_row_forward(float *o, float *s, const float *q, const float *kt, size_t ldk, const float *vr,
+                             const float *vself, int n, int D, float scale)
 {
     /* WHY fmaf: ISO C mode compiles a*b+c as two roundings and two instructions; fmaf is one
      * (and the same everywhere this kernel runs, so forward and step still agree bit-for-bit). */
@@ -266,8 +258,7 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
     float mx = LSH_SELF_SCORE;
     for (int i = 0; i < n; i++) {
         s[i] *= scale;
-        if (s[i] > mx)
-            mx = s[i];
+        mx = s[i] > mx ? s[i] : mx;
     }
     float sum = 0;
     for (int i = 0; i < n; i++) {
@@ -294,8 +285,8 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
  * overwritten = sum_r w_r orounds[r], orounds (h, ld) with row stride ld.
  * WHY exp(lse - max) / z and not exp(lse - L): a row alone in its bucket in every round has
  * lse = -1e5, where a float L = -1e5 + log z is off by ~0.004 and so would every weight be. */
-static void lsh_combine(float *o, float *w, const float *lse, size_t stride, const float *orounds,
-                        size_t ld, int h, int D)
+static void lsh_combine(float *o, float *w, const float *lse, size_t stride, const float *orounds, size_t ld,
+                        int h, int D)
 {
     float mx = -INFINITY;
     for (int r = 0; r < h; r++)
@@ -314,6 +305,243 @@ static void lsh_combine(float *o, float *w, const float *lse, size_t stride, con
         w[(size_t)r * stride] = wr;
         for (int d = 0; d < D; d++)
             o[d] += wr * orr[d];
+    }
+}
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* ---- blocked tiles (D % 16 == 0) -----------------------------------------------------------
+ * LSH_QB consecutive sorted queries share one key range [klo, klo + nk): the union of their
+ * bands. Scores are computed for the whole QB x nk tile (masked entries are ignored, their
+ * probabilities set to 0), in 4-query x 16-key register tiles, so each key is loaded once per 4
+ * queries instead of once per query. Every score is the same chain of fmaf over d = 0..D-1 as
+ * lsh_row_forward computes, and a masked key adds fmaf(0, v, acc) = acc, so a row's result does
+ * not depend on which block it fell in: forward stays causal bit-for-bit and equals the
+ * per-query kernel (kept as the reference and for D % 16 != 0). */
+#define LSH_QB 16
+
+/* S (QB, lds) overwritten for i < n16 (a multiple of 16): S[j][i] = sum_d x_j[d] yt[d][i];
+ * x: QB row pointers (D); yt (D, ldy) transposed, readable up to n16 columns. */
+static void lsh_tile_xyt(float *S, size_t lds, const float *const *x, const float *yt, size_t ldy, int n16,
+                         int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += 16)
+        for (int j0 = 0; j0 < LSH_QB; j0 += 4) {
+            const float *x0 = x[j0], *x1 = x[j0 + 1], *x2 = x[j0 + 2], *x3 = x[j0 + 3];
+            float a0[16], a1[16], a2[16], a3[16];
+            const float *y = yt + i0;
+#pragma omp simd
+            for (int l = 0; l < 16; l++) {
+                a0[l] = x0[0] * y[l];
+                a1[l] = x1[0] * y[l];
+                a2[l] = x2[0] * y[l];
+                a3[l] = x3[0] * y[l];
+            }
+            for (int d = 1; d < D; d++) {
+                const float b0 = x0[d], b1 = x1[d], b2 = x2[d], b3 = x3[d];
+                y = yt + (size_t)d * ldy + i0;
+#pragma omp simd
+                for (int l = 0; l < 16; l++) {
+                    a0[l] = fmaf(b0, y[l], a0[l]);
+                    a1[l] = fmaf(b1, y[l], a1[l]);
+                    a2[l] = fmaf(b2, y[l], a2[l]);
+                    a3[l] = fmaf(b3, y[l], a3[l]);
+                }
+            }
+            float *s0 = S + (size_t)j0 * lds + i0;
+            for (int l = 0; l < 16; l++) {
+                s0[l] = a0[l];
+                s0[lds + l] = a1[l];
+                s0[2 * lds + l] = a2[l];
+                s0[3 * lds + l] = a3[l];
+            }
+        }
+}
+
+/* acc (QB, D) in/out: acc[j][d] = fmaf(P[j][i], y[i][d], acc[j][d]) for i = 0..n-1 in order;
+ * P (QB, ldp); y (n, D) rows. */
+static void lsh_tile_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
+{
+    for (int d0 = 0; d0 < D; d0 += 16)
+        for (int j0 = 0; j0 < LSH_QB; j0 += 4) {
+            float a0[16], a1[16], a2[16], a3[16];
+            float *c0 = acc + (size_t)j0 * D + d0;
+            for (int l = 0; l < 16; l++) {
+                a0[l] = c0[l];
+                a1[l] = c0[D + l];
+                a2[l] = c0[2 * D + l];
+                a3[l] = c0[3 * D + l];
+            }
+            const float *p0 = P + (size_t)j0 * ldp;
+            for (int i = 0; i < n; i++) {
+                const float b0 = p0[i], b1 = p0[ldp + i], b2 = p0[2 * ldp + i], b3 = p0[3 * ldp + i];
+                const float *yr = y + (size_t)i * D + d0;
+#pragma omp simd
+                for (int l = 0; l < 16; l++) {
+                    a0[l] = fmaf(b0, yr[l], a0[l]);
+                    a1[l] = fmaf(b1, yr[l], a1[l]);
+                    a2[l] = fmaf(b2, yr[l], a2[l]);
+                    a3[l] = fmaf(b3, yr[l], a3[l]);
+                }
+            }
+            for (int l = 0; l < 16; l++) {
+                c0[l] = a0[l];
+                c0[D + l] = a1[l];
+                c0[2 * D + l] = a2[l];
+                c0[3 * D + l] = a3[l];
+            }
+        }
+}
+
+/* zt (D, ldz) +=: zt[d][i] += sum_j x_j[d] P[j][i] for i < n16; x: QB row pointers (D);
+ * P (QB, ldp) with zeros wherever nothing may flow. */
+static void lsh_tile_xtp(float *zt, size_t ldz, const float *const *x, const float *P, size_t ldp, int n16,
+                         int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += 16)
+        for (int d = 0; d < D; d++) {
+            float a[16];
+            float *z = zt + (size_t)d * ldz + i0;
+            for (int l = 0; l < 16; l++)
+                a[l] = z[l];
+            for (int j = 0; j < LSH_QB; j++) {
+                const float b = x[j][d], *pj = P + (size_t)j * ldp + i0;
+#pragma omp simd
+                for (int l = 0; l < 16; l++)
+                    a[l] = fmaf(b, pj[l], a[l]);
+            }
+            for (int l = 0; l < 16; l++)
+                z[l] = a[l];
+        }
+}
+
+/* Tile width: a block's key range holds at most min(c, T) + QB - 1 keys. */
+static size_t lsh_tile_ld(const struct mixer *m, int T)
+{
+    int c = cfg_of(m)->c;
+    return round16((size_t)(c < T ? c : T) + LSH_QB);
+}
+
+/* Queries at sorted p0 .. p0+QB-1 of one round (the same results as lsh_row_forward per query).
+ * orr (T,D), lr (T) written at the queries' positions; S (QB,tl), acc (QB,D) workspace;
+ * KsT (D,ld) readable to column T+15, Vs (T,D); pr, sg the round's sort. */
+static void lsh_block_forward(float *orr, float *lr, float *S, size_t tl, float *acc, const float *q,
+                              const float *KsT, size_t ld, const float *Vs, const int32_t *pr,
+                              const int32_t *sg, int p0, int T, int c, int D, float scale)
+{
+    const int nq = T - p0 < LSH_QB ? T - p0 : LSH_QB;
+    const int klo = p0 - c > 0 ? p0 - c : 0, nk = p0 + nq - 1 - klo, n16 = (nk + 15) & ~15;
+    const float *x[LSH_QB];
+    float inv[LSH_QB];
+    for (int j = 0; j < LSH_QB; j++)
+        x[j] = q + (size_t)pr[p0 + (j < nq ? j : nq - 1)] * D;
+    if (n16 > 0)
+        lsh_tile_xyt(S, tl, x, KsT + klo, ld, n16, D);
+    for (int j = 0; j < LSH_QB; j++) {
+        float *Sj = S + (size_t)j * tl, *aj = acc + (size_t)j * D;
+        if (j >= nq) {
+            memset(Sj, 0, (size_t)nk * sizeof(float));
+            continue;
+        }
+        const int p = p0 + j, t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c;
+        const int a = lo - klo, b = p - klo;
+        float mx = LSH_SELF_SCORE;
+        for (int i = a; i < b; i++) {
+            Sj[i] *= scale;
+            mx = Sj[i] > mx ? Sj[i] : mx; /* branch-free: scores are noise to a predictor */
+        }
+        float sum = 0;
+        for (int i = 0; i < a; i++)
+            Sj[i] = 0;
+        for (int i = a; i < b; i++) {
+            Sj[i] = expf(Sj[i] - mx);
+            sum += Sj[i];
+        }
+        for (int i = b; i < nk; i++)
+            Sj[i] = 0;
+        const float pself = expf(LSH_SELF_SCORE - mx);
+        sum += pself;
+        const float *vself = Vs + (size_t)p * D; /* = v[t], read in sorted order */
+        for (int d = 0; d < D; d++)
+            aj[d] = pself * vself[d];
+        inv[j] = 1.0f / sum;
+        lr[t] = mx + logf(sum);
+    }
+    lsh_tile_py(acc, S, tl, Vs + (size_t)klo * D, nk, D);
+    for (int j = 0; j < nq; j++) {
+        float *ot = orr + (size_t)pr[p0 + j] * D;
+        for (int d = 0; d < D; d++)
+            ot[d] = acc[(size_t)j * D + d] * inv[j];
+    }
+}
+
+/* Backward of one block (see lsh_pair_backward for the formulas). dq (T,D) += at the queries'
+ * positions; dKsT, dVsT (D,ld) += in sorted order (the self key's dv included); S, DP (QB,tl), G, acc (QB,D)
+ * workspace; q, dout, o (T,D); lr, wr (T) this round's lse and weights. */
+static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, float *DP, size_t tl, float *G,
+                               float *acc, const float *q, const float *dout, const float *o, const float *lr,
+                               const float *wr, const float *Ks, const float *KsT, const float *VsT,
+                               size_t ld, const int32_t *pr, const int32_t *sg, int p0, int T, int c, int D,
+                               float scale)
+{
+    const int nq = T - p0 < LSH_QB ? T - p0 : LSH_QB;
+    const int klo = p0 - c > 0 ? p0 - c : 0, nk = p0 + nq - 1 - klo, n16 = (nk + 15) & ~15;
+    const float *xq[LSH_QB], *xg[LSH_QB];
+    float Di[LSH_QB];
+    for (int j = 0; j < LSH_QB; j++) {
+        const int t = pr[p0 + (j < nq ? j : nq - 1)];
+        const float w = j < nq ? wr[t] : 0, *dot_ = dout + (size_t)t * D, *ot = o + (size_t)t * D;
+        float *gj = G + (size_t)j * D;
+        float dsum = 0;
+        for (int d = 0; d < D; d++) {
+            gj[d] = w * dot_[d];
+            dsum += gj[d] * ot[d];
+        }
+        Di[j] = dsum;
+        xq[j] = q + (size_t)t * D;
+        xg[j] = gj;
+    }
+    if (n16 > 0) {
+        lsh_tile_xyt(S, tl, xq, KsT + klo, ld, n16, D);
+        lsh_tile_xyt(DP, tl, xg, VsT + klo, ld, n16, D);
+    }
+    for (int j = 0; j < LSH_QB; j++) {
+        float *Sj = S + (size_t)j * tl, *DPj = DP + (size_t)j * tl;
+        if (j >= nq) {
+            memset(Sj, 0, (size_t)n16 * sizeof(float));
+            memset(DPj, 0, (size_t)n16 * sizeof(float));
+            continue;
+        }
+        const int p = p0 + j, t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c;
+        const int a = lo - klo, b = p - klo;
+        const float l = lr[t];
+        for (int i = 0; i < a; i++)
+            Sj[i] = DPj[i] = 0;
+        for (int i = a; i < b; i++) {
+            const float pi = expf(Sj[i] * scale - l);
+            Sj[i] = pi;
+            DPj[i] = pi * (DPj[i] - Di[j]) * scale;
+        }
+        for (int i = b; i < n16; i++)
+            Sj[i] = DPj[i] = 0;
+        /* The self key's value gradient goes to sorted column p (scattered with the rest). */
+        const float pself = expf(LSH_SELF_SCORE - l), *gj = G + (size_t)j * D;
+        for (int d = 0; d < D; d++)
+            dVsT[(size_t)d * ld + p] += pself * gj[d];
+    }
+    if (n16 > 0) {
+        lsh_tile_xtp(dVsT + klo, ld, xg, S, tl, n16, D);
+        lsh_tile_xtp(dKsT + klo, ld, xq, DP, tl, n16, D);
+    }
+    memset(acc, 0, (size_t)LSH_QB * D * sizeof(float));
+    lsh_tile_py(acc, DP, tl, Ks + (size_t)klo * D, nk, D);
+    for (int j = 0; j < nq; j++) {
+        float *dqt = dq + (size_t)pr[p0 + j] * D;
+        for (int d = 0; d < D; d++)
+            dqt[d] += acc[(size_t)j * D + d];
     }
 }
 
@@ -351,11 +579,6 @@ static size_t lsh_saved_floats(const struct mixer *m, int B, int T)
     return 4 * (size_t)B * T * m->C + BHT * 4 * (size_t)cfg_of(m)->h;
 }
 
-static size_t round16(size_t n)
-{
-    return (n + 15) & ~(size_t)15;
-}
-
 /* Row stride of the transposed (D,T) buffers. WHY padded: with T a power of two, the D rows
  * a query reads would all map to the same cache sets (measured 2-3x slower at T = 16384). */
 static size_t lsh_ld(int T)
@@ -368,10 +591,12 @@ static size_t lsh_pair_floats(const struct mixer *m, int T)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
     size_t TD = (size_t)T * m->D, LD = lsh_ld(T) * m->D, c1 = (size_t)cfg->c + 1;
+    /* tiles: S, dP (QB, tile_ld) | G, acc (QB, D) */
+    size_t tiles = 2 * LSH_QB * lsh_tile_ld(m, T) + 2 * LSH_QB * (size_t)m->D;
     /* forward: KsT (D,ld) | Vs (T,D) | orounds (h,T,D) | bucket (T) | counts (nb) | s (c+1) */
-    size_t fwd = LD + TD + (size_t)cfg->h * TD + (size_t)T + (size_t)cfg->nb + c1;
+    size_t fwd = LD + TD + (size_t)cfg->h * TD + (size_t)T + (size_t)cfg->nb + c1 + tiles;
     /* backward: Ks (T,D) | KsT, VsT, dKsT, dVsT (D,ld) | s, dp (c+1) | g (D) */
-    size_t bwd = TD + 4 * LD + 2 * c1 + (size_t)m->D;
+    size_t bwd = TD + 4 * LD + 2 * c1 + (size_t)m->D + tiles;
     return round16(fwd > bwd ? fwd : bwd);
 }
 
@@ -406,19 +631,22 @@ static void lsh_sort(int32_t *perm, int32_t *seg, int32_t *start, const int32_t 
 /* One (b,h) pair: all rounds, then the combination. q,k,v (T,D), o (T,D) overwritten,
  * lse, w, perm, seg (h,T) overwritten; R (h,H,D,nb/2) of this call; frozen: test hook. */
 static void lsh_pair_forward(const struct mixer *m, float *o, float *lse, float *w, int32_t *perm,
-                             int32_t *seg, float *work, const float *q, const float *k,
-                             const float *v, const float *R, const int32_t *frozen, int hd, int T)
+                             int32_t *seg, float *work, const float *q, const float *k, const float *v,
+                             const float *R, const int32_t *frozen, int hd, int T)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
     const int D = m->D, c = cfg->c, nb = cfg->nb, nb2 = nb / 2;
     const size_t TD = (size_t)T * D, ld = lsh_ld(T);
     const float scale = 1.0f / sqrtf((float)D);
-    float *KsT = work;                 /* (D,ld) keys in sorted order, transposed */
-    float *Vs = KsT + ld * D;          /* (T,D) values in sorted order */
-    float *orounds = Vs + TD;          /* (h,T,D) per-round outputs, original order */
+    float *KsT = work;                                         /* (D,ld) keys in sorted order, transposed */
+    float *Vs = KsT + ld * D;                                  /* (T,D) values in sorted order */
+    float *orounds = Vs + TD;                                  /* (h,T,D) per-round outputs, original order */
     int32_t *bkt = (int32_t *)(orounds + (size_t)cfg->h * TD); /* (T) */
-    int32_t *start = bkt + T;          /* (nb) */
-    float *s = (float *)(start + nb);  /* (c+1) */
+    int32_t *start = bkt + T;                                  /* (nb) */
+    float *s = (float *)(start + nb);                          /* (c+1) */
+    const size_t tl = lsh_tile_ld(m, T);
+    float *S = s + c + 1;                                  /* (QB,tl) */
+    float *acc = S + 2 * LSH_QB * tl + LSH_QB * (size_t)D; /* (QB,D) */
 
     for (int r = 0; r < cfg->h; r++) {
         int32_t *pr = perm + (size_t)r * T, *sg = seg + (size_t)r * T;
@@ -436,7 +664,14 @@ static void lsh_pair_forward(const struct mixer *m, float *o, float *lse, float 
                 KsT[(size_t)d * ld + p] = kr[d];
             memcpy(Vs + (size_t)p * D, v + (size_t)pr[p] * D, D * sizeof(float));
         }
+        for (int d = 0; d < D; d++) /* the tiles read up to 15 columns past T */
+            memset(KsT + (size_t)d * ld + T, 0, (ld - (size_t)T) * sizeof(float));
         /* Query at sorted p reads sorted keys [lo, p): within its chunk and the previous one. */
+        if (D % 16 == 0) {
+            for (int p0 = 0; p0 < T; p0 += LSH_QB)
+                lsh_block_forward(orr, lr, S, tl, acc, q, KsT, ld, Vs, pr, sg, p0, T, c, D, scale);
+            continue;
+        }
         for (int p = 0; p < T; p++) {
             const int t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c;
             lr[t] = lsh_row_forward(orr + (size_t)t * D, s, q + (size_t)t * D, KsT + lo, ld,
@@ -444,8 +679,7 @@ static void lsh_pair_forward(const struct mixer *m, float *o, float *lse, float 
         }
     }
     for (int t = 0; t < T; t++)
-        lsh_combine(o + (size_t)t * D, w + t, lse + t, (size_t)T, orounds + (size_t)t * D, TD,
-                    cfg->h, D);
+        lsh_combine(o + (size_t)t * D, w + t, lse + t, (size_t)T, orounds + (size_t)t * D, TD, cfg->h, D);
 }
 
 /* (B,T,2C) packed [qk | v] -> q, v each (B,H,T,D), and k = q / |q| (B,H,T,D). */
@@ -471,8 +705,8 @@ static void lsh_split(float *q, float *k, float *v, const float *qv, int B, int 
 }
 
 /* y (B,T,C) overwritten; saved (lsh_saved_floats) overwritten; x (B,T,C). */
-static void lsh_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                        const float *params, int B, int T)
+static void lsh_forward(const struct mixer *m, float *y, float *saved, const float *x, const float *params,
+                        int B, int T)
 {
     MX_ASSERT(T >= 1 && T <= m->T_max);
     const struct lsh_cfg *cfg = cfg_of(m);
@@ -480,9 +714,9 @@ static void lsh_forward(const struct mixer *m, float *y, float *saved, const flo
     const size_t BTC = (size_t)B * T * m->C, TD = (size_t)T * D, T_ = (size_t)T;
     struct lsh_params p = lsh_bind(m, params);
     struct lsh_saved s = lsh_saved_bind(m, saved, B, T);
-    float *qv = m->scratch;                        /* (B,T,2C) */
-    float *merged = qv + 2 * BTC;                  /* (B,T,C) */
-    float *R = m->scratch + 8 * BTC;               /* (h,H,D,nb/2) */
+    float *qv = m->scratch;          /* (B,T,2C) */
+    float *merged = qv + 2 * BTC;    /* (B,T,C) */
+    float *R = m->scratch + 8 * BTC; /* (h,H,D,nb/2) */
     float *pairs = R + round16(attn_lsh_rotation_floats(m));
     const size_t pw = lsh_pair_floats(m, T);
 
@@ -495,9 +729,8 @@ static void lsh_forward(const struct mixer *m, float *y, float *saved, const flo
     for (int bh = 0; bh < B * H; bh++) {
         size_t h = (size_t)cfg->h, i = (size_t)bh;
         lsh_pair_forward(m, s.o + i * TD, s.lse + i * h * T_, s.w + i * h * T_, s.perm + i * h * T_,
-                         s.seg + i * h * T_, pairs + i * pw, s.q + i * TD, s.k + i * TD,
-                         s.v + i * TD, R, use_frozen ? cfg->frozen + 2 * i * h * T_ : NULL,
-                         bh % H, T);
+                         s.seg + i * h * T_, pairs + i * pw, s.q + i * TD, s.k + i * TD, s.v + i * TD, R,
+                         use_frozen ? cfg->frozen + 2 * i * h * T_ : NULL, bh % H, T);
     }
     if (cfg->frozen && !use_frozen) { /* test hook: record this sort for later forwards */
         struct lsh_cfg *mc = m->cfg;
@@ -523,21 +756,24 @@ static void lsh_forward(const struct mixer *m, float *y, float *saved, const flo
 /* One (b,h) pair. dq, dk, dv (T,D) +=; dout, o, q, k, v (T,D); lse, w, perm, seg (h,T). */
 static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
                               const float *dout, const float *o, const float *q, const float *k,
-                              const float *v, const float *lse, const float *wts,
-                              const int32_t *perm, const int32_t *seg, int T)
+                              const float *v, const float *lse, const float *wts, const int32_t *perm,
+                              const int32_t *seg, int T)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
     const int D = m->D, c = cfg->c;
     const size_t TD = (size_t)T * D, ld = lsh_ld(T), LD = ld * D;
     const float scale = 1.0f / sqrtf((float)D);
-    float *Ks = work;           /* (T,D) sorted keys */
-    float *KsT = Ks + TD;       /* (D,ld) */
-    float *VsT = KsT + LD;      /* (D,ld) */
-    float *dKsT = VsT + LD;     /* (D,ld) */
-    float *dVsT = dKsT + LD;    /* (D,ld) */
-    float *s = dVsT + LD;       /* (c+1) */
-    float *dp = s + c + 1;      /* (c+1) */
-    float *g = dp + c + 1;      /* (D) */
+    float *Ks = work;        /* (T,D) sorted keys */
+    float *KsT = Ks + TD;    /* (D,ld) */
+    float *VsT = KsT + LD;   /* (D,ld) */
+    float *dKsT = VsT + LD;  /* (D,ld) */
+    float *dVsT = dKsT + LD; /* (D,ld) */
+    float *s = dVsT + LD;    /* (c+1) */
+    float *dp = s + c + 1;   /* (c+1) */
+    float *g = dp + c + 1;   /* (D) */
+    const size_t tl = lsh_tile_ld(m, T);
+    float *S = g + D, *DP = S + LSH_QB * tl;                    /* (QB,tl) each */
+    float *G = DP + LSH_QB * tl, *acc = G + LSH_QB * (size_t)D; /* (QB,D) each */
 
     for (int r = 0; r < cfg->h; r++) {
         const int32_t *pr = perm + (size_t)r * T, *sg = seg + (size_t)r * T;
@@ -550,65 +786,75 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                 VsT[(size_t)d * ld + p] = vr[d];
             }
         }
+        for (int d = 0; d < D; d++) { /* the tiles read up to 15 columns past T */
+            memset(KsT + (size_t)d * ld + T, 0, (ld - (size_t)T) * sizeof(float));
+            memset(VsT + (size_t)d * ld + T, 0, (ld - (size_t)T) * sizeof(float));
+        }
         memset(dKsT, 0, 2 * LD * sizeof(float));
-        for (int p = 0; p < T; p++) {
-            const int t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c, n = p - lo;
-            const float l = lr[t], w = wr[t];
-            const float *qt = q + (size_t)t * D, *dot_ = dout + (size_t)t * D;
-            const float *ot = o + (size_t)t * D;
-            float Di = 0;
-            for (int d = 0; d < D; d++) {
-                g[d] = w * dot_[d];
-                Di += g[d] * ot[d];
-            }
-            for (int i = 0; i < n; i++) {
-                s[i] = qt[0] * KsT[lo + i];
-                dp[i] = g[0] * VsT[lo + i];
-            }
-            for (int d = 1; d < D; d++) {
-                const float qd = qt[d], gd = g[d], *kd = KsT + (size_t)d * ld + lo;
-                const float *vd = VsT + (size_t)d * ld + lo;
-#pragma omp simd
-                for (int i = 0; i < n; i++) {
-                    s[i] = fmaf(qd, kd[i], s[i]);
-                    dp[i] = fmaf(gd, vd[i], dp[i]);
+        if (D % 16 == 0) {
+            for (int p0 = 0; p0 < T; p0 += LSH_QB)
+                lsh_block_backward(dq, dKsT, dVsT, S, DP, tl, G, acc, q, dout, o, lr, wr, Ks, KsT, VsT, ld,
+                                   pr, sg, p0, T, c, D, scale);
+        } else {
+            for (int p = 0; p < T; p++) {
+                const int t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c, n = p - lo;
+                const float l = lr[t], w = wr[t];
+                const float *qt = q + (size_t)t * D, *dot_ = dout + (size_t)t * D;
+                const float *ot = o + (size_t)t * D;
+                float Di = 0;
+                for (int d = 0; d < D; d++) {
+                    g[d] = w * dot_[d];
+                    Di += g[d] * ot[d];
                 }
-            }
-            for (int i = 0; i < n; i++) {
-                const float pi = expf(s[i] * scale - l);
-                s[i] = pi;                          /* probability */
-                dp[i] = pi * (dp[i] - Di) * scale;  /* ds, with the score's scale folded in */
-            }
-            for (int d = 0; d < D; d++) {
-                const float qd = qt[d], gd = g[d];
-                float *dkd = dKsT + (size_t)d * ld + lo, *dvd = dVsT + (size_t)d * ld + lo;
-#pragma omp simd
                 for (int i = 0; i < n; i++) {
-                    dvd[i] = fmaf(s[i], gd, dvd[i]);
-                    dkd[i] = fmaf(dp[i], qd, dkd[i]);
+                    s[i] = qt[0] * KsT[lo + i];
+                    dp[i] = g[0] * VsT[lo + i];
                 }
-            }
-            /* dq_t += sum_i ds_i k_i, four keys per pass: one read-modify-write of dq_t per
-             * key would chain every iteration through a store (measured the hottest line). */
-            float *dqt = dq + (size_t)t * D;
-            int i = 0;
-            for (; i + 4 <= n; i += 4) {
-                const float d0 = dp[i], d1 = dp[i + 1], d2 = dp[i + 2], d3 = dp[i + 3];
-                const float *k0 = Ks + (size_t)(lo + i) * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
+                for (int d = 1; d < D; d++) {
+                    const float qd = qt[d], gd = g[d], *kd = KsT + (size_t)d * ld + lo;
+                    const float *vd = VsT + (size_t)d * ld + lo;
 #pragma omp simd
-                for (int d = 0; d < D; d++)
-                    dqt[d] += fmaf(d0, k0[d], fmaf(d1, k1[d], fmaf(d2, k2[d], d3 * k3[d])));
-            }
-            for (; i < n; i++) {
-                const float dsi = dp[i], *ki = Ks + (size_t)(lo + i) * D;
+                    for (int i = 0; i < n; i++) {
+                        s[i] = fmaf(qd, kd[i], s[i]);
+                        dp[i] = fmaf(gd, vd[i], dp[i]);
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    const float pi = expf(s[i] * scale - l);
+                    s[i] = pi;                         /* probability */
+                    dp[i] = pi * (dp[i] - Di) * scale; /* ds, with the score's scale folded in */
+                }
+                for (int d = 0; d < D; d++) {
+                    const float qd = qt[d], gd = g[d];
+                    float *dkd = dKsT + (size_t)d * ld + lo, *dvd = dVsT + (size_t)d * ld + lo;
 #pragma omp simd
+                    for (int i = 0; i < n; i++) {
+                        dvd[i] = fmaf(s[i], gd, dvd[i]);
+                        dkd[i] = fmaf(dp[i], qd, dkd[i]);
+                    }
+                }
+                /* dq_t += sum_i ds_i k_i, four keys per pass: one read-modify-write of dq_t per
+                 * key would chain every iteration through a store (measured the hottest line). */
+                float *dqt = dq + (size_t)t * D;
+                int i = 0;
+                for (; i + 4 <= n; i += 4) {
+                    const float d0 = dp[i], d1 = dp[i + 1], d2 = dp[i + 2], d3 = dp[i + 3];
+                    const float *k0 = Ks + (size_t)(lo + i) * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
+#pragma omp simd
+                    for (int d = 0; d < D; d++)
+                        dqt[d] += fmaf(d0, k0[d], fmaf(d1, k1[d], fmaf(d2, k2[d], d3 * k3[d])));
+                }
+                for (; i < n; i++) {
+                    const float dsi = dp[i], *ki = Ks + (size_t)(lo + i) * D;
+#pragma omp simd
+                    for (int d = 0; d < D; d++)
+                        dqt[d] = fmaf(dsi, ki[d], dqt[d]);
+                }
+                const float pself = expf(LSH_SELF_SCORE - l);
+                float *dvt = dv + (size_t)t * D;
                 for (int d = 0; d < D; d++)
-                    dqt[d] = fmaf(dsi, ki[d], dqt[d]);
+                    dvt[d] += pself * g[d];
             }
-            const float pself = expf(LSH_SELF_SCORE - l);
-            float *dvt = dv + (size_t)t * D;
-            for (int d = 0; d < D; d++)
-                dvt[d] += pself * g[d];
         }
         for (int p = 0; p < T; p++) {
             float *dkr = dk + (size_t)pr[p] * D, *dvr = dv + (size_t)pr[p] * D;
@@ -645,10 +891,10 @@ static void lsh_backward(const struct mixer *m, float *dx, float *dparams, const
     float *dw_attn = dparams, *db_attn = m->bias ? dw_attn + 2 * C * C : NULL;
     float *dw_proj = dw_attn + 2 * C * C + (m->bias ? 2 * C : 0);
     float *db_proj = m->bias ? dw_proj + C * C : NULL;
-    float *dqv = m->scratch;          /* (B,T,2C) */
-    float *merged = dqv + 2 * BTC;    /* (B,T,C) */
-    float *dmerged = merged + BTC;    /* (B,T,C) */
-    float *dout = dmerged + BTC;      /* (B,H,T,D) */
+    float *dqv = m->scratch;                                /* (B,T,2C) */
+    float *merged = dqv + 2 * BTC;                          /* (B,T,C) */
+    float *dmerged = merged + BTC;                          /* (B,T,C) */
+    float *dout = dmerged + BTC;                            /* (B,H,T,D) */
     float *dq = dout + BTC, *dk = dq + BTC, *dv = dk + BTC; /* (B,H,T,D) */
     float *pairs = m->scratch + 8 * BTC + round16(attn_lsh_rotation_floats(m));
     const size_t pw = lsh_pair_floats(m, T);
@@ -662,9 +908,8 @@ static void lsh_backward(const struct mixer *m, float *dx, float *dparams, const
     for (int bh = 0; bh < B * H; bh++) {
         size_t h = (size_t)cfg->h, i = (size_t)bh;
         lsh_pair_backward(m, dq + i * TD, dk + i * TD, dv + i * TD, pairs + i * pw, dout + i * TD,
-                          s.o + i * TD, s.q + i * TD, s.k + i * TD, s.v + i * TD,
-                          s.lse + i * h * T_, s.w + i * h * T_, s.perm + i * h * T_,
-                          s.seg + i * h * T_, T);
+                          s.o + i * TD, s.q + i * TD, s.k + i * TD, s.v + i * TD, s.lse + i * h * T_,
+                          s.w + i * h * T_, s.perm + i * h * T_, s.seg + i * h * T_, T);
     }
     /* dq (now including the key path) and dv -> dqv (B,T,2C). */
 #pragma omp parallel for collapse(2) schedule(static)
@@ -688,29 +933,31 @@ static void lsh_backward(const struct mixer *m, float *dx, float *dparams, const
 static size_t lsh_state_floats(const struct mixer *m)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
-    size_t H = (size_t)m->H, D = (size_t)m->D, C = (size_t)m->C, c = (size_t)cfg->c;
+    size_t H = (size_t)m->H, D = (size_t)m->D, C = (size_t)m->C;
+    size_t c = (size_t)(cfg->c < m->T_max ? cfg->c : m->T_max); /* a bucket never holds more */
     size_t hb = H * cfg->h * cfg->nb;
-    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 4 * C +
-           2 * D * c + c + 1 + (size_t)cfg->h * (D + 2);
+    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 4 * C + 2 * D * c +
+           c + 1 + (size_t)cfg->h * (D + 2);
 }
 
-static void lsh_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
-                     const float *params, int t)
+static void lsh_step(const struct mixer *m, float *y_t, float *state, const float *x_t, const float *params,
+                     int t)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
     MX_ASSERT(t >= 0 && t < m->T_max);
-    const int H = m->H, D = m->D, c = cfg->c, nb = cfg->nb, nb2 = nb / 2, h = cfg->h;
+    const int H = m->H, D = m->D, nb = cfg->nb, nb2 = nb / 2, h = cfg->h;
+    const int c = cfg->c < m->T_max ? cfg->c : m->T_max; /* ring length (as lsh_state_floats) */
     const size_t C = (size_t)m->C, Tm = (size_t)m->T_max;
     const float scale = 1.0f / sqrtf((float)D);
     struct lsh_params p = lsh_bind(m, params);
-    float *R = state;                                        /* (h,H,D,nb/2) */
-    float *Kc = R + round16(attn_lsh_rotation_floats(m));   /* (H,T_max,D) */
-    float *Vc = Kc + (size_t)H * Tm * D;                     /* (H,T_max,D) */
-    int32_t *ring = (int32_t *)(Vc + (size_t)H * Tm * D);    /* (H,h,nb,c) */
-    int32_t *count = ring + (size_t)H * h * nb * c;          /* (H,h,nb) */
-    float *qv = (float *)(count + (size_t)H * h * nb);       /* (2C) */
-    float *merged = qv + 2 * C, *o = merged + C; /* (C) each */
-    float *kt = o + C, *vr = kt + (size_t)D * c, *s = vr + (size_t)c * D; /* (D,c) (c,D) (c+1) */
+    float *R = state;                                                           /* (h,H,D,nb/2) */
+    float *Kc = R + round16(attn_lsh_rotation_floats(m));                       /* (H,T_max,D) */
+    float *Vc = Kc + (size_t)H * Tm * D;                                        /* (H,T_max,D) */
+    int32_t *ring = (int32_t *)(Vc + (size_t)H * Tm * D);                       /* (H,h,nb,c) */
+    int32_t *count = ring + (size_t)H * h * nb * c;                             /* (H,h,nb) */
+    float *qv = (float *)(count + (size_t)H * h * nb);                          /* (2C) */
+    float *merged = qv + 2 * C, *o = merged + C;                                /* (C) each */
+    float *kt = o + C, *vr = kt + (size_t)D * c, *s = vr + (size_t)c * D;       /* (D,c) (c,D) (c+1) */
     float *orounds = s + c + 1, *lse = orounds + (size_t)h * D, *wts = lse + h; /* (h,D) (h) (h) */
 
     if (t == 0)
@@ -755,8 +1002,8 @@ static void lsh_step(const struct mixer *m, float *y_t, float *state, const floa
  * the candidate keys of query t are found by scanning backwards for the c most recent j < t in
  * t's bucket; softmax in double with the self score; rounds combined by their lse. O(T^2)
  * scans, for tests only. */
-void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k,
-                       const float *v, const float *R, int B, int T)
+void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k, const float *v,
+                       const float *R, int B, int T)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
     const int H = m->H, D = m->D, h = cfg->h, nb2 = cfg->nb / 2;

@@ -14,20 +14,20 @@
 size_t attn_lsh_rotation_floats(const struct mixer *m);
 void attn_lsh_rotations(const struct mixer *m, float *R);
 void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D, int nb);
-void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k,
-                       const float *v, const float *R, int B, int T);
+void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k, const float *v,
+                       const float *R, int B, int T);
 void attn_lsh_freeze_hash(struct mixer *m, int B);
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            failures++;                                                                       \
-        }                                                                                     \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fprintf(stderr, "\n");                                                                           \
+            failures++;                                                                                      \
+        }                                                                                                    \
     } while (0)
 
 /* ---- the reference pipeline: c_attn (2C,C) -> q, k = q/|q|, v -> core -> c_proj ---------- */
@@ -71,8 +71,8 @@ static void ref_params(const struct mixer *m, const float *p, const float **wa, 
 }
 
 /* q, k, v (B,H,T,D) from x (B,T,C). */
-static void ref_qkv(const struct mixer *m, struct ref_bufs *r, const float *x, const float *params,
-                    int B, int T)
+static void ref_qkv(const struct mixer *m, struct ref_bufs *r, const float *x, const float *params, int B,
+                    int T)
 {
     const float *wa, *ba, *wp, *bp;
     ref_params(m, params, &wa, &ba, &wp, &bp);
@@ -95,8 +95,7 @@ static void ref_qkv(const struct mixer *m, struct ref_bufs *r, const float *x, c
 }
 
 /* y (B,T,C) from o (B,H,T,D). */
-static void ref_out(const struct mixer *m, struct ref_bufs *r, float *y, const float *params, int B,
-                    int T)
+static void ref_out(const struct mixer *m, struct ref_bufs *r, float *y, const float *params, int B, int T)
 {
     const float *wa, *ba, *wp, *bp;
     ref_params(m, params, &wa, &ba, &wp, &bp);
@@ -193,8 +192,8 @@ static void test_dense_equivalence(const char *spec, int C, int H, int B, int T)
     ref_dense_shared_qk(&t.m, yr, dxr, dpr, x, g, t.params, B, T);
     double ey = mc_rel_err(y, yr, n, 1e-6), ex = mc_rel_err(dx, dxr, n, 1e-6);
     double ep = mc_rel_err(dp, dpr, t.n_params, 1e-6);
-    fprintf(stderr, "  %-22s == dense shared-QK (T=%d): rel err y %.2e dx %.2e dparams %.2e\n", spec, T,
-            ey, ex, ep);
+    fprintf(stderr, "  %-22s == dense shared-QK (T=%d): rel err y %.2e dx %.2e dparams %.2e\n", spec, T, ey,
+            ex, ep);
     CHECK(ey < 1e-4 && ex < 1e-4 && ep < 1e-4, "%s differs from dense shared-QK attention", spec);
     mx_free(x);
     mx_free(g);
@@ -430,9 +429,10 @@ static void test_lsh_statistics(void)
         same_rand += bx == bz;
     }
     double pc = (double)same_close / pairs, pr = (double)same_rand / pairs;
-    fprintf(stderr, "  LSH nb=%d D=%d: P(same | cos 0.9) = %.3f, P(same | random) = %.3f (1/nb = %.3f)\n",
-            nb, D, pc, pr, 1.0 / nb);
-    CHECK(pc > 0.4 && pc > 4 * pr, "similar vectors do not collide clearly more often (%.3f vs %.3f)", pc, pr);
+    fprintf(stderr, "  LSH nb=%d D=%d: P(same | cos 0.9) = %.3f, P(same | random) = %.3f (1/nb = %.3f)\n", nb,
+            D, pc, pr, 1.0 / nb);
+    CHECK(pc > 0.4 && pc > 4 * pr, "similar vectors do not collide clearly more often (%.3f vs %.3f)", pc,
+          pr);
     CHECK(pr < 2.0 / nb, "random pairs collide too often (%.3f)", pr);
     mx_free(R);
 }
@@ -448,6 +448,13 @@ int main(void)
     test_against_ref("lsh:h=1,nb=2,c=64", 16, 2, 1, 40, 0, 0);
     test_generic_hashing("lsh:h=2,nb=4,c=4", 16, 2, 2, 20);
     test_generic_hashing("lsh:h=3,nb=8,c=3", 16, 2, 1, 40);
+    /* D % 16 == 0 takes the blocked tiles: the same checks again there. */
+    test_dense_equivalence("lsh:h=2,nb=1,c=64", 32, 2, 1, 40);
+    test_against_ref("lsh:h=2,nb=4,c=7", 64, 2, 2, 53, 0, 0);
+    test_against_ref("lsh:h=3,nb=2,c=20", 32, 1, 1, 70, 1, 5);
+    test_generic_hashing("lsh:h=2,nb=4,c=5", 32, 2, 1, 37);
+    test_generic_hashing("lsh:h=1,nb=1,c=6", 32, 2, 2, 24);
+    test_generic_hashing("lsh:h=2,nb=2,c=64", 16, 2, 1, 20); /* c > T_max: the ring is cut to T_max */
     test_backward_uses_saved_buckets();
     test_rotations();
     fprintf(stderr, "%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
