@@ -14,6 +14,8 @@ static void usage(FILE *f)
                "  generate   sample text from a trained run\n"
                "  eval       validation loss, perplexity, bits per char/byte\n"
                "  bench      time and memory of mixers across context lengths\n"
+               "  compare    quality table across training runs (loss, bits/char, speed, memory)\n"
+               "  report     one self-contained HTML page: loss curves, cost vs context, tables\n"
                "  tokenizer  train/inspect SentencePiece tokenizers\n");
 }
 
@@ -29,6 +31,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"train", cmd_train}, {"generate", cmd_generate}, {"eval", cmd_eval},
         {"bench", cmd_bench}, {"tokenizer", cmd_tokenizer},
+        {"compare", cmd_compare}, {"report", cmd_report},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))
