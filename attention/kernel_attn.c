@@ -86,9 +86,8 @@ size_t kattn_work_floats(const struct kattn_map *map, int B, int H, int T, int D
 /* Features of chunk rows [t0, t0+n): qf, kf (n,F), vp (n,D+1) = [v | 1], and for scaled maps
  * the causal key units g (n) with kf rescaled to them. g_in: the saved g of these rows (backward)
  * or NULL to compute the running max from g_prev (forward). */
-static void chunk_features(const struct kattn_map *map, struct kslot *s, const float *Q,
-                           const float *K, const float *V, const float *g_in, float g_prev,
-                           int t0, int n, int D)
+static void chunk_features(const struct kattn_map *map, struct kslot *s, const float *Q, const float *K,
+                           const float *V, const float *g_in, float g_prev, int t0, int n, int D)
 {
     int F = map->F, E = D + 1;
     if (Q) /* NULL: keys and values only (the state sweep of backward) */
@@ -148,8 +147,8 @@ static void scale_all(float *x, size_t n, float f)
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, float *den,
-                       float *gsave, const float *Q, const float *K, const float *V, int T, int D)
+static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, float *den, float *gsave,
+                       const float *Q, const float *K, const float *V, int T, int D)
 {
     const int F = map->F, E = D + 1, L = map->chunk;
     memset(s->S, 0, (size_t)F * E * sizeof(float));
@@ -158,11 +157,11 @@ static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, f
         int n = T - t0 < L ? T - t0 : L;
         chunk_features(map, s, Q, K, V, NULL, g_prev, t0, n, D);
         /* Intra-chunk: nm = (Φq Φkᵀ ∘ causal mask) V'. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F,
-                    0.0f, s->A, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F, 0.0f, s->A,
+                    n);
         mask_scale(map, s->A, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, s->vp, E,
-                    0.0f, s->nm, E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, s->vp, E, 0.0f, s->nm,
+                    E);
         /* Inter-chunk: nm += diag(exp(g_prev - g_i)) Φq S. */
         if (t0 > 0) {
             if (map->scaled) {
@@ -170,8 +169,8 @@ static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, f
                     s->e[i] = expf(g_prev - s->g[i]);
                 scale_rows(s->qf, s->qf, s->e, n, F);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, s->qf, F, s->S,
-                        E, 1.0f, s->nm, E);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, s->qf, F, s->S, E, 1.0f,
+                        s->nm, E);
         }
         for (int i = 0; i < n; i++) {
             const float *nr = s->nm + (size_t)i * E;
@@ -197,13 +196,12 @@ static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, f
             kf = s->ks;
             g_prev = g_end;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f,
-                    s->S, E);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f, s->S, E);
     }
 }
 
-void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *work,
-                   const float *q, const float *k, const float *v, int B, int H, int T, int D)
+void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *work, const float *q,
+                   const float *k, const float *v, int B, int H, int T, int D)
 {
     MX_ASSERT(map->chunk >= 1 && map->F >= 1 && T >= 1);
     size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
@@ -227,10 +225,9 @@ void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *w
  * (M the causal mask with the exp(g_j - g_i) factors, the 's' operands row-scaled by the
  * exp factors, a = exp(g_p - g_end)). S_p for every chunk comes from a forward sweep first. */
 
-static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ, float *dK,
-                        float *dV, const float *dO, const float *O, const float *den,
-                        const float *gsv, const float *Q, const float *K, const float *V, int T,
-                        int D)
+static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ, float *dK, float *dV,
+                        const float *dO, const float *O, const float *den, const float *gsv, const float *Q,
+                        const float *K, const float *V, int T, int D)
 {
     const int F = map->F, E = D + 1, L = map->chunk, nC = n_chunks(map, T);
     const size_t FE = (size_t)F * E;
@@ -252,8 +249,7 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
             scale_rows(s->ks, s->kf, s->e, n, F);
             kf = s->ks;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f,
-                    Sn, E);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, kf, F, s->vp, E, 1.0f, Sn, E);
     }
     /* Sweep 2, reverse: dS is dL/d(state after chunk c), in that state's unit. */
     memset(s->dS, 0, FE * sizeof(float));
@@ -274,18 +270,16 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
             G[(size_t)i * E + D] = -dot * inv;
         }
         /* Intra-chunk. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F,
-                    0.0f, s->A, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F, 0.0f, s->A,
+                    n);
         mask_scale(map, s->A, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, E, 1.0f, G, E, s->vp, E, 0.0f,
-                    s->P, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, E, 1.0f, G, E, s->vp, E, 0.0f, s->P, n);
         mask_scale(map, s->P, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->kf, F,
-                    0.0f, s->dqf, F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->qf, F,
-                    0.0f, s->dkf, F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, G, E, 0.0f,
-                    s->dvp, E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->kf, F, 0.0f, s->dqf,
+                    F);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->qf, F, 0.0f, s->dkf,
+                    F);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, G, E, 0.0f, s->dvp, E);
         /* This chunk's keys feed the state after it (not for the last chunk). */
         if (c + 1 < nC) {
             const float *vs = s->vp, *ks = s->kf;
@@ -297,10 +291,10 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
                 vs = s->gs;
                 ks = s->ks;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, vs, E, s->dS, E,
-                        1.0f, s->dkf, F);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, ks, F, s->dS, E,
-                        1.0f, s->dvp, E);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, vs, E, s->dS, E, 1.0f, s->dkf,
+                        F);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, E, F, 1.0f, ks, F, s->dS, E, 1.0f,
+                        s->dvp, E);
         }
         /* This chunk's queries read the state before it. */
         if (c > 0) {
@@ -314,15 +308,13 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
                 if (g_prev != g_end)
                     scale_all(s->dS, FE, expf(g_prev - g_end));
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, gsc, E, Sp, E,
-                        1.0f, s->dqf, F);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, s->qf, F, gsc, E,
-                        1.0f, s->dS, E);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, E, 1.0f, gsc, E, Sp, E, 1.0f, s->dqf,
+                        F);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, E, n, 1.0f, s->qf, F, gsc, E, 1.0f, s->dS,
+                        E);
         }
-        map->backward(map->ctx, dQ + (size_t)t0 * D, s->dqf, s->qf, Q + (size_t)t0 * D, n, D, 0,
-                      s->tmp);
-        map->backward(map->ctx, dK + (size_t)t0 * D, s->dkf, s->kf, K + (size_t)t0 * D, n, D, 1,
-                      s->tmp);
+        map->backward(map->ctx, dQ + (size_t)t0 * D, s->dqf, s->qf, Q + (size_t)t0 * D, n, D, 0, s->tmp);
+        map->backward(map->ctx, dK + (size_t)t0 * D, s->dkf, s->kf, K + (size_t)t0 * D, n, D, 1, s->tmp);
         for (int i = 0; i < n; i++)
             for (int d = 0; d < D; d++)
                 dV[((size_t)t0 + i) * D + d] += s->dvp[(size_t)i * E + d];
@@ -330,8 +322,8 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
 }
 
 void kattn_backward(const struct kattn_map *map, float *dq, float *dk, float *dv, float *work,
-                    const float *dout, const float *o, const float *saved, const float *q,
-                    const float *k, const float *v, int B, int H, int T, int D)
+                    const float *dout, const float *o, const float *saved, const float *q, const float *k,
+                    const float *v, int B, int H, int T, int D)
 {
     size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
     int nC = n_chunks(map, T);
@@ -360,8 +352,8 @@ size_t kattn_state_floats(const struct kattn_map *map, int H, int D)
     return (size_t)H * head_state(map, D) + 3 * (size_t)map->F + 16 + (size_t)D + 1;
 }
 
-void kattn_step(const struct kattn_map *map, float *o_t, float *state, const float *q_t,
-                const float *k_t, const float *v_t, int H, int D, int t)
+void kattn_step(const struct kattn_map *map, float *o_t, float *state, const float *q_t, const float *k_t,
+                const float *v_t, int H, int D, int t)
 {
     const int F = map->F, E = D + 1;
     size_t hs = head_state(map, D);

@@ -18,8 +18,8 @@ struct linear_cfg {
     struct kattn_map map;
 };
 
-static void linear_map_forward(const void *ctx, float *phi, float *lscale, const float *x, int L,
-                               int D, int key, float *tmp)
+static void linear_map_forward(const void *ctx, float *phi, float *lscale, const float *x, int L, int D,
+                               int key, float *tmp)
 {
     (void)ctx, (void)lscale, (void)key, (void)tmp;
     size_t n = (size_t)L * D;
@@ -81,15 +81,15 @@ static size_t linear_work(const struct mixer *m, int B, int T)
     return kattn_work_floats(lmap(m), B, m->H, T, m->D);
 }
 
-static void linear_core_forward(const struct mixer *m, float *o, float *saved, float *work,
-                                const float *q, const float *k, const float *v, int B, int T)
+static void linear_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                                const float *k, const float *v, int B, int T)
 {
     kattn_forward(lmap(m), o, saved, work, q, k, v, B, m->H, T, m->D);
 }
 
 static void linear_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
-                                 const float *dout, const float *o, const float *saved,
-                                 const float *q, const float *k, const float *v, int B, int T)
+                                 const float *dout, const float *o, const float *saved, const float *q,
+                                 const float *k, const float *v, int B, int T)
 {
     kattn_backward(lmap(m), dq, dk, dv, work, dout, o, saved, q, k, v, B, m->H, T, m->D);
 }
@@ -119,9 +119,10 @@ static const char *const linear_tests[] = {"linear", "linear:c=3", NULL};
 
 const struct mixer_ops attn_linear_ops = {
     .name = "linear",
-    .summary = "linear[:c=64] — causal linear attention, phi = elu+1 (Katharopoulos et al. 2020); "
-               "c = chunk rows for the BLAS blocks (same result for any c); O(T D^2) time, O(1) "
-               "state per token in generation",
+    .summary =
+        "linear[:c=64] — causal linear attention, phi = elu+1 (Katharopoulos et al. 2020); "
+        "c = chunk rows for the BLAS blocks (same math for any c, round-off aside); O(T D^2) time, O(1) "
+        "state per token in generation",
     .causal = 1,
     .test_specs = linear_tests,
     .parse = linear_parse,

@@ -44,8 +44,8 @@ struct perf_cfg {
  * - keys: a per-key constant would NOT cancel (it reweights keys), so it is handed to the engine
  *   as lscale = max_i w_i·x - |x|²/2, which re-expresses every key in the causal running-max unit
  *   (kernel_attn.c): exact, overflow-free, and blind to future keys. */
-static void perf_map_forward(const void *ctx, float *phi, float *lscale, const float *x, int L,
-                             int D, int key, float *tmp)
+static void perf_map_forward(const void *ctx, float *phi, float *lscale, const float *x, int L, int D,
+                             int key, float *tmp)
 {
     (void)tmp;
     const struct perf_cfg *c = ctx;
@@ -72,8 +72,8 @@ static void perf_map_forward(const void *ctx, float *phi, float *lscale, const f
 }
 
 /* du = dφ∘φ; queries: dx += du W; keys also dx -= (Σ_i du_i) x/√D (from -|x|²/2). */
-static void perf_map_backward(const void *ctx, float *dx, const float *dphi, const float *phi,
-                              const float *x, int L, int D, int key, float *tmp)
+static void perf_map_backward(const void *ctx, float *dx, const float *dphi, const float *phi, const float *x,
+                              int L, int D, int key, float *tmp)
 {
     const struct perf_cfg *c = ctx;
     const int F = c->M;
@@ -82,8 +82,7 @@ static void perf_map_backward(const void *ctx, float *dx, const float *dphi, con
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
         tmp[i] = dphi[i] * phi[i];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, F, 1.0f, tmp, F, c->W, D, 1.0f,
-                dx, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, F, 1.0f, tmp, F, c->W, D, 1.0f, dx, D);
     if (!key)
         return;
     for (int i = 0; i < L; i++) {
@@ -167,8 +166,10 @@ static int perf_parse(struct mixer *m, const char *args, struct mx_error *err)
         mixer_kv_int(&kv, "performer", "m", 256, 1, 16384, &M, err) != 0 ||
         mixer_kv_int(&kv, "performer", "redraw", 1000, 0, 1000000000L, &redraw, err) != 0 ||
         mixer_kv_int(&kv, "performer", "c", 64, 1, 4096, &chunk, err) != 0 ||
-        mixer_kv_finish(&kv, "performer", "m (random features, default 256), redraw (steps between "
-                        "draws, 0 = never, default 1000), c (chunk rows, default 64)", err) != 0)
+        mixer_kv_finish(&kv, "performer",
+                        "m (random features, default 256), redraw (steps between "
+                        "draws, 0 = never, default 1000), c (chunk rows, default 64)",
+                        err) != 0)
         return -1;
     struct perf_cfg *c = mx_xcalloc(sizeof *c);
     c->M = (int)M;
@@ -216,16 +217,16 @@ static size_t perf_work(const struct mixer *m, int B, int T)
     return kattn_work_floats(pmap(m), B, m->H, T, m->D);
 }
 
-static void perf_core_forward(const struct mixer *m, float *o, float *saved, float *work,
-                              const float *q, const float *k, const float *v, int B, int T)
+static void perf_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                              const float *k, const float *v, int B, int T)
 {
     struct perf_cfg *c = perf_sync(m);
     kattn_forward(&c->map, o, saved, work, q, k, v, B, m->H, T, m->D);
 }
 
 static void perf_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
-                               const float *dout, const float *o, const float *saved,
-                               const float *q, const float *k, const float *v, int B, int T)
+                               const float *dout, const float *o, const float *saved, const float *q,
+                               const float *k, const float *v, int B, int T)
 {
     struct perf_cfg *c = perf_sync(m);
     kattn_backward(&c->map, dq, dk, dv, work, dout, o, saved, q, k, v, B, m->H, T, m->D);

@@ -11,20 +11,20 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            failures++;                                                                       \
-        }                                                                                     \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fprintf(stderr, "\n");                                                                           \
+            failures++;                                                                                      \
+        }                                                                                                    \
     } while (0)
 
 static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int layer)
 {
-    struct mixer_dims d = {.C = C, .H = H, .T_max = T_max, .bias = 1, .layer = layer, .n_layer = 2,
-                           .seed = 1234};
+    struct mixer_dims d = {
+        .C = C, .H = H, .T_max = T_max, .bias = 1, .layer = layer, .n_layer = 2, .seed = 1234};
     struct mx_error err;
     if (mixer_create(m, spec, &d, &err) != 0) {
         fprintf(stderr, "FAIL mixer_create(%s): %s\n", spec, err.msg);
@@ -172,8 +172,8 @@ static void check_vs_naive(const char *spec, int D, int T, float qk_scale, doubl
         emax = fmax(emax, fabs(o[i] - O[i]));
         omax = fmax(omax, fabs(O[i]));
     }
-    CHECK(finite && emax / omax < tol, "%s (qk scale %g): forward vs naive rel err %.2e > %.0e",
-          spec, qk_scale, emax / omax, tol);
+    CHECK(finite && emax / omax < tol, "%s (qk scale %g): forward vs naive rel err %.2e > %.0e", spec,
+          qk_scale, emax / omax, tol);
     /* Gradients: every coordinate of q, k, v. */
     double *X[3] = {Q, K, V};
     float *G[3] = {dq, dk, dv};
@@ -190,10 +190,10 @@ static void check_vs_naive(const char *spec, int D, int T, float qk_scale, doubl
             gerr = fmax(gerr, fabs(num - G[w][i]));
             gmax = fmax(gmax, fabs(num));
         }
-    CHECK(gerr / gmax < tol, "%s (qk scale %g): gradients vs naive rel err %.2e > %.0e", spec,
-          qk_scale, gerr / gmax, tol);
-    fprintf(stderr, "  %-34s T=%d qk*%-4g forward %.2e gradients %.2e\n", m.spec, T, qk_scale,
-            emax / omax, gerr / gmax);
+    CHECK(gerr / gmax < tol, "%s (qk scale %g): gradients vs naive rel err %.2e > %.0e", spec, qk_scale,
+          gerr / gmax, tol);
+    fprintf(stderr, "  %-34s T=%d qk*%-4g forward %.2e gradients %.2e\n", m.spec, T, qk_scale, emax / omax,
+            gerr / gmax);
     mx_free(W);
     mx_free(Q), mx_free(K), mx_free(V), mx_free(R), mx_free(O);
     mx_free(q), mx_free(k), mx_free(v), mx_free(o), mx_free(r), mx_free(dq), mx_free(dk), mx_free(dv);
@@ -251,8 +251,8 @@ static void check_performer_converges(void)
             sum += e / ref;
         }
         err[a] = sum / draws;
-        fprintf(stderr, "  performer m=%-5d mean rel L1 error vs exact softmax over %d draws: %.4f\n",
-                Ms[a], draws, err[a]);
+        fprintf(stderr, "  performer m=%-5d mean rel L1 error vs exact softmax over %d draws: %.4f\n", Ms[a],
+                draws, err[a]);
         mx_free(saved), mx_free(work);
         mixer_destroy(&m);
     }
@@ -262,8 +262,8 @@ static void check_performer_converges(void)
     /* Monte Carlo error ~ 1/sqrt(m): 64x more features should cut it well over 3x. */
     CHECK(err[3] < err[0] / 3, "performer error m=1024 %.4f not < m=16 %.4f / 3", err[3], err[0]);
     CHECK(err[3] < 0.1, "performer m=1024 error %.4f above 0.1", err[3]);
-    CHECK(err[3] < uni / 3, "performer m=1024 error %.4f not well below uniform averaging's %.4f",
-          err[3], uni);
+    CHECK(err[3] < uni / 3, "performer m=1024 error %.4f not well below uniform averaging's %.4f", err[3],
+          uni);
     fprintf(stderr, "  (uniform causal averaging instead of attention: error %.4f)\n", uni);
     mx_free(q), mx_free(k), mx_free(v), mx_free(o), mx_free(oref), mx_free(lse);
 }
@@ -339,7 +339,8 @@ static void check_draws(void)
 {
     const int C = 32, H = 2, D = 16, M = 40;
     struct mixer a, b, c;
-    if (make(&a, "performer:m=40,redraw=1000", C, H, 32, 0) || make(&b, "performer:m=40,redraw=1000", C, H, 32, 0) ||
+    if (make(&a, "performer:m=40,redraw=1000", C, H, 32, 0) ||
+        make(&b, "performer:m=40,redraw=1000", C, H, 32, 0) ||
         make(&c, "performer:m=40,redraw=1000", C, H, 32, 1))
         return;
     size_t nw = (size_t)M * D * 4;
@@ -395,7 +396,8 @@ static void check_draws(void)
         const int T = 24;
         if (mc_create(&t, "performer:m=16,redraw=10,c=8", C, H, T, 1, T, 5, 3.0f) == 0) {
             size_t n = (size_t)T * C;
-            float *x = mx_xmalloc(n * 4), *y0 = mx_xmalloc(n * 4), *y9 = mx_xmalloc(n * 4), *y10 = mx_xmalloc(n * 4);
+            float *x = mx_xmalloc(n * 4), *y0 = mx_xmalloc(n * 4), *y9 = mx_xmalloc(n * 4),
+                  *y10 = mx_xmalloc(n * 4);
             mc_fill_normal(x, n, 51, 1.0f);
             t.m.step = 0;
             mx_free(mc_forward(&t, y0, x, T));
@@ -409,8 +411,10 @@ static void check_draws(void)
             mc_free(&t);
         }
     }
-    fprintf(stderr, "  draws: fixed within a period, new after redraw, per layer, resumable; "
-                    "block cos max %.1e, mean row norm %.3f\n", worst, mean);
+    fprintf(stderr,
+            "  draws: fixed within a period, new after redraw, per layer, resumable; "
+            "block cos max %.1e, mean row norm %.3f\n",
+            worst, mean);
     mx_free(w0), mx_free(w999), mx_free(w1000), mx_free(wb), mx_free(wl);
     mixer_destroy(&a), mixer_destroy(&b), mixer_destroy(&c);
 }
@@ -421,10 +425,17 @@ static void check_bad_specs(void)
     struct {
         const char *spec, *must_name;
     } bad[] = {
-        {"linear:c=0", "c"},           {"linear:c=abc", "c"},         {"linear:c=5000", "c"},
-        {"linear:m=16", "m"},          {"performer:m=0", "m"},        {"performer:m=-3", "m"},
-        {"performer:m=99999", "m"},    {"performer:redraw=-1", "redraw"},
-        {"performer:m=16,m=32", "m"},  {"performer:c=0", "c"},        {"performer:features=8", "features"},
+        {"linear:c=0", "c"},
+        {"linear:c=abc", "c"},
+        {"linear:c=5000", "c"},
+        {"linear:m=16", "m"},
+        {"performer:m=0", "m"},
+        {"performer:m=-3", "m"},
+        {"performer:m=99999", "m"},
+        {"performer:redraw=-1", "redraw"},
+        {"performer:m=16,m=32", "m"},
+        {"performer:c=0", "c"},
+        {"performer:features=8", "features"},
         {"performer:m=", "m"},
     };
     struct mixer_dims d = {.C = 16, .H = 2, .T_max = 32, .bias = 1, .n_layer = 1, .seed = 1};
@@ -439,7 +450,8 @@ static void check_bad_specs(void)
         }
         char key[32];
         snprintf(key, sizeof key, "%s", bad[i].must_name);
-        CHECK(strstr(err.msg, key) != NULL, "error for '%s' does not name '%s': %s", bad[i].spec, key, err.msg);
+        CHECK(strstr(err.msg, key) != NULL, "error for '%s' does not name '%s': %s", bad[i].spec, key,
+              err.msg);
         fprintf(stderr, "  %-24s -> %s\n", bad[i].spec, err.msg);
     }
     /* Canonical specs write every default. */
@@ -490,10 +502,9 @@ int main(void)
     check_step_long("performer:m=32,c=16", 3.0f);
     check_draws();
     check_bad_specs();
-    check_long("linear:c=64", 3.0f, 1.0f);
-    check_long("performer:m=32,c=64", 3.0f, 1.0f);
+    /* 64k tokens with large activations (q, k components of tens): finite forward and backward. */
     check_long("linear:c=64", 30.0f, 10.0f);
-    check_long("performer:m=32,c=64", 30.0f, 10.0f);
+    check_long("performer:m=16,c=64", 30.0f, 10.0f);
     fprintf(stderr, "%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }

@@ -504,7 +504,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         r.elapsed += dt;
         times[ntimes++] = dt;
         last_loss = loss;
-        int do_eval = o->eval_every > 0 && (r.step % o->eval_every == 0 || r.step == o->steps);
+        int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || r.step == o->steps;
         int do_log = do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
         mx_progress_update(&pr, r.step, loss, lr, dt * 1000, tokens_per_step / dt);
         if (do_eval) {
