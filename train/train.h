@@ -34,11 +34,13 @@ int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_erro
  * to min_lr reaching min_lr at `steps`; it is 0-based. */
 double train_lr_at(const struct mx_train_opts *o, long it);
 
-/* AdamW over the whole buffer (one loop): p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p) with weight
- * decay only where `decay` says (per tensor). t is the 1-based step for bias correction. */
+/* AdamW over the whole buffer (one parallel loop): g = grad * grad_scale (the clipping factor),
+ * p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p) with weight decay only where `decay` says (per
+ * tensor); buffers are skipped. t is the 1-based step for bias correction. */
 void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, long t);
-/* Global L2 norm of the gradients (double accumulation, fixed order). */
+                  double beta2, double eps, double weight_decay, float grad_scale, long t);
+/* Global L2 norm of the gradients (double accumulation in 64 fixed chunks summed in order:
+ * the same value for any thread count). */
 double grad_norm(const struct mx_model *m);
 /* First tensor whose gradient or value is not finite, or NULL. */
 const char *train_first_nonfinite(const struct mx_model *m);
