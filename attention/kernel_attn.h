@@ -7,40 +7,13 @@
 #define MIXLM_KERNEL_ATTN_H
 
 #include "attention/attn_common.h"
+#include "core/fastmath.h"
 
-/* exp for the feature maps' inner loops, written so `#pragma omp simd` loops vectorise it
- * (glibc's expf is a scalar call without -ffast-math, which we do not use; it was the largest
- * single cost of both kernel mixers). WHY it is accurate: Cephes' expf — x = n·ln2 + r with ln2
- * split in two constants so r is exact to float, |r| <= ln2/2, a degree-6 polynomial for e^r,
- * then the exponent bits set to n: within 1-2 ulp of expf (tests/test_kernel.c compares it with
- * expf, its reference). Range: x < -87.33 (below the smallest normal) gives 0, x > 88.72 gives
- * +inf, NaN stays NaN. */
+/* The feature maps' exp: core/fastmath.h's vectorisable mx_expf (tests/test_kernel.c compares
+ * it with expf, its reference). */
 static inline float kattn_expf(float x)
 {
-    float v = x > -87.5f ? x : -87.5f; /* NaN lands here too: no float-to-int of a NaN */
-    v = v < 88.75f ? v : 88.75f;
-    /* n = round(v / ln2): adding and removing 1.5·2^23 rounds to an integer in float (exact,
-     * default rounding mode; unlike floorf it vectorises without -ffast-math). */
-    float n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = v - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* 2^n as two factors 2^h · 2^(n-h), each a normal float for n in [-126, 128]. */
-    int32_t ni = (int32_t)n, h = ni / 2;
-    uint32_t b1 = (uint32_t)(h + 127) << 23, b2 = (uint32_t)(ni - h + 127) << 23;
-    float s1, s2;
-    __builtin_memcpy(&s1, &b1, sizeof s1);
-    __builtin_memcpy(&s2, &b2, sizeof s2);
-    float y = p * s1 * s2;
-    y = x < -87.33f ? 0.0f : y; /* below the smallest normal float */
-    y = x > 88.72f ? __builtin_inff() : y;
-    return x == x ? y : x;
+    return mx_expf(x);
 }
 
 /* A feature map φ: R^D -> R^F_{>=0}.
