@@ -120,7 +120,7 @@ int cmd_eval(int argc, char **argv)
             int T = nctx ? (int)ctxs[c] : r.m.cfg.block_size;
             int st = stride ? (int)stride : T;
             struct mx_eval_result res;
-            if (infer_eval(&r, &f, begin, end, T, st > T ? T : st, (int)batch, &res, &err) != 0) {
+            if (infer_eval(&r, &f, begin, end, T, st, (int)batch, &res, &err) != 0) {
                 fprintf(stderr, "mixlm eval: %s: %s\n", runs[i], err.msg);
                 status = 1;
                 break;

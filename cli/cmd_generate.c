@@ -1,29 +1,39 @@
 /* cmd_generate.c — `mixlm generate RUN --prompt TEXT --tokens N ...`: sample text from a run,
- * streamed token by token. Not the sampler (infer/). */
+ * streamed token by token, or with --bench time prompt processing and generation for the cached
+ * and uncached paths side by side. Not the sampler or the generation loop (infer/). */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "infer/infer.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *usage =
     "usage: mixlm generate RUN_DIR [--prompt TEXT | --prompt-file FILE] [--tokens N] [--temperature X]\n"
-    "                      [--top-k N] [--top-p X] [--repetition-penalty X] [--seed N] [--stop STR] [--no-cache]\n"
+    "                      [--top-k N] [--top-p X] [--repetition-penalty X] [--seed N] [--stop STR]\n"
+    "                      [--no-cache | --slide] [--bench [--bench-modes cache,slide] [--repeats N] [--json]]\n"
     "\n"
-    "Streams sampled text to stdout. Uses each mixer's incremental state (KV cache, recurrent state) when\n"
-    "every layer has one, else recomputes the forward pass over the last context window per token.";
+    "Streams sampled text to stdout. By default each new token goes through every mixer's incremental\n"
+    "state (KV cache, ring buffer, recurrent state). --no-cache recomputes the full forward pass for\n"
+    "every token over the same context (same tokens, slower); a model with a mixer that has no\n"
+    "incremental form does that automatically. Past the model's context the context is shifted: its\n"
+    "last half is kept and re-processed, and generation goes on. --slide is nanoGPT's sampler instead:\n"
+    "a full forward over the last context-length tokens for every token (the window slides by one).\n"
+    "--bench prints no text: it times prompt processing and generation (tokens/s) and reports the\n"
+    "cache and activation sizes and peak memory for each mode in --bench-modes, runs interleaved\n"
+    "--repeats times (medians), and how many times faster the first mode generates (first/this).";
 
 struct emit_ctx {
     const struct tokenizer *tok;
     const char *stop;
-    char tail[256];
+    char tail[512];
     size_t tail_len;
 };
 
 static int emit(void *vctx, int32_t id)
 {
     struct emit_ctx *c = vctx;
-    char buf[64];
+    char buf[256];
     int n = tok_piece(c->tok, id, buf, sizeof buf);
     if (n > 0) {
         fwrite(buf, 1, (size_t)n, stdout);
@@ -31,8 +41,8 @@ static int emit(void *vctx, int32_t id)
     }
     if (!c->stop || !*c->stop || n <= 0)
         return 0;
-    /* Keep the last bytes to spot the stop string across token boundaries. */
-    size_t sl = strlen(c->stop);
+    /* Keep the last bytes to spot the stop string across token boundaries (the stop string is
+     * at most 255 bytes, so 511 bytes of tail always hold any match that ends in this piece). */
     for (int i = 0; i < n; i++) {
         if (c->tail_len == sizeof c->tail - 1) {
             memmove(c->tail, c->tail + 1, c->tail_len - 1);
@@ -41,15 +51,139 @@ static int emit(void *vctx, int32_t id)
         c->tail[c->tail_len++] = buf[i];
     }
     c->tail[c->tail_len] = 0;
-    return c->tail_len >= sl && strstr(c->tail, c->stop) != NULL;
+    return strstr(c->tail, c->stop) != NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int parse_modes(const char *s, int *modes, int max, struct mx_error *err)
+{
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        int m = !strcmp(t, "cache") ? INFER_CACHE : !strcmp(t, "recompute") ? INFER_RECOMPUTE
+                : !strcmp(t, "slide") ? INFER_SLIDE : -1;
+        if (m < 0)
+            return mx_errorf(err, "--bench-modes: unknown mode '%s'; use cache, recompute or slide, e.g. "
+                                  "--bench-modes cache,slide", t);
+        if (n == max)
+            return mx_errorf(err, "--bench-modes: at most %d modes", max);
+        modes[n++] = m;
+    }
+    if (n == 0)
+        return mx_errorf(err, "--bench-modes: give at least one of cache, recompute, slide");
+    return n;
+}
+
+/* --bench: every mode in turn, `repeats` rounds (A B A B ...), same seed for each run. */
+static int run_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, const struct mx_sampler *s0,
+                     const int *modes, int nm, int repeats, int json, struct mx_error *err)
+{
+    int status = 1;
+    double *pre = mx_xcalloc((size_t)nm * repeats * sizeof(double));
+    double *gen = mx_xcalloc((size_t)nm * repeats * sizeof(double));
+    struct infer_gen_stats *last = mx_xcalloc((size_t)nm * sizeof *last);
+    int32_t *out = mx_xmalloc((size_t)nm * tokens * sizeof(int32_t));
+    long *made = mx_xcalloc((size_t)nm * sizeof(long));
+    double rss_loaded = mx_rss_mb(), peak_loaded = mx_peak_rss_mb();
+    for (int k = 0; k < repeats; k++)
+        for (int i = 0; i < nm; i++) {
+            struct mx_sampler s = *s0;
+            struct infer_gen_stats st;
+            long got = infer_generate(r, ids, n, tokens, &s, modes[i], out + (size_t)i * tokens, NULL, NULL, &st, err);
+            if (got < 0)
+                goto out;
+            made[i] = got;
+            pre[(size_t)i * repeats + k] = st.prompt_tokens / st.prompt_s;
+            gen[(size_t)i * repeats + k] = st.gen_tokens / st.gen_s;
+            last[i] = st;
+        }
+    double gmed[8], pmed[8];
+    for (int i = 0; i < nm; i++) {
+        pmed[i] = median(pre + (size_t)i * repeats, repeats);
+        gmed[i] = median(gen + (size_t)i * repeats, repeats);
+    }
+    /* Agreement with the first mode: cache and recompute see the same contexts throughout;
+     * slide sees the same ones until the context is full (see infer.h). */
+    long agree_n[8];
+    int agree[8];
+    for (int i = 0; i < nm; i++) {
+        long lim = made[i] < made[0] ? made[i] : made[0];
+        if ((modes[i] == INFER_SLIDE) != (modes[0] == INFER_SLIDE)) {
+            long same_ctx = (long)r->m.cfg.block_size - (long)n + 1;
+            lim = lim < same_ctx ? lim : same_ctx;
+        }
+        agree_n[i] = lim;
+        agree[i] = memcmp(out, out + (size_t)i * tokens, (size_t)lim * sizeof(int32_t)) == 0;
+    }
+    if (json) {
+        cJSON *arr = cJSON_CreateArray();
+        for (int i = 0; i < nm; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "mode", infer_mode_name(last[i].mode));
+            cJSON_AddStringToObject(o, "requested", infer_mode_name(modes[i]));
+            cJSON_AddNumberToObject(o, "prompt_tokens", (double)last[i].prompt_tokens);
+            cJSON_AddNumberToObject(o, "prompt_tokens_per_s", pmed[i]);
+            cJSON_AddNumberToObject(o, "gen_tokens", (double)last[i].gen_tokens);
+            cJSON_AddNumberToObject(o, "gen_tokens_per_s", gmed[i]);
+            cJSON_AddNumberToObject(o, "ms_per_token", 1000.0 / gmed[i]);
+            cJSON_AddNumberToObject(o, "shifts", (double)last[i].shifts);
+            cJSON_AddNumberToObject(o, "shift_tokens", (double)last[i].shift_tokens);
+            cJSON_AddNumberToObject(o, "cache_mb", last[i].state_bytes / 1048576.0);
+            cJSON_AddNumberToObject(o, "activations_mb", last[i].act_bytes / 1048576.0);
+            cJSON_AddNumberToObject(o, "rss_mb", last[i].rss_mb);
+            cJSON_AddNumberToObject(o, "peak_rss_mb", mx_peak_rss_mb());
+            cJSON_AddNumberToObject(o, "first_mode_speedup", gmed[i] > 0 ? gmed[0] / gmed[i] : 0);
+            cJSON_AddBoolToObject(o, "same_tokens_as_first", agree[i]);
+            cJSON_AddNumberToObject(o, "tokens_compared", (double)agree_n[i]);
+            cJSON_AddNumberToObject(o, "repeats", repeats);
+            cJSON_AddNumberToObject(o, "threads", mx_get_threads());
+            cJSON_AddItemToArray(arr, o);
+        }
+        char *txt = cJSON_Print(arr);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(arr);
+    } else {
+        printf("model: %d layers, %d heads, dim %d, context %d, vocab %d, attn %s | prompt %zu tokens, %ld new, "
+               "%d threads, %d repeats (medians) | RSS %.0f MB after load, peak %.0f MB (checkpoint read)\n",
+               r->m.cfg.n_layer, r->m.cfg.n_head, r->m.cfg.n_embd, r->m.cfg.block_size, r->m.cfg.vocab_size,
+               r->m.cfg.attn[0], n, tokens, mx_get_threads(), repeats, rss_loaded, peak_loaded);
+        printf("%-10s %12s %12s %10s %8s %10s %9s %9s %9s %s\n", "mode", "prompt tok/s", "gen tok/s", "ms/token",
+               "shifts", "cache MB", "acts MB", "RSS MB", "first/this", "same tokens");
+        for (int i = 0; i < nm; i++)
+            printf("%-10s %12.1f %12.1f %10.3f %8ld %10.2f %9.2f %9.0f %8.2fx %s (%ld)\n",
+                   infer_mode_name(last[i].mode), pmed[i], gmed[i], 1000.0 / gmed[i], last[i].shifts,
+                   last[i].state_bytes / 1048576.0, last[i].act_bytes / 1048576.0, last[i].rss_mb,
+                   gmed[i] > 0 ? gmed[0] / gmed[i] : 0.0, agree[i] ? "yes" : "NO", agree_n[i]);
+    }
+    status = 0;
+out:
+    mx_free(pre);
+    mx_free(gen);
+    mx_free(last);
+    mx_free(out);
+    mx_free(made);
+    return status;
 }
 
 int cmd_generate(int argc, char **argv)
 {
-    char prompt[4096] = "\n", prompt_file[512] = "", stop[256] = "";
-    long tokens = 200, top_k = 0, seed = 1, threads = 0;
+    char prompt[4096] = "\n", prompt_file[512] = "", stop[256] = "", bench_modes[256] = "cache,slide";
+    long tokens = 200, top_k = 0, seed = 1, threads = 0, repeats = 1;
     double temperature = 1.0, top_p = 1.0, rep = 1.0;
-    int no_cache = 0;
+    int no_cache = 0, slide = 0, bench = 0, json = 0;
     struct arg a[] = {
         {"--prompt", ARG_STR, prompt, sizeof prompt, 0, 0, "text to continue (default: a newline)", 0},
         {"--prompt-file", ARG_STR, prompt_file, sizeof prompt_file, 0, 0, "read the prompt from a file", 0},
@@ -60,7 +194,13 @@ int cmd_generate(int argc, char **argv)
         {"--repetition-penalty", ARG_FLOAT, &rep, 0, 0.01, 100, "penalise the last 64 tokens (1 = off)", 0},
         {"--seed", ARG_INT, &seed, 0, 0, (double)(1LL << 53), "sampling seed (default 1)", 0},
         {"--stop", ARG_STR, stop, sizeof stop, 0, 0, "stop after this string is generated", 0},
-        {"--no-cache", ARG_FLAG, &no_cache, 0, 0, 0, "recompute the full forward for every token", 0},
+        {"--no-cache", ARG_FLAG, &no_cache, 0, 0, 0, "recompute the full forward for every token (same tokens)", 0},
+        {"--slide", ARG_FLAG, &slide, 0, 0, 0, "nanoGPT's sampler: full forward over the last context tokens", 0},
+        {"--bench", ARG_FLAG, &bench, 0, 0, 0, "time prompt processing and generation; no text", 0},
+        {"--bench-modes", ARG_STR, bench_modes, sizeof bench_modes, 0, 0,
+         "modes --bench compares: cache, recompute, slide (default cache,slide)", 0},
+        {"--repeats", ARG_INT, &repeats, 0, 1, 1000, "--bench rounds, interleaved; medians (default 1)", 0},
+        {"--json", ARG_FLAG, &json, 0, 0, 0, "--bench output as JSON", 0},
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads (default: all cores)", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
@@ -75,6 +215,23 @@ int cmd_generate(int argc, char **argv)
     }
     if (npos != 1) {
         fprintf(stderr, "mixlm generate: give one run directory, e.g. mixlm generate runs/baby --prompt \"ROMEO:\"\n");
+        return 2;
+    }
+    if (no_cache && slide) {
+        fprintf(stderr, "mixlm generate: --no-cache and --slide are two different uncached modes; give one\n");
+        return 2;
+    }
+    if (args_given(a, na, "--prompt") && prompt_file[0]) {
+        fprintf(stderr, "mixlm generate: give --prompt or --prompt-file, not both\n");
+        return 2;
+    }
+    if (!bench && (args_given(a, na, "--bench-modes") || args_given(a, na, "--repeats") || json)) {
+        fprintf(stderr, "mixlm generate: --bench-modes, --repeats and --json go with --bench\n");
+        return 2;
+    }
+    int modes[8], nm = 0;
+    if (bench && (nm = parse_modes(bench_modes, modes, 8, &err)) < 0) {
+        fprintf(stderr, "mixlm generate: %s\n", err.msg);
         return 2;
     }
     mx_set_threads((int)threads);
@@ -113,13 +270,26 @@ int cmd_generate(int argc, char **argv)
     }
     struct mx_sampler s = {.temperature = temperature, .top_k = (int)top_k, .top_p = top_p, .repetition_penalty = rep};
     mx_rng_seed(&s.rng, (uint64_t)seed);
+    if (bench) {
+        if (run_bench(&r, ids, n, tokens, &s, modes, nm, (int)repeats, json, &err) != 0) {
+            fprintf(stderr, "mixlm generate: %s\n", err.msg);
+            goto out;
+        }
+        status = 0;
+        goto out;
+    }
+    int mode = slide ? INFER_SLIDE : no_cache ? INFER_RECOMPUTE : INFER_CACHE;
     int32_t *out_ids = mx_xmalloc((size_t)tokens * sizeof(int32_t));
     struct emit_ctx ec = {.tok = r.tok, .stop = stop};
-    fwrite(ptext, 1, plen, stdout);
-    long made = infer_generate(&r, ids, n, tokens, &s, !no_cache, out_ids, emit, &ec, &err);
+    /* A prompt longer than the context is refused by infer_generate: do not echo it first. */
+    int echoed = n <= (size_t)r.m.cfg.block_size;
+    if (echoed)
+        fwrite(ptext, 1, plen, stdout);
+    long made = infer_generate(&r, ids, n, tokens, &s, mode, out_ids, emit, &ec, NULL, &err);
     mx_free(out_ids);
     if (made < 0) {
-        fprintf(stderr, "\nmixlm generate: %s\n", err.msg);
+        fflush(stdout);
+        fprintf(stderr, "%smixlm generate: %s\n", echoed ? "\n" : "", err.msg);
         goto out;
     }
     printf("\n");

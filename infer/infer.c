@@ -28,6 +28,10 @@ int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
         model_free(&r->m);
         goto out;
     }
+    /* Inference never runs backward: give the gradient buffer (as large as the model) back. */
+    mx_free(r->m.grads);
+    r->m.grads = NULL;
+    memset(&r->m.g, 0, sizeof r->m.g);
     const cJSON *st = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "step") : NULL;
     r->step = cJSON_IsNumber(st) ? (long)st->valuedouble : 0;
     for (int l = 0; l < r->m.cfg.n_layer; l++)
@@ -142,73 +146,134 @@ int infer_sample(struct mx_sampler *s, const float *logits, int V, const int32_t
 
 /* ---- generation --------------------------------------------------------------------------- */
 
+const char *infer_mode_name(int mode)
+{
+    return mode == INFER_CACHE ? "cache" : mode == INFER_SLIDE ? "slide" : "recompute";
+}
+
+/* logits (V) of the next token from the full forward over seq[c0, n) (n - c0 <= block_size). */
+static void forward_logits(struct mx_run *r, float *logits, const int32_t *seq, size_t c0, size_t n)
+{
+    int T = (int)(n - c0), V = r->m.cfg.vocab_size;
+    model_forward(&r->m, seq + c0, NULL, 1, T, r->step, 0);
+    memcpy(logits, r->m.a.logits + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
+}
+
+/* Prefill chunk: rows batched per model_prefill call (work grows with it: 128 rows of a 384-wide
+ * model take 2.2 MB). */
+#define PREFILL_CHUNK 128
+
+/* Clear the cache and feed seq[c0, n) at positions 0..n-c0-1 through model_prefill (MLPs batched,
+ * mixers stepped); logits (V) of the last token. pwork: model_prefill_work_floats(PREFILL_CHUNK). */
+static void prefill(struct mx_run *r, float *logits, float *state, size_t state_floats, float *pwork,
+                    const int32_t *seq, size_t c0, size_t n)
+{
+    memset(state, 0, state_floats * sizeof(float));
+    for (size_t t = c0; t < n; t += PREFILL_CHUNK) {
+        int k = (int)(n - t < PREFILL_CHUNK ? n - t : PREFILL_CHUNK);
+        model_prefill(&r->m, t + (size_t)k == n ? logits : NULL, state, pwork, seq + t, k, (int)(t - c0));
+    }
+}
+
 long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, long n_new,
-                    struct mx_sampler *s, int use_cache, int32_t *out_ids,
-                    int (*emit)(void *ctx, int32_t id), void *ctx, struct mx_error *err)
+                    struct mx_sampler *s, int mode, int32_t *out_ids,
+                    int (*emit)(void *ctx, int32_t id), void *ctx, struct infer_gen_stats *stats,
+                    struct mx_error *err)
 {
     struct mx_model *m = &r->m;
-    int Tm = m->cfg.block_size, V = m->cfg.vocab_size;
+    const size_t Tm = (size_t)m->cfg.block_size, keep = (size_t)INFER_KEEP(m->cfg.block_size);
+    const int V = m->cfg.vocab_size;
+    struct infer_gen_stats st = {0};
     if (n_prompt < 1)
         return mx_errorf(err, "empty prompt: give at least one character with --prompt");
-    /* Learned positions end at block_size: the whole sequence must fit. */
-    if (n_prompt + (size_t)n_new > (size_t)Tm) {
-        if (n_prompt > (size_t)Tm)
-            return mx_errorf(err, "prompt is %zu tokens but the model's context is %d (learned positions cannot go "
-                                  "further); shorten the prompt",
-                             n_prompt, Tm);
-        if (use_cache) /* the window slides: fall back to recomputation past the context */
-            use_cache = 0;
-    }
-    if (use_cache && !model_can_step(m))
-        use_cache = 0;
+    /* Learned positions end at block_size: the prompt must fit (generation may then go on past
+     * it, see INFER_KEEP). */
+    if (n_prompt > Tm)
+        return mx_errorf(err, "prompt is %zu tokens but the model's context is %zu (learned positions cannot go "
+                              "further); shorten the prompt to at most %zu tokens",
+                         n_prompt, Tm, Tm);
+    for (size_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return mx_errorf(err, "prompt token %d at position %zu is outside the model's vocabulary [0, %d)",
+                             (int)prompt[i], i, V);
+    if (mode != INFER_CACHE && mode != INFER_RECOMPUTE && mode != INFER_SLIDE)
+        return mx_errorf(err, "unknown generation mode %d", mode);
+    if (mode == INFER_CACHE && !model_can_step(m))
+        mode = INFER_SLIDE; /* documented fallback: no incremental form in some layer */
+    st.mode = mode;
+    long made = -1;
+    size_t state_floats = 0;
     float *work = mx_xmalloc((2 * (size_t)V + 16) * sizeof(float));
-    int32_t *seq = mx_xmalloc((n_prompt + (size_t)n_new + 1) * sizeof(int32_t));
-    memcpy(seq, prompt, n_prompt * sizeof(int32_t));
-    size_t n = n_prompt;
-    long made = 0;
+    int32_t *seq = mx_xmalloc((n_prompt + (size_t)(n_new > 0 ? n_new : 0) + 1) * sizeof(int32_t));
     float *logits = mx_xmalloc((size_t)V * sizeof(float));
-    float *state = NULL, *swork = NULL;
-    if (use_cache) {
-        state = mx_try_calloc(model_state_floats(m) * sizeof(float) + 64, "the generation cache", err);
-        if (!state)
-            goto fail;
-        swork = mx_xmalloc(model_step_work_floats(m) * sizeof(float));
-        for (size_t t = 0; t < n_prompt; t++)
-            model_step(m, logits, state, swork, seq[t], (int)t);
-    } else if (model_plan(m, 1, Tm, err) != 0) {
-        goto fail;
+    float *state = NULL, *swork = NULL, *pwork = NULL;
+    memcpy(seq, prompt, n_prompt * sizeof(int32_t));
+    size_t n = n_prompt, c0 = 0; /* the model sees seq[c0, n) */
+    /* Mixers with step-dependent randomness (Performer's redraws) must use the draw the
+     * checkpoint was saved with, as model_forward does with r->step. */
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        m->mix[l].step = r->step;
+        m->mix[l].training = 0;
     }
-    for (; made < n_new; made++) {
-        if (!use_cache) {
-            size_t start = n > (size_t)Tm ? n - Tm : 0;
-            int T = (int)(n - start);
-            model_forward(m, seq + start, NULL, 1, T, r->step, 0);
-            memcpy(logits, m->a.logits + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
-        }
+    if (mode == INFER_CACHE) {
+        state_floats = model_state_floats(m);
+        state = mx_try_calloc(state_floats * sizeof(float) + 64, "the generation cache", err);
+        if (!state)
+            goto out;
+        swork = mx_xmalloc(model_step_work_floats(m) * sizeof(float));
+        pwork = mx_xmalloc(model_prefill_work_floats(m, PREFILL_CHUNK) * sizeof(float));
+        st.state_bytes = state_floats * sizeof(float);
+    } else {
+        if ((!m->arena || m->T_max < (int)Tm) && model_plan(m, 1, (int)Tm, err) != 0) /* reuse a plan */
+            goto out;
+        st.act_bytes = m->arena_floats * sizeof(float);
+    }
+    double t0 = mx_now();
+    if (mode == INFER_CACHE)
+        prefill(r, logits, state, state_floats, pwork, seq, 0, n);
+    else
+        forward_logits(r, logits, seq, 0, n);
+    double t1 = mx_now();
+    st.prompt_tokens = (long)n_prompt;
+    st.prompt_s = t1 - t0;
+    for (made = 0; made < n_new;) {
         size_t nr = n < 64 ? n : 64;
         int32_t id = infer_sample(s, logits, V, seq + n - nr, (int)nr, work);
         seq[n++] = id;
-        out_ids[made] = id;
-        if (emit && emit(ctx, id)) {
-            made++;
+        out_ids[made++] = id;
+        if ((emit && emit(ctx, id)) || made == n_new)
             break;
+        if (mode == INFER_SLIDE) {
+            forward_logits(r, logits, seq, n > Tm ? n - Tm : 0, n);
+            continue;
         }
-        if (use_cache && made + 1 < n_new)
-            model_step(m, logits, state, swork, id, (int)(n - 1));
+        if (n - c0 > Tm) { /* the context is full: keep its last `keep` tokens (see infer.h) */
+            c0 = n - keep;
+            st.shifts++;
+            st.shift_tokens += (long)keep - 1;
+            if (mode == INFER_CACHE)
+                prefill(r, logits, state, state_floats, pwork, seq, c0, n);
+            else
+                forward_logits(r, logits, seq, c0, n);
+        } else if (mode == INFER_CACHE) {
+            model_step(m, logits, state, swork, id, (int)(n - 1 - c0));
+        } else {
+            forward_logits(r, logits, seq, c0, n);
+        }
     }
+    st.gen_tokens = made;
+    st.gen_s = mx_now() - t1;
+    st.rss_mb = mx_rss_mb();
+out:
+    if (stats)
+        *stats = st;
     mx_free(work);
     mx_free(seq);
     mx_free(logits);
     mx_free(state);
     mx_free(swork);
+    mx_free(pwork);
     return made;
-fail:
-    mx_free(work);
-    mx_free(seq);
-    mx_free(logits);
-    mx_free(state);
-    mx_free(swork);
-    return -1;
 }
 
 /* ---- evaluation --------------------------------------------------------------------------- */
@@ -223,7 +288,7 @@ int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_
                               "value <= %d",
                          T, m->cfg.block_size, m->cfg.block_size);
     if (stride < 1 || stride > T)
-        return mx_errorf(err, "--stride %d must be in [1, %d]", stride, T);
+        return mx_errorf(err, "--stride %d must be in [1, --context %d]; use --stride <= the context length", stride, T);
     if (f->vocab > m->cfg.vocab_size)
         return mx_errorf(err, "token file vocabulary %d exceeds the model's %d: data prepared with another tokenizer",
                          f->vocab, m->cfg.vocab_size);

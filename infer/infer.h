@@ -9,8 +9,8 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-/* A loaded run: model (parameters from the checkpoint), tokenizer, and the step it was saved
- * at (mixers with step-dependent randomness use it in eval). */
+/* A loaded run: model (parameters from the checkpoint; no gradient buffer: inference only),
+ * tokenizer, and the step it was saved at (mixers with step-dependent randomness use it). */
 struct mx_run {
     char dir[512];
     struct mx_model m;
@@ -29,20 +29,66 @@ struct mx_sampler {
     double repetition_penalty; /* 1: off (CTRL-style: divide positive logits, multiply negative) */
     struct mx_rng rng;
 };
-/* Sample an id from logits (V) under the sampler's rules. work: 2*V floats. `recent` (n_recent
- * ids) gets the repetition penalty. Deterministic for a given rng state. */
+/* Sample an id from logits (V) under the sampler's rules, in this order: repetition penalty on
+ * the distinct ids of `recent` (n_recent ids; may be NULL with 0), temperature (0: argmax, and
+ * the rng is not drawn), top-k (ties at the k-th value kept), top-p on what top-k left (the
+ * smallest most-likely set whose mass reaches p, ties at the boundary kept), then one uniform
+ * draw from the renormalised rest. work: 2*V + 16 floats. Deterministic for a given rng state. */
 int infer_sample(struct mx_sampler *s, const float *logits, int V, const int32_t *recent, int n_recent,
                  float *work);
 
-/* Generate up to n_new tokens after the prompt ids (n_prompt >= 1). Each new token is passed
- * to emit (may be NULL) as it is produced; stops early when emit returns non-zero. use_cache:
- * 1 = incremental decoding through the mixers' step (when every layer has one), 0 = recompute
- * the full forward over the last block_size tokens for every token. out_ids gets the new ids
- * (n_new capacity); returns the count produced, or -1 with err (prompt longer than the
- * context with a learned-position model, out of memory). */
+/* ---- generation ------------------------------------------------------------------------------
+ * Three ways to produce the logits of the next token:
+ *
+ *   INFER_CACHE     incremental decoding: each new token goes through model_step, i.e. every
+ *                   layer's mixer `step` with its own state (dense/sparse: a KV cache, `window`
+ *                   and `dilated`: a ring buffer of the window's reach, kernel mixers: an O(1)
+ *                   recurrent state, the others: whatever their step keeps). Cost per token is
+ *                   one token through the network. Needs a `step` in every layer; when a layer
+ *                   has none (a mixer with no exact incremental form) it falls back to
+ *                   INFER_SLIDE, which is always correct, just slower.
+ *   INFER_RECOMPUTE the full forward over exactly the context the cache would hold, every token.
+ *                   The cache's reference: same tokens as INFER_CACHE for the same seed (up to
+ *                   round-off between step and forward, which only matters at exact ties).
+ *   INFER_SLIDE     nanoGPT's sampler: the full forward over the last block_size tokens, every
+ *                   token. The window slides by one, so every token past the context still sees
+ *                   block_size tokens of history.
+ *
+ * Past the context (learned positions end at block_size): once the context holds block_size
+ * tokens, INFER_CACHE and INFER_RECOMPUTE shift it: they keep the last INFER_KEEP(block_size) =
+ * block_size/2 tokens, re-process them from position 0 (the cache is cleared and refilled with
+ * model_step) and continue. Each shift costs block_size/2 steps and buys block_size/2 new tokens,
+ * so cached generation stays ~2 steps per token at worst; right after a shift a token sees only
+ * block_size/2 tokens of history (INFER_SLIDE always sees block_size). Up to block_size tokens in
+ * all (prompt + generated), the three modes see the same context and give the same tokens. */
+enum infer_mode { INFER_RECOMPUTE = 0, INFER_CACHE = 1, INFER_SLIDE = 2 };
+#define INFER_KEEP(block_size) ((block_size) / 2 > 0 ? (block_size) / 2 : 1)
+
+/* What one generation did and cost (filled when a stats pointer is given). */
+struct infer_gen_stats {
+    int mode;              /* the mode actually used (INFER_CACHE may fall back to INFER_SLIDE) */
+    long prompt_tokens;    /* tokens processed before the first new token could be sampled */
+    double prompt_s;       /* seconds for them (prefill steps, or the first forward) */
+    long gen_tokens;       /* tokens produced */
+    double gen_s;          /* seconds from the first logits to the end (sampling included) */
+    long shifts;           /* context shifts past block_size (INFER_CACHE / INFER_RECOMPUTE) */
+    long shift_tokens;     /* tokens re-processed by those shifts */
+    size_t state_bytes;    /* the generation cache (INFER_CACHE), 0 otherwise */
+    size_t act_bytes;      /* activations of the full forward (RECOMPUTE / SLIDE), 0 otherwise */
+    double rss_mb;         /* resident memory of the process at the end, buffers still held */
+};
+
+/* Generate up to n_new tokens after the prompt ids (n_prompt >= 1, each id < vocab) in the given
+ * mode (see above). Each new token is passed to emit (may be NULL) as it is produced; stops early
+ * when emit returns non-zero (that token is counted). out_ids (n_new capacity) gets the new ids;
+ * stats (may be NULL) gets timings and sizes. Sampling state lives in s (its rng advances).
+ * Returns the count produced, or -1 with err: empty prompt, a prompt longer than the model's
+ * context (learned positions: names both lengths), out of memory for the cache. */
 long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, long n_new,
-                    struct mx_sampler *s, int use_cache, int32_t *out_ids,
-                    int (*emit)(void *ctx, int32_t id), void *ctx, struct mx_error *err);
+                    struct mx_sampler *s, int mode, int32_t *out_ids,
+                    int (*emit)(void *ctx, int32_t id), void *ctx, struct infer_gen_stats *stats,
+                    struct mx_error *err);
+const char *infer_mode_name(int mode); /* "cache", "recompute", "slide" */
 
 /* Full pass over ids [begin, end) of a token file in windows of T (stride = T: non-overlapping;
  * stride < T: every window scores only its last `stride` targets, which then all see at least

@@ -454,3 +454,47 @@ void model_step(struct mx_model *m, float *logits, float *state, float *work, in
     layer_norm_forward(ln, st, st + 1, res, m->w.lnf_w, m->w.lnf_b, 1, C);
     step_linear(logits, ln, m->w.wte, NULL, C, V);
 }
+
+size_t model_prefill_work_floats(const struct mx_model *m, int n)
+{
+    return (size_t)n * (11 * (size_t)m->cfg.n_embd + 2) + 16;
+}
+
+void model_prefill(struct mx_model *m, float *logits, float *state, float *work, const int32_t *tokens,
+                   int n, int pos)
+{
+    const struct mx_config *c = &m->cfg;
+    const int C = c->n_embd, V = c->vocab_size;
+    MX_ASSERT(model_can_step(m) && n >= 1 && pos >= 0 && pos + n <= c->block_size);
+    const size_t nC = (size_t)n * C;
+    float *res = work, *ln = res + nC, *y = ln + nC, *fc = y + nC, *ge = fc + 4 * nC, *st = ge + 4 * nC;
+    for (int t = 0; t < n; t++) {
+        MX_ASSERT(tokens[t] >= 0 && tokens[t] < V);
+        for (int i = 0; i < C; i++)
+            res[(size_t)t * C + i] = m->w.wte[(size_t)tokens[t] * C + i] + m->w.wpe[(size_t)(pos + t) * C + i];
+    }
+    float *s = state;
+    for (int l = 0; l < c->n_layer; l++) {
+        struct mx_layer_w *w = &m->w.l[l];
+        struct mixer *mx = &m->mix[l];
+        mx->training = 0;
+        layer_norm_forward(ln, st, st + n, res, w->ln1_w, w->ln1_b, (size_t)n, C);
+        /* The mixer's state advances one token at a time: step is the only incremental entry. */
+        for (int t = 0; t < n; t++)
+            mx->ops->step(mx, y + (size_t)t * C, s, ln + (size_t)t * C, w->mix, pos + t);
+        s += (mx->ops->state_floats(mx) + 15) & ~(size_t)15;
+        for (size_t i = 0; i < nC; i++)
+            res[i] += y[i];
+        layer_norm_forward(ln, st, st + n, res, w->ln2_w, w->ln2_b, (size_t)n, C);
+        mx_linear_forward(fc, ln, w->fc_w, w->fc_b, n, C, 4 * C);
+        layer_gelu_forward(ge, fc, 4 * nC);
+        mx_linear_forward(y, ge, w->pr_w, w->pr_b, n, 4 * C, C);
+        for (size_t i = 0; i < nC; i++)
+            res[i] += y[i];
+    }
+    if (!logits)
+        return;
+    const float *last = res + (size_t)(n - 1) * C;
+    layer_norm_forward(ln, st, st + 1, last, m->w.lnf_w, m->w.lnf_b, 1, C);
+    step_linear(logits, ln, m->w.wte, NULL, C, V);
+}

@@ -127,6 +127,13 @@ size_t model_state_floats(const struct mx_model *m);
  * work: model_step_work_floats() floats. */
 size_t model_step_work_floats(const struct mx_model *m);
 void model_step(struct mx_model *m, float *logits, float *state, float *work, int32_t token, int pos);
+/* Prefill: tokens (n) at positions pos..pos+n-1 (pos + n <= block_size) into the state, as n
+ * model_step calls would (equal up to round-off), with the layer norms and MLPs of the n rows
+ * batched (gemm rather than n matvecs; the mixers still step token by token). logits (V) of the
+ * last token, or NULL. work: model_prefill_work_floats(n) floats. */
+size_t model_prefill_work_floats(const struct mx_model *m, int n);
+void model_prefill(struct mx_model *m, float *logits, float *state, float *work, const int32_t *tokens,
+                   int n, int pos);
 
 /* ---- config and checkpoints ---------------------------------------------------------- */
 cJSON *model_config_to_json(const struct mx_config *cfg);
