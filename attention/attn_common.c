@@ -120,8 +120,7 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     float *work = m->scratch + 6 * BTC;
 
     attn_merge_heads(merged, o, B, T, m->H, m->D);
-    memset(dmerged, 0, BTC * sizeof(float));
-    mx_linear_backward(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
+    mx_linear_backward_set(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
     attn_split_out(dout, dmerged, B, T, m->H, m->D);
     memset(dq, 0, 3 * BTC * sizeof(float));
     core->backward(m, dq, dk, dv, work, dout, o, csaved, q, k, v, B, T);

@@ -104,6 +104,9 @@ void mx_linear_forward(float *y, const float *x, const float *w, const float *b,
  * dy (N,out), x (N,in), w (out,in). */
 void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, int N, int in, int out);
+/* The same with dx (N,in) OVERWRITTEN (dw, db still +=): saves zeroing a fresh buffer. */
+void mx_linear_backward_set(float *dx, float *dw, float *db, const float *dy, const float *x,
+                            const float *w, int N, int in, int out);
 
 /* ---- files ------------------------------------------------------------------------------ */
 /* Read a whole file; *len gets its size. Errors name the path and the reason. Caller frees

@@ -15,12 +15,12 @@ void mx_linear_forward(float *y, const float *x, const float *w, const float *b,
                 b ? 1.0f : 0.0f, y, out);
 }
 
-void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int N, int in, int out)
+static void linear_backward(float *dx, float beta, float *dw, float *db, const float *dy, const float *x,
+                            const float *w, int N, int in, int out)
 {
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
-                    1.0f, dx, in);
+                    beta, dx, in);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f,
                 dw, in);
     if (db) {
@@ -30,4 +30,16 @@ void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
                 db[o] += row[o];
         }
     }
+}
+
+void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int N, int in, int out)
+{
+    linear_backward(dx, 1.0f, dw, db, dy, x, w, N, in, out);
+}
+
+void mx_linear_backward_set(float *dx, float *dw, float *db, const float *dy, const float *x,
+                            const float *w, int N, int in, int out)
+{
+    linear_backward(dx, 0.0f, dw, db, dy, x, w, N, in, out);
 }

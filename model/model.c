@@ -356,8 +356,7 @@ void model_backward(struct mx_model *m)
     struct mx_acts *a = &m->a;
     /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / BT. */
     layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, 1.0f / (float)BT);
-    memset(a->d_ln, 0, BT * C * sizeof(float));
-    mx_linear_backward(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
+    mx_linear_backward_set(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
     const float *res_last = c->n_layer ? a->l[c->n_layer - 1].res : a->emb;
     memset(a->d_res, 0, BT * C * sizeof(float));
     layer_norm_backward(a->d_res, m->g.lnf_w, m->g.lnf_b, a->ln_work, a->d_ln, res_last, a->lnf_mean,
@@ -370,11 +369,9 @@ void model_backward(struct mx_model *m)
         const float *res_in = l ? a->l[l - 1].res : a->emb;
         /* MLP: res = res_mid + proj(gelu(fc(ln2(res_mid)))) */
         layer_gelu_forward(a->gelu, la->fc, BT * 4 * C); /* recomputed, see mx_layer_acts */
-        memset(a->d_fc, 0, BT * 4 * C * sizeof(float));
-        mx_linear_backward(a->d_fc, g->pr_w, g->pr_b, a->d_res, a->gelu, w->pr_w, (int)BT, 4 * C, C);
+        mx_linear_backward_set(a->d_fc, g->pr_w, g->pr_b, a->d_res, a->gelu, w->pr_w, (int)BT, 4 * C, C);
         layer_gelu_backward(a->d_fc, a->d_fc, la->fc, BT * 4 * C);
-        memset(a->d_ln, 0, BT * C * sizeof(float));
-        mx_linear_backward(a->d_ln, g->fc_w, g->fc_b, a->d_fc, la->ln2, w->fc_w, (int)BT, C, 4 * C);
+        mx_linear_backward_set(a->d_ln, g->fc_w, g->fc_b, a->d_fc, la->ln2, w->fc_w, (int)BT, C, 4 * C);
         layer_norm_backward(a->d_res, g->ln2_w, g->ln2_b, a->ln_work, a->d_ln, la->res_mid, la->ln2_mean,
                             la->ln2_rstd, w->ln2_w, BT, C);
         /* Mixer: res_mid = res_in + mixer(ln1(res_in)) */
