@@ -72,8 +72,12 @@ int cmd_eval(int argc, char **argv)
     mx_set_threads((int)threads);
     cJSON *arr = cJSON_CreateArray();
     int status = 0, rows = 0;
+    int wrun = 3; /* the run column fits the longest run path */
+    for (int i = 0; i < npos; i++)
+        if ((int)strlen(runs[i]) > wrun)
+            wrun = (int)strlen(runs[i]);
     if (!json)
-        printf("%-24s %-28s %7s %10s %9s %8s %8s %10s %9s\n", "run", "attn", "context", "tokens", "loss", "ppl",
+        printf("%-*s %-28s %7s %10s %9s %8s %8s %10s %9s\n", wrun, "run", "attn", "context", "tokens", "loss", "ppl",
                "bpc", "bits/byte", "tok/s");
     for (int i = 0; i < npos && status == 0; i++) {
         struct mx_run r;
@@ -145,7 +149,7 @@ int cmd_eval(int argc, char **argv)
                 cJSON_AddNumberToObject(o, "step", (double)r.step);
                 cJSON_AddItemToArray(arr, o);
             } else {
-                printf("%-24s %-28s %7d %10zu %9.4f %8.3f %8.4f %10.4f %9.0f\n", runs[i], r.m.cfg.attn[0], T,
+                printf("%-*s %-28s %7d %10zu %9.4f %8.3f %8.4f %10.4f %9.0f\n", wrun, runs[i], r.m.cfg.attn[0], T,
                        res.tokens, res.loss, res.ppl, res.bits_per_char, res.bits_per_byte, res.tokens_per_s);
                 fflush(stdout);
             }

@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MX_CUBLAS_CHECK(call)                                                                  \
-    do {                                                                                       \
-        cublasStatus_t mx_cublas_rc_ = (call);                                                 \
-        if (mx_cublas_rc_ != CUBLAS_STATUS_SUCCESS)                                            \
-            mx_fatal("cuBLAS error %d (%s) in %s at %s:%d", (int)mx_cublas_rc_,                \
-                     cublasGetStatusString(mx_cublas_rc_), #call, __FILE__, __LINE__);         \
+#define MX_CUBLAS_CHECK(call)                                                                                \
+    do {                                                                                                     \
+        cublasStatus_t mx_cublas_rc_ = (call);                                                               \
+        if (mx_cublas_rc_ != CUBLAS_STATUS_SUCCESS)                                                          \
+            mx_fatal("cuBLAS error %d (%s) in %s at %s:%d", (int)mx_cublas_rc_,                              \
+                     cublasGetStatusString(mx_cublas_rc_), #call, __FILE__, __LINE__);                       \
     } while (0)
 
 int mx_cuda_available(void)
@@ -46,8 +46,8 @@ int mx_cuda_init(struct mx_cuda *c, struct mx_error *err)
     c->device = 0;
     rc = cudaSetDevice(c->device);
     if (rc != cudaSuccess)
-        return mx_errorf(err, "cannot use CUDA device %d: error %d (%s); use --device cpu",
-                         c->device, (int)rc, cudaGetErrorString(rc));
+        return mx_errorf(err, "cannot use CUDA device %d: error %d (%s); use --device cpu", c->device,
+                         (int)rc, cudaGetErrorString(rc));
 
     cudaDeviceProp p;
     MX_CUDA_CHECK(cudaGetDeviceProperties(&p, c->device));
@@ -75,8 +75,9 @@ int mx_cuda_init(struct mx_cuda *c, struct mx_error *err)
     if (st != CUBLAS_STATUS_SUCCESS) {
         cudaStreamDestroy(s);
         c->stream = NULL;
-        return mx_errorf(err, "cuBLAS could not start on %s: status %d (%s); check that the "
-                              "CUDA Toolkit's libcublas matches the driver, or use --device cpu",
+        return mx_errorf(err,
+                         "cuBLAS could not start on %s: status %d (%s); check that the "
+                         "CUDA Toolkit's libcublas matches the driver, or use --device cpu",
                          c->name, (int)st, cublasGetStatusString(st));
     }
     MX_CUBLAS_CHECK(cublasSetStream(h, s));
@@ -86,12 +87,12 @@ int mx_cuda_init(struct mx_cuda *c, struct mx_error *err)
 
 void mx_cuda_free(struct mx_cuda *c)
 {
+    if (c->stream)
+        MX_CUDA_CHECK(cudaStreamSynchronize(MX_CUDA_STREAM(c))); /* queued work first */
     if (c->cublas)
         MX_CUBLAS_CHECK(cublasDestroy((cublasHandle_t)c->cublas));
-    if (c->stream) {
-        MX_CUDA_CHECK(cudaStreamSynchronize(MX_CUDA_STREAM(c)));
+    if (c->stream)
         MX_CUDA_CHECK(cudaStreamDestroy(MX_CUDA_STREAM(c)));
-    }
     c->cublas = NULL;
     c->stream = NULL;
 }
@@ -154,6 +155,6 @@ void mx_cuda_sync(const struct mx_cuda *c)
 
 void mx_cuda_describe(const struct mx_cuda *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s (sm_%d%d, %d SMs, %.1f GiB)", c->name, c->cc_major, c->cc_minor,
-             c->sm_count, (double)c->global_bytes / (1024.0 * 1024.0 * 1024.0));
+    snprintf(buf, len, "%s (sm_%d%d, %d SMs, %.1f GiB)", c->name, c->cc_major, c->cc_minor, c->sm_count,
+             (double)c->global_bytes / (1024.0 * 1024.0 * 1024.0));
 }

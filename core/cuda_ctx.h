@@ -70,20 +70,20 @@ void mx_cuda_describe(const struct mx_cuda *c, char *buf, size_t len);
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 
-#define MX_CUDA_CHECK(call)                                                                    \
-    do {                                                                                       \
-        cudaError_t mx_cuda_rc_ = (call);                                                      \
-        if (mx_cuda_rc_ != cudaSuccess)                                                        \
-            mx_fatal("CUDA error %d (%s: %s) in %s at %s:%d", (int)mx_cuda_rc_,                \
-                     cudaGetErrorName(mx_cuda_rc_), cudaGetErrorString(mx_cuda_rc_), #call,     \
-                     __FILE__, __LINE__);                                                      \
+#define MX_CUDA_CHECK(call)                                                                                  \
+    do {                                                                                                     \
+        cudaError_t mx_cuda_rc_ = (call);                                                                    \
+        if (mx_cuda_rc_ != cudaSuccess)                                                                      \
+            mx_fatal("CUDA error %d (%s: %s) in %s at %s:%d", (int)mx_cuda_rc_,                              \
+                     cudaGetErrorName(mx_cuda_rc_), cudaGetErrorString(mx_cuda_rc_), #call, __FILE__,        \
+                     __LINE__);                                                                              \
     } while (0)
 
-#define MX_CUDA_LAUNCHED(c)                                                                    \
-    do {                                                                                       \
-        MX_CUDA_CHECK(cudaGetLastError());                                                     \
-        if ((c)->debug_sync)                                                                   \
-            MX_CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)(c)->stream));                   \
+#define MX_CUDA_LAUNCHED(c)                                                                                  \
+    do {                                                                                                     \
+        MX_CUDA_CHECK(cudaGetLastError());                                                                   \
+        if ((c)->debug_sync)                                                                                 \
+            MX_CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)(c)->stream));                                 \
     } while (0)
 
 #define MX_CUDA_STREAM(c) ((cudaStream_t)(c)->stream)

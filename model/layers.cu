@@ -42,8 +42,7 @@ __device__ __forceinline__ float warp_sum(float v)
 
 /* Tree reduction over a power-of-two block in shared memory: fixed order, result in sh[0]
  * for every thread after return. */
-template <typename F, typename Op>
-__device__ __forceinline__ F block_reduce(F *sh, F v, Op op)
+template <typename F, typename Op> __device__ __forceinline__ F block_reduce(F *sh, F v, Op op)
 {
     sh[threadIdx.x] = v;
     __syncthreads();
@@ -58,19 +57,28 @@ __device__ __forceinline__ F block_reduce(F *sh, F v, Op op)
 }
 
 struct op_add_f {
-    __device__ float operator()(float a, float b) const { return a + b; }
+    __device__ float operator()(float a, float b) const
+    {
+        return a + b;
+    }
 };
 struct op_add_d {
-    __device__ double operator()(double a, double b) const { return a + b; }
+    __device__ double operator()(double a, double b) const
+    {
+        return a + b;
+    }
 };
 struct op_max_f {
-    __device__ float operator()(float a, float b) const { return a > b ? a : b; }
+    __device__ float operator()(float a, float b) const
+    {
+        return a > b ? a : b;
+    }
 };
 
 /* ---- embedding -------------------------------------------------------------------------- */
 
-__global__ void embed_forward_kernel(float *out, const int32_t *tok, const float *wte,
-                                     const float *wpe, int T, int C, size_t n)
+__global__ void embed_forward_kernel(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                                     int T, int C, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -80,14 +88,14 @@ __global__ void embed_forward_kernel(float *out, const int32_t *tok, const float
     }
 }
 
-void layer_cuda_embed_forward(const struct mx_cuda *c, float *out, const int32_t *tok,
-                              const float *wte, const float *wpe, int B, int T, int C)
+void layer_cuda_embed_forward(const struct mx_cuda *c, float *out, const int32_t *tok, const float *wte,
+                              const float *wpe, int B, int T, int C)
 {
     size_t n = (size_t)B * T * C;
     if (n == 0)
         return;
-    embed_forward_kernel<<<elt_grid(c, n, ELT_THREADS), ELT_THREADS, 0, MX_CUDA_STREAM(c)>>>(
-        out, tok, wte, wpe, T, C, n);
+    embed_forward_kernel<<<elt_grid(c, n, ELT_THREADS), ELT_THREADS, 0, MX_CUDA_STREAM(c)>>>(out, tok, wte,
+                                                                                             wpe, T, C, n);
     MX_CUDA_LAUNCHED(c);
 }
 
@@ -114,8 +122,8 @@ __global__ void iota_kernel(int32_t *x, int n)
  * it adds that token's rows in position order (stable sort) to dwte, one writer per row.
  * WHY: repeated token ids make dwte a scatter-add; sorting instead of atomics keeps the sum
  * order fixed (and equal to the CPU's), so training is reproducible. */
-__global__ void embed_dwte_kernel(float *dwte, const float *dout, const uint32_t *key,
-                                  const int32_t *pos, int N, int C)
+__global__ void embed_dwte_kernel(float *dwte, const float *dout, const uint32_t *key, const int32_t *pos,
+                                  int N, int C)
 {
     int i = blockIdx.x;
     if (i > 0 && key[i] == key[i - 1])
@@ -145,9 +153,8 @@ static size_t align256(size_t b)
 static size_t embed_sort_temp_bytes(int N, int V)
 {
     size_t temp = 0;
-    MX_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp, (const uint32_t *)NULL,
-                                                  (uint32_t *)NULL, (const int32_t *)NULL,
-                                                  (int32_t *)NULL, N, 0, key_bits(V)));
+    MX_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp, (const uint32_t *)NULL, (uint32_t *)NULL,
+                                                  (const int32_t *)NULL, (int32_t *)NULL, N, 0, key_bits(V)));
     return temp;
 }
 
@@ -178,11 +185,11 @@ void layer_cuda_embed_backward(const struct mx_cuda *c, float *dwte, float *dwpe
     iota_kernel<<<elt_grid(c, (size_t)N, ELT_THREADS), ELT_THREADS, 0, s>>>(pos_in, N);
     MX_CUDA_LAUNCHED(c);
     /* Token ids are >= 0, so their bits sort as unsigned; only the low key_bits(V) bits vary. */
-    MX_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, (const uint32_t *)tok, key_out,
-                                                  pos_in, pos_out, N, 0, key_bits(V), s));
+    MX_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, (const uint32_t *)tok, key_out, pos_in,
+                                                  pos_out, N, 0, key_bits(V), s));
     int cols = (C + ELT_THREADS - 1) / ELT_THREADS;
-    embed_dwte_kernel<<<dim3((unsigned)N, (unsigned)cols), ELT_THREADS, 0, s>>>(dwte, dout, key_out,
-                                                                               pos_out, N, C);
+    embed_dwte_kernel<<<dim3((unsigned)N, (unsigned)cols), ELT_THREADS, 0, s>>>(dwte, dout, key_out, pos_out,
+                                                                                N, C);
     MX_CUDA_LAUNCHED(c);
 }
 
@@ -190,8 +197,8 @@ void layer_cuda_embed_backward(const struct mx_cuda *c, float *dwte, float *dwpe
 
 #define LN_ROWS_PER_BLOCK 8
 
-__global__ void ln_forward_kernel(float *out, float *mean, float *rstd, const float *x,
-                                  const float *w, const float *b, size_t N, int C)
+__global__ void ln_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
+                                  const float *b, size_t N, int C)
 {
     size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
@@ -219,14 +226,14 @@ __global__ void ln_forward_kernel(float *out, float *mean, float *rstd, const fl
     }
 }
 
-void layer_cuda_norm_forward(const struct mx_cuda *c, float *out, float *mean, float *rstd,
-                             const float *x, const float *w, const float *b, size_t N, int C)
+void layer_cuda_norm_forward(const struct mx_cuda *c, float *out, float *mean, float *rstd, const float *x,
+                             const float *w, const float *b, size_t N, int C)
 {
     if (N == 0)
         return;
     unsigned grid = (unsigned)((N + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK);
-    ln_forward_kernel<<<grid, LN_ROWS_PER_BLOCK * WARP, 0, MX_CUDA_STREAM(c)>>>(out, mean, rstd, x,
-                                                                               w, b, N, C);
+    ln_forward_kernel<<<grid, LN_ROWS_PER_BLOCK * WARP, 0, MX_CUDA_STREAM(c)>>>(out, mean, rstd, x, w, b, N,
+                                                                                C);
     MX_CUDA_LAUNCHED(c);
 }
 
@@ -236,9 +243,8 @@ size_t layer_cuda_norm_work_floats(int C)
 }
 
 /* dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w; += into dx. */
-__global__ void ln_backward_dx_kernel(float *dx, const float *dout, const float *x,
-                                      const float *mean, const float *rstd, const float *w,
-                                      size_t N, int C)
+__global__ void ln_backward_dx_kernel(float *dx, const float *dout, const float *x, const float *mean,
+                                      const float *rstd, const float *w, size_t N, int C)
 {
     size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
@@ -262,8 +268,8 @@ __global__ void ln_backward_dx_kernel(float *dx, const float *dout, const float 
 }
 
 /* part[k] = Σ over chunk k's rows of (dout * xhat, dout), one thread per column (coalesced). */
-__global__ void ln_backward_part_kernel(float *part, const float *dout, const float *x,
-                                        const float *mean, const float *rstd, size_t N, int C)
+__global__ void ln_backward_part_kernel(float *part, const float *dout, const float *x, const float *mean,
+                                        const float *rstd, size_t N, int C)
 {
     int col = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
     if (col >= C)
@@ -295,9 +301,9 @@ __global__ void ln_backward_sum_kernel(float *dw, float *db, const float *part, 
         db[col] += sb;
 }
 
-void layer_cuda_norm_backward(const struct mx_cuda *c, float *dx, float *dw, float *db,
-                              float *work, const float *dout, const float *x, const float *mean,
-                              const float *rstd, const float *w, size_t N, int C)
+void layer_cuda_norm_backward(const struct mx_cuda *c, float *dx, float *dw, float *db, float *work,
+                              const float *dout, const float *x, const float *mean, const float *rstd,
+                              const float *w, size_t N, int C)
 {
     if (N == 0)
         return;
@@ -306,8 +312,7 @@ void layer_cuda_norm_backward(const struct mx_cuda *c, float *dx, float *dw, flo
     ln_backward_dx_kernel<<<grid, LN_ROWS_PER_BLOCK * WARP, 0, s>>>(dx, dout, x, mean, rstd, w, N, C);
     MX_CUDA_LAUNCHED(c);
     unsigned cols = (unsigned)((C + LN_COL_THREADS - 1) / LN_COL_THREADS);
-    ln_backward_part_kernel<<<dim3(cols, LN_CHUNKS), LN_COL_THREADS, 0, s>>>(work, dout, x, mean,
-                                                                            rstd, N, C);
+    ln_backward_part_kernel<<<dim3(cols, LN_CHUNKS), LN_COL_THREADS, 0, s>>>(work, dout, x, mean, rstd, N, C);
     MX_CUDA_LAUNCHED(c);
     ln_backward_sum_kernel<<<cols, LN_COL_THREADS, 0, s>>>(dw, db, work, C);
     MX_CUDA_LAUNCHED(c);
@@ -347,20 +352,18 @@ __global__ void gelu_backward_kernel(float *dx, const float *dout, const float *
     }
 }
 
-void layer_cuda_gelu_backward(const struct mx_cuda *c, float *dx, const float *dout,
-                              const float *x, size_t n)
+void layer_cuda_gelu_backward(const struct mx_cuda *c, float *dx, const float *dout, const float *x, size_t n)
 {
     if (n == 0)
         return;
-    gelu_backward_kernel<<<elt_grid(c, n, ELT_THREADS), ELT_THREADS, 0, MX_CUDA_STREAM(c)>>>(
-        dx, dout, x, n);
+    gelu_backward_kernel<<<elt_grid(c, n, ELT_THREADS), ELT_THREADS, 0, MX_CUDA_STREAM(c)>>>(dx, dout, x, n);
     MX_CUDA_LAUNCHED(c);
 }
 
 /* ---- softmax cross-entropy: one block per row --------------------------------------------- */
 
-__global__ void ce_forward_kernel(float *lse, float *losses, const float *logits,
-                                  const int32_t *targets, int V)
+__global__ void ce_forward_kernel(float *lse, float *losses, const float *logits, const int32_t *targets,
+                                  int V)
 {
     __shared__ double shd[ROW_THREADS];
     __shared__ float shf[ROW_THREADS];
@@ -424,21 +427,20 @@ __global__ void ce_backward_kernel(float *logits, const float *lse, const int32_
     }
 }
 
-void layer_cuda_ce_backward(const struct mx_cuda *c, float *logits, const float *lse,
-                            const int32_t *targets, size_t N, int V, float scale)
+void layer_cuda_ce_backward(const struct mx_cuda *c, float *logits, const float *lse, const int32_t *targets,
+                            size_t N, int V, float scale)
 {
     if (N == 0)
         return;
     MX_ASSERT(N <= 0x7fffffffu);
-    ce_backward_kernel<<<(unsigned)N, ROW_THREADS, 0, MX_CUDA_STREAM(c)>>>(logits, lse, targets, V,
-                                                                           scale);
+    ce_backward_kernel<<<(unsigned)N, ROW_THREADS, 0, MX_CUDA_STREAM(c)>>>(logits, lse, targets, V, scale);
     MX_CUDA_LAUNCHED(c);
 }
 
 /* ---- AdamW, gradient norm, scale --------------------------------------------------------- */
 
-__global__ void adamw_kernel(float *p, float *m, float *v, const float *g, size_t n, float lr,
-                             float b1, float b2, float eps, float wd, float gs, float bc1, float bc2)
+__global__ void adamw_kernel(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1,
+                             float b2, float eps, float wd, float gs, float bc1, float bc2)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -453,17 +455,17 @@ __global__ void adamw_kernel(float *p, float *m, float *v, const float *g, size_
     }
 }
 
-void layer_cuda_adamw(const struct mx_cuda *c, float *p, float *m, float *v, const float *g,
-                      size_t n, double lr, double beta1, double beta2, double eps,
-                      double weight_decay, float grad_scale, long t)
+void layer_cuda_adamw(const struct mx_cuda *c, float *p, float *m, float *v, const float *g, size_t n,
+                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                      float grad_scale, long t)
 {
     if (n == 0)
         return;
     /* Bias corrections in double on the host, then float: exactly the CPU's values. */
     float bc1 = (float)(1.0 - pow(beta1, (double)t)), bc2 = (float)(1.0 - pow(beta2, (double)t));
     adamw_kernel<<<elt_grid(c, n, ELT_THREADS), ELT_THREADS, 0, MX_CUDA_STREAM(c)>>>(
-        p, m, v, g, n, (float)lr, (float)beta1, (float)beta2, (float)eps, (float)weight_decay,
-        grad_scale, bc1, bc2);
+        p, m, v, g, n, (float)lr, (float)beta1, (float)beta2, (float)eps, (float)weight_decay, grad_scale,
+        bc1, bc2);
     MX_CUDA_LAUNCHED(c);
 }
 
@@ -476,8 +478,7 @@ __global__ void sumsq_part_kernel(double *part, const float *g, size_t n)
 {
     __shared__ double sh[NORM_THREADS];
     double s = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         s += (double)g[i] * g[i];
     s = block_reduce(sh, s, op_add_d());
     if (threadIdx.x == 0)
@@ -505,8 +506,7 @@ void layer_cuda_grad_norm(const struct mx_cuda *c, double *norm, void *work, con
 
 __global__ void scale_kernel(float *x, size_t n, float s)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] *= s;
 }
 
