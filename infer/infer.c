@@ -34,6 +34,10 @@ int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
     memset(&r->m.g, 0, sizeof r->m.g);
     const cJSON *st = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "step") : NULL;
     r->step = cJSON_IsNumber(st) ? (long)st->valuedouble : 0;
+    /* The parameters were last updated at step index step-1 (0-based), with that step's draw
+     * of any step-dependent randomness (Performer features, LSH rotations): evaluate and
+     * generate with the same draw, not the next one. */
+    r->mixer_step = r->step > 0 ? r->step - 1 : 0;
     for (int l = 0; l < r->m.cfg.n_layer; l++)
         if (!r->m.mix[l].ops->causal) {
             mx_errorf(err, "run '%s' layer %d uses the bidirectional mixer '%s', which sees the future: it "
@@ -155,7 +159,7 @@ const char *infer_mode_name(int mode)
 static void forward_logits(struct mx_run *r, float *logits, const int32_t *seq, size_t c0, size_t n)
 {
     int T = (int)(n - c0), V = r->m.cfg.vocab_size;
-    model_forward(&r->m, seq + c0, NULL, 1, T, r->step, 0);
+    model_forward(&r->m, seq + c0, NULL, 1, T, r->mixer_step, 0);
     memcpy(logits, r->m.a.logits + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
 }
 
@@ -212,7 +216,7 @@ long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, lo
     /* Mixers with step-dependent randomness (Performer's redraws) must use the draw the
      * checkpoint was saved with, as model_forward does with r->step. */
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        m->mix[l].step = r->step;
+        m->mix[l].step = r->mixer_step;
         m->mix[l].training = 0;
     }
     if (mode == INFER_CACHE) {
@@ -311,7 +315,7 @@ int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_
         int nb = (int)((n_win - w0) < (size_t)B ? (n_win - w0) : (size_t)B);
         for (int b = 0; b < nb; b++)
             data_window(f, begin + (w0 + b) * stride, T, x + (size_t)b * T, y + (size_t)b * T);
-        model_forward(m, x, y, nb, T, r->step, 0);
+        model_forward(m, x, y, nb, T, r->mixer_step, 0);
         model_token_losses(m, losses);
         for (int b = 0; b < nb; b++) {
             int from = (w0 + b) == 0 ? 0 : T - stride;

@@ -15,7 +15,8 @@ struct mx_run {
     char dir[512];
     struct mx_model m;
     struct tokenizer *tok;
-    long step;
+    long step;       /* training steps completed when the checkpoint was saved */
+    long mixer_step; /* the step index mixers' randomness is drawn for: that of the last update */
 };
 /* Errors: missing directory or checkpoint (names the path and how to create one), corrupt
  * checkpoint, bidirectional mixer (cannot be used as a language model). */

@@ -245,7 +245,9 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
             mx_error_wrap(err, "validation split");
             return 0;
         }
-        s += model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size, r->step, 0);
+        /* r->step updates are done, the last at step index r->step-1: evaluate with that
+         * step's draw of step-dependent randomness (Performer features), as infer does. */
+        s += model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size, r->step > 0 ? r->step - 1 : 0, 0);
     }
     *ok = 1;
     return s / o->eval_batches;
