@@ -237,6 +237,7 @@ static void bind_acts(struct mx_model *m, struct mx_arena *ar, int B, int T)
         la->ln2_mean = mx_arena_floats(ar, BT);
         la->ln2_rstd = mx_arena_floats(ar, BT);
         la->fc = mx_arena_floats(ar, BT * 4 * C);
+        la->gelu = mx_arena_floats(ar, BT * 4 * C);
         la->res = mx_arena_floats(ar, BT * C);
         size_t s = m->mix[l].ops->scratch_floats(&m->mix[l], B, T);
         if (s > scratch)
@@ -252,7 +253,6 @@ static void bind_acts(struct mx_model *m, struct mx_arena *ar, int B, int T)
     a->d_tmp = mx_arena_floats(ar, BT * C);
     a->d_ln = mx_arena_floats(ar, BT * C);
     a->d_fc = mx_arena_floats(ar, BT * 4 * C);
-    a->gelu = mx_arena_floats(ar, BT * 4 * C);
     a->mix_y = mx_arena_floats(ar, BT * C);
     a->scratch = mx_arena_floats(ar, scratch);
     a->ln_work = mx_arena_floats(ar, layer_norm_work_floats(c->n_embd));
@@ -328,8 +328,8 @@ float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int 
             la->res_mid[i] = res[i] + a->mix_y[i];
         layer_norm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res_mid, w->ln2_w, w->ln2_b, BT, C);
         mx_linear_forward(la->fc, la->ln2, w->fc_w, w->fc_b, (int)BT, C, 4 * C);
-        layer_gelu_forward(a->gelu, la->fc, BT * 4 * C);
-        mx_linear_forward(la->res, a->gelu, w->pr_w, w->pr_b, (int)BT, 4 * C, C);
+        layer_gelu_forward(la->gelu, la->fc, BT * 4 * C);
+        mx_linear_forward(la->res, la->gelu, w->pr_w, w->pr_b, (int)BT, 4 * C, C);
         for (size_t i = 0; i < BT * C; i++)
             la->res[i] += la->res_mid[i];
         res = la->res;
@@ -368,8 +368,7 @@ void model_backward(struct mx_model *m)
         struct mixer *mx = &m->mix[l];
         const float *res_in = l ? a->l[l - 1].res : a->emb;
         /* MLP: res = res_mid + proj(gelu(fc(ln2(res_mid)))) */
-        layer_gelu_forward(a->gelu, la->fc, BT * 4 * C); /* recomputed, see mx_layer_acts */
-        mx_linear_backward_set(a->d_fc, g->pr_w, g->pr_b, a->d_res, a->gelu, w->pr_w, (int)BT, 4 * C, C);
+        mx_linear_backward_set(a->d_fc, g->pr_w, g->pr_b, a->d_res, la->gelu, w->pr_w, (int)BT, 4 * C, C);
         layer_gelu_backward(a->d_fc, a->d_fc, la->fc, BT * 4 * C);
         mx_linear_backward_set(a->d_ln, g->fc_w, g->fc_b, a->d_fc, la->ln2, w->fc_w, (int)BT, C, 4 * C);
         layer_norm_backward(a->d_res, g->ln2_w, g->ln2_b, a->ln_work, a->d_ln, la->res_mid, la->ln2_mean,

@@ -52,7 +52,8 @@ struct mx_layer_acts {
     float *mix_saved;                  /* mixer's saved_floats(B,T) */
     float *res_mid;                    /* (B,T,C) residual after the mixer */
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fc;  /* (B,T,4C) pre-GELU; GELU is recomputed in backward to halve MLP memory */
+    float *fc;   /* (B,T,4C) pre-GELU */
+    float *gelu; /* (B,T,4C) GELU output, the input of c_proj (kept: recomputing it cost ~2%) */
     float *res; /* (B,T,C) residual after the MLP = input of layer l+1 */
 };
 struct mx_acts {
@@ -64,7 +65,7 @@ struct mx_acts {
     float *losses;                    /* (B,T) per-position loss, nats */
     /* backward and temporary buffers */
     float *d_res, *d_tmp, *d_ln; /* (B,T,C) */
-    float *d_fc, *gelu;          /* (B,T,4C) */
+    float *d_fc;                 /* (B,T,4C) */
     float *mix_y;                /* (B,T,C) mixer output */
     float *scratch;              /* max over layers of mixer scratch_floats */
     float *ln_work;              /* layer_norm_work_floats(C) */

@@ -137,10 +137,11 @@ void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double
             continue;
         const float wd = tp->decay ? (float)weight_decay : 0.0f;
         float *p = m->params + tp->offset, *mm = adam_m + tp->offset, *vv = adam_v + tp->offset;
-        const float *g = m->grads + tp->offset;
+        float *g = m->grads + tp->offset;
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < tp->numel; i++) {
             float gi = g[i] * grad_scale;
+            g[i] = 0.0f; /* consumed: the next step accumulates into a zeroed buffer */
             mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
             vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
             float mhat = mm[i] / bc1, vhat = vv[i] / bc2;
@@ -488,7 +489,8 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     while (r.step < o->steps) {
         double t0 = mx_now();
         long it = r.step; /* 0-based index of this step */
-        memset(r.m.grads, 0, r.m.n_params * sizeof(float));
+        /* Gradients are zero here: the buffer starts zeroed and adamw_update zeroes what it
+         * consumed (buffers' gradients are kept zero by model_backward). */
         double loss = 0;
         for (int a = 0; a < o->grad_accum; a++) {
             if (data_batch(&r.data, 0, r.train_end, B, T, &r.rng, r.x, r.y, err) != 0)

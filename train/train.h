@@ -36,7 +36,8 @@ double train_lr_at(const struct mx_train_opts *o, long it);
 
 /* AdamW over the whole buffer (one parallel loop): g = grad * grad_scale (the clipping factor),
  * p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p) with weight decay only where `decay` says (per
- * tensor); buffers are skipped. t is the 1-based step for bias correction. */
+ * tensor); buffers are skipped. t is the 1-based step for bias correction. The gradients it
+ * consumes are set to zero (one pass instead of a separate memset before the next step). */
 void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double lr, double beta1,
                   double beta2, double eps, double weight_decay, float grad_scale, long t);
 /* Global L2 norm of the gradients (double accumulation in 64 fixed chunks summed in order:
