@@ -39,7 +39,7 @@ void *mx_try_calloc(size_t bytes, const char *what, struct mx_error *err)
 {
     void *p = aligned(bytes);
     if (!p) {
-        mx_errorf(err, "out of memory: %s needs %.1f MiB; reduce --batch, --context or the model size",
+        mx_errorf(err, "out of memory allocating %s (%.1f MiB); reduce --batch, --context or the model size",
                   what, bytes / 1048576.0);
         return NULL;
     }

@@ -59,6 +59,7 @@ err "empty data file" "empty" "$bin" train --data "$dir/empty.txt" --out "$dir/e
 err "no --data" "--data" "$bin" train --out "$dir/e3"
 err "unknown flag" "unknown option '--lerning-rate'" "$bin" train --data "$dir/corpus.txt" --lerning-rate 1
 err "unknown mixer" "unknown mixer 'dnese'" "$bin" train "${common[@]}" --attn dnese --steps 1 --out "$dir/e4"
+err "bidirectional mixer refused" "sees the future" "$bin" train "${common[@]}" --attn fnet --steps 1 --out "$dir/e7"
 err "bad number" "not a number" "$bin" train "${common[@]}" --lr fast --out "$dir/e5"
 head -c 200 "$dir/corpus.txt" > "$dir/small.txt"
 err "context too long for data" "too few" "$bin" train --data "$dir/small.txt" --context 512 --out "$dir/e6" --quiet

@@ -427,16 +427,22 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     snprintf(r.path_log, sizeof r.path_log, "%s/log.jsonl", o->out);
     snprintf(r.path_tokens, sizeof r.path_tokens, "%s/tokens.bin", o->out);
     int rc = -1;
-    if ((resume ? setup_resume(&r, err) : setup_new(&r, err)) != 0)
-        goto out;
-    for (int l = 0; l < r.m.cfg.n_layer; l++)
-        if (!r.m.mix[l].ops->causal) {
+    /* Refuse a bidirectional mixer before any data is read or encoded. */
+    for (int l = 0; l < o->model.n_layer; l++) {
+        char name[64];
+        size_t nl = strcspn(o->model.attn[l], ":");
+        snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), o->model.attn[l]);
+        const struct mixer_ops *ops = mixer_find(name);
+        if (ops && !ops->causal) {
             mx_errorf(err, "layer %d: mixer '%s' sees the future (it is bidirectional), so a language model "
                            "trained with it would learn to copy the next token; use a causal mixer such as "
                            "'fourier' instead",
-                      l, r.m.mix[l].spec);
+                      l, o->model.attn[l]);
             goto out;
         }
+    }
+    if ((resume ? setup_resume(&r, err) : setup_new(&r, err)) != 0)
+        goto out;
     if (data_open(&r.data, r.path_tokens, err) != 0)
         goto out;
     data_split(r.data.count, o->val_frac, &r.train_end);
