@@ -85,10 +85,10 @@ int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_erro
         return mx_errorf(err, "stored training options lack 'data' or 'tokenizer'");
     snprintf(o->data, sizeof o->data, "%s", d->valuestring);
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
-    double v[18];
-    const char *keys[18] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
+    double v[17];
+    const char *keys[17] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
                             "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
-                            "ckpt_every", "val_frac", "threads", "steps"};
+                            "ckpt_every", "val_frac", "threads"};
     for (int i = 0; i < 17; i++)
         if (num(j, keys[i], &v[i], err) != 0)
             return -1;
