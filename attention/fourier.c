@@ -152,31 +152,17 @@ static int fourier_tensors(const struct mixer *m, struct mx_tensor_desc *out)
 {
     const struct fourier_cfg *cfg = m->cfg;
     int n = 0, C = m->C;
-#define ADD(nm, nd, s0, s1, dec)                                                              \
-    do {                                                                                      \
-        if (out) {                                                                            \
-            memset(&out[n], 0, sizeof out[n]);                                                \
-            snprintf(out[n].name, sizeof out[n].name, "%s", nm);                              \
-            out[n].ndim = nd;                                                                 \
-            out[n].shape[0] = s0;                                                             \
-            out[n].shape[1] = s1;                                                             \
-            out[n].decay = dec;                                                               \
-            out[n].trainable = 1;                                                             \
-        }                                                                                     \
-        n++;                                                                                  \
-    } while (0)
     if (cfg->vproj) {
-        ADD("c_v.weight", 2, C, C, 1);
+        mixer_tensor_add(out, &n, "c_v.weight", 2, C, C, 1, 1);
         if (m->bias)
-            ADD("c_v.bias", 1, C, 0, 0);
+            mixer_tensor_add(out, &n, "c_v.bias", 1, C, 0, 0, 1);
     }
     /* The filter is not weight-decayed: decay would pull every timescale towards "no memory". */
     if (cfg->learned)
-        ADD("filter", 2, C, m->T_max, 0);
-    ADD("c_proj.weight", 2, C, C, 1);
+        mixer_tensor_add(out, &n, "filter", 2, C, m->T_max, 0, 1);
+    mixer_tensor_add(out, &n, "c_proj.weight", 2, C, C, 1, 1);
     if (m->bias)
-        ADD("c_proj.bias", 1, C, 0, 0);
-#undef ADD
+        mixer_tensor_add(out, &n, "c_proj.bias", 1, C, 0, 0, 1);
     return n;
 }
 

@@ -75,17 +75,8 @@ static int lin_tensors(const struct mixer *m, struct mx_tensor_desc *out)
 {
     const struct lin_cfg *cfg = m->cfg;
     int n = attn_tensors(m, out);
-    for (int i = 0; i < (cfg->share ? 1 : 2); i++, n++) {
-        if (!out)
-            continue;
-        memset(&out[n], 0, sizeof out[n]);
-        snprintf(out[n].name, sizeof out[n].name, "%s", i ? "F" : "E");
-        out[n].ndim = 2;
-        out[n].shape[0] = cfg->k;
-        out[n].shape[1] = cfg->b;
-        out[n].decay = 1;
-        out[n].trainable = 1;
-    }
+    for (int i = 0; i < (cfg->share ? 1 : 2); i++)
+        mixer_tensor_add(out, &n, i ? "F" : "E", 2, cfg->k, cfg->b, 1, 1);
     return n;
 }
 

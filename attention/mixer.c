@@ -109,6 +109,22 @@ size_t mixer_tensor_numel(const struct mx_tensor_desc *t)
     return n;
 }
 
+void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int ndim, int s0, int s1,
+                      int decay, int trainable)
+{
+    if (out) {
+        struct mx_tensor_desc *t = &out[*n];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = s0;
+        t->shape[1] = ndim > 1 ? s1 : 0;
+        t->decay = decay;
+        t->trainable = trainable;
+    }
+    (*n)++;
+}
+
 static struct mx_tensor_desc *tensor_list(const struct mixer *m, int *n)
 {
     *n = m->ops->tensors(m, NULL);

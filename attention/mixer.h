@@ -105,6 +105,10 @@ size_t mixer_n_params(const struct mixer *m);
 size_t mixer_tensor_numel(const struct mx_tensor_desc *t);
 /* Offset (floats) of tensor `name` in the mixer's slice; MX_ASSERTs that it exists. */
 size_t mixer_tensor_offset(const struct mixer *m, const char *name);
+/* For ops->tensors implementations: describe tensor number *n in out[*n] (when out is not
+ * NULL: counting passes NULL) and advance *n. s1 is ignored when ndim == 1. */
+void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int ndim, int s0, int s1,
+                      int decay, int trainable);
 /* Zero the gradient entries of non-trainable tensors (buffers). */
 void mixer_mask_buffers(const struct mixer *m, float *dparams);
 

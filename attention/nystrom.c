@@ -86,18 +86,8 @@ static int nys_tensors(const struct mixer *m, struct mx_tensor_desc *out)
 {
     const struct nys_cfg *cfg = m->cfg;
     int n = attn_tensors(m, out);
-    if (cfg->conv > 0) {
-        if (out) {
-            memset(&out[n], 0, sizeof out[n]);
-            snprintf(out[n].name, sizeof out[n].name, "conv.weight");
-            out[n].ndim = 2;
-            out[n].shape[0] = m->H;
-            out[n].shape[1] = cfg->conv;
-            out[n].decay = 1;
-            out[n].trainable = 1;
-        }
-        n++;
-    }
+    if (cfg->conv > 0)
+        mixer_tensor_add(out, &n, "conv.weight", 2, m->H, cfg->conv, 1, 1);
     return n;
 }
 
