@@ -125,10 +125,12 @@ static inline v16f vmask(v16f x, uint64_t bits)
 
 /* ---- tile kernels ------------------------------------------------------------------------ */
 
-/* S (ni, BS) = A (ni, D) · Bt (D, ld) columns 0..16*NV-1: rows of scores against up to 64
- * keys stored as columns (K or V transposed), vectorised over keys. Register block R x NV. */
-static inline __attribute__((always_inline)) void abt_nv(float *S, const float *A, int ni,
-                                                          int D, const float *Bt, size_t ld,
+/* S (ni, lds) = A (ni, D; row stride lda) · Bt (D, ld) columns 0..16*NV-1: rows of scores
+ * against up to 64 keys stored as columns (K or V transposed), vectorised over keys.
+ * Register block R x NV. */
+static inline __attribute__((always_inline)) void abt_nv(float *S, size_t lds, const float *A,
+                                                          size_t lda, int ni, int D,
+                                                          const float *Bt, size_t ld,
                                                           const int NV)
 {
     const int R = NV <= 2 ? 8 : 4;
@@ -147,7 +149,7 @@ static inline __attribute__((always_inline)) void abt_nv(float *S, const float *
                 bv[v] = vld(Bt + (size_t)d * ld + 16 * v);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                v16f a = vset1(A[(size_t)(i + r) * D + d]);
+                v16f a = vset1(A[(size_t)(i + r) * lda + d]);
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++)
                     acc[r][v] = VFMA(a, bv[v], acc[r][v]);
@@ -157,7 +159,7 @@ static inline __attribute__((always_inline)) void abt_nv(float *S, const float *
         for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
-                vst(S + (size_t)(i + r) * BS + 16 * v, acc[r][v]);
+                vst(S + (size_t)(i + r) * lds + 16 * v, acc[r][v]);
     }
     for (; i < ni; i++) {
         v16f acc[4];
@@ -165,32 +167,38 @@ static inline __attribute__((always_inline)) void abt_nv(float *S, const float *
         for (int v = 0; v < NV; v++)
             acc[v] = (v16f){0};
         for (int d = 0; d < D; d++) {
-            v16f a = vset1(A[(size_t)i * D + d]);
+            v16f a = vset1(A[(size_t)i * lda + d]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[v] = VFMA(a, vld(Bt + (size_t)d * ld + 16 * v), acc[v]);
         }
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
-            vst(S + (size_t)i * BS + 16 * v, acc[v]);
+            vst(S + (size_t)i * lds + 16 * v, acc[v]);
     }
 }
 
-static void kern_abt(float *S, const float *A, int ni, int D, const float *Bt, size_t ld, int nj)
+/* S (ni, lds) columns 0..nc-1 (rounded up to 16) = A · Bt: any width, in 64-column chunks. */
+static void kern_abt(float *S, size_t lds, const float *A, size_t lda, int ni, int D,
+                     const float *Bt, size_t ld, int nc)
 {
-    switch ((nj + 15) / 16) {
-    case 1: abt_nv(S, A, ni, D, Bt, ld, 1); break;
-    case 2: abt_nv(S, A, ni, D, Bt, ld, 2); break;
-    case 3: abt_nv(S, A, ni, D, Bt, ld, 3); break;
-    default: abt_nv(S, A, ni, D, Bt, ld, 4); break;
+    for (int c0 = 0; c0 < nc; c0 += BS) {
+        int w = nc - c0 < BS ? nc - c0 : BS;
+        switch ((w + 15) / 16) {
+        case 1: abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 1); break;
+        case 2: abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 2); break;
+        case 3: abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 3); break;
+        default: abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 4); break;
+        }
     }
 }
 
-/* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D), P(r,c) = P[r*pr + c*pc], columns
- * d0..d0+16*ND-1 only. Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q through the strides. */
+/* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D; row stride ldx), P(r,c) =
+ * P[r*pr + c*pc], columns d0..d0+16*ND-1 only. Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q through
+ * the strides. */
 static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, const float *P,
                                                          size_t pr, size_t pc, int nr, int nc,
-                                                         const float *X, int D, int d0,
+                                                         const float *X, size_t ldx, int d0,
                                                          const int ND)
 {
     enum { R = 8 };
@@ -206,7 +214,7 @@ static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, 
             v16f xv[2];
 #pragma GCC unroll 2
             for (int v = 0; v < ND; v++)
-                xv[v] = vld(X + (size_t)c * D + d0 + 16 * v);
+                xv[v] = vld(X + (size_t)c * ldx + d0 + 16 * v);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 v16f p = vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
@@ -230,7 +238,7 @@ static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, 
             v16f p = vset1(P[(size_t)r0 * pr + (size_t)c * pc]);
 #pragma GCC unroll 2
             for (int v = 0; v < ND; v++)
-                acc[v] = VFMA(p, vld(X + (size_t)c * D + d0 + 16 * v), acc[v]);
+                acc[v] = VFMA(p, vld(X + (size_t)c * ldx + d0 + 16 * v), acc[v]);
         }
 #pragma GCC unroll 2
         for (int v = 0; v < ND; v++)
@@ -239,22 +247,22 @@ static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, 
 }
 
 static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc, int nr, int nc,
-                    const float *X, int D)
+                    const float *X, size_t ldx, int D)
 {
     if (D % 16 != 0) {
         for (int r = 0; r < nr; r++)
             for (int c = 0; c < nc; c++) {
                 float p = P[(size_t)r * pr + (size_t)c * pc];
                 for (int d = 0; d < D; d++)
-                    out[(size_t)r * ldo + d] += p * X[(size_t)c * D + d];
+                    out[(size_t)r * ldo + d] += p * X[(size_t)c * ldx + d];
             }
         return;
     }
     int d0 = 0;
     for (; d0 + 32 <= D; d0 += 32)
-        pv_nd(out, ldo, P, pr, pc, nr, nc, X, D, d0, 2);
+        pv_nd(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, 2);
     if (d0 < D)
-        pv_nd(out, ldo, P, pr, pc, nr, nc, X, D, d0, 1);
+        pv_nd(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, 1);
 }
 
 static inline uint64_t lanes_below(int nj)
@@ -302,33 +310,6 @@ static void softmax_tile(float *S, float *acc, float *mrow, float *lrow, int ni,
             for (int d = 0; d < D; d++)
                 a[d] *= alpha;
         }
-    }
-}
-
-/* Backward: S (ni, BS) raw scores -> P = exp(score*scale - lse) (0 where masked). */
-static void prob_tile(float *S, const float *lse, int ni, int nj, const uint64_t *mask, float scale)
-{
-    const int NV = (nj + 15) / 16;
-    const uint64_t valid = lanes_below(nj);
-    for (int i = 0; i < ni; i++) {
-        float *row = S + (size_t)i * BS;
-        uint64_t bits = (mask ? mask[i] : ~(uint64_t)0) & valid;
-        v16f l = vset1(lse[i]);
-        for (int v = 0; v < NV; v++)
-            vst(row + 16 * v, vexp(vmask(vld(row + 16 * v) * scale, bits >> (16 * v)) - l));
-    }
-}
-
-/* dP (ni, BS) holds dO·v; overwritten by dS = P ∘ (dP − Di) · scale. */
-static void ds_tile(float *dP, const float *P, const float *Di, int ni, int nj, float scale)
-{
-    const int NV = (nj + 15) / 16;
-    for (int i = 0; i < ni; i++) {
-        float *row = dP + (size_t)i * BS;
-        const float *prow = P + (size_t)i * BS;
-        v16f di = vset1(Di[i]);
-        for (int v = 0; v < NV; v++)
-            vst(row + 16 * v, vld(prow + 16 * v) * (vld(row + 16 * v) - di) * scale);
     }
 }
 
@@ -549,11 +530,6 @@ static size_t padded_T(int T)
     return ((size_t)T + 15) / 16 * 16 + 16; /* tile loads may read 15 columns past T */
 }
 
-static size_t tile_floats(int D)
-{
-    return (2 * (size_t)BS * BS + (size_t)BS * D + 4 * BS + 15) / 16 * 16;
-}
-
 static int team_size(void)
 {
     int n = omp_get_max_threads();
@@ -567,7 +543,12 @@ size_t bsa_saved_floats(const struct mixer *m, int B, int T)
 
 size_t bsa_work_floats(const struct mixer *m, int B, int T)
 {
-    return 2 * (size_t)B * m->H * m->D * padded_T(T) + (size_t)BSA_MAX_THREADS * tile_floats(m->D);
+    return 2 * (size_t)B * m->H * m->D * padded_T(T);
+}
+
+static const uint64_t *mask_rows(const struct bsa_layout *L, int mask_id)
+{
+    return mask_id < 0 ? NULL : L->masks + (size_t)mask_id * L->bs;
 }
 
 /* x (B,H,T,D) -> xt (B,H,D,ld), zero padded to ld columns. */
@@ -591,56 +572,431 @@ static void transpose_heads(float *xt, const float *x, int BH, int T, int D, siz
     }
 }
 
-static const uint64_t *mask_rows(const struct bsa_layout *L, int mask_id)
+/* A panel: up to PANEL listed tiles of one query block side by side in the columns of a
+ * (BS x PW) buffer, so rows of up to PANEL tiles get one softmax pass (no rescaling between
+ * them: a window's whole row is one panel). Tiles whose keys continue the previous tile's form
+ * a segment: contiguous columns = contiguous keys, one kernel call for all of them.
+ * WHY the ranges: a window's two edge tiles are triangles, as is the causal diagonal. Row
+ * group g (GR rows) computes in tile t only the 16-lane vectors [pa, pb) its rows can see
+ * (widened so each segment's range is contiguous), and key group k (GR keys) of tile t
+ * gathers only from the rows [rlo, rhi) that see it: a 256-key window then computes ~272 keys
+ * per query instead of 320. Everything outside is exactly zero-weight, so skipping it changes
+ * no result beyond float summation order. */
+#define PANEL 8
+/* WHY the +16: a row stride of a power of two (2 KB) maps a column walk (the key-group
+ * gathers read S down its columns) onto one or two L1 sets. */
+#define PW (PANEL * BS + 16)
+/* The backward goes tile by tile (a panel of one): it has no softmax pass to share, and its
+ * P and dS tiles then stay in L1 between being made and being used. */
+#define PANEL_B 1
+#define PWB (PANEL_B * BS + 16)
+#define GR 8
+#define NG (BS / GR)
+
+struct panel {
+    int n, nseg;
+    size_t pw;                   /* row stride of the S/P buffers */
+    int j0[PANEL], nj[PANEL], col[PANEL];
+    const uint64_t *mask[PANEL]; /* rows of key bits; NULL = every key */
+    int seg[PANEL + 1];          /* segment s = tiles seg[s] .. seg[s+1]-1 */
+    unsigned char pa[NG][PANEL], pb[NG][PANEL];   /* group g, tile t: vectors [pa, pb) */
+    unsigned char rlo[PANEL][NG], rhi[PANEL][NG]; /* tile t, key group k: rows [rlo, rhi) */
+};
+
+static inline int nvec(int nj)
 {
-    return mask_id < 0 ? NULL : L->masks + (size_t)mask_id * L->bs;
+    return (nj + 15) / 16;
+}
+
+static inline uint64_t tile_bits(const struct panel *pn, int t, int r)
+{
+    return (pn->mask[t] ? pn->mask[t][r] : ~(uint64_t)0) & lanes_below(pn->nj[t]);
+}
+
+static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L, int h, int qb,
+                        int p0, int p1, int T, int ni)
+{
+    const int bs = L->bs, ng = (ni + GR - 1) / GR;
+    int next = 0;
+    pn->n = p1 - p0;
+    pn->nseg = 0;
+    pn->pw = pw;
+    for (int t = 0; t < pn->n; t++) {
+        int kb, mid;
+        bsa_row_pair(L, h, qb, p0 + t, &kb, &mid);
+        pn->j0[t] = kb * bs;
+        pn->nj[t] = T - kb * bs < bs ? T - kb * bs : bs;
+        pn->mask[t] = mask_rows(L, mid);
+        /* Joining needs whole vectors per tile (bs % 16 == 0) so column c of a tile is lane c. */
+        if (!(t > 0 && bs % 16 == 0 && pn->j0[t] == pn->j0[t - 1] + pn->nj[t - 1])) {
+            pn->seg[pn->nseg++] = t;
+            next = (next + 15) / 16 * 16;
+        }
+        pn->col[t] = next;
+        next += pn->nj[t];
+        int full = pn->mask[t] == NULL && pn->nj[t] == BS;
+        unsigned char lo[NG], hi[NG];
+        for (int k = 0; k < NG; k++) {
+            lo[k] = full ? 0 : BS;
+            hi[k] = full ? (unsigned char)ni : 0;
+        }
+        for (int g = 0; g < ng; g++) {
+            if (full) {
+                pn->pa[g][t] = 0;
+                pn->pb[g][t] = BS / 16;
+                continue;
+            }
+            uint64_t any = 0;
+            int r1 = ni < g * GR + GR ? ni : g * GR + GR;
+            for (int r = g * GR; r < r1; r++) {
+                uint64_t b = tile_bits(pn, t, r);
+                any |= b;
+                for (int k = 0; k < NG; k++)
+                    if ((b >> (GR * k)) & 0xFF) {
+                        if (r < lo[k])
+                            lo[k] = (unsigned char)r;
+                        hi[k] = (unsigned char)(r + 1);
+                    }
+            }
+            pn->pa[g][t] = any ? (unsigned char)(__builtin_ctzll(any) / 16) : 0;
+            pn->pb[g][t] = any ? (unsigned char)((63 - __builtin_clzll(any)) / 16 + 1) : 0;
+        }
+        for (int k = 0; k < NG; k++) {
+            pn->rlo[t][k] = hi[k] ? lo[k] : 0;
+            pn->rhi[t][k] = hi[k];
+        }
+    }
+    pn->seg[pn->nseg] = pn->n;
+    /* Widen each group's range to be contiguous within a segment: the kernels cover a
+     * segment's columns [first tile's pa, last tile's pb) in one call. */
+    for (int g = 0; g < ng; g++)
+        for (int s = 0; s < pn->nseg; s++) {
+            int t0 = -1, t1 = -1;
+            for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++)
+                if (pn->pb[g][t] > pn->pa[g][t]) {
+                    if (t0 < 0)
+                        t0 = t;
+                    t1 = t;
+                }
+            for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++) {
+                if (t0 < 0 || t < t0 || t > t1) {
+                    pn->pa[g][t] = pn->pb[g][t] = 0;
+                    continue;
+                }
+                if (t > t0)
+                    pn->pa[g][t] = 0;
+                if (t < t1)
+                    pn->pb[g][t] = (unsigned char)nvec(pn->nj[t]);
+            }
+        }
+}
+
+/* Row group g's columns in segment s: [*c0, *c1) to compute (whole vectors), *c1k the end of
+ * the real keys (<= *c1), *key the key of column *c0. Returns 0 when the group sees none. */
+static int seg_cols(const struct panel *pn, int g, int s, int *c0, int *c1, int *c1k, int *key)
+{
+    int t0 = -1, t1 = -1;
+    for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++)
+        if (pn->pb[g][t] > pn->pa[g][t]) {
+            if (t0 < 0)
+                t0 = t;
+            t1 = t;
+        }
+    if (t0 < 0)
+        return 0;
+    int ts = pn->seg[s];
+    *c0 = pn->col[t0] + 16 * pn->pa[g][t0];
+    *c1 = pn->col[t1] + 16 * pn->pb[g][t1];
+    int kend = pn->col[t1] + pn->nj[t1];
+    *c1k = *c1 < kend ? *c1 : kend;
+    *key = pn->j0[ts] + (*c0 - pn->col[ts]);
+    return 1;
+}
+
+/* Row groups g0.. that share group g0's columns in every segment run as one kernel call
+ * (a full tile is then one call, as a triangle is a few). Returns the end of the run. */
+static int group_run(const struct panel *pn, int g0, int ng)
+{
+    int g1 = g0 + 1;
+    while (g1 < ng && memcmp(pn->pa[g1], pn->pa[g0], (size_t)pn->n) == 0 &&
+           memcmp(pn->pb[g1], pn->pb[g0], (size_t)pn->n) == 0)
+        g1++;
+    return g1;
+}
+
+/* S (ni, pw) = A (ni rows, row stride lda) · Bt over every group's columns. */
+static void panel_abt(float *S, const struct panel *pn, const float *A, size_t lda, int ni, int D,
+                      const float *Bt, size_t ld)
+{
+    const int ng = (ni + GR - 1) / GR;
+    for (int g = 0, g1; g < ng; g = g1) {
+        g1 = group_run(pn, g, ng);
+        int nr = (ni < g1 * GR ? ni : g1 * GR) - g * GR;
+        for (int s = 0; s < pn->nseg; s++) {
+            int c0, c1, c1k, key;
+            if (seg_cols(pn, g, s, &c0, &c1, &c1k, &key))
+                kern_abt(S + (size_t)g * GR * pn->pw + c0, pn->pw, A + (size_t)g * GR * lda, lda,
+                         nr, D, Bt + key, ld, c1 - c0);
+        }
+    }
+}
+
+/* out (ni rows, stride ldo) += S (ni, pw) · X (keys, row stride ldx) over every group's
+ * columns: P·V in the forward, dS·K in the backward. */
+static void panel_pv(float *out, size_t ldo, const float *S, const struct panel *pn, int ni,
+                     const float *X, size_t ldx, int D)
+{
+    const int ng = (ni + GR - 1) / GR;
+    for (int g = 0, g1; g < ng; g = g1) {
+        g1 = group_run(pn, g, ng);
+        int nr = (ni < g1 * GR ? ni : g1 * GR) - g * GR;
+        for (int s = 0; s < pn->nseg; s++) {
+            int c0, c1, c1k, key;
+            if (seg_cols(pn, g, s, &c0, &c1, &c1k, &key) && c1k > c0)
+                kern_pv(out + (size_t)g * GR * ldo, ldo, S + (size_t)g * GR * pn->pw + c0, pn->pw,
+                        1, nr, c1k - c0, X + (size_t)key * ldx, ldx, D);
+        }
+    }
+}
+
+/* out (keys, stride ldo) += Sᵀ · X (ni rows, stride ldx), key group by key group over the
+ * rows that see it (consecutive key groups with the same rows in one call): dV += Pᵀ dO and
+ * dK += dSᵀ Q. S must be written (value or 0) at every (row < ni, column of a tile). */
+static void panel_ptx(float *out, size_t ldo, const float *S, const struct panel *pn,
+                      const float *X, size_t ldx, int D)
+{
+    for (int t = 0; t < pn->n; t++) {
+        const int nk = (pn->nj[t] + GR - 1) / GR;
+        for (int k = 0, k1; k < nk; k = k1) {
+            int r0 = pn->rlo[t][k], r1 = pn->rhi[t][k];
+            for (k1 = k + 1; k1 < nk && pn->rlo[t][k1] == r0 && pn->rhi[t][k1] == r1; k1++)
+                ;
+            if (r1 <= r0)
+                continue;
+            int keys = (pn->nj[t] < k1 * GR ? pn->nj[t] : k1 * GR) - k * GR;
+            kern_pv(out + (size_t)(pn->j0[t] + k * GR) * ldo, ldo,
+                    S + (size_t)r0 * pn->pw + pn->col[t] + k * GR, 1, pn->pw, keys, r1 - r0,
+                    X + (size_t)r0 * ldx, ldx, D);
+        }
+    }
+}
+
+/* Forward softmax over one panel, folded into the running row state (mrow, lrow, acc): S holds
+ * raw scores, overwritten by p = exp(score*scale - m_new) over every group's columns.
+ * WHY the rescaling: the row max m grows as panels arrive; keeping acc and l relative to the
+ * current m (multiplying both by e^(m_old - m_new) when it grows) keeps every exponent <= 0,
+ * so nothing overflows, and the final acc / l is the exact softmax average. */
+static void panel_softmax(float *S, const struct panel *pn, int ni, float *mrow, float *lrow,
+                          float *acc, int D, float scale)
+{
+    for (int r = 0; r < ni; r++) {
+        const int g = r / GR;
+        float *row = S + (size_t)r * pn->pw;
+        v16f mv = vset1(-INFINITY);
+        for (int t = 0; t < pn->n; t++) {
+            uint64_t bits = tile_bits(pn, t, r);
+            float *c = row + pn->col[t];
+            for (int v = pn->pa[g][t]; v < pn->pb[g][t]; v++) {
+                v16f x = vmask(vld(c + 16 * v) * scale, bits >> (16 * v));
+                vst(c + 16 * v, x);
+                mv = vmax(mv, x);
+            }
+        }
+        float m_old = mrow[r], mt = hmax(mv);
+        float m_new = mt > m_old ? mt : m_old;
+        v16f sv = (v16f){0}, mn = vset1(m_new == -INFINITY ? 0.0f : m_new);
+        for (int t = 0; t < pn->n; t++) {
+            float *c = row + pn->col[t];
+            for (int v = pn->pa[g][t]; v < pn->pb[g][t]; v++) {
+                v16f p = vexp(vld(c + 16 * v) - mn); /* masked: exp(-inf) = 0 */
+                vst(c + 16 * v, p);
+                sv += p;
+            }
+        }
+        if (m_new == -INFINITY) /* nothing visible yet in this row */
+            continue;
+        lrow[r] = m_old == -INFINITY ? hsum(sv) : lrow[r] * expf(m_old - m_new) + hsum(sv);
+        if (m_old != -INFINITY && m_new != m_old) {
+            float alpha = expf(m_old - m_new), *a = acc + (size_t)r * D;
+            for (int d = 0; d < D; d++)
+                a[d] *= alpha;
+        }
+        mrow[r] = m_new;
+    }
+}
+
+/* Backward: S raw scores -> P = exp(score*scale - lse) over every group's columns, 0 at
+ * every other column of the panel's tiles (the key-group gathers read them). */
+static void panel_prob(float *S, const struct panel *pn, int ni, const float *lse, float scale)
+{
+    for (int r = 0; r < ni; r++) {
+        const int g = r / GR;
+        float *row = S + (size_t)r * pn->pw;
+        v16f l = vset1(lse[r]);
+        for (int t = 0; t < pn->n; t++) {
+            uint64_t bits = tile_bits(pn, t, r);
+            float *c = row + pn->col[t];
+            int a = pn->pa[g][t], b = pn->pb[g][t], nv = nvec(pn->nj[t]);
+            for (int v = 0; v < nv; v++)
+                vst(c + 16 * v, v >= a && v < b
+                                    ? vexp(vmask(vld(c + 16 * v) * scale, bits >> (16 * v)) - l)
+                                    : (v16f){0});
+        }
+    }
+}
+
+/* dP (dO·v) -> dS = P ∘ (dP − Di) · scale over every group's columns, 0 elsewhere. */
+static void panel_ds(float *dP, const float *P, const struct panel *pn, int ni, const float *Di,
+                     float scale)
+{
+    for (int r = 0; r < ni; r++) {
+        const int g = r / GR;
+        float *row = dP + (size_t)r * pn->pw;
+        const float *prow = P + (size_t)r * pn->pw;
+        v16f di = vset1(Di[r]);
+        for (int t = 0; t < pn->n; t++) {
+            int a = pn->pa[g][t], b = pn->pb[g][t], nv = nvec(pn->nj[t]);
+            float *c = row + pn->col[t];
+            const float *pc = prow + pn->col[t];
+            for (int v = 0; v < nv; v++)
+                vst(c + 16 * v, v >= a && v < b
+                                    ? vld(pc + 16 * v) * (vld(c + 16 * v) - di) * scale
+                                    : (v16f){0});
+        }
+    }
+}
+
+/* Σ_d a[d] b[d], vectorised when D % 16 == 0 (the dense/window head dims). */
+static inline float dot_rows(const float *a, const float *b, int D)
+{
+    if (D % 16 == 0) {
+        v16f s = (v16f){0};
+        for (int d = 0; d < D; d += 16)
+            s = VFMA(vld(a + d), vld(b + d), s);
+        return hsum(s);
+    }
+    float s = 0;
+    for (int d = 0; d < D; d++)
+        s += a[d] * b[d];
+    return s;
+}
+
+/* The engine proper. q,k,v,o,dout,dq,dk,dv (B,H,T,D); lse (B,H,T). */
+static void engine_forward(const struct bsa_layout *L, int H, int D, float *o, float *lse,
+                           float *work, const float *q, const float *k, const float *v, int B,
+                           int T)
+{
+    const int bs = L->bs, BH = B * H;
+    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t ld = padded_T(T);
+    float *kt = work; /* (B,H,D,ld) */
+    transpose_heads(kt, k, BH, T, D, ld);
+    const int nqb = (T + bs - 1) / bs;
+    const long ntask = (long)BH * nqb;
+#pragma omp parallel num_threads(team_size())
+    {
+        float *S = mx_xmalloc(sizeof(float) * ((size_t)BS * PW + (size_t)BS * D + 2 * BS));
+        float *acc = S + (size_t)BS * PW, *mrow = acc + (size_t)BS * D, *lrow = mrow + BS;
+        struct panel pn;
+        /* One task = one (b,h, query block): each output row has one writer. Later query
+         * blocks carry more pairs under causal layouts, so hand them out first. */
+#pragma omp for schedule(dynamic, 1)
+        for (long task = ntask - 1; task >= 0; task--) {
+            int bh = (int)(task / nqb), qb = (int)(task % nqb), h = bh % H;
+            int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
+            size_t hb = (size_t)bh * T;
+            const float *Q = q + (hb + (size_t)i0) * D, *V = v + hb * D;
+            const float *Kt = kt + (size_t)bh * D * ld;
+            memset(acc, 0, sizeof(float) * (size_t)ni * D);
+            for (int i = 0; i < ni; i++) {
+                mrow[i] = -INFINITY;
+                lrow[i] = 0;
+            }
+            int np = bsa_row_count(L, h, qb);
+            for (int p0 = 0; p0 < np; p0 += PANEL) {
+                panel_build(&pn, PW, L, h, qb, p0, np - p0 < PANEL ? np : p0 + PANEL, T, ni);
+                panel_abt(S, &pn, Q, (size_t)D, ni, D, Kt, ld);
+                panel_softmax(S, &pn, ni, mrow, lrow, acc, D, scale);
+                panel_pv(acc, (size_t)D, S, &pn, ni, V, (size_t)D, D);
+            }
+            for (int i = 0; i < ni; i++) {
+                bsa_row_finish(o + (hb + (size_t)i0 + i) * D, acc + (size_t)i * D, lrow[i], D);
+                lse[hb + i0 + i] = lrow[i] > 0 ? mrow[i] + logf(lrow[i]) : -INFINITY;
+            }
+        }
+        mx_free(S);
+    }
+}
+
+static void engine_backward(const struct bsa_layout *L, int H, int D, float *dq, float *dk,
+                            float *dv, float *work, const float *dout, const float *o,
+                            const float *lse, const float *q, const float *k, const float *v,
+                            int B, int T)
+{
+    const int bs = L->bs, BH = B * H;
+    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t ld = padded_T(T);
+    float *kt = work, *vt = work + (size_t)BH * D * ld; /* (B,H,D,ld) each */
+    transpose_heads(kt, k, BH, T, D, ld);
+    transpose_heads(vt, v, BH, T, D, ld);
+    const int nqb = (T + bs - 1) / bs;
+    /* FlashAttention-2 backward with P recomputed from the saved lse. One task per (b,h):
+     * dK and dV gather from many query blocks and dQ from many key blocks, so a head is
+     * walked by one thread in a fixed order — no races, bitwise reproducible. */
+#pragma omp parallel num_threads(team_size())
+    {
+        float *P = mx_xmalloc(sizeof(float) * (2 * (size_t)BS * PWB + (size_t)BS * D + 2 * BS));
+        float *dP = P + (size_t)BS * PWB, *dqacc = dP + (size_t)BS * PWB;
+        float *Di = dqacc + (size_t)BS * D, *lrow = Di + BS;
+        struct panel pn;
+#pragma omp for schedule(dynamic, 1)
+        for (int bh = 0; bh < BH; bh++) {
+            int h = bh % H;
+            size_t hb = (size_t)bh * T;
+            const float *Kt = kt + (size_t)bh * D * ld, *Vt = vt + (size_t)bh * D * ld;
+            const float *K = k + hb * D;
+            float *dK = dk + hb * D, *dV = dv + hb * D;
+            for (int qb = 0; qb < nqb; qb++) {
+                int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
+                const float *Q = q + (hb + i0) * D, *dO = dout + (hb + i0) * D;
+                const float *O = o + (hb + i0) * D;
+                for (int i = 0; i < ni; i++) {
+                    /* Σ_j p_ij dP_ij = dO_i · O_i */
+                    Di[i] = dot_rows(dO + (size_t)i * D, O + (size_t)i * D, D);
+                    float l = lse[hb + i0 + i];
+                    lrow[i] = isinf(l) ? INFINITY : l; /* empty row: every p becomes 0 */
+                }
+                memset(dqacc, 0, sizeof(float) * (size_t)ni * D);
+                int np = bsa_row_count(L, h, qb);
+                for (int p0 = 0; p0 < np; p0 += PANEL_B) {
+                    panel_build(&pn, PWB, L, h, qb, p0, np - p0 < PANEL_B ? np : p0 + PANEL_B,
+                                T, ni);
+                    panel_abt(P, &pn, Q, (size_t)D, ni, D, Kt, ld);
+                    panel_prob(P, &pn, ni, lrow, scale);
+                    panel_abt(dP, &pn, dO, (size_t)D, ni, D, Vt, ld);
+                    panel_ds(dP, P, &pn, ni, Di, scale);
+                    panel_ptx(dV, (size_t)D, P, &pn, dO, (size_t)D, D);       /* dV += Pᵀ dO */
+                    panel_ptx(dK, (size_t)D, dP, &pn, Q, (size_t)D, D);       /* dK += dSᵀ Q */
+                    panel_pv(dqacc, (size_t)D, dP, &pn, ni, K, (size_t)D, D); /* dQ += dS K */
+                }
+                float *dQ = dq + (hb + i0) * D;
+                size_t n = (size_t)ni * D, x = 0;
+                for (; x + 16 <= n; x += 16)
+                    vst(dQ + x, vld(dQ + x) + vld(dqacc + x));
+                for (; x < n; x++)
+                    dQ[x] += dqacc[x];
+            }
+        }
+        mx_free(P);
+    }
 }
 
 void bsa_forward_layout(const struct bsa_layout *L, const struct mixer *m, float *o, float *lse,
                         float *work, const float *q, const float *k, const float *v, int B, int T)
 {
-    const int H = m->H, D = m->D, bs = L->bs, BH = B * H;
-    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
-    const float scale = 1.0f / sqrtf((float)D);
-    const size_t ld = padded_T(T), tf = tile_floats(D);
-    float *kt = work;                                 /* (B,H,D,ld) */
-    float *tiles = work + 2 * (size_t)BH * D * ld;    /* BSA_MAX_THREADS x tile_floats */
-    transpose_heads(kt, k, BH, T, D, ld);
-    const int nqb = (T + bs - 1) / bs;
-    const long ntask = (long)BH * nqb;
-    /* One task = one (b,h, query block): each output row has one writer. Later query blocks
-     * carry more pairs under causal layouts, so hand them out first. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size())
-    for (long task = ntask - 1; task >= 0; task--) {
-        int tid = omp_get_thread_num();
-        MX_ASSERT(tid < BSA_MAX_THREADS);
-        float *S = tiles + (size_t)tid * tf, *acc = S + 2 * (size_t)BS * BS;
-        float *mrow = acc + (size_t)BS * D, *lrow = mrow + BS;
-        int bh = (int)(task / nqb), qb = (int)(task % nqb), h = bh % H;
-        size_t hb = (size_t)bh * T;
-        const float *Q = q + (hb + (size_t)qb * bs) * D, *V = v + hb * D;
-        const float *Kt = kt + (size_t)bh * D * ld;
-        int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
-        memset(acc, 0, sizeof(float) * (size_t)ni * D);
-        for (int i = 0; i < ni; i++) {
-            mrow[i] = -INFINITY;
-            lrow[i] = 0;
-        }
-        int np = bsa_row_count(L, h, qb);
-        for (int p = 0; p < np; p++) {
-            int kb, mid;
-            bsa_row_pair(L, h, qb, p, &kb, &mid);
-            int j0 = kb * bs, nj = T - j0 < bs ? T - j0 : bs;
-            kern_abt(S, Q, ni, D, Kt + j0, ld, nj);
-            softmax_tile(S, acc, mrow, lrow, ni, nj, mask_rows(L, mid), scale, D);
-            kern_pv(acc, (size_t)D, S, BS, 1, ni, nj, V + (size_t)j0 * D, D);
-        }
-        for (int i = 0; i < ni; i++) {
-            float *out = o + (hb + (size_t)i0 + i) * D;
-            bsa_row_finish(out, acc + (size_t)i * D, lrow[i], D);
-            lse[hb + i0 + i] = lrow[i] > 0 ? mrow[i] + logf(lrow[i]) : -INFINITY;
-        }
-    }
+    engine_forward(L, m->H, m->D, o, lse, work, q, k, v, B, T);
 }
 
 void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, float *dq, float *dk,
@@ -648,60 +1004,7 @@ void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, floa
                          const float *lse, const float *q, const float *k, const float *v, int B,
                          int T)
 {
-    const int H = m->H, D = m->D, bs = L->bs, BH = B * H;
-    MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
-    const float scale = 1.0f / sqrtf((float)D);
-    const size_t ld = padded_T(T), tf = tile_floats(D);
-    float *kt = work, *vt = work + (size_t)BH * D * ld; /* (B,H,D,ld) each */
-    float *tiles = work + 2 * (size_t)BH * D * ld;
-    transpose_heads(kt, k, BH, T, D, ld);
-    transpose_heads(vt, v, BH, T, D, ld);
-    const int nqb = (T + bs - 1) / bs;
-    /* FlashAttention-2 backward with P recomputed from the saved lse. One task per (b,h):
-     * dK and dV gather from many query blocks and dQ from many key blocks, so a head is
-     * walked by one thread in a fixed order — no races, bitwise reproducible. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size())
-    for (int bh = 0; bh < BH; bh++) {
-        int tid = omp_get_thread_num();
-        MX_ASSERT(tid < BSA_MAX_THREADS);
-        float *P = tiles + (size_t)tid * tf, *dP = P + (size_t)BS * BS;
-        float *dqacc = dP + (size_t)BS * BS, *Di = dqacc + (size_t)BS * D, *lrow = Di + BS;
-        int h = bh % H;
-        size_t hb = (size_t)bh * T;
-        const float *Kt = kt + (size_t)bh * D * ld, *Vt = vt + (size_t)bh * D * ld;
-        const float *K = k + hb * D;
-        float *dK = dk + hb * D, *dV = dv + hb * D;
-        for (int qb = 0; qb < nqb; qb++) {
-            int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
-            const float *Q = q + (hb + i0) * D, *dO = dout + (hb + i0) * D;
-            const float *O = o + (hb + i0) * D;
-            for (int i = 0; i < ni; i++) {
-                float s = 0;
-                for (int d = 0; d < D; d++)
-                    s += dO[(size_t)i * D + d] * O[(size_t)i * D + d];
-                Di[i] = s; /* Σ_j p_ij dP_ij = dO_i · O_i */
-                float l = lse[hb + i0 + i];
-                lrow[i] = isinf(l) ? INFINITY : l; /* empty row: every p becomes 0 */
-            }
-            memset(dqacc, 0, sizeof(float) * (size_t)ni * D);
-            int np = bsa_row_count(L, h, qb);
-            for (int p = 0; p < np; p++) {
-                int kb, mid;
-                bsa_row_pair(L, h, qb, p, &kb, &mid);
-                int j0 = kb * bs, nj = T - j0 < bs ? T - j0 : bs;
-                kern_abt(P, Q, ni, D, Kt + j0, ld, nj);
-                prob_tile(P, lrow, ni, nj, mask_rows(L, mid), scale);
-                kern_abt(dP, dO, ni, D, Vt + j0, ld, nj);
-                ds_tile(dP, P, Di, ni, nj, scale);
-                kern_pv(dV + (size_t)j0 * D, D, P, 1, BS, nj, ni, dO, D);    /* dV += Pᵀ dO */
-                kern_pv(dK + (size_t)j0 * D, D, dP, 1, BS, nj, ni, Q, D);    /* dK += dSᵀ Q */
-                kern_pv(dqacc, D, dP, BS, 1, ni, nj, K + (size_t)j0 * D, D); /* dQ += dS K */
-            }
-            float *dQ = dq + (hb + i0) * D;
-            for (size_t x = 0; x < (size_t)ni * D; x++)
-                dQ[x] += dqacc[x];
-        }
-    }
+    engine_backward(L, m->H, m->D, dq, dk, dv, work, dout, o, lse, q, k, v, B, T);
 }
 
 void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
@@ -724,9 +1027,9 @@ void bsa_row_chunk(float *acc, float *mx, float *l, float *sbuf, const float *q,
                    size_t ld, const float *vrows, int nj, uint64_t bits, float scale, int D)
 {
     MX_ASSERT(nj >= 1 && nj <= BS);
-    kern_abt(sbuf, q, 1, D, kt, ld, nj);
+    kern_abt(sbuf, BS, q, (size_t)D, 1, D, kt, ld, nj);
     softmax_tile(sbuf, acc, mx, l, 1, nj, &bits, scale, D);
-    kern_pv(acc, (size_t)D, sbuf, BS, 1, 1, nj, vrows, D);
+    kern_pv(acc, (size_t)D, sbuf, BS, 1, 1, nj, vrows, (size_t)D, D);
 }
 
 void bsa_row_finish(float *o, const float *acc, float l, int D)

@@ -49,7 +49,8 @@ void bsa_row_pair(const struct bsa_layout *L, int h, int qb, int i, int *kb, int
 
 /* The attn_core functions of the engine. A mixer using them keeps its struct bsa_layout as
  * the FIRST member of the struct m->cfg points to. saved = the row log-sum-exp (B,H,T);
- * work = K and V transposed (B,H,D,Tp) plus BSA_MAX_THREADS tile buffers. */
+ * work = K and V transposed (B,H,D,Tp). Each thread also mallocs its own panel buffers
+ * (~270 KB) per call. */
 size_t bsa_saved_floats(const struct mixer *m, int B, int T);
 size_t bsa_work_floats(const struct mixer *m, int B, int T);
 /* o (B,H,T,D) overwritten, saved = lse (B,H,T) overwritten; q,k,v (B,H,T,D). */
