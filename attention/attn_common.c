@@ -114,6 +114,29 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, 3 * m->C);
 }
 
+int mixer_core_forward(const struct mixer *m, float *saved, int B, int T)
+{
+    if (m->ops->forward != attn_forward || !m->ops->core)
+        return -1;
+    size_t BTC = (size_t)B * T * m->C;
+    float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC;
+    m->ops->core->forward(m, o, o + BTC, m->scratch + 6 * BTC, q, k, v, B, T);
+    return 0;
+}
+
+int mixer_core_backward(const struct mixer *m, const float *saved, const float *dout, int B, int T)
+{
+    if (m->ops->backward != attn_backward || !m->ops->core)
+        return -1;
+    size_t BTC = (size_t)B * T * m->C;
+    const float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC;
+    float *dq = m->scratch + 3 * BTC; /* where attn_backward keeps them, zeroed as it does */
+    memset(dq, 0, 3 * BTC * sizeof(float));
+    m->ops->core->backward(m, dq, dq + BTC, dq + 2 * BTC, m->scratch + 6 * BTC, dout, o, o + BTC,
+                           q, k, v, B, T);
+    return 0;
+}
+
 size_t attn_state_floats(const struct mixer *m)
 {
     const struct attn_core *core = m->ops->core;

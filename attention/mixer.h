@@ -111,6 +111,12 @@ void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int 
                       int decay, int trainable);
 /* Zero the gradient entries of non-trainable tensors (buffers). */
 void mixer_mask_buffers(const struct mixer *m, float *dparams);
+/* Benchmarks: run only the token-mixing core of an attention-family mixer (q,k,v -> o and its
+ * backward, on the q,k,v its last forward left in `saved`), without the QKV/output projections
+ * and head copies every attention mixer shares. dout: B*T*C floats. Returns 0 after running,
+ * -1 when the mixer has no separate core (LSH, Fourier, ...). Uses m->scratch. */
+int mixer_core_forward(const struct mixer *m, float *saved, int B, int T);
+int mixer_core_backward(const struct mixer *m, const float *saved, const float *dout, int B, int T);
 
 /* ---- spec parsing helpers ----------------------------------------------------------------
  * "w=256,d=1,1,2,4,g=2": a comma-separated token without '=' continues the previous value,

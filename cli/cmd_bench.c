@@ -46,6 +46,7 @@ struct bench_msg {
     int ok;                      /* 1: measured; 0: the child refused (note says why) */
     int repeats;                 /* repeats actually measured (fewer than asked when the budget is tight) */
     double forward_ms, train_ms; /* medians */
+    double core_forward_ms, core_train_ms; /* medians; < 0: the mixer has no separate core */
     double iter_s;               /* one warm-up forward+backward, seconds (for predicting larger T) */
     double peak_mb;              /* ru_maxrss of the child */
     char note[BENCH_NOTE_MAX];
@@ -59,6 +60,7 @@ struct bench_row {
     int measured;
     int repeats;
     double forward_ms, train_ms, peak_mb, est_mb, tokens_per_s, gflops; /* gflops < 0: undefined */
+    double core_forward_ms, core_train_ms;                              /* < 0: no core */
     double iter_s;
     char skipped[BENCH_NOTE_MAX]; /* "" when measured */
 };
@@ -103,6 +105,12 @@ static void bench_usage(FILE *f)
             "  forward_ms     median wall time of the forward of all layers\n"
             "  train_ms       median wall time of forward then backward of all layers (the backward\n"
             "                 gets a random dy; gradients accumulate into zeroed buffers, zeroed untimed)\n"
+            "  core_forward_ms, core_train_ms\n"
+            "                 the same for the attention core alone (q,k,v -> o and back), without\n"
+            "                 the QKV/output projections and head copies all attention mixers share;\n"
+            "                 timed after the full passes, on the q,k,v they saved, the backward\n"
+            "                 including the zeroing of its dq,dk,dv; empty/null for mixers without\n"
+            "                 a separate core (lsh, fourier, fnet)\n"
             "  tokens_per_s   B*T / train time\n"
             "  peak_mb        peak resident memory of the child process (getrusage ru_maxrss),\n"
             "                 including the binary and the OpenBLAS buffers (a few tens of MiB)\n"
@@ -441,7 +449,9 @@ static void child_mixer(const struct bench_opts *o, const char *spec, int T, str
         if (it == last_warm) {
             msg->iter_s = t2 - t0;
             double left = 0.9 * o->time_budget - (mx_now() - t_start);
-            int fit = (int)(left / (t2 - t0)) + (o->warmup == 0 ? 1 : 0);
+            /* A mixer with a separate core has it timed too, as many times (costs < a pass). */
+            double per = (t2 - t0) * (mx[0].ops->core ? 2 : 1);
+            int fit = (int)(left / per) + (o->warmup == 0 ? 1 : 0);
             if (fit < want)
                 want = fit < 1 ? 1 : fit;
         }
@@ -450,6 +460,23 @@ static void child_mixer(const struct bench_opts *o, const char *spec, int T, str
     msg->repeats = done;
     msg->forward_ms = 1e3 * median(fwd, done);
     msg->train_ms = 1e3 * median(trn, done);
+    /* The core alone, as many repeats, on what the last full pass saved. */
+    msg->core_forward_ms = msg->core_train_ms = -1;
+    if (mixer_core_forward(&mx[0], sv[0], B, T) == 0) {
+        for (int it = 0; it < done; it++) {
+            double t0 = mx_now();
+            for (int l = 0; l < L; l++)
+                mixer_core_forward(&mx[l], sv[l], B, T);
+            double t1 = mx_now();
+            for (int l = L - 1; l >= 0; l--)
+                mixer_core_backward(&mx[l], sv[l], dy, B, T);
+            double t2 = mx_now();
+            fwd[it] = t1 - t0;
+            trn[it] = t2 - t0;
+        }
+        msg->core_forward_ms = 1e3 * median(fwd, done);
+        msg->core_train_ms = 1e3 * median(trn, done);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     msg->peak_mb = ru.ru_maxrss / 1024.0;
@@ -578,7 +605,7 @@ static void csv_num(FILE *f, int have, double v, int prec)
 
 static const char csv_header[] =
     "attn,spec,context,batch,dim,heads,layers,threads,repeats,forward_ms,train_ms,peak_mb,est_mb,"
-    "tokens_per_s,gflops,sgemm_gflops,skipped\n";
+    "tokens_per_s,gflops,sgemm_gflops,core_forward_ms,core_train_ms,skipped\n";
 
 static void csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *r, double sgemm)
 {
@@ -594,6 +621,8 @@ static void csv_row(FILE *f, const struct bench_opts *o, const struct bench_row 
     csv_num(f, r->measured, r->tokens_per_s, 1);
     csv_num(f, r->measured && r->gflops >= 0, r->gflops, 2);
     csv_num(f, sgemm > 0, sgemm, 1);
+    csv_num(f, r->measured && r->core_train_ms >= 0, r->core_forward_ms, 3);
+    csv_num(f, r->measured && r->core_train_ms >= 0, r->core_train_ms, 3);
     fputc(',', f);
     csv_field(f, r->skipped);
     fputc('\n', f);
@@ -623,6 +652,9 @@ static cJSON *json_row(const struct bench_opts *o, const struct bench_row *r, do
     cJSON_AddItemToObject(j, "tokens_per_s", json_num_or_null(r->measured, r->tokens_per_s));
     cJSON_AddItemToObject(j, "gflops", json_num_or_null(r->measured && r->gflops >= 0, r->gflops));
     cJSON_AddItemToObject(j, "sgemm_gflops", json_num_or_null(sgemm > 0, sgemm));
+    int core = r->measured && r->core_train_ms >= 0;
+    cJSON_AddItemToObject(j, "core_forward_ms", json_num_or_null(core, r->core_forward_ms));
+    cJSON_AddItemToObject(j, "core_train_ms", json_num_or_null(core, r->core_train_ms));
     if (r->measured)
         cJSON_AddNullToObject(j, "skipped");
     else
@@ -692,23 +724,25 @@ static void text_header(const struct bench_opts *o, double sgemm, const char *co
                "for the machine's real kernels\n");
     printf("GFLOP/s: dense only (fwd 8BTC^2 + 2BHT^2D, bwd 2x projections + 2.5x attention; "
            "see --help)\n\n");
-    printf("%-24s %7s %10s %10s %11s %8s %8s %8s  %s\n", "attn", "T", "fwd ms", "train ms", "tok/s",
-           "GFLOP/s", "peak MB", "est MB", "note");
+    printf("%-24s %7s %10s %10s %10s %11s %8s %8s %8s  %s\n", "attn", "T", "fwd ms", "train ms",
+           "core ms", "tok/s", "GFLOP/s", "peak MB", "est MB", "note");
 }
 
 static void text_row(const struct bench_opts *o, const struct bench_row *r)
 {
     if (r->measured) {
-        char gf[32] = "-", note[64] = "";
+        char gf[32] = "-", note[64] = "", core[32] = "-";
         if (r->gflops >= 0)
             snprintf(gf, sizeof gf, "%.1f", r->gflops);
+        if (r->core_train_ms >= 0)
+            snprintf(core, sizeof core, "%.2f", r->core_train_ms);
         if (r->repeats < o->repeats)
             snprintf(note, sizeof note, "%d of %d repeats (time budget)", r->repeats, o->repeats);
-        printf("%-24s %7d %10.2f %10.2f %11.0f %8s %8.1f %8.1f  %s\n", r->attn, r->T, r->forward_ms,
-               r->train_ms, r->tokens_per_s, gf, r->peak_mb, r->est_mb, note);
+        printf("%-24s %7d %10.2f %10.2f %10s %11.0f %8s %8.1f %8.1f  %s\n", r->attn, r->T,
+               r->forward_ms, r->train_ms, core, r->tokens_per_s, gf, r->peak_mb, r->est_mb, note);
     } else {
-        printf("%-24s %7d %10s %10s %11s %8s %8s %8.1f  %s\n", r->attn, r->T, "-", "-", "-", "-", "-",
-               r->est_mb, r->skipped);
+        printf("%-24s %7d %10s %10s %10s %11s %8s %8s %8.1f  %s\n", r->attn, r->T, "-", "-", "-", "-",
+               "-", "-", r->est_mb, r->skipped);
     }
     fflush(stdout);
 }
@@ -728,23 +762,35 @@ static void text_ratios(const struct bench_opts *o, const struct bench_row *rows
         printf("  (only dense in this run: add other --attn specs to get ratios)\n");
         return;
     }
-    printf("%-24s", "attn");
-    for (int c = 0; c < o->n_ctx; c++)
-        printf(" %9d", o->ctx[c]);
-    printf("\n");
-    for (int a = 0; a < o->n_attn; a++) {
-        if (a == dense)
-            continue;
-        printf("%-24s", o->attn[a]);
-        for (int c = 0; c < o->n_ctx; c++) {
-            const struct bench_row *r = &rows[(size_t)a * o->n_ctx + c];
-            const struct bench_row *d = &rows[(size_t)dense * o->n_ctx + c];
-            if (r->measured && d->measured && d->train_ms > 0)
-                printf(" %9.3f", r->train_ms / d->train_ms);
-            else
-                printf(" %9s", "-");
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            int any = 0;
+            for (size_t i = 0; i < (size_t)o->n_attn * o->n_ctx; i++)
+                any |= rows[i].measured && rows[i].core_train_ms >= 0 && (int)(i / o->n_ctx) != dense;
+            if (!any || rows[(size_t)dense * o->n_ctx].core_train_ms < 0)
+                return;
+            printf("\nattention core alone (core_train_ms / dense core_train_ms; no projections):\n");
         }
+        printf("%-24s", "attn");
+        for (int c = 0; c < o->n_ctx; c++)
+            printf(" %9d", o->ctx[c]);
         printf("\n");
+        for (int a = 0; a < o->n_attn; a++) {
+            if (a == dense)
+                continue;
+            printf("%-24s", o->attn[a]);
+            for (int c = 0; c < o->n_ctx; c++) {
+                const struct bench_row *r = &rows[(size_t)a * o->n_ctx + c];
+                const struct bench_row *d = &rows[(size_t)dense * o->n_ctx + c];
+                double x = pass ? r->core_train_ms : r->train_ms;
+                double y = pass ? d->core_train_ms : d->train_ms;
+                if (r->measured && d->measured && x >= 0 && y > 0)
+                    printf(" %9.3f", x / y);
+                else
+                    printf(" %9s", "-");
+            }
+            printf("\n");
+        }
     }
 }
 
@@ -865,6 +911,8 @@ int cmd_bench(int argc, char **argv)
                     r->repeats = msg.repeats;
                     r->forward_ms = msg.forward_ms;
                     r->train_ms = msg.train_ms;
+                    r->core_forward_ms = msg.core_forward_ms;
+                    r->core_train_ms = msg.core_train_ms;
                     r->peak_mb = msg.peak_mb;
                     r->iter_s = msg.iter_s;
                     r->tokens_per_s = (double)o.B * r->T / (r->train_ms * 1e-3);
