@@ -26,7 +26,21 @@ for r in rows:
         assert float(r[c]) > 0, (c, r[c])
     assert float(r["train_ms"]) >= float(r["forward_ms"]), r
     assert (int(r["batch"]), int(r["dim"]), int(r["heads"]), int(r["layers"])) == (1, 16, 2, 1), r
+    # the attention core alone (no projections): positive, backward included
+    assert 0 < float(r["core_forward_ms"]) and 0 < float(r["core_train_ms"]), r
+    assert float(r["core_train_ms"]) >= float(r["core_forward_ms"]), r
 print("csv ok:", len(rows), "rows")
+EOF
+
+# 1b. Mixers without a separate attention core leave the core columns empty.
+"$BIN" bench --attn fourier --attn lsh --context 64 --dim 16 --heads 2 --repeats 1 --no-sgemm --csv \
+    >"$TMP/nocore.csv" 2>"$TMP/err" || fail "bench fourier/lsh exited $?: $(cat "$TMP/err")"
+"$PY" - "$TMP/nocore.csv" <<'EOF' || fail "core column check"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 2 and all(r["skipped"] == "" for r in rows), rows
+assert all(r["core_forward_ms"] == "" and r["core_train_ms"] == "" for r in rows), rows
+print("no-core columns ok")
 EOF
 
 # 2. JSON: an array of objects, two mixers' worth (the same spec twice is allowed), nulls where
