@@ -316,6 +316,54 @@ static void softmax_tile(float *S, float *acc, float *mrow, float *lrow, int ni,
 
 /* ---- layouts ---------------------------------------------------------------------------- */
 
+/* For rows 0..ni-1 of a tile (bits(r) = allowed keys, already cut to the tile's nj keys): the
+ * 16-lane vectors [vlo, vhi) each 8-row group sees, and the rows [rlo, rhi) that see each
+ * 8-key group; empty ranges are [0, 0). The trimming of bsa.c's kernels (see struct panel). */
+static void tile_ranges(const uint64_t *bits, int ni, unsigned char *vlo, unsigned char *vhi,
+                        unsigned char *rlo, unsigned char *rhi)
+{
+    enum { G = 8 };
+    for (int k = 0; k < BS / G; k++) {
+        rlo[k] = BS;
+        rhi[k] = 0;
+    }
+    for (int g = 0; g < BS / G; g++)
+        vlo[g] = vhi[g] = 0;
+    for (int g = 0; g * G < ni; g++) {
+        uint64_t any = 0;
+        int r1 = ni < g * G + G ? ni : g * G + G;
+        for (int r = g * G; r < r1; r++) {
+            uint64_t b = bits[r];
+            any |= b;
+            while (b) { /* each 8-key group with a bit in this row */
+                int k = __builtin_ctzll(b) / G;
+                if (r < rlo[k])
+                    rlo[k] = (unsigned char)r;
+                rhi[k] = (unsigned char)(r + 1);
+                b &= ~((uint64_t)0xFF << (G * k));
+            }
+        }
+        vlo[g] = any ? (unsigned char)(__builtin_ctzll(any) / 16) : 0;
+        vhi[g] = any ? (unsigned char)((63 - __builtin_clzll(any)) / 16 + 1) : 0;
+    }
+    for (int k = 0; k < BS / G; k++)
+        if (!rhi[k])
+            rlo[k] = 0;
+}
+
+/* L->ranges for every mask, as seen in a whole bs x bs tile. */
+static void layout_ranges(struct bsa_layout *L)
+{
+    L->ranges = mx_xmalloc((size_t)L->n_masks * 4 * (BS / 8));
+    uint64_t rows[BS];
+    for (int id = 0; id < L->n_masks; id++) {
+        for (int r = 0; r < L->bs; r++)
+            rows[r] = L->masks[(size_t)id * L->bs + r] & lanes_below(L->bs);
+        unsigned char *o = L->ranges + (size_t)id * 4 * (BS / 8);
+        tile_ranges(rows, L->bs, o, o + BS / 8, o + 2 * (BS / 8), o + 3 * (BS / 8));
+    }
+}
+
 static void causal_mask_rows(uint64_t *rows, int bs)
 {
     for (int r = 0; r < bs; r++)
@@ -336,6 +384,7 @@ void bsa_layout_causal(struct bsa_layout *L, int T_max, int H, int bs)
     L->masks = mx_xmalloc(sizeof(uint64_t) * (size_t)bs);
     causal_mask_rows(L->masks, bs);
     L->n_masks = 1;
+    layout_ranges(L);
     L->n_pairs = (size_t)H * L->nb * (L->nb + 1) / 2;
 }
 
@@ -488,6 +537,7 @@ void bsa_layout_build(struct bsa_layout *L, int T_max, int H, int bs, int heads_
     L->masks = pool.data;
     L->n_masks = pool.n;
     mx_free(pool.table);
+    layout_ranges(L);
 }
 
 void bsa_layout_free(struct bsa_layout *L)
@@ -500,6 +550,7 @@ void bsa_layout_free(struct bsa_layout *L)
     mx_free(L->maps);
     mx_free(L->head_map);
     mx_free(L->masks);
+    mx_free(L->ranges);
     memset(L, 0, sizeof *L);
 }
 
@@ -621,16 +672,16 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
                         int p0, int p1, int T, int ni)
 {
     const int bs = L->bs, ng = (ni + GR - 1) / GR;
-    int next = 0;
+    int next = 0, mids[PANEL];
     pn->n = p1 - p0;
     pn->nseg = 0;
     pn->pw = pw;
     for (int t = 0; t < pn->n; t++) {
-        int kb, mid;
-        bsa_row_pair(L, h, qb, p0 + t, &kb, &mid);
+        int kb;
+        bsa_row_pair(L, h, qb, p0 + t, &kb, &mids[t]);
         pn->j0[t] = kb * bs;
         pn->nj[t] = T - kb * bs < bs ? T - kb * bs : bs;
-        pn->mask[t] = mask_rows(L, mid);
+        pn->mask[t] = mask_rows(L, mids[t]);
         /* Joining needs whole vectors per tile (bs % 16 == 0) so column c of a tile is lane c. */
         if (!(t > 0 && bs % 16 == 0 && pn->j0[t] == pn->j0[t - 1] + pn->nj[t - 1])) {
             pn->seg[pn->nseg++] = t;
@@ -638,35 +689,32 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
         }
         pn->col[t] = next;
         next += pn->nj[t];
-        int full = pn->mask[t] == NULL && pn->nj[t] == BS;
-        unsigned char lo[NG], hi[NG];
-        for (int k = 0; k < NG; k++) {
-            lo[k] = full ? 0 : BS;
-            hi[k] = full ? (unsigned char)ni : 0;
+        unsigned char vlo[NG], vhi[NG], lo[NG], hi[NG];
+        if (pn->mask[t] == NULL && pn->nj[t] == BS) { /* full tile */
+            for (int k = 0; k < NG; k++) {
+                vlo[k] = 0;
+                vhi[k] = BS / 16;
+                lo[k] = 0;
+                hi[k] = (unsigned char)ni;
+            }
+        } else if (pn->mask[t] != NULL && ni == bs && pn->nj[t] == bs) { /* precomputed */
+            const unsigned char *r = L->ranges + (size_t)mids[t] * 4 * NG;
+            memcpy(vlo, r, NG);
+            memcpy(vhi, r + NG, NG);
+            memcpy(lo, r + 2 * NG, NG);
+            memcpy(hi, r + 3 * NG, NG);
+        } else { /* a tile at the end of the sequence */
+            uint64_t rows[BS];
+            for (int r = 0; r < ni; r++)
+                rows[r] = tile_bits(pn, t, r);
+            tile_ranges(rows, ni, vlo, vhi, lo, hi);
         }
         for (int g = 0; g < ng; g++) {
-            if (full) {
-                pn->pa[g][t] = 0;
-                pn->pb[g][t] = BS / 16;
-                continue;
-            }
-            uint64_t any = 0;
-            int r1 = ni < g * GR + GR ? ni : g * GR + GR;
-            for (int r = g * GR; r < r1; r++) {
-                uint64_t b = tile_bits(pn, t, r);
-                any |= b;
-                for (int k = 0; k < NG; k++)
-                    if ((b >> (GR * k)) & 0xFF) {
-                        if (r < lo[k])
-                            lo[k] = (unsigned char)r;
-                        hi[k] = (unsigned char)(r + 1);
-                    }
-            }
-            pn->pa[g][t] = any ? (unsigned char)(__builtin_ctzll(any) / 16) : 0;
-            pn->pb[g][t] = any ? (unsigned char)((63 - __builtin_clzll(any)) / 16 + 1) : 0;
+            pn->pa[g][t] = vlo[g];
+            pn->pb[g][t] = vhi[g];
         }
         for (int k = 0; k < NG; k++) {
-            pn->rlo[t][k] = hi[k] ? lo[k] : 0;
+            pn->rlo[t][k] = lo[k];
             pn->rhi[t][k] = hi[k];
         }
     }

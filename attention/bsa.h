@@ -32,6 +32,9 @@ struct bsa_layout {
     struct bsa_map *maps;  /* (n_maps) */
     uint64_t *masks;       /* (n_masks, bs): bit c of row r = key j0+c allowed for query i0+r */
     int n_masks;
+    unsigned char *ranges; /* (n_masks, 4, 8): per mask, for a whole bs x bs tile, the 16-lane
+                            * vectors [lo, hi) each 8-row group sees and the rows [lo, hi) that
+                            * see each 8-key group (bsa.c's trimming; computed once) */
     size_t n_pairs;        /* listed pairs summed over heads, at T_max (FLOP counting) */
 };
 
