@@ -1,7 +1,9 @@
 /* bsa.c — the block-sparse attention engine: exact softmax attention computed tile by tile
  * (query block x key block, at most 64 x 64) over the pairs a layout lists, FlashAttention-2
- * style: online softmax forward saving only the row log-sum-exp, P recomputed in backward.
- * Dense causal attention is the implicit "every block on or below the diagonal" layout.
+ * style: online softmax across panels of up to 8 tiles (one softmax pass within a panel),
+ * saving only the row log-sum-exp, P recomputed in backward. Half-masked tiles are trimmed to
+ * the 16-lane vectors and rows that can see anything (see struct panel). Dense causal
+ * attention is the implicit "every block on or below the diagonal" layout.
  * Not a pattern (sparse.c builds layouts) and not an approximation: unlisted keys are exactly
  * zero-weight, listed ones exact up to float rounding. */
 #include "attention/bsa.h"
