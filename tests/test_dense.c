@@ -98,6 +98,9 @@ int main(void)
     f += check_core(1, 2, 16, 77);
     f += check_core(1, 2, 48, 129);
     f += check_core(1, 1, 64, 100);
+    /* Rows of more than 8 tiles span several panels (the online rescaling between them). */
+    f += check_core(1, 2, 32, 600);
+    f += check_core(1, 1, 16, 1100);
     f += check_sizes();
     /* The vector paths through the whole mixer: step == forward across tile edges, gradients. */
     struct mc_mixer t;

@@ -186,6 +186,11 @@ int main(void)
         f += check_brute(&pats[i], 4, 8, 110, 2);
         f += check_brute(&pats[i], 4, 32, 150, 1);
     }
+    /* Long rows: more than 8 listed tiles per query block, so several panels per row, tiles
+     * that join into segments (bs 16) and tiles that cannot (b=5). */
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
+        if (pats[i].kind >= 2)
+            f += check_brute(&pats[i], 2, 16, 700, 1);
     /* Equivalence with dense through the whole mixer (outputs, dx, dparams). */
     const struct {
         const char *a;
