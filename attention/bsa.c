@@ -658,6 +658,7 @@ struct panel {
     int seg[PANEL + 1];          /* segment s = tiles seg[s] .. seg[s+1]-1 */
     unsigned char pa[NG][PANEL], pb[NG][PANEL];   /* group g, tile t: vectors [pa, pb) */
     unsigned char rlo[PANEL][NG], rhi[PANEL][NG]; /* tile t, key group k: rows [rlo, rhi) */
+    unsigned char same[NG];      /* group g has group g-1's ranges in every tile */
 };
 
 static inline int nvec(int nj)
@@ -743,6 +744,13 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
                     pn->pb[g][t] = (unsigned char)nvec(pn->nj[t]);
             }
         }
+    pn->same[0] = 0;
+    for (int g = 1; g < ng; g++) {
+        int same = 1;
+        for (int t = 0; t < pn->n; t++)
+            same &= pn->pa[g][t] == pn->pa[g - 1][t] && pn->pb[g][t] == pn->pb[g - 1][t];
+        pn->same[g] = (unsigned char)same;
+    }
 }
 
 /* Row group g's columns in segment s: [*c0, *c1) to compute (whole vectors), *c1k the end of
@@ -772,8 +780,7 @@ static int seg_cols(const struct panel *pn, int g, int s, int *c0, int *c1, int 
 static int group_run(const struct panel *pn, int g0, int ng)
 {
     int g1 = g0 + 1;
-    while (g1 < ng && memcmp(pn->pa[g1], pn->pa[g0], (size_t)pn->n) == 0 &&
-           memcmp(pn->pb[g1], pn->pb[g0], (size_t)pn->n) == 0)
+    while (g1 < ng && pn->same[g1])
         g1++;
     return g1;
 }
