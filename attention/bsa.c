@@ -671,6 +671,19 @@ static inline uint64_t tile_bits(const struct panel *pn, int t, int r)
     return (pn->mask[t] ? pn->mask[t][r] : ~(uint64_t)0) & lanes_below(pn->nj[t]);
 }
 
+/* The first and last tile of segment s where row group g sees something; 0 when none. */
+static int seg_span(const struct panel *pn, int g, int s, int *t0, int *t1)
+{
+    *t0 = *t1 = -1;
+    for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++)
+        if (pn->pb[g][t] > pn->pa[g][t]) {
+            if (*t0 < 0)
+                *t0 = t;
+            *t1 = t;
+        }
+    return *t0 >= 0;
+}
+
 static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L, int h, int qb,
                         int p0, int p1, int T, int ni)
 {
@@ -726,15 +739,9 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
      * segment's columns [first tile's pa, last tile's pb) in one call. */
     for (int g = 0; g < ng; g++)
         for (int s = 0; s < pn->nseg; s++) {
-            int t0 = -1, t1 = -1;
-            for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++)
-                if (pn->pb[g][t] > pn->pa[g][t]) {
-                    if (t0 < 0)
-                        t0 = t;
-                    t1 = t;
-                }
+            int t0, t1, any = seg_span(pn, g, s, &t0, &t1);
             for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++) {
-                if (t0 < 0 || t < t0 || t > t1) {
+                if (!any || t < t0 || t > t1) {
                     pn->pa[g][t] = pn->pb[g][t] = 0;
                     continue;
                 }
@@ -757,14 +764,8 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
  * the real keys (<= *c1), *key the key of column *c0. Returns 0 when the group sees none. */
 static int seg_cols(const struct panel *pn, int g, int s, int *c0, int *c1, int *c1k, int *key)
 {
-    int t0 = -1, t1 = -1;
-    for (int t = pn->seg[s]; t < pn->seg[s + 1]; t++)
-        if (pn->pb[g][t] > pn->pa[g][t]) {
-            if (t0 < 0)
-                t0 = t;
-            t1 = t;
-        }
-    if (t0 < 0)
+    int t0, t1;
+    if (!seg_span(pn, g, s, &t0, &t1))
         return 0;
     int ts = pn->seg[s];
     *c0 = pn->col[t0] + 16 * pn->pa[g][t0];
