@@ -108,7 +108,8 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     attn_merge_heads(merged, o, B, T, m->H, m->D);
     mx_linear_backward_set(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
     attn_split_out(dout, dmerged, B, T, m->H, m->D);
-    memset(dq, 0, 3 * BTC * sizeof(float));
+    if (!core->backward_sets)
+        memset(dq, 0, 3 * BTC * sizeof(float));
     core->backward(m, dq, dk, dv, work, dout, o, csaved, q, k, v, B, T);
     attn_merge_qkv(dqkv, dq, dk, dv, B, T, m->H, m->D);
     mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, 3 * m->C);
@@ -131,7 +132,8 @@ int mixer_core_backward(const struct mixer *m, const float *saved, const float *
     size_t BTC = (size_t)B * T * m->C;
     const float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC;
     float *dq = m->scratch + 3 * BTC; /* where attn_backward keeps them, zeroed as it does */
-    memset(dq, 0, 3 * BTC * sizeof(float));
+    if (!m->ops->core->backward_sets)
+        memset(dq, 0, 3 * BTC * sizeof(float));
     m->ops->core->backward(m, dq, dq + BTC, dq + 2 * BTC, m->scratch + 6 * BTC, dout, o, o + BTC,
                            q, k, v, B, T);
     return 0;

@@ -16,10 +16,13 @@ struct attn_core {
     /* o (B,H,T,D) overwritten; saved overwritten; q,k,v (B,H,T,D). */
     void (*forward)(const struct mixer *m, float *o, float *saved, float *work, const float *q,
                     const float *k, const float *v, int B, int T);
-    /* dq, dk, dv (B,H,T,D) +=; dout (B,H,T,D); o, saved as produced by forward. */
+    /* dq, dk, dv (B,H,T,D) += (or overwritten when backward_sets); dout (B,H,T,D); o, saved
+     * as produced by forward. */
     void (*backward)(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
                      const float *dout, const float *o, const float *saved, const float *q,
                      const float *k, const float *v, int B, int T);
+    /* 1: backward overwrites dq, dk, dv, so the caller skips zeroing them. */
+    int backward_sets;
     /* Incremental decoding (optional): the state is the core's own (KV cache, ring buffer,
      * running sums); zeroed by the caller before t = 0. o_t, q_t, k_t, v_t are (H,D). */
     size_t (*state_floats)(const struct mixer *m);

@@ -998,10 +998,11 @@ static void engine_forward(const struct bsa_layout *L, int H, int D, float *o, f
     }
 }
 
+/* accumulate = 1: dq, dk, dv +=; 0: overwritten (no caller-side zeroing pass). */
 static void engine_backward(const struct bsa_layout *L, int H, int D, float *dq, float *dk,
-                            float *dv, float *work, const float *dout, const float *o,
-                            const float *lse, const float *q, const float *k, const float *v,
-                            int B, int T)
+                            float *dv, int accumulate, float *work, const float *dout,
+                            const float *o, const float *lse, const float *q, const float *k,
+                            const float *v, int B, int T)
 {
     const int bs = L->bs, BH = B * H;
     MX_ASSERT(T >= 1 && T <= L->T_max && H == L->H);
@@ -1027,6 +1028,10 @@ static void engine_backward(const struct bsa_layout *L, int H, int D, float *dq,
             const float *Kt = kt + (size_t)bh * D * ld, *Vt = vt + (size_t)bh * D * ld;
             const float *K = k + hb * D;
             float *dK = dk + hb * D, *dV = dv + hb * D;
+            if (!accumulate) {
+                memset(dK, 0, sizeof(float) * (size_t)T * D);
+                memset(dV, 0, sizeof(float) * (size_t)T * D);
+            }
             for (int qb = 0; qb < nqb; qb++) {
                 int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
                 const float *Q = q + (hb + i0) * D, *dO = dout + (hb + i0) * D;
@@ -1052,10 +1057,14 @@ static void engine_backward(const struct bsa_layout *L, int H, int D, float *dq,
                 }
                 float *dQ = dq + (hb + i0) * D;
                 size_t n = (size_t)ni * D, x = 0;
-                for (; x + 16 <= n; x += 16)
-                    vst(dQ + x, vld(dQ + x) + vld(dqacc + x));
-                for (; x < n; x++)
-                    dQ[x] += dqacc[x];
+                if (!accumulate)
+                    memcpy(dQ, dqacc, sizeof(float) * n);
+                else {
+                    for (; x + 16 <= n; x += 16)
+                        vst(dQ + x, vld(dQ + x) + vld(dqacc + x));
+                    for (; x < n; x++)
+                        dQ[x] += dqacc[x];
+                }
             }
         }
         mx_free(P);
@@ -1073,7 +1082,7 @@ void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, floa
                          const float *lse, const float *q, const float *k, const float *v, int B,
                          int T)
 {
-    engine_backward(L, m->H, m->D, dq, dk, dv, work, dout, o, lse, q, k, v, B, T);
+    engine_backward(L, m->H, m->D, dq, dk, dv, 1, work, dout, o, lse, q, k, v, B, T);
 }
 
 void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
@@ -1086,8 +1095,8 @@ void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float 
                   const float *dout, const float *o, const float *saved, const float *q,
                   const float *k, const float *v, int B, int T)
 {
-    bsa_backward_layout((const struct bsa_layout *)m->cfg, m, dq, dk, dv, work, dout, o, saved,
-                        q, k, v, B, T);
+    engine_backward((const struct bsa_layout *)m->cfg, m->H, m->D, dq, dk, dv, 0, work, dout, o,
+                    saved, q, k, v, B, T);
 }
 
 /* ---- generation ------------------------------------------------------------------------ */

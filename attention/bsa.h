@@ -59,12 +59,13 @@ size_t bsa_work_floats(const struct mixer *m, int B, int T);
 /* o (B,H,T,D) overwritten, saved = lse (B,H,T) overwritten; q,k,v (B,H,T,D). */
 void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
                  const float *k, const float *v, int B, int T);
-/* dq, dk, dv (B,H,T,D) +=; dout, o (B,H,T,D); saved = lse from bsa_forward. */
+/* dq, dk, dv (B,H,T,D) OVERWRITTEN (attn_core.backward_sets); dout, o (B,H,T,D); saved = lse
+ * from bsa_forward. */
 void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
                   const float *dout, const float *o, const float *saved, const float *q,
                   const float *k, const float *v, int B, int T);
-/* Same, with the layout passed directly (tests; mixers go through m->cfg). Only m->H, m->D
- * are read from m. */
+/* Same, with the layout passed directly (tests; mixers go through m->cfg); this backward
+ * ADDS to dq, dk, dv. Only m->H, m->D are read from m. */
 void bsa_forward_layout(const struct bsa_layout *L, const struct mixer *m, float *o, float *lse,
                         float *work, const float *q, const float *k, const float *v, int B, int T);
 void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, float *dq, float *dk,

@@ -43,6 +43,7 @@ static const struct attn_core dense_core = {
     .work_floats = bsa_work_floats,
     .forward = bsa_forward,
     .backward = bsa_backward,
+    .backward_sets = 1,
     .state_floats = bsa_cache_state_floats,
     .step = bsa_cache_step,
 };

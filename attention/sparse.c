@@ -436,6 +436,7 @@ static const struct attn_core ring_core = {
     .work_floats = bsa_work_floats,
     .forward = bsa_forward,
     .backward = bsa_backward,
+    .backward_sets = 1,
     .state_floats = ring_state_floats,
     .step = ring_step,
 };
@@ -445,6 +446,7 @@ static const struct attn_core cache_core = {
     .work_floats = bsa_work_floats,
     .forward = bsa_forward,
     .backward = bsa_backward,
+    .backward_sets = 1,
     .state_floats = bsa_cache_state_floats,
     .step = bsa_cache_step,
 };
