@@ -424,7 +424,7 @@ static void child_mixer(const struct bench_opts *o, const char *spec, int T, str
     mx_rng_fill_normal(&rng, x, BTC, 1.0f);
     mx_rng_fill_normal(&rng, dy, BTC, 1.0f);
 
-    double fwd[BENCH_MAX_REPEATS], trn[BENCH_MAX_REPEATS];
+    double fwd[BENCH_MAX_REPEATS] = {0}, trn[BENCH_MAX_REPEATS] = {0};
     int want = o->repeats, done = 0;
     for (int it = 0; it < o->warmup + want; it++) {
         int timed = it >= o->warmup;
