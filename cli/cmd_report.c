@@ -636,6 +636,7 @@ out:
 struct bench_row {
     const char *attn, *spec, *note; /* point into the file's buffer; spec "" when absent */
     double context, forward_ms, train_ms, peak_mb, tokens_per_s, gflops;
+    double core_train_ms; /* the attention core alone; NAN when absent */
     double batch, dim, heads, layers, threads, repeats;
     int file;   /* index of the CSV it came from */
     int series; /* index into bench.series */
@@ -785,7 +786,7 @@ static int bench_load(struct bench *b, const char *path, struct mx_error *err)
     int c_fwd = csv_col(head, nh, "forward_ms"), c_train = csv_col(head, nh, "train_ms");
     int c_peak = csv_col(head, nh, "peak_mb"), c_tps = csv_col(head, nh, "tokens_per_s");
     int c_gf = csv_col(head, nh, "gflops"), c_skip = csv_col(head, nh, "skipped");
-    int c_spec = csv_col(head, nh, "spec");
+    int c_spec = csv_col(head, nh, "spec"), c_core = csv_col(head, nh, "core_train_ms");
     int c_b = csv_col(head, nh, "batch"), c_c = csv_col(head, nh, "dim"), c_h = csv_col(head, nh, "heads");
     int c_l = csv_col(head, nh, "layers"), c_t = csv_col(head, nh, "threads"),
         c_r = csv_col(head, nh, "repeats");
@@ -818,6 +819,7 @@ static int bench_load(struct bench *b, const char *path, struct mx_error *err)
             csv_value(f, c_peak, &r->peak_mb, "peak_mb", path, at, err) ||
             csv_value(f, c_tps, &r->tokens_per_s, "tokens_per_s", path, at, err) ||
             csv_value(f, c_gf, &r->gflops, "gflops", path, at, err) ||
+            csv_value(f, c_core, &r->core_train_ms, "core_train_ms", path, at, err) ||
             csv_value(f, c_b, &r->batch, "batch", path, at, err) ||
             csv_value(f, c_c, &r->dim, "dim", path, at, err) ||
             csv_value(f, c_h, &r->heads, "heads", path, at, err) ||
@@ -1039,9 +1041,10 @@ static void html_bench_chart(FILE *f, const struct bench *b, int memory, const c
     mx_free(s);
 }
 
-static const char *const bench_head[] = {"attn",     "spec",     "context", "forward ms", "train ms",
-                                         "peak MiB", "tokens/s", "GFLOP/s", "note"};
-static const int bench_num[] = {0, 0, 1, 1, 1, 1, 1, 1, 0};
+static const char *const bench_head[] = {"attn",     "spec",     "context",  "forward ms",
+                                         "train ms", "core ms",  "peak MiB", "tokens/s",
+                                         "GFLOP/s",  "note"};
+static const int bench_num[] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0};
 
 static const char html_css[] =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;"
@@ -1171,6 +1174,8 @@ static int write_report(FILE *f, void *ctx, struct mx_error *err)
             table_set(&t, (int)i, c++, v);
             fmt_fixed(v, sizeof v, r->train_ms, 1);
             table_set(&t, (int)i, c++, v);
+            fmt_fixed(v, sizeof v, r->core_train_ms, 1);
+            table_set(&t, (int)i, c++, v);
             fmt_fixed(v, sizeof v, r->peak_mb, 1);
             table_set(&t, (int)i, c++, v);
             fmt_fixed(v, sizeof v, r->tokens_per_s, 0);
@@ -1207,8 +1212,9 @@ static const char *report_usage =
     "Writes one self-contained HTML page (inline SVG charts, no scripts, nothing fetched): the\n"
     "training loss of every run against step on one chart (validation loss dashed, with markers),\n"
     "the `mixlm compare` table, and from each --bench CSV (as `mixlm bench --csv-out` writes it;\n"
-    "columns found by name: attn, context, train_ms, peak_mb required; forward_ms, tokens_per_s,\n"
-    "gflops, skipped, batch, dim, heads, layers, threads, repeats used when present) the\n"
+    "columns found by name: attn, context, train_ms, peak_mb required; forward_ms,\n"
+    "core_train_ms, tokens_per_s, gflops, skipped, batch, dim, heads, layers, threads, repeats\n"
+    "used when present) the\n"
     "forward+backward time and the peak memory against context length per mixer on log-log axes,\n"
     "and the bench table. Runs need summary.json and log.jsonl; any unreadable input stops the\n"
     "command with an error naming the file. The page is written atomically.";

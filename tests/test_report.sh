@@ -70,6 +70,7 @@ check "report is self-contained (no scripts, no external resources)" \
     "! grep -Eqi '<script|<link|src=|href=\"?https?:|url\\(' $dir/report.html"
 check "title escaped" "grep -q 'Tiny &lt;runs&gt; &amp; &quot;mixers&quot;' $dir/report.html"
 check "report has the compare and bench tables" "grep -q 'class=\"compare\"' $dir/report.html && grep -q 'class=\"bench\"' $dir/report.html"
+check "bench table shows the attention core column" "grep -q 'core ms' $dir/report.html"
 if [ -n "$PY" ]; then
     check "every SVG is well-formed XML; one series per run and per mixer" "$PY - $dir/report.html <<'EOF'
 import re, sys, xml.etree.ElementTree as ET
