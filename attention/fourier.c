@@ -4,6 +4,7 @@
  * Not attention: no queries, keys or softmax, and not the attn_common projection path. `fnet`
  * sees the future (ops->causal = 0) and has no generation step; LM training refuses it. */
 #include "attention/mixer.h"
+#include "nn/nn.h"
 
 #include <fftw3.h>
 #include <math.h>

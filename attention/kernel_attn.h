@@ -7,9 +7,9 @@
 #define MIXLM_KERNEL_ATTN_H
 
 #include "attention/attn_common.h"
-#include "core/fastmath.h"
+#include "nn/fastmath.h"
 
-/* The feature maps' exp: core/fastmath.h's vectorisable mx_expf (tests/test_kernel.c compares
+/* The feature maps' exp: nn/fastmath.h's vectorisable mx_expf (tests/test_kernel.c compares
  * it with expf, its reference). */
 static inline float kattn_expf(float x)
 {

@@ -33,6 +33,7 @@
  * Generation: an exact incremental step (KV cache plus, per head, round and bucket, a ring of
  * the last c positions); it reproduces forward's rows up to projection round-off. */
 #include "attention/attn_common.h"
+#include "nn/nn.h"
 
 #include <math.h>
 #include <string.h>

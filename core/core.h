@@ -1,7 +1,7 @@
 /* core.h — the small pieces every other folder leans on: error values, always-on asserts,
  * checked allocation, a two-pass arena, a seeded RNG, timers, a progress line, thread setup,
- * the BLAS-backed linear layer and whole-file I/O with atomic writes.
- * It is not a framework: no tensors, no autograd, no global state. */
+ * whole-file I/O with atomic writes and strict number parsing.
+ * It is not a framework: no tensors, no autograd, no global state, no network math (nn/). */
 #ifndef MIXLM_CORE_H
 #define MIXLM_CORE_H
 
@@ -95,18 +95,6 @@ void mx_progress_update(struct mx_progress *p, long step, double loss, double lr
 /* Print a full line (e.g. an eval result) without mangling the progress line. */
 void mx_progress_print(struct mx_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mx_progress_end(struct mx_progress *p);
-
-/* ---- the linear layer (CBLAS) ------------------------------------------------------------
- * Weights are stored (out, in) row-major as in PyTorch: y = x Wᵀ + b. */
-/* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
-void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
-/* dx (N,in) +=, dw (out,in) +=, db (out) += (db NULL when no bias; dx NULL to skip).
- * dy (N,out), x (N,in), w (out,in). */
-void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int N, int in, int out);
-/* The same with dx (N,in) OVERWRITTEN (dw, db still +=): saves zeroing a fresh buffer. */
-void mx_linear_backward_set(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, int N, int in, int out);
 
 /* ---- files ------------------------------------------------------------------------------ */
 /* Read a whole file; *len gets its size. Errors name the path and the reason. Caller frees

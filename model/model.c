@@ -4,7 +4,7 @@
  * Not the checkpoint format (checkpoint.c) and not any mixer's internals. */
 #include "model/model.h"
 
-#include "model/layers.h"
+#include "nn/nn.h"
 
 #include <cblas.h>
 #include <math.h>

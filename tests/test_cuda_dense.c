@@ -1,11 +1,11 @@
 /* test_cuda_dense.c — CPU-GPU parity of the FlashAttention-style causal kernels
- * (attention/dense.cu) against the row-wise reference attn_masked_ref_forward/backward with no
+ * (cuda/dense.cu) against the row-wise reference attn_masked_ref_forward/backward with no
  * mask: head sizes 32/64/128, T below, at and across tile edges, scores of two magnitudes.
  * Also: every output written (poisoned first), backward accumulates, run-to-run bitwise
  * determinism. Label `cuda`; exits 77 where no CUDA device is found. Not a speed test. */
 #include "attention/attn_common.h"
-#include "attention/dense_cuda.h"
-#include "core/cuda_ctx.h"
+#include "cuda/dense_cuda.h"
+#include "cuda/cuda_ctx.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
-/* test_cuda_layers.c — CPU-GPU parity of model/layers.cu against the C references
- * (model/layers.c, train/train.c): embedding, LayerNorm, GELU, cross-entropy forward and
+/* test_cuda_layers.c — CPU-GPU parity of cuda/layers.cu against the C references
+ * (nn/layers.c, train/train.c): embedding, LayerNorm, GELU, cross-entropy forward and
  * backward, AdamW (with the folded-in clipping scale), gradient norm, on random inputs, plus
  * accumulate (+=) and run-to-run bitwise determinism. Label `cuda`; exits 77 where no CUDA device is found.
  * Tolerances (max |gpu - cpu| / max |cpu| per tensor) are stated at each check. Not a speed test. */
-#include "core/cuda_ctx.h"
-#include "model/layers.h"
-#include "model/layers_cuda.h"
+#include "cuda/cuda_ctx.h"
+#include "nn/nn.h"
+#include "cuda/layers_cuda.h"
 #include "train/train.h"
 
 #include <math.h>

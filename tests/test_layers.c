@@ -4,7 +4,7 @@
  * also checked to ACCUMULATE (a second call doubles the gradients).
  * Not the whole model (test_model.c) and not the mixers (test_mixers.c). */
 #include "mixer_check.h"
-#include "model/layers.h"
+#include "nn/nn.h"
 
 #include <math.h>
 #include <string.h>
@@ -352,7 +352,7 @@ static int test_embedding(void)
     return f;
 }
 
-/* ---- linear (core/linear.c) ---------------------------------------------------------------- */
+/* ---- linear (nn/linear.c) ---------------------------------------------------------------- */
 
 struct lin_ctx {
     float *x, *w, *b, *y, *r;

@@ -5,6 +5,7 @@
  * backward uses forward's buckets; rotation determinism and redraws; bad specs; LSH statistics.
  * Not a benchmark. */
 #include "attention/attn_common.h"
+#include "nn/nn.h"
 #include "mixer_check.h"
 
 #include <math.h>

@@ -1,10 +1,10 @@
 /* layers.c — embedding, LayerNorm, GELU and softmax cross-entropy, forward beside backward.
  * OpenMP over rows; every reduction has a fixed order so results are bitwise reproducible for
- * a given thread count. Not matmuls (core/linear.c) and not the mixers (attention/). */
-#include "model/layers.h"
+ * a given thread count. Not matmuls (nn/linear.c) and not the mixers (attention/). */
+#include "nn/nn.h"
 
 #include "core/core.h"
-#include "core/fastmath.h"
+#include "nn/fastmath.h"
 
 #include <math.h>
 #include <omp.h>

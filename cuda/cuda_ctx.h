@@ -3,7 +3,7 @@
  * is included here, device pointers are plain pointers and handles are void *.
  * Not a tensor library and not a backend switch: deciding cpu vs cuda is the caller's job,
  * once at start-up. No globals: two contexts may coexist. Built only with MIXLM_CUDA=ON
- * (library mixlm_cuda, core/cuda_ctx.cu); see cuda/README.md for what exists and what not. */
+ * (library mixlm_cuda, cuda/cuda_ctx.cu); see cuda/README.md for what exists and what not. */
 #ifndef MIXLM_CUDA_CTX_H
 #define MIXLM_CUDA_CTX_H
 

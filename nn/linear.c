@@ -1,5 +1,6 @@
 /* linear.c — the BLAS-backed linear layer shared by the model and the attention projections.
  * Weights (out,in) row-major as PyTorch stores them. Not a general matmul wrapper. */
+#include "nn/nn.h"
 #include "core/core.h"
 
 #include <cblas.h>

@@ -1,4 +1,4 @@
-/* layers_cuda.h — device versions of the decoder's elementwise layers (model/layers.h) and of
+/* layers_cuda.h — device versions of the decoder's elementwise layers (nn/nn.h) and of
  * the optimizer's whole-buffer loops (AdamW with clipping folded in, gradient norm, train/train.h).
  * Every pointer is a DEVICE pointer; every function only queues work on c->stream (no host
  * synchronisation, no allocation: workspaces are the caller's, sized by the _work functions).
@@ -8,7 +8,7 @@
 #ifndef MIXLM_LAYERS_CUDA_H
 #define MIXLM_LAYERS_CUDA_H
 
-#include "core/cuda_ctx.h"
+#include "cuda/cuda_ctx.h"
 
 #include <stddef.h>
 #include <stdint.h>

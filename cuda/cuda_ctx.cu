@@ -1,8 +1,8 @@
 /* cuda_ctx.cu — the CUDA device context: device discovery, stream and cuBLAS handle, checked
- * allocation and copies (declared in core/cuda_ctx.h).
- * Not kernels (they sit beside the C they mirror: model/layers.cu, attention/dense.cu) and
+ * allocation and copies (declared in cuda/cuda_ctx.h).
+ * Not kernels (they sit beside the C they mirror: cuda/layers.cu, cuda/dense.cu) and
  * not a caching allocator: buffers are allocated once at start-up, as on the CPU. */
-#include "core/cuda_ctx.h"
+#include "cuda/cuda_ctx.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

@@ -1,11 +1,11 @@
 /* dense.cu — exact causal softmax attention on the GPU, fp32, the project's own
- * FlashAttention-style kernels (declared in attention/dense_cuda.h): the forward streams key
+ * FlashAttention-style kernels (declared in cuda/dense_cuda.h): the forward streams key
  * tiles through shared memory with an online softmax and saves the row log-sum-exp; the
  * backward recomputes the probabilities from it, dK/dV in one kernel (per key tile) and dQ in
  * another (per query tile), so nothing is T×T and no output has two writers (no atomics).
  * Not tuned and not bf16/tensor cores yet: plain FFMA from shared memory; the reference is
  * attn_masked_ref_forward/backward (attention/attn_common.c). */
-#include "attention/dense_cuda.h"
+#include "cuda/dense_cuda.h"
 
 #include <cuda_runtime.h>
 

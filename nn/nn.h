@@ -1,11 +1,24 @@
-/* layers.h — internal to model/: the decoder's elementwise layers (embedding, LayerNorm,
- * GELU, softmax cross-entropy), forward beside backward. Matmuls are mx_linear (core).
- * Not used outside model/ (tests include it for gradient checks). */
-#ifndef MIXLM_LAYERS_H
-#define MIXLM_LAYERS_H
+/* nn.h — the network math the model and the mixers share: the BLAS-backed linear layer and
+ * the decoder's elementwise layers (embedding, LayerNorm, GELU, softmax cross-entropy), forward
+ * beside backward. Vectorised helpers (exp, tanh) are in nn/fastmath.h.
+ * Not a tensor library: plain float arrays with their shapes in the contracts. */
+#ifndef MIXLM_NN_H
+#define MIXLM_NN_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- the linear layer (CBLAS) ------------------------------------------------------------
+ * Weights are stored (out, in) row-major as in PyTorch: y = x Wᵀ + b. */
+/* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
+void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
+/* dx (N,in) +=, dw (out,in) +=, db (out) += (db NULL when no bias; dx NULL to skip).
+ * dy (N,out), x (N,in), w (out,in). */
+void mx_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int N, int in, int out);
+/* The same with dx (N,in) OVERWRITTEN (dw, db still +=): saves zeroing a fresh buffer. */
+void mx_linear_backward_set(float *dx, float *dw, float *db, const float *dy, const float *x,
+                            const float *w, int N, int in, int out);
 
 /* out (N,C) = wte[tok] + wpe[pos]: N = B*T rows, token ids tok (B,T). */
 void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,

@@ -1,5 +1,5 @@
 /* dense_cuda.h — the project's own FlashAttention-style causal attention core on the GPU
- * (attention/dense.cu), fp32: forward saves the row log-sum-exp, backward recomputes the
+ * (cuda/dense.cu), fp32: forward saves the row log-sum-exp, backward recomputes the
  * scores tile by tile, so memory is O(T). Layout (B,H,T,D) contiguous as struct attn_core.
  * Reference: attn_masked_ref_forward/backward (attention/attn_common.h) with no mask, which
  * tests/test_cuda_dense.c compares against. Every pointer is a DEVICE pointer; functions only
@@ -7,7 +7,7 @@
 #ifndef MIXLM_DENSE_CUDA_H
 #define MIXLM_DENSE_CUDA_H
 
-#include "core/cuda_ctx.h"
+#include "cuda/cuda_ctx.h"
 
 #include <stddef.h>
 

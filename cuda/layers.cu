@@ -1,11 +1,11 @@
-/* layers.cu — CUDA kernels for the elementwise layers of model/layers.c (embedding, LayerNorm,
+/* layers.cu — CUDA kernels for the elementwise layers of nn/layers.c (embedding, LayerNorm,
  * GELU, softmax cross-entropy) and the optimizer loops of train/train.c (AdamW with clipping
- * folded in, gradient norm), fp32, declared in model/layers_cuda.h. The C functions are the references.
+ * folded in, gradient norm), fp32, declared in cuda/layers_cuda.h. The C functions are the references.
  * Every reduction has a fixed order (no floating-point atomics), so results are bitwise
  * reproducible run to run on one GPU; they are NOT bitwise equal to the CPU (tree sums, CUDA's
  * expf/tanhf, fused multiply-adds): tests/test_cuda_layers.c states the tolerances.
  * Not matmuls and not tuned: straightforward kernels to be measured and improved on a GPU. */
-#include "model/layers_cuda.h"
+#include "cuda/layers_cuda.h"
 
 #include <cub/device/device_radix_sort.cuh>
 #include <cuda_runtime.h>
