@@ -3,6 +3,7 @@
  * backward and single-token step. Also the naive masked reference core used by tests.
  * Not an attention algorithm itself. */
 #include "attention/attn_common.h"
+#include "attention/mixer_internal.h"
 #include "nn/nn.h"
 
 #include <math.h>

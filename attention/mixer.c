@@ -144,6 +144,29 @@ size_t mixer_n_params(const struct mixer *m)
     return total;
 }
 
+double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    int n;
+    struct mx_tensor_desc *t = tensor_list(m, &n);
+    double weights = 0;
+    for (int i = 0; i < n; i++)
+        if (t[i].ndim == 2 && t[i].trainable)
+            weights += (double)mixer_tensor_numel(&t[i]);
+    mx_free(t);
+    double tokens = (double)B * T, f = 2.0 * weights * tokens, b = 4.0 * weights * tokens;
+    if (m->ops->flops) {
+        double mf = 0, mb = 0;
+        m->ops->flops(m, B, T, &mf, &mb);
+        f += mf;
+        b += mb;
+    }
+    if (fwd)
+        *fwd = f;
+    if (bwd)
+        *bwd = b;
+    return f + b;
+}
+
 size_t mixer_tensor_offset(const struct mixer *m, const char *name)
 {
     int n;

@@ -86,6 +86,12 @@ struct mixer_ops {
     void (*step)(const struct mixer *m, float *y_t, float *state, const float *x_t,
                  const float *params, int t);
 
+    /* FLOPs of one forward (*fwd) and one backward (*bwd, recomputation included) of the
+     * token mixing at (B,T), beyond the matmuls with the mixer's own weight matrices (which
+     * mixer_flops adds: 2 per weight per token forward, 4 backward). A FLOP is a multiply or an
+     * add (an FMA is 2). NULL: the mixing adds nothing worth counting. */
+    void (*flops)(const struct mixer *m, int B, int T, double *fwd, double *bwd);
+
     const struct attn_core *core; /* attention family only; NULL otherwise */
 };
 
@@ -99,6 +105,10 @@ const struct mixer_ops *mixer_find(const char *name); /* NULL if unknown */
 int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, struct mx_error *err);
 void mixer_destroy(struct mixer *m);
 
+/* Forward and backward FLOPs of the whole sublayer at (B,T): the weight-matrix matmuls (2-D
+ * trainable tensors) plus ops->flops. Returns *fwd + *bwd; fwd/bwd may be NULL. */
+double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd);
+
 /* Sizes derived from ops->tensors. */
 int mixer_n_tensors(const struct mixer *m);
 size_t mixer_n_params(const struct mixer *m);
@@ -111,12 +121,6 @@ void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int 
                       int decay, int trainable);
 /* Zero the gradient entries of non-trainable tensors (buffers). */
 void mixer_mask_buffers(const struct mixer *m, float *dparams);
-/* Benchmarks: run only the token-mixing core of an attention-family mixer (q,k,v -> o and its
- * backward, on the q,k,v its last forward left in `saved`), without the QKV/output projections
- * and head copies every attention mixer shares. dout: B*T*C floats. Returns 0 after running,
- * -1 when the mixer has no separate core (LSH, Fourier, ...). Uses m->scratch. */
-int mixer_core_forward(const struct mixer *m, float *saved, int B, int T);
-int mixer_core_backward(const struct mixer *m, const float *saved, const float *dout, int B, int T);
 
 /* ---- spec parsing helpers ----------------------------------------------------------------
  * "w=256,d=1,1,2,4,g=2": a comma-separated token without '=' continues the previous value,

@@ -4,6 +4,7 @@
  * It is not a model benchmark: no embedding, MLP, LayerNorm or optimizer, only the mixers
  * (each layer is fed the same unit-variance input, as a LayerNorm'd residual stream would be). */
 #include "attention/mixer.h"
+#include "attention/mixer_internal.h"
 #include "cli/commands.h"
 
 #include <cblas.h>
