@@ -1,6 +1,7 @@
-/* attn_common.c — the attention family's shared path: QKV projection, head split, the core
- * (q,k,v -> o, the family member's own part), head merge, output projection; forward,
- * backward and single-token step. Also the naive masked reference core used by tests.
+/* attn_common.c — the attention family's shared path: QKV projection (separate or shared-QK),
+ * head split, the core (q,k,v -> o, with the mixer's extra parameters), head merge, output
+ * projection; forward, backward and single-token step. Also the naive masked reference core
+ * used by tests and the FLOP count of exact attention over listed pairs.
  * Not an attention algorithm itself. */
 #include "attention/attn_common.h"
 #include "attention/mixer_internal.h"
@@ -9,43 +10,67 @@
 #include <math.h>
 #include <string.h>
 
-int attn_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int qkv_rows(const struct mixer *m) /* rows of c_attn per channel: 3, or 2 shared-QK */
 {
-    int n = 0, C = m->C;
-    mixer_tensor_add(out, &n, "c_attn.weight", 2, 3 * C, C, 1, 1);
+    return m->ops->core->shared_qk ? 2 : 3;
+}
+
+void attn_tensors_add(const struct mixer *m, struct mx_param *out, int *n, size_t *at)
+{
+    int C = m->C, R = qkv_rows(m);
+    mx_param_add(out, n, at, "c_attn.weight", 2, R * C, C, 1, 1);
     if (m->bias)
-        mixer_tensor_add(out, &n, "c_attn.bias", 1, 3 * C, 0, 0, 1);
-    mixer_tensor_add(out, &n, "c_proj.weight", 2, C, C, 1, 1);
+        mx_param_add(out, n, at, "c_attn.bias", 1, R * C, 0, 0, 1);
+    mx_param_add(out, n, at, "c_proj.weight", 2, C, C, 1, 1);
     if (m->bias)
-        mixer_tensor_add(out, &n, "c_proj.bias", 1, C, 0, 0, 1);
+        mx_param_add(out, n, at, "c_proj.bias", 1, C, 0, 0, 1);
+}
+
+int attn_tensors(const struct mixer *m, struct mx_param *out)
+{
+    int n = 0;
+    size_t at = 0;
+    attn_tensors_add(m, out, &n, &at);
     return n;
+}
+
+size_t attn_param_floats(const struct mixer *m)
+{
+    int n = 0;
+    size_t at = 0;
+    attn_tensors_add(m, NULL, &n, &at);
+    return at;
 }
 
 struct attn_params {
     const float *w_attn, *b_attn, *w_proj, *b_proj;
+    const float *xp; /* the core's extra parameters, after the attention tensors */
 };
 
+/* The one place that knows where the attention tensors live (forward, backward, step, init). */
 static struct attn_params attn_bind(const struct mixer *m, const float *params)
 {
-    size_t C = (size_t)m->C;
+    size_t C = (size_t)m->C, R = (size_t)qkv_rows(m);
     struct attn_params p;
     p.w_attn = params;
-    params += 3 * C * C;
+    params += R * C * C;
     p.b_attn = m->bias ? params : NULL;
-    params += m->bias ? 3 * C : 0;
+    params += m->bias ? R * C : 0;
     p.w_proj = params;
     params += C * C;
     p.b_proj = m->bias ? params : NULL;
+    params += m->bias ? C : 0;
+    p.xp = params;
     return p;
 }
 
 void attn_init(const struct mixer *m, float *params, struct mx_rng *rng)
 {
-    size_t C = (size_t)m->C;
+    size_t C = (size_t)m->C, R = (size_t)qkv_rows(m);
     struct attn_params p = attn_bind(m, params);
-    mx_rng_fill_normal(rng, (float *)p.w_attn, 3 * C * C, 0.02f);
+    mx_rng_fill_normal(rng, (float *)p.w_attn, R * C * C, 0.02f);
     if (p.b_attn)
-        memset((float *)p.b_attn, 0, 3 * C * sizeof(float));
+        memset((float *)p.b_attn, 0, R * C * sizeof(float));
     mx_rng_fill_normal(rng, (float *)p.w_proj, C * C, 0.02f / sqrtf(2.0f * (float)m->n_layer));
     if (p.b_proj)
         memset((float *)p.b_proj, 0, C * sizeof(float));
@@ -78,14 +103,15 @@ void attn_forward(const struct mixer *m, float *y, float *saved, const float *x,
     MX_ASSERT(T >= 1 && T <= m->T_max);
     const struct attn_core *core = m->ops->core;
     size_t BTC = (size_t)B * T * m->C;
+    int R = qkv_rows(m);
     struct attn_params p = attn_bind(m, params);
     float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC, *csaved = o + BTC; /* (B,H,T,D) */
-    float *qkv = m->scratch;          /* (B,T,3C) */
+    float *qkv = m->scratch;          /* (B,T,3C) or (B,T,2C) */
     float *merged = qkv + 3 * BTC;    /* (B,T,C) */
     float *work = m->scratch + 6 * BTC;
-    mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, m->C, 3 * m->C);
-    attn_split_heads(q, k, v, qkv, B, T, m->H, m->D);
-    core->forward(m, o, csaved, work, q, k, v, B, T);
+    mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, m->C, R * m->C);
+    attn_split_heads(q, k, v, qkv, B, T, m->H, m->D, core->shared_qk);
+    core->forward(m, o, csaved, work, q, k, v, p.xp, B, T);
     attn_merge_heads(merged, o, B, T, m->H, m->D);
     mx_linear_forward(y, merged, p.w_proj, p.b_proj, B * T, m->C, m->C);
 }
@@ -94,11 +120,12 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
                    const float *saved, const float *x, const float *params, int B, int T)
 {
     const struct attn_core *core = m->ops->core;
-    size_t C = (size_t)m->C, BTC = (size_t)B * T * C;
+    size_t C = (size_t)m->C, BTC = (size_t)B * T * C, R = (size_t)qkv_rows(m);
     struct attn_params p = attn_bind(m, params);
-    float *dw_attn = dparams, *db_attn = m->bias ? dw_attn + 3 * C * C : NULL;
-    float *dw_proj = dw_attn + 3 * C * C + (m->bias ? 3 * C : 0);
+    float *dw_attn = dparams, *db_attn = m->bias ? dw_attn + R * C * C : NULL;
+    float *dw_proj = dw_attn + R * C * C + (m->bias ? R * C : 0);
     float *db_proj = m->bias ? dw_proj + C * C : NULL;
+    float *dxp = dparams + (p.xp - params);
     const float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC, *csaved = o + BTC;
     float *merged = m->scratch;        /* (B,T,C) */
     float *dmerged = merged + BTC;     /* (B,T,C) */
@@ -110,11 +137,9 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     attn_merge_heads(merged, o, B, T, m->H, m->D);
     mx_linear_backward_set(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
     attn_split_out(dout, dmerged, B, T, m->H, m->D);
-    if (!core->backward_sets)
-        memset(dq, 0, 3 * BTC * sizeof(float));
-    core->backward(m, dq, dk, dv, work, dout, o, csaved, q, k, v, B, T);
-    attn_merge_qkv(dqkv, dq, dk, dv, B, T, m->H, m->D);
-    mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, 3 * m->C);
+    core->backward(m, dq, dk, dv, dxp, work, dout, o, csaved, q, k, v, p.xp, B, T);
+    attn_merge_qkv(dqkv, dq, dk, dv, B, T, m->H, m->D, core->shared_qk);
+    mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, (int)R * m->C);
 }
 
 int mixer_core_forward(const struct mixer *m, float *saved, int B, int T)
@@ -123,7 +148,10 @@ int mixer_core_forward(const struct mixer *m, float *saved, int B, int T)
         return -1;
     size_t BTC = (size_t)B * T * m->C;
     float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC;
-    m->ops->core->forward(m, o, o + BTC, m->scratch + 6 * BTC, q, k, v, B, T);
+    /* Benchmarks run without parameters: cores with extra parameters (low-rank) have none. */
+    if (attn_param_floats(m) != mixer_n_params(m))
+        return -1;
+    m->ops->core->forward(m, o, o + BTC, m->scratch + 6 * BTC, q, k, v, NULL, B, T);
     return 0;
 }
 
@@ -131,13 +159,13 @@ int mixer_core_backward(const struct mixer *m, const float *saved, const float *
 {
     if (m->ops->backward != attn_backward || !m->ops->core)
         return -1;
+    if (attn_param_floats(m) != mixer_n_params(m))
+        return -1;
     size_t BTC = (size_t)B * T * m->C;
     const float *q = saved, *k = q + BTC, *v = k + BTC, *o = v + BTC;
-    float *dq = m->scratch + 3 * BTC; /* where attn_backward keeps them, zeroed as it does */
-    if (!m->ops->core->backward_sets)
-        memset(dq, 0, 3 * BTC * sizeof(float));
-    m->ops->core->backward(m, dq, dq + BTC, dq + 2 * BTC, m->scratch + 6 * BTC, dout, o, o + BTC,
-                           q, k, v, B, T);
+    float *dq = m->scratch + 3 * BTC; /* where attn_backward keeps them */
+    m->ops->core->backward(m, dq, dq + BTC, dq + 2 * BTC, NULL, m->scratch + 6 * BTC, dout, o,
+                           o + BTC, q, k, v, NULL, B, T);
     return 0;
 }
 
@@ -158,44 +186,62 @@ void attn_step(const struct mixer *m, float *y_t, float *state, const float *x_t
     struct attn_params p = attn_bind(m, params);
     float *qkv = state, *q = qkv + 3 * C, *k = q + C, *v = k + C, *o = v + C, *merged = o + C;
     float *cstate = state + 8 * C;
-    mx_linear_forward(qkv, x_t, p.w_attn, p.b_attn, 1, m->C, 3 * m->C);
-    attn_split_heads(q, k, v, qkv, 1, 1, m->H, m->D);
-    core->step(m, o, cstate, q, k, v, t);
+    mx_linear_forward(qkv, x_t, p.w_attn, p.b_attn, 1, m->C, qkv_rows(m) * m->C);
+    attn_split_heads(q, k, v, qkv, 1, 1, m->H, m->D, core->shared_qk);
+    core->step(m, o, cstate, q, k, v, p.xp, t);
     attn_merge_heads(merged, o, 1, 1, m->H, m->D);
     mx_linear_forward(y_t, merged, p.w_proj, p.b_proj, 1, m->C, m->C);
 }
 
+void attn_pairs_flops(double n_pairs, int D, double *fwd, double *bwd)
+{
+    double f = n_pairs * (4.0 * D + 5.0);
+    *fwd = f;
+    *bwd = 2.5 * f;
+}
+
 /* ---- layout ----------------------------------------------------------------------------- */
 
-void attn_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int D)
+void attn_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int D,
+                      int shared_qk)
 {
-    size_t C = (size_t)H * D;
+    size_t C = (size_t)H * D, R = shared_qk ? 2 : 3;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *row = qkv + ((size_t)b * T + t) * 3 * C;
+            const float *row = qkv + ((size_t)b * T + t) * R * C;
             for (int h = 0; h < H; h++) {
                 size_t dst = (((size_t)b * H + h) * T + t) * D;
                 memcpy(q + dst, row + (size_t)h * D, D * sizeof(float));
-                memcpy(k + dst, row + C + (size_t)h * D, D * sizeof(float));
-                memcpy(v + dst, row + 2 * C + (size_t)h * D, D * sizeof(float));
+                memcpy(v + dst, row + (R - 1) * C + (size_t)h * D, D * sizeof(float));
+                if (!shared_qk) {
+                    memcpy(k + dst, row + C + (size_t)h * D, D * sizeof(float));
+                    continue;
+                }
+                float n2 = ATTN_QK_NORM_EPS;
+                for (int d = 0; d < D; d++)
+                    n2 += q[dst + d] * q[dst + d];
+                const float inv = 1.0f / sqrtf(n2);
+                for (int d = 0; d < D; d++)
+                    k[dst + d] = q[dst + d] * inv;
             }
         }
 }
 
 void attn_merge_qkv(float *dqkv, const float *dq, const float *dk, const float *dv, int B, int T,
-                    int H, int D)
+                    int H, int D, int shared_qk)
 {
-    size_t C = (size_t)H * D;
+    size_t C = (size_t)H * D, R = shared_qk ? 2 : 3;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            float *row = dqkv + ((size_t)b * T + t) * 3 * C;
+            float *row = dqkv + ((size_t)b * T + t) * R * C;
             for (int h = 0; h < H; h++) {
                 size_t src = (((size_t)b * H + h) * T + t) * D;
                 memcpy(row + (size_t)h * D, dq + src, D * sizeof(float));
-                memcpy(row + C + (size_t)h * D, dk + src, D * sizeof(float));
-                memcpy(row + 2 * C + (size_t)h * D, dv + src, D * sizeof(float));
+                if (!shared_qk)
+                    memcpy(row + C + (size_t)h * D, dk + src, D * sizeof(float));
+                memcpy(row + (R - 1) * C + (size_t)h * D, dv + src, D * sizeof(float));
             }
         }
 }
@@ -319,17 +365,23 @@ size_t attn_dense_ref_saved(const struct mixer *m, int B, int T)
 }
 
 void attn_dense_ref_forward(const struct mixer *m, float *o, float *saved, float *work,
-                              const float *q, const float *k, const float *v, int B, int T)
+                            const float *q, const float *k, const float *v, const float *xp,
+                            int B, int T)
 {
-    (void)work;
+    (void)work, (void)xp;
     attn_masked_ref_forward(o, saved, q, k, v, B, m->H, T, m->D, NULL, NULL);
 }
 
-void attn_dense_ref_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
-                               const float *dout, const float *o, const float *saved,
-                               const float *q, const float *k, const float *v, int B, int T)
+void attn_dense_ref_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp,
+                             float *work, const float *dout, const float *o, const float *saved,
+                             const float *q, const float *k, const float *v, const float *xp,
+                             int B, int T)
 {
-    (void)work;
+    (void)work, (void)dxp, (void)xp;
+    size_t n = (size_t)B * m->H * T * m->D;
+    memset(dq, 0, n * sizeof(float));
+    memset(dk, 0, n * sizeof(float));
+    memset(dv, 0, n * sizeof(float));
     attn_masked_ref_backward(dq, dk, dv, dout, o, saved, q, k, v, B, m->H, T, m->D, NULL, NULL);
 }
 

@@ -581,7 +581,7 @@ void bsa_row_pair(const struct bsa_layout *L, int h, int qb, int i, int *kb, int
 
 static size_t padded_T(int T)
 {
-    return ((size_t)T + 15) / 16 * 16 + 16; /* tile loads may read 15 columns past T */
+    return mx_round_up((size_t)T, 16) + 16; /* tile loads may read 15 columns past T */
 }
 
 static int team_size(void)
@@ -699,7 +699,7 @@ static void panel_build(struct panel *pn, size_t pw, const struct bsa_layout *L,
         /* Joining needs whole vectors per tile (bs % 16 == 0) so column c of a tile is lane c. */
         if (!(t > 0 && bs % 16 == 0 && pn->j0[t] == pn->j0[t - 1] + pn->nj[t - 1])) {
             pn->seg[pn->nseg++] = t;
-            next = (next + 15) / 16 * 16;
+            next = (int)mx_round_up((size_t)next, 16);
         }
         pn->col[t] = next;
         next += pn->nj[t];
@@ -1084,18 +1084,45 @@ void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, floa
 }
 
 void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
-                 const float *k, const float *v, int B, int T)
+                 const float *k, const float *v, const float *xp, int B, int T)
 {
+    (void)xp;
     bsa_forward_layout((const struct bsa_layout *)m->cfg, m, o, saved, work, q, k, v, B, T);
 }
 
-void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
+void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
                   const float *dout, const float *o, const float *saved, const float *q,
-                  const float *k, const float *v, int B, int T)
+                  const float *k, const float *v, const float *xp, int B, int T)
 {
+    (void)dxp, (void)xp;
     engine_backward((const struct bsa_layout *)m->cfg, m->H, m->D, dq, dk, dv, 0, work, dout, o,
                     saved, q, k, v, B, T);
 }
+
+void bsa_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    const struct bsa_layout *L = (const struct bsa_layout *)m->cfg;
+    double pairs;
+    if (L->implicit_causal) {
+        pairs = (double)m->H * T * (T + 1.0) / 2.0; /* the visible pairs: masked ones are skipped */
+    } else {
+        int nbT = (int)(mx_round_up((size_t)T, (size_t)L->bs) / (size_t)L->bs);
+        size_t blocks = 0;
+        for (int h = 0; h < m->H; h++)
+            blocks += (size_t)L->maps[L->head_map[h]].row_ptr[nbT];
+        pairs = (double)blocks * L->bs * L->bs; /* listed tiles run whole, masks applied inside */
+    }
+    attn_pairs_flops(pairs * B, m->D, fwd, bwd);
+}
+
+const struct attn_core bsa_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = bsa_work_floats,
+    .forward = bsa_forward,
+    .backward = bsa_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
 
 /* ---- generation ------------------------------------------------------------------------ */
 
@@ -1134,8 +1161,9 @@ size_t bsa_cache_state_floats(const struct mixer *m)
 }
 
 void bsa_cache_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                    const float *k_t, const float *v_t, int t)
+                    const float *k_t, const float *v_t, const float *xp, int t)
 {
+    (void)xp;
     const struct bsa_layout *L = (const struct bsa_layout *)m->cfg;
     const int H = m->H, D = m->D, bs = L->bs;
     MX_ASSERT(t >= 0 && t < m->T_max);

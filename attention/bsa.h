@@ -50,20 +50,24 @@ void bsa_layout_free(struct bsa_layout *L);
 int bsa_row_count(const struct bsa_layout *L, int h, int qb);
 void bsa_row_pair(const struct bsa_layout *L, int h, int qb, int i, int *kb, int *mask_id);
 
-/* The attn_core functions of the engine. A mixer using them keeps its struct bsa_layout as
- * the FIRST member of the struct m->cfg points to. saved = the row log-sum-exp (B,H,T);
- * work = K and V transposed (B,H,D,Tp). Each thread also mallocs its own panel buffers
- * (~270 KB) per call. */
+/* The engine's core: a mixer using it keeps its struct bsa_layout as the FIRST member of its
+ * cfg (attn_common.h) and sets ops->core = &bsa_core, or builds its own struct attn_core from
+ * the functions below with its own step (sparse.c's ring buffer). saved = the row log-sum-exp
+ * (B,H,T); work = K and V transposed (B,H,D,Tp). Each thread also mallocs its own panel
+ * buffers (~270 KB) per call. Step: the KV cache below. */
+extern const struct attn_core bsa_core;
 size_t bsa_saved_floats(const struct mixer *m, int B, int T);
 size_t bsa_work_floats(const struct mixer *m, int B, int T);
-/* o (B,H,T,D) overwritten, saved = lse (B,H,T) overwritten; q,k,v (B,H,T,D). */
+/* o (B,H,T,D) overwritten, saved = lse (B,H,T) overwritten; q,k,v (B,H,T,D); xp unused. */
 void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
-                 const float *k, const float *v, int B, int T);
-/* dq, dk, dv (B,H,T,D) OVERWRITTEN (attn_core.backward_sets); dout, o (B,H,T,D); saved = lse
- * from bsa_forward. */
-void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
+                 const float *k, const float *v, const float *xp, int B, int T);
+/* dq, dk, dv (B,H,T,D) OVERWRITTEN; dout, o (B,H,T,D); saved = lse from bsa_forward. */
+void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
                   const float *dout, const float *o, const float *saved, const float *q,
-                  const float *k, const float *v, int B, int T);
+                  const float *k, const float *v, const float *xp, int B, int T);
+/* Token-mixing FLOPs at (B,T) (mixer_ops.flops): attn_pairs_flops over the visible causal
+ * pairs (implicit layout) or over the listed tiles up to T, bs x bs pairs each. */
+void bsa_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd);
 /* Same, with the layout passed directly (tests; mixers go through m->cfg); this backward
  * ADDS to dq, dk, dv. Only m->H, m->D are read from m. */
 void bsa_forward_layout(const struct bsa_layout *L, const struct mixer *m, float *o, float *lse,
@@ -77,11 +81,11 @@ void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, floa
  * state = K transposed (H,D,Tc), V (H,T_max,D) and a small scratch; o_t, q_t, k_t, v_t (H,D). */
 size_t bsa_cache_state_floats(const struct mixer *m);
 void bsa_cache_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                    const float *k_t, const float *v_t, int t);
+                    const float *k_t, const float *v_t, const float *xp, int t);
 
 /* One query row against nj <= BSA_MAX_BS keys, for steps with their own cache layout (ring
  * buffers): kt (D, ld) holds the keys as columns 0..nj-1 and must be readable up to column
- * round_up(nj,16)-1; vrows (nj, D); bits says which of the nj keys count. Updates the online
+ * mx_round_up(nj,16)-1; vrows (nj, D); bits says which of the nj keys count. Updates the online
  * softmax state (*mx, *l, acc (D)); sbuf holds BSA_MAX_BS floats. Finish with bsa_row_finish. */
 void bsa_row_chunk(float *acc, float *mx, float *l, float *sbuf, const float *q, const float *kt,
                    size_t ld, const float *vrows, int nj, uint64_t bits, float scale, int D);

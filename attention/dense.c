@@ -14,7 +14,7 @@
 #define DENSE_TILE 64
 
 struct dense_cfg {
-    struct bsa_layout lay; /* first: the engine reads m->cfg as its layout */
+    struct bsa_layout lay; /* first: the engine's struct (attn_common.h) */
 };
 
 static int dense_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -38,32 +38,9 @@ static void dense_destroy(struct mixer *m)
     mx_free(cfg);
 }
 
-static const struct attn_core dense_core = {
-    .saved_floats = bsa_saved_floats,
-    .work_floats = bsa_work_floats,
-    .forward = bsa_forward,
-    .backward = bsa_backward,
-    .backward_sets = 1,
-    .state_floats = bsa_cache_state_floats,
-    .step = bsa_cache_step,
-};
-
 static const char *const dense_tests[] = {"dense", NULL};
 
 const struct mixer_ops attn_dense_ops = {
-    .name = "dense",
-    .summary = "dense — exact causal softmax attention (no options); O(T^2) time, O(T) memory",
-    .causal = 1,
-    .test_specs = dense_tests,
-    .parse = dense_parse,
-    .destroy = dense_destroy,
-    .tensors = attn_tensors,
-    .init = attn_init,
-    .saved_floats = attn_saved_floats,
-    .scratch_floats = attn_scratch_floats,
-    .forward = attn_forward,
-    .backward = attn_backward,
-    .state_floats = attn_state_floats,
-    .step = attn_step,
-    .core = &dense_core,
+    ATTN_OPS("dense", "dense — exact causal softmax attention (no options); O(T^2) time, O(T) memory",
+             dense_tests, dense_parse, dense_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
 };

@@ -37,7 +37,7 @@ static int fourier_fast_size(int m)
  * plans were made for, which FFTW's new-array execute functions require. */
 static size_t fourier_round16(size_t n)
 {
-    return (n + 15) & ~(size_t)15;
+    return mx_round_up(n, 16);
 }
 
 static float *fourier_align64(float *p)
@@ -149,21 +149,22 @@ static void fourier_destroy(struct mixer *m)
     mx_free(cfg);
 }
 
-static int fourier_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int fourier_tensors(const struct mixer *m, struct mx_param *out)
 {
     const struct fourier_cfg *cfg = m->cfg;
     int n = 0, C = m->C;
+    size_t at = 0;
     if (cfg->vproj) {
-        mixer_tensor_add(out, &n, "c_v.weight", 2, C, C, 1, 1);
+        mx_param_add(out, &n, &at, "c_v.weight", 2, C, C, 1, 1);
         if (m->bias)
-            mixer_tensor_add(out, &n, "c_v.bias", 1, C, 0, 0, 1);
+            mx_param_add(out, &n, &at, "c_v.bias", 1, C, 0, 0, 1);
     }
     /* The filter is not weight-decayed: decay would pull every timescale towards "no memory". */
     if (cfg->learned)
-        mixer_tensor_add(out, &n, "filter", 2, C, m->T_max, 0, 1);
-    mixer_tensor_add(out, &n, "c_proj.weight", 2, C, C, 1, 1);
+        mx_param_add(out, &n, &at, "filter", 2, C, m->T_max, 0, 1);
+    mx_param_add(out, &n, &at, "c_proj.weight", 2, C, C, 1, 1);
     if (m->bias)
-        mixer_tensor_add(out, &n, "c_proj.bias", 1, C, 0, 0, 1);
+        mx_param_add(out, &n, &at, "c_proj.bias", 1, C, 0, 0, 1);
     return n;
 }
 
@@ -584,7 +585,36 @@ static const char *const fourier_tests[] = {"fourier", "fourier:filter=fixed",
                                             "fourier:filter=learned,vproj=0",
                                             "fourier:filter=fixed,vproj=0", NULL};
 
+/* FLOPs of one real FFT of length N: the usual 2.5 N log2 N. */
+static double fourier_rfft_flops(double N)
+{
+    return 2.5 * N * log2(N);
+}
+
+/* Per batch row and channel: the input's rFFT and the product's inverse (length N, the
+ * zero-padded 2T-1 rounded to a fast size), the complex product (6 per bin); once per call and
+ * channel the filter's rFFT. Backward: the same transforms for dx and (learned) dfilter: 2x. */
+static void fourier_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    double N = (double)fourier_fast_size(2 * T - 1), C = m->C;
+    double per = 2.0 * fourier_rfft_flops(N) + 6.0 * (N / 2 + 1);
+    double f = (double)B * C * per + C * fourier_rfft_flops(N);
+    *fwd = f;
+    *bwd = 2.0 * f;
+}
+
+/* The 2-D DFT of each (T,C) slab (a DFT along C for every t, then along T for every channel,
+ * complex after the first, ~2x a real transform); backward is the same transform again. */
+static void fnet_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    double C = m->C;
+    double f = (double)B * (T * fourier_rfft_flops(C) + C * 2.0 * fourier_rfft_flops((double)T));
+    *fwd = f;
+    *bwd = f;
+}
+
 const struct mixer_ops fourier_ops = {
+    .flops = fourier_flops,
     .name = "fourier",
     .summary = "fourier:filter=learned|fixed,vproj=1|0 — FNet made causal: value projection, per-channel "
                "causal long convolution by zero-padded FFT (filter learned (C,T_max) taps, default, or "
@@ -646,7 +676,7 @@ static void fnet_destroy(struct mixer *m)
     mx_free(cfg);
 }
 
-static int fnet_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int fnet_tensors(const struct mixer *m, struct mx_param *out)
 {
     (void)m;
     (void)out;
@@ -754,6 +784,7 @@ static void fnet_backward(const struct mixer *m, float *dx, float *dparams, cons
 static const char *const fnet_tests[] = {"fnet", NULL};
 
 const struct mixer_ops fnet_ops = {
+    .flops = fnet_flops,
     .name = "fnet",
     .summary = "fnet — original FNet (Re of a 2-D DFT over time and channels, orthonormal, no "
                "parameters); BIDIRECTIONAL: every output sees the future, so it is for encoder-style "

@@ -1,8 +1,9 @@
 /* kernel_attn.c — the chunked causal prefix-sum engine of the kernel mixers (linear, performer):
  * o_t = φq_t·S_t / (φq_t·z_t + ε) with S_t = Σ_{j≤t} φk_j v_jᵀ, z_t = Σ_{j≤t} φk_j, computed per
  * chunk of c rows with sgemm (masked intra-chunk product + the state of earlier chunks), the
- * backward by recomputing the chunk states, and the O(1)-per-token recurrent step.
- * It is not a feature map (each mixer brings its own) and never forms a per-token D x D state.
+ * backward by recomputing the chunk states, and the O(1)-per-token recurrent step, exported as
+ * one attn_core (kattn_core). It is not a feature map (each mixer brings its own) and never
+ * forms a per-token D x D state.
  *
  * Notation per (b,h): Φq, Φk (T,F) the features, V' = [V | 1] (T,D+1) so one product carries
  * the numerator (columns 0..D-1) and the denominator (column D); S (F,D+1) the running state.
@@ -71,14 +72,25 @@ static size_t slot_floats(const struct kattn_map *map, int T, int D)
     return slot_bind(&s, NULL, 0, map->chunk, map->F, D + 1, n_chunks(map, T));
 }
 
-size_t kattn_saved_floats(const struct kattn_map *map, int B, int H, int T)
+/* The engine's struct is the first member of the mixer's cfg (attn_common.h); prepare brings
+ * any per-step state of the map (performer's draw) up to date, outside parallel regions. */
+static const struct kattn_map *map_of(const struct mixer *m)
 {
-    return (size_t)B * H * T * (map->scaled ? 2 : 1);
+    const struct kattn_map *map = (const struct kattn_map *)m->cfg;
+    if (map->prepare)
+        map->prepare(m);
+    return map;
 }
 
-size_t kattn_work_floats(const struct kattn_map *map, int B, int H, int T, int D)
+size_t kattn_saved_floats(const struct mixer *m, int B, int T)
 {
-    return (size_t)B * H * slot_floats(map, T, D);
+    const struct kattn_map *map = (const struct kattn_map *)m->cfg;
+    return (size_t)B * m->H * T * (map->scaled ? 2 : 1);
+}
+
+size_t kattn_work_floats(const struct mixer *m, int B, int T)
+{
+    return (size_t)B * m->H * slot_floats((const struct kattn_map *)m->cfg, T, m->D);
 }
 
 /* ---- per-chunk pieces ---------------------------------------------------------------------- */
@@ -200,9 +212,12 @@ static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, f
     }
 }
 
-void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *work, const float *q,
-                   const float *k, const float *v, int B, int H, int T, int D)
+void kattn_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                   const float *k, const float *v, const float *xp, int B, int T)
 {
+    (void)xp;
+    const struct kattn_map *map = map_of(m);
+    const int H = m->H, D = m->D;
     MX_ASSERT(map->chunk >= 1 && map->F >= 1 && T >= 1);
     size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
     int nC = n_chunks(map, T);
@@ -321,10 +336,13 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
     }
 }
 
-void kattn_backward(const struct kattn_map *map, float *dq, float *dk, float *dv, float *work,
+void kattn_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
                     const float *dout, const float *o, const float *saved, const float *q, const float *k,
-                    const float *v, int B, int H, int T, int D)
+                    const float *v, const float *xp, int B, int T)
 {
+    (void)dxp, (void)xp;
+    const struct kattn_map *map = map_of(m);
+    const int H = m->H, D = m->D;
     size_t per = slot_floats(map, T, D), BHT = (size_t)B * H * T;
     int nC = n_chunks(map, T);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -333,6 +351,10 @@ void kattn_backward(const struct kattn_map *map, float *dq, float *dk, float *dv
             size_t bh = (size_t)b * H + h, base = bh * T, off = base * D;
             struct kslot s;
             slot_bind(&s, work + bh * per, per, map->chunk, map->F, D + 1, nC);
+            /* backward_bh accumulates; the core overwrites (mixer.h's contract). */
+            memset(dq + off, 0, (size_t)T * D * sizeof(float));
+            memset(dk + off, 0, (size_t)T * D * sizeof(float));
+            memset(dv + off, 0, (size_t)T * D * sizeof(float));
             backward_bh(map, &s, dq + off, dk + off, dv + off, dout + off, o + off, saved + base,
                         map->scaled ? saved + BHT + base : NULL, q + off, k + off, v + off, T, D);
         }
@@ -347,14 +369,18 @@ static size_t head_state(const struct kattn_map *map, int D)
     return (size_t)map->F * (D + 1) + 16;
 }
 
-size_t kattn_state_floats(const struct kattn_map *map, int H, int D)
+size_t kattn_state_floats(const struct mixer *m)
 {
-    return (size_t)H * head_state(map, D) + 3 * (size_t)map->F + 16 + (size_t)D + 1;
+    const struct kattn_map *map = (const struct kattn_map *)m->cfg;
+    return (size_t)m->H * head_state(map, m->D) + 3 * (size_t)map->F + 16 + (size_t)m->D + 1;
 }
 
-void kattn_step(const struct kattn_map *map, float *o_t, float *state, const float *q_t, const float *k_t,
-                const float *v_t, int H, int D, int t)
+void kattn_step(const struct mixer *m, float *o_t, float *state, const float *q_t, const float *k_t,
+                const float *v_t, const float *xp, int t)
 {
+    (void)xp;
+    const struct kattn_map *map = map_of(m);
+    const int H = m->H, D = m->D;
     const int F = map->F, E = D + 1;
     size_t hs = head_state(map, D);
     float *qf = state + (size_t)H * hs, *kf = qf + F, *tmp = kf + F, *r = tmp + F, *nm = r + 16;
@@ -388,3 +414,27 @@ void kattn_step(const struct kattn_map *map, float *o_t, float *state, const flo
             o_t[(size_t)h * D + d] = nm[d] * inv;
     }
 }
+
+/* Per (b,h) and token, forward: the two feature maps (map->flops_row each, F·D for the
+ * projection of exp-type maps, ~F for elu), the state update φk vᵀ and the readout φq·S
+ * (2·F·(D+1) each; the chunked form does the same work within a chunk as masked c×c products,
+ * c·F·2 + c·(D+1)·2 per row, counted too). Backward recomputes the features and states and
+ * forms every gradient: 2.5x forward. */
+void kattn_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    const struct kattn_map *map = (const struct kattn_map *)m->cfg;
+    double F = map->F, D = m->D, c = map->chunk < T ? map->chunk : T;
+    double row = 2.0 * map->map_flops_row + 4.0 * F * (D + 1) + 2.0 * c * F + 2.0 * c * (D + 1);
+    double f = (double)B * m->H * T * row;
+    *fwd = f;
+    *bwd = 2.5 * f;
+}
+
+const struct attn_core kattn_core = {
+    .saved_floats = kattn_saved_floats,
+    .work_floats = kattn_work_floats,
+    .forward = kattn_forward,
+    .backward = kattn_backward,
+    .state_floats = kattn_state_floats,
+    .step = kattn_step,
+};

@@ -1,8 +1,9 @@
 /* kernel_attn.h — internal to attention/: the chunked causal prefix-sum engine the kernel
  * mixers (`linear`, `performer`) share. It computes, per (b,h),
  *     o_t = Σ_{j≤t} (φq_t·φk_j) v_j / (Σ_{j≤t} φq_t·φk_j + ε)
- * through BLAS on chunks, with the feature map φ supplied by the mixer (struct kattn_map).
- * Not a mixer itself: no parsing, no parameters. Tests may include it. */
+ * through BLAS on chunks, with the feature map φ supplied by the mixer (struct kattn_map, the
+ * first member of its cfg), exported as one attn_core. Not a mixer itself: no parsing, no
+ * parameters. Tests may include it. */
 #ifndef MIXLM_KERNEL_ATTN_H
 #define MIXLM_KERNEL_ATTN_H
 
@@ -26,6 +27,7 @@ static inline float kattn_expf(float x)
  *   exact because they cancel (up to the ε guard). */
 struct kattn_map {
     int F;      /* features per row */
+    double map_flops_row; /* FLOPs of forward on one row (kattn_flops) */
     int chunk;  /* rows per chunk (BLAS block); any value gives the same math */
     float eps;  /* the normaliser guard ε (see each mixer's WHY comment) */
     int scaled; /* 1: keys come with per-row log-scales (exp-type features) */
@@ -38,30 +40,31 @@ struct kattn_map {
      * applied afterwards folded in: exp-type maps need only phi itself); dphi (L,F); tmp (L,F). */
     void (*backward)(const void *ctx, float *dx, const float *dphi, const float *phi, const float *x, int L,
                      int D, int key, float *tmp);
+    /* Optional (NULL: none): bring the map up to date for m->step (performer's redraw);
+     * called by the core before forward, backward and step, outside parallel regions. */
+    void (*prepare)(const struct mixer *m);
 };
 
-/* Floats kept forward -> backward: the denominator per (b,h,t), plus the causal key log-scale
- * per (b,h,t) when the map is scaled. */
-size_t kattn_saved_floats(const struct kattn_map *map, int B, int H, int T);
-/* Workspace per call: per (b,h) chunk buffers plus the recomputed chunk states for backward,
- * (T/chunk) x F x (D+1) per (b,h). */
-size_t kattn_work_floats(const struct kattn_map *map, int B, int H, int T, int D);
-
-/* o (B,H,T,D) overwritten; saved overwritten; work scratch; q, k, v (B,H,T,D). */
-void kattn_forward(const struct kattn_map *map, float *o, float *saved, float *work, const float *q,
-                   const float *k, const float *v, int B, int H, int T, int D);
-/* dq, dk, dv (B,H,T,D) +=; dout (B,H,T,D); o and saved as forward left them. Recomputes the
- * features and the chunk states; stores no per-token D x D state. */
-void kattn_backward(const struct kattn_map *map, float *dq, float *dk, float *dv, float *work,
+/* The engine's core. A mixer using it keeps its struct kattn_map as the FIRST member of its
+ * cfg (attn_common.h) and sets ops->core = &kattn_core. Contracts are struct attn_core's:
+ * saved = the denominator per (b,h,t), plus the causal key log-scale per (b,h,t) when the map
+ * is scaled; work = per (b,h) chunk buffers plus the recomputed chunk states for backward,
+ * (T/chunk) x F x (D+1) per (b,h); backward OVERWRITES dq, dk, dv, recomputing the features
+ * and the chunk states (no per-token D x D state). Step: the recurrent form, per head S
+ * (F,D+1) and the key log-scale, O(F·D) per head whatever t is. xp is unused. */
+extern const struct attn_core kattn_core;
+size_t kattn_saved_floats(const struct mixer *m, int B, int T);
+size_t kattn_work_floats(const struct mixer *m, int B, int T);
+void kattn_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                   const float *k, const float *v, const float *xp, int B, int T);
+void kattn_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
                     const float *dout, const float *o, const float *saved, const float *q, const float *k,
-                    const float *v, int B, int H, int T, int D);
-
-/* Recurrent form for generation: per head S (F,D+1) and the key log-scale; the cost of a step
- * is O(F·D) per head whatever t is. State zeroed by the caller before t = 0. */
-size_t kattn_state_floats(const struct kattn_map *map, int H, int D);
-/* o_t (H,D) overwritten; q_t, k_t, v_t (H,D); t = 0, 1, 2, ... in order. */
-void kattn_step(const struct kattn_map *map, float *o_t, float *state, const float *q_t, const float *k_t,
-                const float *v_t, int H, int D, int t);
+                    const float *v, const float *xp, int B, int T);
+size_t kattn_state_floats(const struct mixer *m);
+void kattn_step(const struct mixer *m, float *o_t, float *state, const float *q_t, const float *k_t,
+                const float *v_t, const float *xp, int t);
+/* Token-mixing FLOPs at (B,T) for mixer_ops.flops (see kernel_attn.c). */
+void kattn_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd);
 
 /* Performer internals exposed for tests: copy the random features W (M,D) that the mixer
  * uses at m->step (already multiplied by D^(-1/4)), drawing them if needed. Returns M. */

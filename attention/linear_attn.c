@@ -15,7 +15,7 @@
 #define LINEAR_EPS 1e-6f
 
 struct linear_cfg {
-    struct kattn_map map;
+    struct kattn_map map; /* first: the engine's struct (attn_common.h) */
 };
 
 static void linear_map_forward(const void *ctx, float *phi, float *lscale, const float *x, int L, int D,
@@ -50,6 +50,7 @@ static int linear_parse(struct mixer *m, const char *args, struct mx_error *err)
         return -1;
     struct linear_cfg *cfg = mx_xcalloc(sizeof *cfg);
     cfg->map.F = m->D;
+    cfg->map.map_flops_row = 3.0 * m->D; /* compare, exp, add per feature */
     cfg->map.chunk = (int)c;
     cfg->map.eps = LINEAR_EPS;
     cfg->map.scaled = 0;
@@ -66,74 +67,14 @@ static void linear_destroy(struct mixer *m)
     mx_free(m->cfg);
 }
 
-static const struct kattn_map *lmap(const struct mixer *m)
-{
-    return &((const struct linear_cfg *)m->cfg)->map;
-}
-
-static size_t linear_saved(const struct mixer *m, int B, int T)
-{
-    return kattn_saved_floats(lmap(m), B, m->H, T);
-}
-
-static size_t linear_work(const struct mixer *m, int B, int T)
-{
-    return kattn_work_floats(lmap(m), B, m->H, T, m->D);
-}
-
-static void linear_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
-                                const float *k, const float *v, int B, int T)
-{
-    kattn_forward(lmap(m), o, saved, work, q, k, v, B, m->H, T, m->D);
-}
-
-static void linear_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
-                                 const float *dout, const float *o, const float *saved, const float *q,
-                                 const float *k, const float *v, int B, int T)
-{
-    kattn_backward(lmap(m), dq, dk, dv, work, dout, o, saved, q, k, v, B, m->H, T, m->D);
-}
-
-static size_t linear_state(const struct mixer *m)
-{
-    return kattn_state_floats(lmap(m), m->H, m->D);
-}
-
-static void linear_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                             const float *k_t, const float *v_t, int t)
-{
-    kattn_step(lmap(m), o_t, state, q_t, k_t, v_t, m->H, m->D, t);
-}
-
-static const struct attn_core linear_core = {
-    .saved_floats = linear_saved,
-    .work_floats = linear_work,
-    .forward = linear_core_forward,
-    .backward = linear_core_backward,
-    .state_floats = linear_state,
-    .step = linear_core_step,
-};
-
 /* c=3 crosses several chunks at T=20 with a partial last chunk (and the prefix check's 11). */
 static const char *const linear_tests[] = {"linear", "linear:c=3", NULL};
 
 const struct mixer_ops attn_linear_ops = {
-    .name = "linear",
-    .summary =
-        "linear[:c=64] — causal linear attention, phi = elu+1 (Katharopoulos et al. 2020); "
-        "c = chunk rows for the BLAS blocks (same math for any c, round-off aside); O(T D^2) time, O(1) "
-        "state per token in generation",
-    .causal = 1,
-    .test_specs = linear_tests,
-    .parse = linear_parse,
-    .destroy = linear_destroy,
-    .tensors = attn_tensors,
-    .init = attn_init,
-    .saved_floats = attn_saved_floats,
-    .scratch_floats = attn_scratch_floats,
-    .forward = attn_forward,
-    .backward = attn_backward,
-    .state_floats = attn_state_floats,
-    .step = attn_step,
-    .core = &linear_core,
+    ATTN_OPS("linear",
+             "linear[:c=64] — causal linear attention, phi = elu+1 (Katharopoulos et al. 2020); "
+             "c = chunk rows for the BLAS blocks (same math for any c, round-off aside); O(T D^2) "
+             "time, O(1) state per token in generation",
+             linear_tests, linear_parse, linear_destroy, attn_tensors, attn_init, kattn_flops,
+             &kattn_core),
 };

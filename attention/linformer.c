@@ -32,11 +32,9 @@
 #include <string.h>
 
 struct lin_cfg {
-    struct lowrank_head head; /* must be first (lowrank_common.h) */
+    struct lowrank_map map; /* first: the engine's struct (attn_common.h) */
     int k, b, share;
 };
-
-static const struct attn_core lin_core;
 
 static int lin_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
@@ -57,9 +55,11 @@ static int lin_parse(struct mixer *m, const char *args, struct mx_error *err)
                          "compressed to more than b rows; use k <= b (default k=8, b=64)",
                          k, b);
     struct lin_cfg *cfg = mx_xcalloc(sizeof *cfg);
-    cfg->head.core = &lin_core;
     cfg->k = (int)k;
     cfg->b = (int)b;
+    cfg->map.b = (int)b;
+    cfg->map.r = (int)k;
+    cfg->map.block_flops = 2.0 * 2.0 * (double)k * b * m->D; /* E K_c and F V_c */
     cfg->share = (int)share;
     m->cfg = cfg;
     snprintf(m->spec, sizeof m->spec, "linformer:k=%d,b=%d,share=%d", cfg->k, cfg->b, cfg->share);
@@ -71,12 +71,14 @@ static void lin_destroy(struct mixer *m)
     mx_free(m->cfg);
 }
 
-static int lin_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int lin_tensors(const struct mixer *m, struct mx_param *out)
 {
     const struct lin_cfg *cfg = m->cfg;
-    int n = attn_tensors(m, out);
+    int n = 0;
+    size_t at = 0;
+    attn_tensors_add(m, out, &n, &at);
     for (int i = 0; i < (cfg->share ? 1 : 2); i++)
-        mixer_tensor_add(out, &n, i ? "F" : "E", 2, cfg->k, cfg->b, 1, 1);
+        mx_param_add(out, &n, &at, i ? "F" : "E", 2, cfg->k, cfg->b, 1, 1);
     return n;
 }
 
@@ -85,7 +87,7 @@ static void lin_init(const struct mixer *m, float *params, struct mx_rng *rng)
     const struct lin_cfg *cfg = m->cfg;
     int k = cfg->k, b = cfg->b;
     attn_init(m, params, rng);
-    float *E = params + lowrank_attn_floats(m);
+    float *E = params + attn_param_floats(m);
     for (int t = 0; t < (cfg->share ? 1 : 2); t++) {
         float *P = E + (size_t)t * k * b; /* (k,b) */
         memset(P, 0, (size_t)k * b * sizeof(float));
@@ -105,16 +107,16 @@ struct lin_view {
     float *dE, *dF;     /* (k,b), backward only */
 };
 
-static struct lin_view lin_view(const struct mixer *mm)
+/* xp: the extra slice E [F]; dxp its gradient (backward) or NULL. */
+static struct lin_view lin_view(const struct mixer *m, const float *xp, float *dxp)
 {
-    const struct lowrank_ctx *ctx = mm->cfg;
     struct lin_view v;
-    v.cfg = ctx->cfg;
+    v.cfg = m->cfg;
     size_t kb = (size_t)v.cfg->k * v.cfg->b;
-    v.E = ctx->xp;
-    v.F = ctx->xp ? ctx->xp + (v.cfg->share ? 0 : kb) : NULL;
-    v.dE = ctx->dxp;
-    v.dF = ctx->dxp ? ctx->dxp + (v.cfg->share ? 0 : kb) : NULL;
+    v.E = xp;
+    v.F = xp ? xp + (v.cfg->share ? 0 : kb) : NULL;
+    v.dE = dxp;
+    v.dF = dxp ? dxp + (v.cfg->share ? 0 : kb) : NULL;
     return v;
 }
 
@@ -127,7 +129,7 @@ static size_t lin_R(const struct lin_cfg *cfg, int T)
 /* saved: lse (B,H,T), Kc (B,H,R,D), Vc (B,H,R,D). */
 static size_t lin_saved(const struct mixer *mm, int B, int T)
 {
-    const struct lin_cfg *cfg = lin_view(mm).cfg;
+    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
     return (size_t)B * mm->H * (T + 2 * lin_R(cfg, T) * mm->D);
 }
 
@@ -140,15 +142,16 @@ static size_t lin_slice_bwd(const struct lin_cfg *cfg, int T, int D)
 
 static size_t lin_work(const struct mixer *mm, int B, int T)
 {
-    const struct lin_cfg *cfg = lin_view(mm).cfg;
+    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
     size_t f = lowrank_attend_work_fwd(T, cfg->b, cfg->k), g = lin_slice_bwd(cfg, T, mm->D);
     return (size_t)B * mm->H * (f > g ? f : g);
 }
 
 static void lin_core_forward(const struct mixer *mm, float *o, float *saved, float *work,
-                             const float *q, const float *k, const float *v, int B, int T)
+                             const float *q, const float *k, const float *v, const float *xp,
+                             int B, int T)
 {
-    struct lin_view w = lin_view(mm);
+    struct lin_view w = lin_view(mm, xp, NULL);
     int D = mm->D, b = w.cfg->b, r = w.cfg->k, np = lowrank_n_past(T, b), BH = B * mm->H;
     size_t R = lin_R(w.cfg, T), TD = (size_t)T * D, wf = lowrank_attend_work_fwd(T, b, r);
     float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
@@ -168,12 +171,19 @@ static void lin_core_forward(const struct mixer *mm, float *o, float *saved, flo
     }
 }
 
-static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *work,
-                              const float *dout, const float *o, const float *saved, const float *q,
-                              const float *k, const float *v, int B, int T)
+/* dq, dk, dv OVERWRITTEN (the engine accumulates into them after they are zeroed here);
+ * dxp +=. */
+static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *dxp,
+                              float *work, const float *dout, const float *o, const float *saved,
+                              const float *q, const float *k, const float *v, const float *xp,
+                              int B, int T)
 {
     (void)o;
-    struct lin_view w = lin_view(mm);
+    struct lin_view w = lin_view(mm, xp, dxp);
+    size_t n_all = (size_t)B * mm->H * T * mm->D;
+    memset(dq, 0, n_all * sizeof(float));
+    memset(dk, 0, n_all * sizeof(float));
+    memset(dv, 0, n_all * sizeof(float));
     int D = mm->D, b = w.cfg->b, r = w.cfg->k, np = lowrank_n_past(T, b), BH = B * mm->H;
     size_t R = lin_R(w.cfg, T), TD = (size_t)T * D, kb = (size_t)r * b;
     size_t ws = lin_slice_bwd(w.cfg, T, D);
@@ -218,7 +228,7 @@ static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, floa
 
 static size_t lin_head_state(const struct mixer *mm)
 {
-    const struct lin_cfg *cfg = lin_view(mm).cfg;
+    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
     size_t R = lin_R(cfg, mm->T_max);
     return 2 * R * mm->D + 2 * (size_t)cfg->b * mm->D + R + cfg->b;
 }
@@ -229,9 +239,9 @@ static size_t lin_state(const struct mixer *mm)
 }
 
 static void lin_step(const struct mixer *mm, float *o_t, float *state, const float *q_t,
-                     const float *k_t, const float *v_t, int t)
+                     const float *k_t, const float *v_t, const float *xp, int t)
 {
-    struct lin_view w = lin_view(mm);
+    struct lin_view w = lin_view(mm, xp, NULL);
     int D = mm->D, b = w.cfg->b, r = w.cfg->k, n = t / b, pos = t % b;
     int np = lowrank_n_past(mm->T_max, b);
     size_t R = lin_R(w.cfg, mm->T_max), hs = lin_head_state(mm);
@@ -264,21 +274,9 @@ static const char *const lin_tests[] = {"linformer:k=2,b=4", "linformer:k=3,b=6,
                                         "linformer:k=1,b=7", NULL};
 
 const struct mixer_ops attn_linformer_ops = {
-    .name = "linformer",
-    .summary = "linformer:k=8,b=64,share=0 — causal block Linformer: exact attention in the own "
-               "block of b, each completed block projected to k rows by learned E,F (k,b) "
-               "(share=1: E=F); paper k=256 is non-causal over the whole sequence",
-    .causal = 1,
-    .test_specs = lin_tests,
-    .parse = lin_parse,
-    .destroy = lin_destroy,
-    .tensors = lin_tensors,
-    .init = lin_init,
-    .saved_floats = lowrank_saved_floats,
-    .scratch_floats = lowrank_scratch_floats,
-    .forward = lowrank_forward,
-    .backward = lowrank_backward,
-    .state_floats = lowrank_state_floats,
-    .step = lowrank_step,
-    .core = NULL, /* the core needs the bound E, F: see lowrank_common.h */
+    ATTN_OPS("linformer",
+             "linformer:k=8,b=64,share=0 — causal block Linformer: exact attention in the own "
+             "block of b, each completed block projected to k rows by learned E,F (k,b) "
+             "(share=1: E=F); paper k=256 is non-causal over the whole sequence",
+             lin_tests, lin_parse, lin_destroy, lin_tensors, lin_init, lowrank_flops, &lin_core),
 };

@@ -1,7 +1,6 @@
-/* lowrank_common.c — shared by linformer.c and nystrom.c: the glue that lets a core with extra
- * parameters ride on attn_forward/attn_backward/attn_step, the block engine (exact attention in
+/* lowrank_common.c — shared by linformer.c and nystrom.c: the block engine (exact attention in
  * the own block + compressed rows of completed blocks under one softmax) with its naive
- * reference, and the iterative Moore-Penrose pseudo-inverse with its backward.
+ * reference and FLOP count, and the iterative Moore-Penrose pseudo-inverse with its backward.
  * Not a mixer: how blocks are compressed belongs to each mixer's file. */
 #include "attention/lowrank_common.h"
 
@@ -9,85 +8,19 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- glue ------------------------------------------------------------------------------- */
+/* ---- FLOPs ---------------------------------------------------------------------------- */
 
-size_t lowrank_attn_floats(const struct mixer *m)
+void lowrank_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
-    size_t C = (size_t)m->C;
-    return 4 * C * C + (m->bias ? 4 * C : 0);
-}
-
-/* mm: a copy of m whose ops carry the core and whose cfg is ctx (see the header). */
-static void lowrank_bind(struct mixer *mm, struct mixer_ops *ops, struct lowrank_ctx *ctx,
-                         const struct mixer *m, const float *params, float *dparams)
-{
-    const struct lowrank_head *hd = m->cfg;
-    size_t na = lowrank_attn_floats(m);
-    *ops = *m->ops;
-    ops->core = hd->core;
-    *mm = *m;
-    mm->ops = ops;
-    ctx->cfg = m->cfg;
-    ctx->xp = params ? params + na : NULL;
-    ctx->dxp = dparams ? dparams + na : NULL;
-    mm->cfg = ctx;
-}
-
-size_t lowrank_saved_floats(const struct mixer *m, int B, int T)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, NULL, NULL);
-    return attn_saved_floats(&mm, B, T);
-}
-
-size_t lowrank_scratch_floats(const struct mixer *m, int B, int T)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, NULL, NULL);
-    return attn_scratch_floats(&mm, B, T);
-}
-
-void lowrank_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                     const float *params, int B, int T)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, params, NULL);
-    attn_forward(&mm, y, saved, x, params, B, T);
-}
-
-void lowrank_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
-                      const float *saved, const float *x, const float *params, int B, int T)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, params, dparams);
-    attn_backward(&mm, dx, dparams, dy, saved, x, params, B, T);
-}
-
-size_t lowrank_state_floats(const struct mixer *m)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, NULL, NULL);
-    return attn_state_floats(&mm);
-}
-
-void lowrank_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
-                  const float *params, int t)
-{
-    struct mixer mm;
-    struct mixer_ops ops;
-    struct lowrank_ctx ctx;
-    lowrank_bind(&mm, &ops, &ctx, m, params, NULL);
-    attn_step(&mm, y_t, state, x_t, params, t);
+    const struct lowrank_map *map = (const struct lowrank_map *)m->cfg;
+    double pairs = 0;
+    for (int t = 0; t < T; t++) /* own block up to t, then r rows per completed block */
+        pairs += (double)(t % map->b + 1) + (double)(t / map->b) * map->r;
+    double f, b;
+    attn_pairs_flops(pairs * B * m->H, m->D, &f, &b);
+    double comp = (double)B * m->H * lowrank_n_past(T, map->b) * map->block_flops;
+    *fwd = f + comp;
+    *bwd = b + 2.5 * comp;
 }
 
 /* ---- the block engine ---------------------------------------------------------------------

@@ -1,43 +1,27 @@
 /* lowrank_common.h — internal to attention/: what the two low-rank mixers (linformer.c,
- * nystrom.c) share: the mixer_ops glue that runs the attention family's projection path with
- * extra parameters (E, F, a conv kernel) beside c_attn/c_proj, and the block attention engine
+ * nystrom.c) share: the engine's struct (first in their cfg), the block attention engine
  * "exact causal softmax inside the own block + compressed rows of every completed earlier block,
- * one normaliser". Not a mixer by itself; the compression (learned or Nyström) is each file's.
- * Tests may include it to test the engine and the pseudo-inverse directly. */
+ * one normaliser", its FLOP count and the iterative pseudo-inverse. Not a mixer by itself; the
+ * compression (learned or Nyström) and its core are each file's. Tests may include it to test
+ * the engine and the pseudo-inverse directly. */
 #ifndef MIXLM_LOWRANK_COMMON_H
 #define MIXLM_LOWRANK_COMMON_H
 
 #include "attention/attn_common.h"
 
-/* ---- glue -------------------------------------------------------------------------------
- * A low-rank mixer's parameter slice is the attention family's tensors (attn_tensors order)
- * followed by its own extra tensors. Its m->cfg must begin with a struct lowrank_head naming
- * its attn_core. The ops wrappers below run attn_forward/attn_backward/attn_step on a copy of
- * the mixer whose ops carry that core and whose cfg is a struct lowrank_ctx binding the extra
- * parameters for this call, so the core (which attn_common gives only q,k,v) can read them.
- * Nothing shared is mutated: the copies live on the caller's stack, so calls are reentrant.
- * The public ops->core stays NULL: the core is not usable without this binding. */
-struct lowrank_head {
-    const struct attn_core *core;
+/* ---- the engine's struct ----------------------------------------------------------------
+ * The FIRST member of a low-rank mixer's cfg (attn_common.h). Each mixer brings its own core
+ * (the compression is its own) with its extra tensors after the attention ones; the core gets
+ * them as xp / dxp from the shared path. */
+struct lowrank_map {
+    int b;               /* block length */
+    int r;               /* compressed rows per completed block */
+    double block_flops;  /* forward FLOPs to compress one block (both K and V), per head */
 };
-struct lowrank_ctx {
-    const void *cfg; /* the mixer's own cfg (begins with struct lowrank_head) */
-    const float *xp; /* its extra parameters (after the attention tensors) */
-    float *dxp;      /* their gradient (+=), backward only; NULL otherwise */
-};
-
-/* Floats of the attention tensors at the front of the slice (c_attn, c_proj, biases). */
-size_t lowrank_attn_floats(const struct mixer *m);
-size_t lowrank_saved_floats(const struct mixer *m, int B, int T);
-size_t lowrank_scratch_floats(const struct mixer *m, int B, int T);
-/* Same contracts as struct mixer_ops forward/backward/state_floats/step. */
-void lowrank_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                     const float *params, int B, int T);
-void lowrank_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
-                      const float *saved, const float *x, const float *params, int B, int T);
-size_t lowrank_state_floats(const struct mixer *m);
-void lowrank_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
-                  const float *params, int t);
+/* Token-mixing FLOPs at (B,T) for mixer_ops.flops: the exact part (the causal pairs inside
+ * each block) and the compressed part (n*r rows for a query of block n) through
+ * attn_pairs_flops, plus block_flops per completed block and head; backward 2.5x. */
+void lowrank_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd);
 
 /* ---- the block engine (one (batch, head) slice) -------------------------------------------
  * Blocks of b positions; query i in block n = i / b sees

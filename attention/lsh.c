@@ -122,32 +122,16 @@ void attn_lsh_freeze_hash(struct mixer *m, int B)
 
 /* ---- parameters: c_attn (2C,C) = [qk; v], c_proj (C,C) --------------------------------- */
 
-static int lsh_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int lsh_tensors(const struct mixer *m, struct mx_param *out)
 {
     int n = 0, C = m->C;
-    const struct {
-        const char *name;
-        int ndim, s0, s1, decay, present;
-    } t[] = {
-        {"c_attn.weight", 2, 2 * C, C, 1, 1},
-        {"c_attn.bias", 1, 2 * C, 0, 0, m->bias},
-        {"c_proj.weight", 2, C, C, 1, 1},
-        {"c_proj.bias", 1, C, 0, 0, m->bias},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (!t[i].present)
-            continue;
-        if (out) {
-            memset(&out[n], 0, sizeof out[n]);
-            snprintf(out[n].name, sizeof out[n].name, "%s", t[i].name);
-            out[n].ndim = t[i].ndim;
-            out[n].shape[0] = t[i].s0;
-            out[n].shape[1] = t[i].s1;
-            out[n].decay = t[i].decay;
-            out[n].trainable = 1;
-        }
-        n++;
-    }
+    size_t at = 0;
+    mx_param_add(out, &n, &at, "c_attn.weight", 2, 2 * C, C, 1, 1);
+    if (m->bias)
+        mx_param_add(out, &n, &at, "c_attn.bias", 1, 2 * C, 0, 0, 1);
+    mx_param_add(out, &n, &at, "c_proj.weight", 2, C, C, 1, 1);
+    if (m->bias)
+        mx_param_add(out, &n, &at, "c_proj.bias", 1, C, 0, 0, 1);
     return n;
 }
 
@@ -311,7 +295,7 @@ static void lsh_combine(float *o, float *w, const float *lse, size_t stride, con
 
 static size_t round16(size_t n)
 {
-    return (n + 15) & ~(size_t)15;
+    return mx_round_up(n, 16);
 }
 
 /* ---- blocked tiles (D % 16 == 0) -----------------------------------------------------------
@@ -1077,6 +1061,25 @@ void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const fl
  * frozen. */
 static const char *const lsh_tests[] = {"lsh:h=2,nb=1,c=4", "lsh:h=1,nb=1,c=8", NULL};
 
+/* Per (b,h): hashing h·T rows (D·nb/2 multiply-adds each, 2·D·nb/2 FLOPs, plus the argmax),
+ * the counting sort (~4 per item and round, counted as FLOPs for comparison), and per round
+ * each query against at most c keys plus itself: attn_pairs_flops over min(t, c) + 1 pairs;
+ * the rounds' combination ~4·D per round and row. Backward recomputes the per-round scores:
+ * 2.5x the attention part, the hash and sort are not redone. */
+static void lsh_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+{
+    const struct lsh_cfg *cfg = cfg_of(m);
+    double BH = (double)B * m->H, D = m->D, h = cfg->h, pairs = 0;
+    for (int t = 0; t < T; t++)
+        pairs += (double)(t < cfg->c ? t : cfg->c) + 1.0;
+    double af, ab;
+    attn_pairs_flops(BH * h * pairs, m->D, &af, &ab);
+    double hash = cfg->nb > 1 ? BH * h * T * (D * cfg->nb + cfg->nb / 2.0 + 4.0) : 0.0;
+    double combine = BH * T * h * 4.0 * D;
+    *fwd = af + hash + combine;
+    *bwd = ab + combine;
+}
+
 const struct mixer_ops attn_lsh_ops = {
     .name = "lsh",
     .summary = "lsh:h=4,nb=64,c=64 — Reformer LSH attention, causal: shared QK, h hash rounds of "
@@ -1096,5 +1099,6 @@ const struct mixer_ops attn_lsh_ops = {
     .backward = lsh_backward,
     .state_floats = lsh_state_floats,
     .step = lsh_step,
+    .flops = lsh_flops,
     .core = NULL,
 };

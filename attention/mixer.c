@@ -101,34 +101,10 @@ int mixer_n_tensors(const struct mixer *m)
     return m->ops->tensors(m, NULL);
 }
 
-size_t mixer_tensor_numel(const struct mx_tensor_desc *t)
-{
-    size_t n = 1;
-    for (int i = 0; i < t->ndim; i++)
-        n *= (size_t)t->shape[i];
-    return n;
-}
-
-void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int ndim, int s0, int s1,
-                      int decay, int trainable)
-{
-    if (out) {
-        struct mx_tensor_desc *t = &out[*n];
-        memset(t, 0, sizeof *t);
-        snprintf(t->name, sizeof t->name, "%s", name);
-        t->ndim = ndim;
-        t->shape[0] = s0;
-        t->shape[1] = ndim > 1 ? s1 : 0;
-        t->decay = decay;
-        t->trainable = trainable;
-    }
-    (*n)++;
-}
-
-static struct mx_tensor_desc *tensor_list(const struct mixer *m, int *n)
+static struct mx_param *tensor_list(const struct mixer *m, int *n)
 {
     *n = m->ops->tensors(m, NULL);
-    struct mx_tensor_desc *t = mx_xcalloc(sizeof *t * (size_t)(*n > 0 ? *n : 1));
+    struct mx_param *t = mx_xcalloc(sizeof *t * (size_t)(*n > 0 ? *n : 1));
     m->ops->tensors(m, t);
     return t;
 }
@@ -136,10 +112,10 @@ static struct mx_tensor_desc *tensor_list(const struct mixer *m, int *n)
 size_t mixer_n_params(const struct mixer *m)
 {
     int n;
-    struct mx_tensor_desc *t = tensor_list(m, &n);
+    struct mx_param *t = tensor_list(m, &n);
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        total += mixer_tensor_numel(&t[i]);
+        total += t[i].numel;
     mx_free(t);
     return total;
 }
@@ -147,11 +123,11 @@ size_t mixer_n_params(const struct mixer *m)
 double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
     int n;
-    struct mx_tensor_desc *t = tensor_list(m, &n);
+    struct mx_param *t = tensor_list(m, &n);
     double weights = 0;
     for (int i = 0; i < n; i++)
         if (t[i].ndim == 2 && t[i].trainable)
-            weights += (double)mixer_tensor_numel(&t[i]);
+            weights += (double)t[i].numel;
     mx_free(t);
     double tokens = (double)B * T, f = 2.0 * weights * tokens, b = 4.0 * weights * tokens;
     if (m->ops->flops) {
@@ -170,14 +146,13 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
 size_t mixer_tensor_offset(const struct mixer *m, const char *name)
 {
     int n;
-    struct mx_tensor_desc *t = tensor_list(m, &n);
-    size_t off = 0;
+    struct mx_param *t = tensor_list(m, &n);
     for (int i = 0; i < n; i++) {
         if (strcmp(t[i].name, name) == 0) {
+            size_t off = t[i].offset;
             mx_free(t);
             return off;
         }
-        off += mixer_tensor_numel(&t[i]);
     }
     mx_free(t);
     mx_fatal("mixer %s has no tensor '%s'", m->spec, name);
@@ -186,14 +161,10 @@ size_t mixer_tensor_offset(const struct mixer *m, const char *name)
 void mixer_mask_buffers(const struct mixer *m, float *dparams)
 {
     int n;
-    struct mx_tensor_desc *t = tensor_list(m, &n);
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        size_t k = mixer_tensor_numel(&t[i]);
+    struct mx_param *t = tensor_list(m, &n);
+    for (int i = 0; i < n; i++)
         if (!t[i].trainable)
-            memset(dparams + off, 0, k * sizeof(float));
-        off += k;
-    }
+            memset(dparams + t[i].offset, 0, t[i].numel * sizeof(float));
     mx_free(t);
 }
 

@@ -8,17 +8,6 @@
 #include "core/core.h"
 
 #define MX_SPEC_MAX 256
-#define MX_TENSOR_NAME_MAX 64
-
-/* One named tensor of a mixer's parameters. The mixer's parameters are the concatenation of
- * its tensors in the order ops->tensors lists them (see mixer_tensor_offset). */
-struct mx_tensor_desc {
-    char name[MX_TENSOR_NAME_MAX]; /* relative, e.g. "c_attn.weight"; the model prefixes it */
-    int ndim;
-    int shape[4];
-    int decay;     /* 1: AdamW weight decay applies (matrices); 0: biases, gains, buffers */
-    int trainable; /* 0: a buffer (e.g. random features); gets no gradient, never updated */
-};
 
 /* The dimensions a mixer is built for. */
 struct mixer_dims {
@@ -63,8 +52,11 @@ struct mixer_ops {
      * canonical spec into m->spec. Errors name the key, the value, the limit. */
     int (*parse)(struct mixer *m, const char *args, struct mx_error *err);
     void (*destroy)(struct mixer *m); /* frees m->cfg; may be NULL */
-    /* Fill out[] (NULL to count) and return the number of tensors. */
-    int (*tensors)(const struct mixer *m, struct mx_tensor_desc *out);
+    /* Fill out[] (NULL to count) and return the number of tensors. The mixer's parameters are
+     * the concatenation of its tensors in this order: names relative ("c_attn.weight", the
+     * model prefixes "transformer.h.<l>.attn."), offsets within the mixer's slice, every entry
+     * made by mx_param_add (core/core.h). */
+    int (*tensors)(const struct mixer *m, struct mx_param *out);
     /* Initialise this mixer's parameters (the whole slice). */
     void (*init)(const struct mixer *m, float *params, struct mx_rng *rng);
 
@@ -74,7 +66,12 @@ struct mixer_ops {
      * Requires 1 <= T <= m->T_max. */
     void (*forward)(const struct mixer *m, float *y, float *saved, const float *x,
                     const float *params, int B, int T);
-    /* dx (B,T,C) +=; dparams (slice) +=; dy (B,T,C); saved and x as given to forward. */
+    /* THE BACKWARD CONTRACT, one rule for the whole folder: a mixer's backward (and the
+     * model's) ACCUMULATES into its gradients: dx (B,T,C) +=; dparams (slice) +=; the caller
+     * zeroes. The attention family's cores (q,k,v -> o, attn_common.h) are the one exception
+     * and OVERWRITE their dq, dk, dv (they are the cores' own outputs, never shared), while
+     * their parameter gradients accumulate like every other. dy (B,T,C); saved and x as
+     * given to forward. */
     void (*backward)(const struct mixer *m, float *dx, float *dparams, const float *dy,
                      const float *saved, const float *x, const float *params, int B, int T);
 
@@ -112,13 +109,8 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
 /* Sizes derived from ops->tensors. */
 int mixer_n_tensors(const struct mixer *m);
 size_t mixer_n_params(const struct mixer *m);
-size_t mixer_tensor_numel(const struct mx_tensor_desc *t);
 /* Offset (floats) of tensor `name` in the mixer's slice; MX_ASSERTs that it exists. */
 size_t mixer_tensor_offset(const struct mixer *m, const char *name);
-/* For ops->tensors implementations: describe tensor number *n in out[*n] (when out is not
- * NULL: counting passes NULL) and advance *n. s1 is ignored when ndim == 1. */
-void mixer_tensor_add(struct mx_tensor_desc *out, int *n, const char *name, int ndim, int s0, int s1,
-                      int decay, int trainable);
 /* Zero the gradient entries of non-trainable tensors (buffers). */
 void mixer_mask_buffers(const struct mixer *m, float *dparams);
 

@@ -42,11 +42,9 @@
 #define NYS_M_MAX 256 /* the pinv trace is 30 m² floats per block in backward */
 
 struct nys_cfg {
-    struct lowrank_head head; /* must be first (lowrank_common.h) */
+    struct lowrank_map map; /* first: the engine's struct (attn_common.h) */
     int m, b, conv;
 };
-
-static const struct attn_core nys_core;
 
 static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
@@ -68,10 +66,16 @@ static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
                          "of b (default m=8, b=64)",
                          lm, b);
     struct nys_cfg *cfg = mx_xcalloc(sizeof *cfg);
-    cfg->head.core = &nys_core;
     cfg->m = (int)lm;
     cfg->b = (int)b;
     cfg->conv = (int)conv;
+    cfg->map.b = (int)b;
+    cfg->map.r = (int)lm;
+    /* Landmark means (2·b·D), A and B scores (2·m·(m+b)·D), the 6-step pseudo-inverse
+     * (~6·3·2·m³), W = A⁺ (B V) (2·m·b·D + 2·m²·D); the conv on V is counted per block too. */
+    cfg->map.block_flops = 2.0 * b * m->D + 2.0 * lm * (lm + b) * m->D +
+                           36.0 * lm * lm * lm + 2.0 * lm * b * m->D + 2.0 * lm * lm * m->D +
+                           2.0 * conv * b * m->D;
     m->cfg = cfg;
     snprintf(m->spec, sizeof m->spec, "nystrom:m=%d,b=%d,conv=%d", cfg->m, cfg->b, cfg->conv);
     return 0;
@@ -82,12 +86,14 @@ static void nys_destroy(struct mixer *m)
     mx_free(m->cfg);
 }
 
-static int nys_tensors(const struct mixer *m, struct mx_tensor_desc *out)
+static int nys_tensors(const struct mixer *m, struct mx_param *out)
 {
     const struct nys_cfg *cfg = m->cfg;
-    int n = attn_tensors(m, out);
+    int n = 0;
+    size_t at = 0;
+    attn_tensors_add(m, out, &n, &at);
     if (cfg->conv > 0)
-        mixer_tensor_add(out, &n, "conv.weight", 2, m->H, cfg->conv, 1, 1);
+        mx_param_add(out, &n, &at, "conv.weight", 2, m->H, cfg->conv, 1, 1);
     return n;
 }
 
@@ -98,7 +104,7 @@ static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
     const struct nys_cfg *cfg = m->cfg;
     attn_init(m, params, rng);
     if (cfg->conv > 0)
-        mx_rng_fill_normal(rng, params + lowrank_attn_floats(m), (size_t)m->H * cfg->conv, 0.02f);
+        mx_rng_fill_normal(rng, params + attn_param_floats(m), (size_t)m->H * cfg->conv, 0.02f);
 }
 
 /* ---- one block's factors --------------------------------------------------------------------
@@ -253,13 +259,13 @@ struct nys_view {
     float *dw;
 };
 
-static struct nys_view nys_view(const struct mixer *mm)
+/* xp: the extra slice (conv.weight when conv > 0); dxp its gradient (backward) or NULL. */
+static struct nys_view nys_view(const struct mixer *m, const float *xp, float *dxp)
 {
-    const struct lowrank_ctx *ctx = mm->cfg;
     struct nys_view v;
-    v.cfg = ctx->cfg;
-    v.w = v.cfg->conv > 0 ? ctx->xp : NULL;
-    v.dw = v.cfg->conv > 0 ? ctx->dxp : NULL;
+    v.cfg = m->cfg;
+    v.w = v.cfg->conv > 0 ? xp : NULL;
+    v.dw = v.cfg->conv > 0 ? dxp : NULL;
     return v;
 }
 
@@ -276,7 +282,7 @@ static float nys_bias(const struct nys_cfg *cfg)
 /* saved: lse (B,H,T), Kt (B,H,R,D) landmark keys, W (B,H,R,D) landmark values. */
 static size_t nys_saved(const struct mixer *mm, int B, int T)
 {
-    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
     return (size_t)B * mm->H * (T + 2 * nys_R(cfg, T) * mm->D);
 }
 
@@ -295,15 +301,16 @@ static size_t nys_slice_bwd(const struct nys_cfg *cfg, int T, int D)
 
 static size_t nys_work(const struct mixer *mm, int B, int T)
 {
-    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
     size_t f = nys_slice_fwd(cfg, T, mm->D), g = nys_slice_bwd(cfg, T, mm->D);
     return (size_t)B * mm->H * (f > g ? f : g);
 }
 
 static void nys_core_forward(const struct mixer *mm, float *o, float *saved, float *work,
-                             const float *q, const float *k, const float *v, int B, int T)
+                             const float *q, const float *k, const float *v, const float *xp,
+                             int B, int T)
 {
-    struct nys_view w = nys_view(mm);
+    struct nys_view w = nys_view(mm, xp, NULL);
     int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
     size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_fwd(w.cfg, T, D);
     float *lse = saved, *Kt = lse + (size_t)BH * T, *W = Kt + (size_t)BH * R * D;
@@ -325,12 +332,19 @@ static void nys_core_forward(const struct mixer *mm, float *o, float *saved, flo
     }
 }
 
-static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *work,
-                              const float *dout, const float *o, const float *saved, const float *q,
-                              const float *k, const float *v, int B, int T)
+/* dq, dk, dv OVERWRITTEN (the engine accumulates into them after they are zeroed here);
+ * dxp +=. */
+static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *dxp,
+                              float *work, const float *dout, const float *o, const float *saved,
+                              const float *q, const float *k, const float *v, const float *xp,
+                              int B, int T)
 {
     (void)o;
-    struct nys_view w = nys_view(mm);
+    struct nys_view w = nys_view(mm, xp, dxp);
+    size_t n_all = (size_t)B * mm->H * T * mm->D;
+    memset(dq, 0, n_all * sizeof(float));
+    memset(dk, 0, n_all * sizeof(float));
+    memset(dv, 0, n_all * sizeof(float));
     int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
     int Kw = w.cfg->conv;
     size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_bwd(w.cfg, T, D);
@@ -374,21 +388,21 @@ static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, floa
 
 static size_t nys_head_state(const struct mixer *mm)
 {
-    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
     size_t R = nys_R(cfg, mm->T_max);
     return 2 * R * mm->D + 3 * (size_t)cfg->b * mm->D + R + cfg->b + (size_t)cfg->conv * mm->D;
 }
 
 static size_t nys_state(const struct mixer *mm)
 {
-    const struct nys_cfg *cfg = nys_view(mm).cfg;
+    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
     return (size_t)mm->H * nys_head_state(mm) + nys_block_floats(cfg->m, cfg->b, mm->D);
 }
 
 static void nys_step(const struct mixer *mm, float *o_t, float *state, const float *q_t,
-                     const float *k_t, const float *v_t, int t)
+                     const float *k_t, const float *v_t, const float *xp, int t)
 {
-    struct nys_view w = nys_view(mm);
+    struct nys_view w = nys_view(mm, xp, NULL);
     int D = mm->D, b = w.cfg->b, lm = w.cfg->m, Kw = w.cfg->conv, n = t / b, pos = t % b;
     int np = lowrank_n_past(mm->T_max, b);
     size_t R = nys_R(w.cfg, mm->T_max), hs = nys_head_state(mm), bD = (size_t)b * D;
@@ -429,22 +443,10 @@ static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv
                                         "nystrom:m=1,b=5", NULL};
 
 const struct mixer_ops attn_nystrom_ops = {
-    .name = "nystrom",
-    .summary = "nystrom:m=8,b=64,conv=0 — causal block Nystromformer: exact attention in the own "
-               "block of b, each completed block through its m landmarks (segment means) and a "
-               "6-step iterative pseudo-inverse, one normaliser; conv=K adds a causal depthwise "
-               "conv on V (paper: m=64 over the whole sequence, conv 33)",
-    .causal = 1,
-    .test_specs = nys_tests,
-    .parse = nys_parse,
-    .destroy = nys_destroy,
-    .tensors = nys_tensors,
-    .init = nys_init,
-    .saved_floats = lowrank_saved_floats,
-    .scratch_floats = lowrank_scratch_floats,
-    .forward = lowrank_forward,
-    .backward = lowrank_backward,
-    .state_floats = lowrank_state_floats,
-    .step = lowrank_step,
-    .core = NULL, /* the core needs the bound conv kernel: see lowrank_common.h */
+    ATTN_OPS("nystrom",
+             "nystrom:m=8,b=64,conv=0 — causal block Nystromformer: exact attention in the own "
+             "block of b, each completed block through its m landmarks (segment means) and a "
+             "6-step iterative pseudo-inverse, one normaliser; conv=K adds a causal depthwise "
+             "conv on V (paper: m=64 over the whole sequence, conv 33)",
+             nys_tests, nys_parse, nys_destroy, nys_tensors, nys_init, lowrank_flops, &nys_core),
 };

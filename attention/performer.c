@@ -27,7 +27,7 @@
 #define PERFORMER_TAG 0x70657266u
 
 struct perf_cfg {
-    struct kattn_map map;
+    struct kattn_map map; /* first: the engine's struct (attn_common.h) */
     int M, D, redraw, layer;
     uint64_t seed;
     long draw;  /* the draw W holds; -1 before the first */
@@ -140,7 +140,8 @@ static void perf_draw(struct perf_cfg *c, long n)
     c->draw = n;
 }
 
-/* Bring the cached draw up to m->step. Called outside parallel regions. */
+/* Bring the cached draw up to m->step (the map's prepare hook). Called outside parallel
+ * regions. */
 static struct perf_cfg *perf_sync(const struct mixer *m)
 {
     struct perf_cfg *c = m->cfg;
@@ -149,6 +150,11 @@ static struct perf_cfg *perf_sync(const struct mixer *m)
     if (n != c->draw)
         perf_draw(c, n);
     return c;
+}
+
+static void perf_prepare(const struct mixer *m)
+{
+    perf_sync(m);
 }
 
 int performer_features(const struct mixer *m, float *w_out)
@@ -181,6 +187,8 @@ static int perf_parse(struct mixer *m, const char *args, struct mx_error *err)
     c->W = mx_xmalloc((size_t)M * m->D * sizeof(float));
     c->gs = mx_xmalloc((size_t)m->D * m->D * sizeof(double));
     c->map.F = (int)M;
+    c->map.map_flops_row = (double)M * (2.0 * m->D + 4.0); /* W x, max, subtract, exp */
+    c->map.prepare = perf_prepare;
     c->map.chunk = (int)chunk;
     c->map.eps = PERFORMER_EPS;
     c->map.scaled = 1;
@@ -202,77 +210,15 @@ static void perf_destroy(struct mixer *m)
     mx_free(c);
 }
 
-static const struct kattn_map *pmap(const struct mixer *m)
-{
-    return &((const struct perf_cfg *)m->cfg)->map;
-}
-
-static size_t perf_saved(const struct mixer *m, int B, int T)
-{
-    return kattn_saved_floats(pmap(m), B, m->H, T);
-}
-
-static size_t perf_work(const struct mixer *m, int B, int T)
-{
-    return kattn_work_floats(pmap(m), B, m->H, T, m->D);
-}
-
-static void perf_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
-                              const float *k, const float *v, int B, int T)
-{
-    struct perf_cfg *c = perf_sync(m);
-    kattn_forward(&c->map, o, saved, work, q, k, v, B, m->H, T, m->D);
-}
-
-static void perf_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *work,
-                               const float *dout, const float *o, const float *saved, const float *q,
-                               const float *k, const float *v, int B, int T)
-{
-    struct perf_cfg *c = perf_sync(m);
-    kattn_backward(&c->map, dq, dk, dv, work, dout, o, saved, q, k, v, B, m->H, T, m->D);
-}
-
-static size_t perf_state(const struct mixer *m)
-{
-    return kattn_state_floats(pmap(m), m->H, m->D);
-}
-
-static void perf_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                           const float *k_t, const float *v_t, int t)
-{
-    struct perf_cfg *c = perf_sync(m);
-    kattn_step(&c->map, o_t, state, q_t, k_t, v_t, m->H, m->D, t);
-}
-
-static const struct attn_core perf_core = {
-    .saved_floats = perf_saved,
-    .work_floats = perf_work,
-    .forward = perf_core_forward,
-    .backward = perf_core_backward,
-    .state_floats = perf_state,
-    .step = perf_core_step,
-};
-
 /* Several chunks at T=20 (c=3), and m not a multiple of D=8 (a partial orthogonal block). */
 static const char *const perf_tests[] = {"performer:m=16,c=3", "performer:m=12,c=8", NULL};
 
 const struct mixer_ops attn_performer_ops = {
-    .name = "performer",
-    .summary = "performer[:m=256,redraw=1000,c=64] — FAVOR+ positive orthogonal random features "
-               "(Choromanski et al. 2021; paper m=256); features redrawn every `redraw` training "
-               "steps (0 = never) from (seed, layer, step/redraw); c = chunk rows; O(T m D) time, "
-               "O(1) state per token in generation",
-    .causal = 1,
-    .test_specs = perf_tests,
-    .parse = perf_parse,
-    .destroy = perf_destroy,
-    .tensors = attn_tensors,
-    .init = attn_init,
-    .saved_floats = attn_saved_floats,
-    .scratch_floats = attn_scratch_floats,
-    .forward = attn_forward,
-    .backward = attn_backward,
-    .state_floats = attn_state_floats,
-    .step = attn_step,
-    .core = &perf_core,
+    ATTN_OPS("performer",
+             "performer[:m=256,redraw=1000,c=64] — FAVOR+ positive orthogonal random features "
+             "(Choromanski et al. 2021; paper m=256); features redrawn every `redraw` training "
+             "steps (0 = never) from (seed, layer, step/redraw); c = chunk rows; O(T m D) time, "
+             "O(1) state per token in generation",
+             perf_tests, perf_parse, perf_destroy, attn_tensors, attn_init, kattn_flops,
+             &kattn_core),
 };

@@ -13,7 +13,7 @@
 enum { PAT_WINDOW, PAT_DILATED, PAT_STRIDED, PAT_FIXED, PAT_BIGBIRD };
 
 struct sparse_cfg {
-    struct bsa_layout lay; /* first: the engine reads m->cfg as its layout */
+    struct bsa_layout lay; /* first: the engine's struct (attn_common.h) */
     int kind, H, T_max;
     int w, g;    /* window/dilated: taps and global tokens; bigbird: window and global blocks */
     int *dil;    /* (H) dilation per head; 1 for window */
@@ -369,7 +369,7 @@ static int bigbird_parse(struct mixer *m, const char *args, struct mx_error *err
 
 static size_t pad16(int n)
 {
-    return ((size_t)n + 15) / 16 * 16 + 16; /* row loads may read 15 columns past n */
+    return mx_round_up((size_t)n, 16) + 16; /* row loads may read 15 columns past n */
 }
 
 static size_t ring_state_floats(const struct mixer *m)
@@ -381,8 +381,9 @@ static size_t ring_state_floats(const struct mixer *m)
 }
 
 static void ring_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                      const float *k_t, const float *v_t, int t)
+                      const float *k_t, const float *v_t, const float *xp, int t)
 {
+    (void)xp;
     const struct sparse_cfg *c = m->cfg;
     const int H = m->H, D = m->D, R = c->ring, G = c->g;
     const size_t rld = pad16(R), gld = pad16(G);
@@ -431,44 +432,16 @@ static void ring_step(const struct mixer *m, float *o_t, float *state, const flo
 
 /* ---- ops ------------------------------------------------------------------------------- */
 
+/* The engine's core with the ring-buffer step (window, dilated); the other patterns use
+ * bsa_core (its full KV cache follows the layout). */
 static const struct attn_core ring_core = {
     .saved_floats = bsa_saved_floats,
     .work_floats = bsa_work_floats,
     .forward = bsa_forward,
     .backward = bsa_backward,
-    .backward_sets = 1,
     .state_floats = ring_state_floats,
     .step = ring_step,
 };
-
-static const struct attn_core cache_core = {
-    .saved_floats = bsa_saved_floats,
-    .work_floats = bsa_work_floats,
-    .forward = bsa_forward,
-    .backward = bsa_backward,
-    .backward_sets = 1,
-    .state_floats = bsa_cache_state_floats,
-    .step = bsa_cache_step,
-};
-
-#define SPARSE_OPS(var, nm, sum, tests, parsefn, corep)                                       \
-    const struct mixer_ops var = {                                                            \
-        .name = nm,                                                                           \
-        .summary = sum,                                                                       \
-        .causal = 1,                                                                          \
-        .test_specs = tests,                                                                  \
-        .parse = parsefn,                                                                     \
-        .destroy = sparse_destroy,                                                            \
-        .tensors = attn_tensors,                                                              \
-        .init = attn_init,                                                                    \
-        .saved_floats = attn_saved_floats,                                                    \
-        .scratch_floats = attn_scratch_floats,                                                \
-        .forward = attn_forward,                                                              \
-        .backward = attn_backward,                                                            \
-        .state_floats = attn_state_floats,                                                    \
-        .step = attn_step,                                                                    \
-        .core = corep,                                                                        \
-    }
 
 static const char *const window_tests[] = {"window:w=5", "window:w=4,g=2", "window:w=20", NULL};
 static const char *const dilated_tests[] = {"dilated:w=3,d=1,2", "dilated:w=4,d=3,g=1", NULL};
@@ -476,27 +449,37 @@ static const char *const strided_tests[] = {"strided:s=4", "strided:s=3,split=1"
 static const char *const fixed_tests[] = {"fixed:s=4,c=2", "fixed:s=6,c=1", NULL};
 static const char *const bigbird_tests[] = {"bigbird:b=4,w=3,r=1,g=1", "bigbird:b=3,w=2,r=2,g=1", NULL};
 
-SPARSE_OPS(attn_window_ops, "window",
+const struct mixer_ops attn_window_ops = {
+    ATTN_OPS("window",
            "window:w=256,g=0 — Longformer sliding window: t attends t-w+1..t, plus the first g "
            "tokens (global tokens / attention sinks); Longformer grows w from 32 to 512 with depth; "
            "O(T*w) time, generation keeps a ring buffer of w (+g) keys",
-           window_tests, window_parse, &ring_core);
-SPARSE_OPS(attn_dilated_ops, "dilated",
+             window_tests, window_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &ring_core),
+};
+const struct mixer_ops attn_dilated_ops = {
+    ATTN_OPS("dilated",
            "dilated:w=128,d=2,g=0 — Longformer dilated window: w taps t, t-d, ..., t-(w-1)d; d may "
            "be one value per head (d=1,1,2,4, as Longformer's upper layers); plus g global tokens; "
            "cost as a window of the reach (w-1)d+1, ring buffer of that reach",
-           dilated_tests, dilated_parse, &ring_core);
-SPARSE_OPS(attn_strided_ops, "strided",
+             dilated_tests, dilated_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &ring_core),
+};
+const struct mixer_ops attn_strided_ops = {
+    ATTN_OPS("strided",
            "strided:s=sqrt(T_max),split=0 — Sparse Transformer strided: local (t-s, t] plus every j "
            "with (t-j) mod s = 0 (paper: s ~ sqrt(T)); split=1 puts the local part on the first "
            "half of the heads and the strided part on the rest, as the paper",
-           strided_tests, strided_parse, &cache_core);
-SPARSE_OPS(attn_fixed_ops, "fixed",
+             strided_tests, strided_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+};
+const struct mixer_ops attn_fixed_ops = {
+    ATTN_OPS("fixed",
            "fixed:s=128,c=8 — Sparse Transformer fixed: t attends its own block of s positions "
            "plus the last c positions of every earlier block (paper: s=128, c in 8..32)",
-           fixed_tests, fixed_parse, &cache_core);
-SPARSE_OPS(attn_bigbird_ops, "bigbird",
+             fixed_tests, fixed_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+};
+const struct mixer_ops attn_bigbird_ops = {
+    ATTN_OPS("bigbird",
            "bigbird:b=64,w=3,r=3,g=2 — BigBird, causal: blocks of b tokens; a query block sees its "
            "w most recent blocks, r random earlier blocks (fixed per layer from the seed) and the "
            "first g blocks (paper: b=64, w=3, r=3, g=2)",
-           bigbird_tests, bigbird_parse, &cache_core);
+             bigbird_tests, bigbird_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+};

@@ -1,7 +1,8 @@
 /* core.h — the small pieces every other folder leans on: error values, always-on asserts,
  * checked allocation, a two-pass arena, a seeded RNG, timers, a progress line, thread setup,
- * whole-file I/O with atomic writes and strict number parsing.
- * It is not a framework: no tensors, no autograd, no global state, no network math (nn/). */
+ * whole-file I/O with atomic writes, strict number parsing, rounding up, and the descriptor
+ * of one named tensor in a parameter buffer (model and mixers share it).
+ * It is not a framework: no tensor arithmetic, no autograd, no global state, no network math (nn/). */
 #ifndef MIXLM_CORE_H
 #define MIXLM_CORE_H
 
@@ -111,5 +112,29 @@ int mx_file_exists(const char *path);
  * Strict: the whole string must be a number in range, else an error naming `what`. */
 int mx_parse_int(const char *s, long lo, long hi, const char *what, long *out, struct mx_error *err);
 int mx_parse_float(const char *s, double lo, double hi, const char *what, double *out, struct mx_error *err);
+
+/* n rounded up to a multiple of k (k > 0). */
+static inline size_t mx_round_up(size_t n, size_t k)
+{
+    return (n + k - 1) / k * k;
+}
+
+/* ---- tensor descriptors ----------------------------------------------------------------
+ * One named tensor of a parameter buffer: the model's tensors (full nanoGPT names, offsets in
+ * the model's buffer) and a mixer's tensors (names relative to "attn.", offsets in the mixer's
+ * slice) are both listed with this struct and filled by mx_param_add. */
+#define MX_PARAM_NAME_MAX 96
+struct mx_param {
+    char name[MX_PARAM_NAME_MAX]; /* e.g. "transformer.h.0.attn.c_attn.weight" or "c_attn.weight" */
+    int ndim;
+    int shape[4];
+    size_t offset, numel; /* in floats, within the buffer the list describes */
+    int decay;            /* 1: AdamW weight decay applies (matrices); 0: biases, gains, buffers */
+    int trainable;        /* 0: a buffer (e.g. random features): no gradient, never updated */
+};
+/* Describe tensor number *n at offset *at in out[*n] (out NULL: count only), then advance *n
+ * and *at by one tensor and its numel. s1 is ignored when ndim == 1. Returns the numel. */
+size_t mx_param_add(struct mx_param *out, int *n, size_t *at, const char *name, int ndim, int s0,
+                    int s1, int decay, int trainable);
 
 #endif

@@ -1,4 +1,4 @@
-/* mem.c — checked, aligned allocation and the two-pass arena.
+/* mem.c — checked, aligned allocation, the two-pass arena and tensor descriptors.
  * Not a general allocator: big buffers are allocated once at start-up and reused. */
 #include "core/core.h"
 
@@ -63,4 +63,25 @@ float *mx_arena_floats(struct mx_arena *a, size_t n)
         return NULL;
     MX_ASSERT(a->used <= a->cap);
     return a->base + at;
+}
+
+size_t mx_param_add(struct mx_param *out, int *n, size_t *at, const char *name, int ndim, int s0,
+                    int s1, int decay, int trainable)
+{
+    size_t numel = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1);
+    if (out) {
+        struct mx_param *t = &out[*n];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = s0;
+        t->shape[1] = ndim > 1 ? s1 : 0;
+        t->offset = *at;
+        t->numel = numel;
+        t->decay = decay;
+        t->trainable = trainable;
+    }
+    (*n)++;
+    *at += numel;
+    return numel;
 }

@@ -23,25 +23,11 @@ struct layout {
 static void add(struct layout *L, float **pv, float **gv, const char *name, int ndim, int s0,
                 int s1, int decay, int trainable)
 {
-    size_t numel = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1);
-    if (L->m->tensors) {
-        struct mx_param *t = &L->m->tensors[L->n];
-        memset(t, 0, sizeof *t);
-        snprintf(t->name, sizeof t->name, "%s", name);
-        t->ndim = ndim;
-        t->shape[0] = s0;
-        t->shape[1] = s1;
-        t->offset = L->at;
-        t->numel = numel;
-        t->decay = decay;
-        t->trainable = trainable;
-    }
     if (pv)
         *pv = L->base_p ? L->base_p + L->at : NULL;
     if (gv)
         *gv = L->base_g ? L->base_g + L->at : NULL;
-    L->at += numel;
-    L->n++;
+    mx_param_add(L->m->tensors, &L->n, &L->at, name, ndim, s0, s1, decay, trainable);
 }
 
 /* The one place that knows the order of tensors in the buffer. */
@@ -64,28 +50,16 @@ static void bind_params(struct mx_model *m, float *params, float *grads)
         /* The mixer's tensors, in its own order, under "attn.". */
         const struct mixer *mx = &m->mix[l];
         int nt = mx->ops->tensors(mx, NULL);
-        struct mx_tensor_desc td[32];
+        struct mx_param td[32];
         MX_ASSERT(nt <= 32);
         mx->ops->tensors(mx, td);
         w->mix = params ? params + L.at : NULL;
         g->mix = grads ? grads + L.at : NULL;
         for (int i = 0; i < nt; i++) {
-            char full[160];
+            char full[MX_PARAM_NAME_MAX + 32];
             snprintf(full, sizeof full, "transformer.h.%d.attn.%.63s", l, td[i].name);
-            size_t numel = mixer_tensor_numel(&td[i]);
-            if (m->tensors) {
-                struct mx_param *t = &m->tensors[L.n];
-                memset(t, 0, sizeof *t);
-                snprintf(t->name, sizeof t->name, "%.95s", full);
-                t->ndim = td[i].ndim;
-                memcpy(t->shape, td[i].shape, sizeof t->shape);
-                t->offset = L.at;
-                t->numel = numel;
-                t->decay = td[i].decay;
-                t->trainable = td[i].trainable;
-            }
-            L.at += numel;
-            L.n++;
+            add(&L, NULL, NULL, full, td[i].ndim, td[i].shape[0], td[i].shape[1], td[i].decay,
+                td[i].trainable);
         }
         add(&L, &w->ln2_w, &g->ln2_w, NAME("ln_2.weight"), 1, C, 0, 0, 1);
         if (c->bias)
@@ -207,14 +181,14 @@ double model_flops_per_token(const struct mx_model *m, int T)
     double matmul = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const struct mx_param *t = &m->tensors[i];
-        if (t->ndim == 2 && t->trainable && strcmp(t->name, "transformer.wpe.weight") != 0)
+        if (t->ndim == 2 && t->trainable && strcmp(t->name, "transformer.wpe.weight") != 0 &&
+            strstr(t->name, ".attn.") == NULL)
             matmul += (double)t->numel; /* wte counts once: as the output head */
     }
-    double attn = 0;
+    double mix = 0;
     for (int l = 0; l < m->cfg.n_layer; l++)
-        if (!strcmp(m->mix[l].ops->name, "dense"))
-            attn += 6.0 * T * m->cfg.n_embd;
-    return 6.0 * matmul + attn;
+        mix += mixer_flops(&m->mix[l], 1, T, NULL, NULL) / T;
+    return 6.0 * matmul + mix;
 }
 
 /* ---- activations -------------------------------------------------------------------------- */

@@ -21,15 +21,9 @@ struct mx_config {
     char attn[MX_MAX_LAYERS][MX_SPEC_MAX]; /* each layer's mixer spec (canonical after init) */
 };
 
-/* One named tensor of the parameter buffer. */
-struct mx_param {
-    char name[96]; /* nanoGPT state-dict names: "transformer.h.0.attn.c_attn.weight" */
-    int ndim;
-    int shape[4];
-    size_t offset, numel; /* in floats, within params/grads/moments */
-    int decay;            /* AdamW weight decay applies */
-    int trainable;        /* 0: a buffer; its gradient is kept zero */
-};
+/* The tensors of the parameter buffer are listed as struct mx_param (core/core.h) with
+ * nanoGPT state-dict names ("transformer.h.0.attn.c_attn.weight") and offsets within
+ * params/grads/moments. */
 
 /* Views of layer l's parameters inside one buffer (params or grads). NULL where absent. */
 struct mx_layer_w {
@@ -103,10 +97,10 @@ int model_plan(struct mx_model *m, int B, int T, struct mx_error *err);
 /* Activation floats model_plan(B,T) would allocate (for reports and benchmarks). */
 size_t model_activation_floats(struct mx_model *m, int B, int T);
 const struct mx_param *model_find_tensor(const struct mx_model *m, const char *name);
-/* Model FLOPs per training token at context T (forward + backward, no recomputation):
- * 6 x (matrix parameters used as matmul weights, the tied output head included) plus, for
- * dense layers, 6 x T x C for causal attention (QKᵀ and PV over T/2 keys on average). Other
- * mixers' token-mixing FLOPs are not counted (their cost is what mixlm bench measures). */
+/* Model FLOPs per training token at context T (forward + backward): 6 x (the matrix
+ * parameters outside the mixers used as matmul weights, the tied output head included; wpe is
+ * a lookup) plus, per layer, mixer_flops(mix, 1, T) / T: the mixer's weight matmuls and its
+ * token mixing as executed (backward recomputation included), whatever the mixer. */
 double model_flops_per_token(const struct mx_model *m, int T);
 
 /* Forward: tokens x (B,T) -> logits (B,T,V) in m->a.logits. With targets y (B,T) also the

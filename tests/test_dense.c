@@ -44,10 +44,10 @@ static int check_core(int B, int H, int D, int T)
     mc_fill_normal(k, n, 12 + T, 1.5f);
     mc_fill_normal(v, n, 13 + T, 1.0f);
     mc_fill_normal(dout, n, 14 + T, 1.0f);
-    attn_dense_ref_forward(&m, o1, l1, NULL, q, k, v, B, T);
-    attn_dense_ref_backward(&m, g1, g1 + n, g1 + 2 * n, NULL, dout, o1, l1, q, k, v, B, T);
-    core->forward(&m, o2, l2, work, q, k, v, B, T);
-    core->backward(&m, g2, g2 + n, g2 + 2 * n, work, dout, o2, l2, q, k, v, B, T);
+    attn_dense_ref_forward(&m, o1, l1, NULL, q, k, v, NULL, B, T);
+    attn_dense_ref_backward(&m, g1, g1 + n, g1 + 2 * n, NULL, NULL, dout, o1, l1, q, k, v, NULL, B, T);
+    core->forward(&m, o2, l2, work, q, k, v, NULL, B, T);
+    core->backward(&m, g2, g2 + n, g2 + 2 * n, NULL, work, dout, o2, l2, q, k, v, NULL, B, T);
     struct bsa_layout L;
     bsa_layout_build(&L, T, H, 64, 0, every_block, all_blocks, NULL);
     bsa_forward_layout(&L, &m, o3, l3, work, q, k, v, B, T);

@@ -37,7 +37,7 @@ static const float *tensor(const struct mc_mixer *t, const char *name)
 static int has_tensor(const struct mc_mixer *t, const char *name)
 {
     int n = mixer_n_tensors(&t->m);
-    struct mx_tensor_desc d[8];
+    struct mx_param d[8];
     MX_ASSERT(n <= 8);
     t->m.ops->tensors(&t->m, d);
     for (int i = 0; i < n; i++)
@@ -165,11 +165,11 @@ static void test_vs_brute(const char *spec, int C, int T_max, int B, int T)
     double ep = 0;
     /* Per tensor, so a small tensor's error is not hidden behind a large one's scale. */
     int nt = mixer_n_tensors(&t.m);
-    struct mx_tensor_desc d[8];
+    struct mx_param d[8];
     t.m.ops->tensors(&t.m, d);
     size_t off = 0;
     for (int i = 0; i < nt; i++) {
-        size_t k = mixer_tensor_numel(&d[i]);
+        size_t k = d[i].numel;
         double e = rel_err_d(dp + off, dpr + off, k);
         CHECK(e < 1e-4, "%s C=%d T=%d: d%s rel err %.2e vs direct conv", spec, C, T, d[i].name, e);
         ep = e > ep ? e : ep;
@@ -350,7 +350,7 @@ static void test_learned_init_is_fixed(void)
     fprintf(stderr, "  learned at init vs fixed: rel err %.1e\n", e);
     CHECK(e < 1e-5, "learned filter at init vs fixed: rel err %.2e", e);
     /* The learned filter is not weight-decayed; the projections are. */
-    struct mx_tensor_desc td[8];
+    struct mx_param td[8];
     int nt = a.ops->tensors(&a, td);
     for (int i = 0; i < nt; i++)
         CHECK(td[i].decay == (strcmp(td[i].name, "filter") != 0 && td[i].ndim == 2), "tensor %s decay %d",

@@ -150,8 +150,8 @@ static void check_vs_naive(const char *spec, int D, int T, float qk_scale, doubl
     mc_fill_normal(r, n, 14, 1.0f);
     float *saved = mx_xmalloc((core->saved_floats(&m, 1, T) + 1) * 4);
     float *work = mx_xmalloc((core->work_floats(&m, 1, T) + 1) * 4);
-    core->forward(&m, o, saved, work, q, k, v, 1, T);
-    core->backward(&m, dq, dk, dv, work, r, o, saved, q, k, v, 1, T);
+    core->forward(&m, o, saved, work, q, k, v, NULL, 1, T);
+    core->backward(&m, dq, dk, dv, NULL, work, r, o, saved, q, k, v, NULL, 1, T);
 
     struct naive nv = {.kind = strncmp(spec, "linear", 6) == 0 ? 0 : 1, .D = D};
     float *W = NULL;
@@ -242,7 +242,7 @@ static void check_performer_converges(void)
         double sum = 0;
         for (int s = 0; s < draws; s++) {
             m.step = s; /* redraw=1: a new draw per step */
-            core->forward(&m, o, saved, work, q, k, v, B, T);
+            core->forward(&m, o, saved, work, q, k, v, NULL, B, T);
             double e = 0, ref = 0;
             for (size_t i = 0; i < n; i++) {
                 e += fabs((double)o[i] - oref[i]);

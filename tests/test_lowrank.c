@@ -225,7 +225,7 @@ static void set_identity(struct mc_mixer *t, const char *name)
 {
     size_t off = mixer_tensor_offset(&t->m, name);
     int n = mixer_n_tensors(&t->m);
-    struct mx_tensor_desc td[8];
+    struct mx_param td[8];
     MX_ASSERT(n <= 8);
     t->m.ops->tensors(&t->m, td);
     for (int i = 0; i < n; i++)
@@ -266,7 +266,7 @@ static int vs_dense(const char *spec, const char *const *ident, int T, double to
         mc_free(&a);
         return 1;
     }
-    size_t na = lowrank_attn_floats(&a.m);
+    size_t na = attn_param_floats(&a.m);
     MX_ASSERT(na == d.n_params);
     if (selfsim)
         self_similar_qk(&a);
@@ -314,7 +314,7 @@ static int fd_extra(const char *spec, int T)
     struct mc_mixer t;
     if (mc_create(&t, spec, C, H, T, B, T, 9, 3.0f) != 0)
         return 1;
-    size_t n = (size_t)B * T * C, na = lowrank_attn_floats(&t.m);
+    size_t n = (size_t)B * T * C, na = attn_param_floats(&t.m);
     float *x = randn(n, 41, 1), *r = randn(n, 42, 1), *y = zeros(n), *dx = zeros(n);
     float *dp = zeros(t.n_params), *sv = mc_forward(&t, y, x, T);
     t.m.ops->backward(&t.m, dx, dp, r, sv, x, t.params, B, T);

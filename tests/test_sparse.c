@@ -83,8 +83,8 @@ static int check_brute(struct pat *p, int H, int D, int T, int B)
     mc_fill_normal(dout, n, 24 + T, 1.0f);
     attn_masked_ref_forward(o1, l1, q, k, v, B, H, T, D, pat_allowed, p);
     attn_masked_ref_backward(g1, g1 + n, g1 + 2 * n, dout, o1, l1, q, k, v, B, H, T, D, pat_allowed, p);
-    core->forward(&m, o2, l2, work, q, k, v, B, T);
-    core->backward(&m, g2, g2 + n, g2 + 2 * n, work, dout, o2, l2, q, k, v, B, T);
+    core->forward(&m, o2, l2, work, q, k, v, NULL, B, T);
+    core->backward(&m, g2, g2 + n, g2 + 2 * n, NULL, work, dout, o2, l2, q, k, v, NULL, B, T);
     double eo = mc_rel_err(o2, o1, n, 1e-6), el = mc_rel_err(l2, l1, nl, 1e-6);
     double eg = mc_rel_err(g2, g1, 3 * n, 1e-6);
     const struct bsa_layout *L = m.cfg;

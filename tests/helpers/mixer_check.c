@@ -46,11 +46,11 @@ int mc_create(struct mc_mixer *t, const char *spec, int C, int H, int T_max, int
     /* Biases start at zero; give them values so their gradients are exercised, and widen the
      * weights so attention is not uniform. Buffers (non-trainable) are left as initialised. */
     int nt = mixer_n_tensors(&t->m);
-    struct mx_tensor_desc *td = mx_xcalloc(sizeof *td * (size_t)nt);
+    struct mx_param *td = mx_xcalloc(sizeof *td * (size_t)nt);
     t->m.ops->tensors(&t->m, td);
     size_t off = 0;
     for (int i = 0; i < nt; i++) {
-        size_t k = mixer_tensor_numel(&td[i]);
+        size_t k = td[i].numel;
         if (td[i].trainable)
             for (size_t j = 0; j < k; j++)
                 t->params[off + j] = t->params[off + j] * param_scale + 0.01f * mx_rng_normal(&r);
