@@ -4,7 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "infer/infer.h"
-#include "train/train.h"
+#include "run/run.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +102,8 @@ int cmd_eval(int argc, char **argv)
             end = f.count;
         } else {
             struct mx_train_opts o;
-            train_opts_default(&o);
-            if (train_load_opts(runs[i], &o, &err) != 0) {
+            run_opts_default(&o);
+            if (run_load_opts(runs[i], &o, &err) != 0) {
                 fprintf(stderr, "mixlm eval: %s\n", err.msg);
                 infer_free_run(&r);
                 status = 1;
