@@ -1,13 +1,18 @@
 /* args.c — the flag parser behind every subcommand (see args.h). */
 #include "cli/args.h"
 
+#include <limits.h>
 #include <string.h>
 
 void args_help(FILE *f, const char *usage, const struct arg *a, int n)
 {
     fprintf(f, "%s\noptions:\n", usage);
     for (int i = 0; i < n; i++) {
-        const char *v = a[i].type == ARG_FLAG ? "" : a[i].type == ARG_INT ? " N" : a[i].type == ARG_FLOAT ? " X" : " S";
+        const char *v = a[i].type == ARG_FLAG    ? ""
+                        : a[i].type == ARG_INT   ? " N"
+                        : a[i].type == ARG_INTS  ? " N[,N...]"
+                        : a[i].type == ARG_FLOAT ? " X"
+                                                 : " S";
         char left[64];
         snprintf(left, sizeof left, "%s%s", a[i].name, v);
         fprintf(f, "  %-22s %s\n", left, a[i].help);
@@ -20,6 +25,46 @@ int args_given(const struct arg *a, int n, const char *name)
     for (int i = 0; i < n; i++)
         if (!strcmp(a[i].name, name))
             return a[i].set;
+    return 0;
+}
+
+/* One integer of a list: mx_parse_int (which takes a k suffix), or digits with an m suffix. */
+static int parse_scaled(const char *tok, long lo, long hi, const char *name, long *out, struct mx_error *err)
+{
+    size_t n = strlen(tok);
+    if (n < 2 || n > 32 || tok[n - 1] != 'm')
+        return mx_parse_int(tok, lo, hi, name, out, err);
+    char d[32];
+    long v;
+    memcpy(d, tok, n - 1);
+    d[n - 1] = 0;
+    if (mx_parse_int(d, 0, LONG_MAX / 1048576, name, &v, err) != 0)
+        return -1;
+    v *= 1048576;
+    if (v < lo || v > hi)
+        return mx_errorf(err, "%s: %s = %ld is out of range; allowed [%ld, %ld]", name, tok, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int set_ints(struct arg *a, const char *val, struct mx_error *err)
+{
+    struct arg_ints *l = a->dst;
+    char buf[1024];
+    if (strlen(val) >= sizeof buf)
+        return mx_errorf(err, "%s '%.40s...' is too long", a->name, val);
+    snprintf(buf, sizeof buf, "%s", val);
+    char *save = NULL;
+    int items = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), items++) {
+        if (l->n >= ARG_INTS_MAX)
+            return mx_errorf(err, "%s: at most %d values; split the run", a->name, ARG_INTS_MAX);
+        if (parse_scaled(tok, (long)a->lo, (long)a->hi, a->name, &l->v[l->n], err) != 0)
+            return -1;
+        l->n++;
+    }
+    if (items == 0)
+        return mx_errorf(err, "%s '%s' holds no value; write e.g. %s 1024,4096", a->name, val, a->name);
     return 0;
 }
 
@@ -50,6 +95,10 @@ static int set_value(struct arg *a, const char *val, struct mx_error *err)
         snprintf(l->v[l->n++], sizeof l->v[0], "%s", val);
         break;
     }
+    case ARG_INTS:
+        if (set_ints(a, val, err) != 0)
+            return -1;
+        break;
     case ARG_FLAG:
         *(int *)a->dst = 1;
         break;

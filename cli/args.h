@@ -6,14 +6,14 @@
 
 #include "core/core.h"
 
-enum arg_type { ARG_INT, ARG_FLOAT, ARG_STR, ARG_FLAG, ARG_LIST };
+enum arg_type { ARG_INT, ARG_FLOAT, ARG_STR, ARG_FLAG, ARG_LIST, ARG_INTS };
 
 struct arg {
     const char *name; /* "--steps" */
     enum arg_type type;
-    void *dst;        /* long*, double*, char[size], int*, or struct arg_list* */
+    void *dst;        /* long*, double*, char[size], int*, struct arg_list* or struct arg_ints* */
     size_t size;      /* ARG_STR: buffer size */
-    double lo, hi;    /* ARG_INT/ARG_FLOAT range */
+    double lo, hi;    /* ARG_INT/ARG_FLOAT/ARG_INTS range (of each value) */
     const char *help;
     int set;          /* filled: given on the command line */
 };
@@ -23,6 +23,14 @@ struct arg {
 struct arg_list {
     int n;
     char v[ARG_LIST_MAX][512];
+};
+
+/* Comma-separated integers, each with an optional k (x1024) or m (x1048576) suffix, e.g.
+ * --context 1k,4k,16k; a repeated flag appends. At least one value per use, ARG_INTS_MAX in all. */
+#define ARG_INTS_MAX 64
+struct arg_ints {
+    int n;
+    long v[ARG_INTS_MAX];
 };
 
 /* Parse argv[1..argc) (argv[0] is the subcommand). Positionals go to pos (up to max_pos).

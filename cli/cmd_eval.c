@@ -4,7 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "infer/infer.h"
-#include "train/train.h"
+#include "run/run.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,31 +19,15 @@ static const char *usage =
     "Reports loss (nats/token), perplexity, bits per character and bits per byte of the text scored.\n"
     "--json prints one object for one run and context, else an array of objects.";
 
-static int parse_contexts(const char *s, long *out, int max, struct mx_error *err)
-{
-    int n = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n >= max)
-            return mx_errorf(err, "--context: at most %d values", max);
-        if (mx_parse_int(tok, 1, 1 << 22, "--context", &out[n], err) != 0)
-            return -1;
-        n++;
-    }
-    if (n == 0)
-        return mx_errorf(err, "--context: give at least one length");
-    return n;
-}
-
 int cmd_eval(int argc, char **argv)
 {
-    char data[512] = "", ctx_list[512] = "";
+    char data[512] = "";
+    struct arg_ints ctxs = {0};
     long stride = 0, batch = 8, threads = 0;
     int json = 0;
     struct arg a[] = {
         {"--data", ARG_STR, data, sizeof data, 0, 0, "evaluate on this text file instead of the run's validation split", 0},
-        {"--context", ARG_STR, ctx_list, sizeof ctx_list, 0, 0, "comma-separated window lengths (default: model context)", 0},
+        {"--context", ARG_INTS, &ctxs, 0, 1, 1 << 22, "comma-separated window lengths (default: model context)", 0},
         {"--stride", ARG_INT, &stride, 0, 1, 1 << 22, "window step (default = context: non-overlapping)", 0},
         {"--batch", ARG_INT, &batch, 0, 1, 4096, "windows per forward pass (default 8)", 0},
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads (default: all cores)", 0},
@@ -63,12 +47,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "mixlm eval: give at least one run directory, e.g. mixlm eval runs/baby\n");
         return 2;
     }
-    long ctxs[32];
-    int nctx = 0;
-    if (ctx_list[0] && (nctx = parse_contexts(ctx_list, ctxs, 32, &err)) < 0) {
-        fprintf(stderr, "mixlm eval: %s\n", err.msg);
-        return 2;
-    }
+    int nctx = ctxs.n;
     mx_set_threads((int)threads);
     cJSON *arr = cJSON_CreateArray();
     int status = 0, rows = 0;
@@ -102,15 +81,16 @@ int cmd_eval(int argc, char **argv)
             end = f.count;
         } else {
             struct mx_train_opts o;
-            train_opts_default(&o);
-            if (train_load_opts(runs[i], &o, &err) != 0) {
+            run_opts_default(&o);
+            if (run_load_opts(runs[i], &o, &err) != 0) {
                 fprintf(stderr, "mixlm eval: %s\n", err.msg);
                 infer_free_run(&r);
                 status = 1;
                 break;
             }
-            snprintf(tokpath, sizeof tokpath, "%s/tokens.bin", runs[i]);
-            if (data_open(&f, tokpath, &err) != 0) {
+            struct run_paths rp;
+            run_paths_init(&rp, runs[i]);
+            if (data_open(&f, rp.tokens, &err) != 0) {
                 fprintf(stderr, "mixlm eval: %s (give --data FILE to evaluate on a text file)\n", err.msg);
                 infer_free_run(&r);
                 status = 1;
@@ -121,7 +101,7 @@ int cmd_eval(int argc, char **argv)
         }
         int nc = nctx ? nctx : 1;
         for (int c = 0; c < nc; c++) {
-            int T = nctx ? (int)ctxs[c] : r.m.cfg.block_size;
+            int T = nctx ? (int)ctxs.v[c] : r.m.cfg.block_size;
             int st = stride ? (int)stride : T;
             struct mx_eval_result res;
             if (infer_eval(&r, &f, begin, end, T, st, (int)batch, &res, &err) != 0) {

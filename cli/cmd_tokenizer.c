@@ -2,6 +2,7 @@
  * text file, print the ids of a text (MB/s on stderr) and turn ids back into text.
  * Only argument parsing and I/O: the work is tokenizer/'s (tok_spm_train, tok_encode, tok_decode).
  * Exit codes: 0 ok, 1 failure, 2 usage error. */
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/core.h"
 #include "tokenizer/tokenizer.h"
@@ -21,34 +22,16 @@ static void usage_main(FILE *f)
                "Run `mixlm tokenizer <subcommand> --help` for its options.\n");
 }
 
-static void usage_train(FILE *f)
-{
-    fprintf(f,
-            "usage: mixlm tokenizer train --data FILE -o OUT.model [--vocab N] [--type bpe|unigram]\n"
-            "  --data FILE      UTF-8 training text\n"
-            "  -o, --out FILE   where to write the model (atomically)\n"
-            "  --vocab N        number of pieces, >= 257 + distinct characters (default 4096)\n"
-            "  --type T         bpe (default) or unigram\n"
-            "  --threads N      trainer threads (default: all cores)\n"
-            "The model round-trips text exactly: identity normalisation, no dummy prefix, spaces kept,\n"
-            "byte fallback for characters never seen in training. Use it with --tokenizer spm:OUT.model.\n");
-}
-
-static void usage_encode(FILE *f)
-{
-    fprintf(f, "usage: mixlm tokenizer encode --model M.model [--data FILE] [--threads N]\n"
-               "  --model FILE     a SentencePiece model (from `mixlm tokenizer train`)\n"
-               "  --data FILE      text to encode (default: stdin)\n"
-               "  --threads N      encoding threads (default: all cores)\n"
-               "Prints the ids on stdout, space-separated, and the count and MB/s on stderr.\n");
-}
-
-static void usage_decode(FILE *f)
-{
-    fprintf(f, "usage: mixlm tokenizer decode --model M.model < ids.txt\n"
-               "  --model FILE     the SentencePiece model the ids came from\n"
-               "Reads whitespace-separated ids from stdin and writes the text to stdout.\n");
-}
+static const char *usage_train =
+    "usage: mixlm tokenizer train --data FILE -o OUT.model [--vocab N] [--type bpe|unigram]\n"
+    "The model round-trips text exactly: identity normalisation, no dummy prefix, spaces kept,\n"
+    "byte fallback for characters never seen in training. Use it with --tokenizer spm:OUT.model.";
+static const char *usage_encode =
+    "usage: mixlm tokenizer encode --model M.model [--data FILE] [--threads N]\n"
+    "Prints the ids on stdout, space-separated, and the count and MB/s on stderr.";
+static const char *usage_decode =
+    "usage: mixlm tokenizer decode --model M.model < ids.txt\n"
+    "Reads whitespace-separated ids from stdin and writes the text to stdout.";
 
 /* Read all of stdin (mx_free); NULL + err on a read error. */
 static char *read_stdin(size_t *len, struct mx_error *err)
@@ -80,64 +63,47 @@ static char *read_stdin(size_t *len, struct mx_error *err)
 }
 
 struct tok_opts {
-    const char *data, *out, *model, *type;
+    char data[512], out[512], model[512], type[16];
     long vocab, threads;
 };
 
-/* Parse argv[1..] against the flags `allowed` (a space-separated list). Returns 0 to run, 1 after
- * --help, 2 on a usage error (printed). */
-static int parse(int argc, char **argv, const char *allowed, void (*usage)(FILE *), struct tok_opts *o)
+/* Parse argv[1..] (argv[0] is the subcommand) with flags first..first+n-1 of the table below
+ * (encode: 0-2, decode: 0, train: 1-5), -o meaning --out. Returns 0 to run, 1 after --help, 2 on
+ * a usage error (printed). */
+static int parse(int argc, char **argv, int first, int n, const char *usage, struct tok_opts *o)
 {
+    struct arg a[] = {
+        {"--model", ARG_STR, o->model, sizeof o->model, 0, 0, "a SentencePiece model (from `mixlm tokenizer train`)", 0},
+        {"--data", ARG_STR, o->data, sizeof o->data, 0, 0, "UTF-8 text to train on, or to encode (encode: default stdin)", 0},
+        {"--threads", ARG_INT, &o->threads, 0, 1, 4096, "threads (default: all cores)", 0},
+        {"--out", ARG_STR, o->out, sizeof o->out, 0, 0, "where to write the model, atomically (also -o FILE)", 0},
+        {"--vocab", ARG_INT, &o->vocab, 0, MX_TOK_SPM_VOCAB_MIN, MX_TOK_VOCAB_MAX,
+         "number of pieces, >= 257 + distinct characters (default 4096)", 0},
+        {"--type", ARG_STR, o->type, sizeof o->type, 0, 0, "bpe (default) or unigram", 0},
+    };
+    char name[64];
+    snprintf(name, sizeof name, "tokenizer %s", argv[0]);
+    char **av = mx_xcalloc((size_t)(argc + 1) * sizeof *av);
+    av[0] = name;
+    for (int i = 1; i < argc; i++)
+        av[i] = !strcmp(argv[i], "-o") ? "--out" : argv[i];
+    const char *pos[1];
+    int npos;
     struct mx_error err;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        const char *name = !strcmp(a, "-o") ? "--out" : a;
-        char key[64];
-        snprintf(key, sizeof key, " %s ", name);
-        char list[256];
-        snprintf(list, sizeof list, " %s ", allowed);
-        if (strncmp(name, "--", 2) || !strstr(list, key)) {
-            fprintf(stderr, "mixlm tokenizer %s: unknown option '%s' (see mixlm tokenizer %s --help)\n", argv[0],
-                    a, argv[0]);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "mixlm tokenizer %s: %s needs a value (see --help)\n", argv[0], a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(name, "--data"))
-            o->data = v;
-        else if (!strcmp(name, "--out"))
-            o->out = v;
-        else if (!strcmp(name, "--model"))
-            o->model = v;
-        else if (!strcmp(name, "--type"))
-            o->type = v;
-        else if (!strcmp(name, "--vocab"))
-            rc = mx_parse_int(v, MX_TOK_SPM_VOCAB_MIN, MX_TOK_VOCAB_MAX, "--vocab", &o->vocab, &err);
-        else if (!strcmp(name, "--threads"))
-            rc = mx_parse_int(v, 1, 4096, "--threads", &o->threads, &err);
-        if (rc) {
-            fprintf(stderr, "mixlm tokenizer %s: %s\n", argv[0], err.msg);
-            return 2;
-        }
-    }
-    return 0;
+    int rc = args_parse(argc, av, a + first, n, pos, 0, &npos, usage, &err);
+    mx_free(av);
+    if (rc < 0)
+        fprintf(stderr, "mixlm tokenizer %s: %s\n", argv[0], err.msg);
+    return rc < 0 ? 2 : rc;
 }
 
 static int cmd_train_tok(int argc, char **argv)
 {
     struct tok_opts o = {.type = "bpe", .vocab = 4096};
-    int rc = parse(argc, argv, "--data --out --vocab --type --threads", usage_train, &o);
+    int rc = parse(argc, argv, 1, 5, usage_train, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (!o.data || !o.out) {
+    if (!o.data[0] || !o.out[0]) {
         fprintf(stderr, "mixlm tokenizer train: --data FILE and -o OUT.model are required (see --help)\n");
         return 2;
     }
@@ -179,10 +145,10 @@ static int print_ids(const int32_t *ids, size_t n)
 static int cmd_encode_tok(int argc, char **argv)
 {
     struct tok_opts o = {0};
-    int rc = parse(argc, argv, "--model --data --threads", usage_encode, &o);
+    int rc = parse(argc, argv, 0, 3, usage_encode, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (!o.model) {
+    if (!o.model[0]) {
         fprintf(stderr, "mixlm tokenizer encode: --model FILE is required (see --help)\n");
         return 2;
     }
@@ -195,7 +161,7 @@ static int cmd_encode_tok(int argc, char **argv)
     rc = 1;
     if (tok_create_spm(&t, o.model, &err) != 0)
         goto out_err;
-    text = o.data ? mx_read_file(o.data, &len, &err) : read_stdin(&len, &err);
+    text = o.data[0] ? mx_read_file(o.data, &len, &err) : read_stdin(&len, &err);
     if (!text)
         goto out_err;
     double t0 = mx_now();
@@ -222,10 +188,10 @@ out:
 static int cmd_decode_tok(int argc, char **argv)
 {
     struct tok_opts o = {0};
-    int rc = parse(argc, argv, "--model", usage_decode, &o);
+    int rc = parse(argc, argv, 0, 1, usage_decode, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (!o.model) {
+    if (!o.model[0]) {
         fprintf(stderr, "mixlm tokenizer decode: --model FILE is required (see --help)\n");
         return 2;
     }

@@ -30,7 +30,7 @@ static void print_mixers(void)
 int cmd_train(int argc, char **argv)
 {
     struct mx_train_opts o;
-    train_opts_default(&o);
+    run_opts_default(&o);
     long layers = o.model.n_layer, heads = o.model.n_head, dim = o.model.n_embd, ctx = o.model.block_size;
     long steps = o.steps, batch = o.batch, accum = o.grad_accum, warmup = o.warmup, eval_every = o.eval_every;
     long eval_batches = o.eval_batches, log_every = o.log_every, ckpt_every = o.ckpt_every, threads = 0;
@@ -97,8 +97,8 @@ int cmd_train(int argc, char **argv)
                 return 2;
             }
         struct mx_train_opts s;
-        train_opts_default(&s);
-        if (train_load_opts(resume, &s, &err) != 0) {
+        run_opts_default(&s);
+        if (run_load_opts(resume, &s, &err) != 0) {
             fprintf(stderr, "mixlm train: %s\n", err.msg);
             return 1;
         }

@@ -91,6 +91,14 @@ long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, lo
                     struct mx_error *err);
 const char *infer_mode_name(int mode); /* "cache", "recompute", "slide" */
 
+/* Time generation of `tokens` new tokens after the prompt ids (n) in each of the nm (1..8) modes,
+ * `repeats` interleaved rounds, every run from a copy of s0; print to stdout a table (or with
+ * json an array): prompt and generation tokens/s (medians), ms/token, shifts, cache and
+ * activation MB, RSS, speed relative to the first mode and whether the tokens agree with it
+ * over the contexts both modes share. Returns 0, or -1 with err from infer_generate. */
+int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, const struct mx_sampler *s0,
+                const int *modes, int nm, int repeats, int json, struct mx_error *err);
+
 /* Full pass over ids [begin, end) of a token file in windows of T (stride = T: non-overlapping;
  * stride < T: every window scores only its last `stride` targets, which then all see at least
  * T - stride tokens of context). */

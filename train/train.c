@@ -11,105 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Kept under the train_ names for their callers (tests); the options live in run/. */
 void train_opts_default(struct mx_train_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    snprintf(o->tokenizer, sizeof o->tokenizer, "char");
-    snprintf(o->out, sizeof o->out, "runs/default");
-    o->model.n_layer = 4;
-    o->model.n_head = 4;
-    o->model.n_embd = 128;
-    o->model.block_size = 64;
-    o->model.bias = 0;
-    o->model.seed = 1337;
-    for (int l = 0; l < MX_MAX_LAYERS; l++)
-        snprintf(o->model.attn[l], sizeof o->model.attn[l], "dense");
-    o->steps = 2000;
-    o->batch = 12;
-    o->grad_accum = 1;
-    o->lr = 1e-3;
-    o->min_lr = 1e-4;
-    o->warmup = 100;
-    o->beta1 = 0.9;
-    o->beta2 = 0.99;
-    o->eps = 1e-8;
-    o->weight_decay = 0.1;
-    o->grad_clip = 1.0;
-    o->eval_every = 250;
-    o->eval_batches = 20;
-    o->log_every = 10;
-    o->ckpt_every = 500;
-    o->val_frac = 0.1;
-    o->threads = 0;
+    run_opts_default(o);
 }
 
 cJSON *train_opts_to_json(const struct mx_train_opts *o)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "data", o->data);
-    cJSON_AddStringToObject(j, "tokenizer", o->tokenizer);
-    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
-    cJSON_AddNumberToObject(j, "batch", o->batch);
-    cJSON_AddNumberToObject(j, "grad_accum", o->grad_accum);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "min_lr", o->min_lr);
-    cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
-    cJSON_AddNumberToObject(j, "beta1", o->beta1);
-    cJSON_AddNumberToObject(j, "beta2", o->beta2);
-    cJSON_AddNumberToObject(j, "eps", o->eps);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
-    cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
-    cJSON_AddNumberToObject(j, "eval_batches", o->eval_batches);
-    cJSON_AddNumberToObject(j, "log_every", (double)o->log_every);
-    cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
-    cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
-    cJSON_AddNumberToObject(j, "threads", o->threads);
-    return j;
-}
-
-static int num(const cJSON *j, const char *k, double *out, struct mx_error *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(v))
-        return mx_errorf(err, "stored training option '%s' is missing", k);
-    *out = v->valuedouble;
-    return 0;
-}
-
-int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err)
-{
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
-    if (!cJSON_IsString(d) || !cJSON_IsString(t))
-        return mx_errorf(err, "stored training options lack 'data' or 'tokenizer'");
-    snprintf(o->data, sizeof o->data, "%s", d->valuestring);
-    snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
-    double v[17];
-    const char *keys[17] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
-                            "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
-                            "ckpt_every", "val_frac", "threads"};
-    for (int i = 0; i < 17; i++)
-        if (num(j, keys[i], &v[i], err) != 0)
-            return -1;
-    o->steps = (long)v[0];
-    o->batch = (int)v[1];
-    o->grad_accum = (int)v[2];
-    o->lr = v[3];
-    o->min_lr = v[4];
-    o->warmup = (long)v[5];
-    o->beta1 = v[6];
-    o->beta2 = v[7];
-    o->eps = v[8];
-    o->weight_decay = v[9];
-    o->grad_clip = v[10];
-    o->eval_every = (long)v[11];
-    o->eval_batches = (int)v[12];
-    o->log_every = (long)v[13];
-    o->ckpt_every = (long)v[14];
-    o->val_frac = v[15];
-    o->threads = (int)v[16];
-    return 0;
+    return run_opts_to_json(o);
 }
 
 double train_lr_at(const struct mx_train_opts *o, long it)
@@ -204,7 +114,7 @@ struct run {
     struct mx_rng rng; /* batch sampling: the data position */
     long step;         /* steps completed */
     double elapsed;    /* training seconds over all sessions */
-    char path_ckpt[600], path_log[600], path_tokens[600];
+    struct run_paths path;
 };
 
 static cJSON *train_state_json(const struct run *r)
@@ -218,7 +128,7 @@ static cJSON *train_state_json(const struct run *r)
         cJSON_AddItemToArray(rng, cJSON_CreateString(h));
     }
     cJSON_AddNumberToObject(j, "elapsed_s", r->elapsed);
-    cJSON_AddStringToObject(j, "tokens", "tokens.bin");
+    cJSON_AddStringToObject(j, "tokens", MX_RUN_TOKENS);
     cJSON_AddItemToObject(j, "opts", train_opts_to_json(r->o));
     return j;
 }
@@ -227,7 +137,7 @@ static int save(struct run *r, struct mx_error *err)
 {
     cJSON *tj = tok_to_json(r->tok), *st = train_state_json(r);
     struct mx_ckpt_extra x = {.tokenizer = tj, .train = st, .adam_m = r->adam_m, .adam_v = r->adam_v};
-    int rc = ckpt_write(r->path_ckpt, &r->m, &x, err);
+    int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
     cJSON_Delete(tj);
     cJSON_Delete(st);
     return rc;
@@ -254,38 +164,10 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
     return s / o->eval_batches;
 }
 
-/* Drop log lines beyond the checkpoint's step so a resumed run's log has each step once. */
-static void trim_log(const char *path, long step)
-{
-    size_t len;
-    struct mx_error e;
-    char *buf = mx_read_file(path, &len, &e);
-    if (!buf)
-        return;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        mx_free(buf);
-        return;
-    }
-    char *line = buf;
-    while (line < buf + len) {
-        char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
-        cJSON *j = cJSON_ParseWithLength(line, n);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
-        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step)
-            fwrite(line, 1, n, f);
-        cJSON_Delete(j);
-        line += n;
-    }
-    fclose(f);
-    mx_free(buf);
-}
-
 static int setup_new(struct run *r, struct mx_error *err)
 {
     struct mx_train_opts *o = r->o;
-    if (mx_file_exists(r->path_ckpt))
+    if (mx_file_exists(r->path.ckpt))
         return mx_errorf(err, "run directory '%s' already holds a checkpoint; continue it with "
                               "`mixlm train --resume %s` or choose another --out", o->out, o->out);
     size_t len;
@@ -302,7 +184,7 @@ static int setup_new(struct run *r, struct mx_error *err)
         return -1;
     if (tok_save_files(r->tok, o->out, err) != 0)
         return -1;
-    if (data_prepare_text(o->data, r->tok, r->path_tokens, err) != 0)
+    if (data_prepare_text(o->data, r->tok, r->path.tokens, err) != 0)
         return -1;
     o->model.vocab_size = tok_vocab_size(r->tok);
     if (model_create(&r->m, &o->model, err) != 0)
@@ -312,27 +194,27 @@ static int setup_new(struct run *r, struct mx_error *err)
     mx_rng_seed3(&seed, o->model.seed, 0xDA7A, 0);
     r->rng = seed;
     r->step = 0;
-    remove(r->path_log);
+    remove(r->path.log);
     return 0;
 }
 
 static int setup_resume(struct run *r, struct mx_error *err)
 {
     struct mx_ckpt c;
-    if (ckpt_open(&c, r->path_ckpt, err) != 0)
+    if (ckpt_open(&c, r->path.ckpt, err) != 0)
         return -1;
     int rc = -1;
     if (ckpt_load_model(&c, &r->m, err) != 0)
         goto out;
     if (!c.train) {
-        mx_errorf(err, "checkpoint '%s' holds no training state; it cannot be resumed", r->path_ckpt);
+        mx_errorf(err, "checkpoint '%s' holds no training state; it cannot be resumed", r->path.ckpt);
         goto out;
     }
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(c.train, "step");
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(c.train, "rng");
     const cJSON *el = cJSON_GetObjectItemCaseSensitive(c.train, "elapsed_s");
     if (!cJSON_IsNumber(st) || !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4) {
-        mx_errorf(err, "checkpoint '%s': training state is incomplete", r->path_ckpt);
+        mx_errorf(err, "checkpoint '%s': training state is incomplete", r->path.ckpt);
         goto out;
     }
     r->step = (long)st->valuedouble;
@@ -353,60 +235,8 @@ out:
     }
     ckpt_close(&c);
     if (rc == 0)
-        trim_log(r->path_log, r->step);
+        run_log_trim(r->o->out, r->step);
     return rc;
-}
-
-int train_load_opts(const char *run_dir, struct mx_train_opts *o, struct mx_error *err)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/model.safetensors", run_dir);
-    if (!mx_file_exists(path))
-        return mx_errorf(err, "--resume %s: no checkpoint at '%s'", run_dir, path);
-    struct mx_ckpt c;
-    if (ckpt_open(&c, path, err) != 0)
-        return -1;
-    int rc = -1;
-    const cJSON *oj = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "opts") : NULL;
-    if (!oj) {
-        mx_errorf(err, "checkpoint '%s' holds no training options; it cannot be resumed", path);
-        goto out;
-    }
-    if (train_opts_from_json(o, oj, err) != 0 || model_config_from_json(&o->model, c.config, err) != 0)
-        goto out;
-    snprintf(o->out, sizeof o->out, "%s", run_dir);
-    rc = 0;
-out:
-    ckpt_close(&c);
-    return rc;
-}
-
-static void write_summary(struct run *r, double val_loss, double tok_s, double peak_mb, double ms_step,
-                          double gflop_step)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddItemToObject(j, "config", model_config_to_json(&r->m.cfg));
-    cJSON_AddStringToObject(j, "attn", r->m.cfg.attn[0]);
-    cJSON_AddStringToObject(j, "tokenizer", tok_kind(r->tok));
-    cJSON_AddNumberToObject(j, "params", (double)r->m.n_params);
-    cJSON_AddNumberToObject(j, "steps", (double)r->step);
-    cJSON_AddNumberToObject(j, "val_loss", val_loss);
-    cJSON_AddNumberToObject(j, "train_seconds", r->elapsed);
-    cJSON_AddNumberToObject(j, "tokens_per_s", tok_s);
-    cJSON_AddNumberToObject(j, "ms_per_step_median", ms_step);
-    cJSON_AddNumberToObject(j, "gflop_per_step", gflop_step);
-    cJSON_AddNumberToObject(j, "peak_rss_mb", peak_mb);
-    cJSON_AddNumberToObject(j, "threads", mx_get_threads());
-    char *s = cJSON_Print(j);
-    char path[600];
-    snprintf(path, sizeof path, "%s/summary.json", r->o->out);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fprintf(f, "%s\n", s);
-        fclose(f);
-    }
-    free(s);
-    cJSON_Delete(j);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -423,9 +253,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     mx_set_threads(o->threads);
     if (mx_mkdir_p(o->out, err) != 0)
         return -1;
-    snprintf(r.path_ckpt, sizeof r.path_ckpt, "%s/model.safetensors", o->out);
-    snprintf(r.path_log, sizeof r.path_log, "%s/log.jsonl", o->out);
-    snprintf(r.path_tokens, sizeof r.path_tokens, "%s/tokens.bin", o->out);
+    run_paths_init(&r.path, o->out);
     int rc = -1;
     /* Refuse a bidirectional mixer before any data is read or encoded. */
     for (int l = 0; l < o->model.n_layer; l++) {
@@ -443,7 +271,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     }
     if ((resume ? setup_resume(&r, err) : setup_new(&r, err)) != 0)
         goto out;
-    if (data_open(&r.data, r.path_tokens, err) != 0)
+    if (data_open(&r.data, r.path.tokens, err) != 0)
         goto out;
     data_split(r.data.count, o->val_frac, &r.train_end);
     int B = o->batch, T = o->model.block_size;
@@ -464,11 +292,9 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     r.x = mx_xmalloc((size_t)B * T * sizeof(int32_t));
     r.y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
 
-    FILE *log = fopen(r.path_log, "a");
-    if (!log) {
-        mx_errorf(err, "cannot open '%s' for writing", r.path_log);
+    FILE *log = run_log_open(o->out, err);
+    if (!log)
         goto out;
-    }
     printf("mixlm train: %s | %d layers, %d heads, dim %d, context %d, vocab %d | %.2fM params | "
            "mixer %s | batch %d x %d accum | %d threads\n",
            o->out, r.m.cfg.n_layer, r.m.cfg.n_head, r.m.cfg.n_embd, T, r.m.cfg.vocab_size,
@@ -538,13 +364,10 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
             mx_progress_print(&pr, "step %ld: train loss %.4f, val loss %.4f", r.step, loss, val_loss);
         }
         if (do_log) {
-            fprintf(log, "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.4f,\"ms_per_step\":%.3f,"
-                         "\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f",
-                    r.step, loss, lr, gn, dt * 1000, tokens_per_step / dt, r.elapsed);
-            if (do_eval)
-                fprintf(log, ",\"val_loss\":%.6f", val_loss);
-            fprintf(log, "}\n");
-            fflush(log);
+            struct run_log_line ll = {.step = r.step, .loss = loss, .lr = lr, .grad_norm = gn,
+                                      .ms_per_step = dt * 1000, .tokens_per_s = tokens_per_step / dt,
+                                      .elapsed_s = r.elapsed, .val_loss = do_eval ? val_loss : NAN};
+            run_log_append(log, &ll);
         }
         if (o->stop_after > 0 && r.step - start_step >= o->stop_after && r.step < o->steps)
             g_stop_signal = -1;
@@ -572,11 +395,15 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         double med = ntimes ? times[ntimes / 2] : 0;
         double tok_s = med > 0 ? tokens_per_step / med : 0;
         double gflop = model_flops_per_token(&r.m, T) * (double)tokens_per_step / 1e9;
-        write_summary(&r, val_loss, tok_s, mx_peak_rss_mb(), med * 1000, gflop);
+        struct run_summary sm = {.params = (double)r.m.n_params, .steps = (double)r.step, .val_loss = val_loss,
+                                 .train_seconds = r.elapsed, .tokens_per_s = tok_s, .ms_per_step_median = med * 1000,
+                                 .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads()};
+        snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
+        run_summary_write(o->out, &r.m.cfg, &sm);
         printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s, "
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
-               mx_peak_rss_mb(), r.path_ckpt);
+               mx_peak_rss_mb(), r.path.ckpt);
     }
     rc = stopped ? 1 : 0;
 out_log:

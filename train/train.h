@@ -6,29 +6,13 @@
 
 #include "data/data.h"
 #include "model/model.h"
+#include "run/run.h"
 #include "tokenizer/tokenizer.h"
 
-struct mx_train_opts {
-    char data[512];      /* training text */
-    char out[512];       /* run directory */
-    char tokenizer[512]; /* char | byte | spm:PATH | bpe:N | unigram:N */
-    struct mx_config model; /* vocab_size is filled from the tokenizer */
-    long steps;
-    int batch, grad_accum;
-    double lr, min_lr;
-    long warmup;
-    double beta1, beta2, eps, weight_decay, grad_clip;
-    long eval_every;
-    int eval_batches;
-    long log_every, ckpt_every;
-    double val_frac;
-    int threads;
-    int quiet;       /* no progress line (tests) */
-    long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
-};
+/* struct mx_train_opts (the options a run stores) is run/'s; these keep the train_ names
+ * for their callers and do what run_opts_default and run_opts_to_json do. */
 void train_opts_default(struct mx_train_opts *o);
 cJSON *train_opts_to_json(const struct mx_train_opts *o);
-int train_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err);
 
 /* nanoGPT's schedule: linear warmup lr*(it+1)/(warmup+1) for it < warmup, then cosine from lr
  * to min_lr reaching min_lr at `steps`; it is 0-based. */
@@ -47,11 +31,9 @@ double grad_norm(const struct mx_model *m);
 const char *train_first_nonfinite(const struct mx_model *m);
 
 /* Train from scratch (resume = 0) or continue the run in o->out (resume = 1; o holds the
- * stored options with the caller's overrides applied by train_resume_opts). Prints progress
+ * stored options (run_load_opts) with the caller's overrides applied). Prints progress
  * to stdout, writes out/model.safetensors, out/log.jsonl, out/summary.json. Returns 0, or -1
  * with err filled; on SIGINT/SIGTERM saves a checkpoint and returns 1. */
 int train_run(struct mx_train_opts *o, int resume, struct mx_error *err);
-/* Load the options stored in run_dir's checkpoint (for --resume). */
-int train_load_opts(const char *run_dir, struct mx_train_opts *o, struct mx_error *err);
 
 #endif

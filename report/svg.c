@@ -2,7 +2,7 @@
  * (1-2-5 steps on linear axes, powers of 2 or 10 on log axes), series paths, markers, legend.
  * Not general: sizes and fonts are chosen for a report page, text widths are estimated from
  * the character count (no font metrics), and nothing is clipped because nothing leaves the axes. */
-#include "cli/svg.h"
+#include "report/svg.h"
 
 #include <math.h>
 #include <stdint.h>

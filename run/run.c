@@ -1,0 +1,452 @@
+/* run.c — the run directory (see run.h): file names, stored options, log.jsonl and
+ * summary.json, each written and read here with cJSON.
+ * Not the loop that produces them (train/) and not the tables made from them (report/). */
+#include "run/run.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void run_paths_init(struct run_paths *p, const char *dir)
+{
+    snprintf(p->ckpt, sizeof p->ckpt, "%.511s/%s", dir, MX_RUN_CKPT);
+    snprintf(p->log, sizeof p->log, "%.511s/%s", dir, MX_RUN_LOG);
+    snprintf(p->summary, sizeof p->summary, "%.511s/%s", dir, MX_RUN_SUMMARY);
+    snprintf(p->tokens, sizeof p->tokens, "%.511s/%s", dir, MX_RUN_TOKENS);
+}
+
+/* ---- stored options ---------------------------------------------------------------------- */
+
+void run_opts_default(struct mx_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->tokenizer, sizeof o->tokenizer, "char");
+    snprintf(o->out, sizeof o->out, "runs/default");
+    o->model.n_layer = 4;
+    o->model.n_head = 4;
+    o->model.n_embd = 128;
+    o->model.block_size = 64;
+    o->model.bias = 0;
+    o->model.seed = 1337;
+    for (int l = 0; l < MX_MAX_LAYERS; l++)
+        snprintf(o->model.attn[l], sizeof o->model.attn[l], "dense");
+    o->steps = 2000;
+    o->batch = 12;
+    o->grad_accum = 1;
+    o->lr = 1e-3;
+    o->min_lr = 1e-4;
+    o->warmup = 100;
+    o->beta1 = 0.9;
+    o->beta2 = 0.99;
+    o->eps = 1e-8;
+    o->weight_decay = 0.1;
+    o->grad_clip = 1.0;
+    o->eval_every = 250;
+    o->eval_batches = 20;
+    o->log_every = 10;
+    o->ckpt_every = 500;
+    o->val_frac = 0.1;
+    o->threads = 0;
+}
+
+cJSON *run_opts_to_json(const struct mx_train_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddStringToObject(j, "tokenizer", o->tokenizer);
+    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(j, "batch", o->batch);
+    cJSON_AddNumberToObject(j, "grad_accum", o->grad_accum);
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "min_lr", o->min_lr);
+    cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
+    cJSON_AddNumberToObject(j, "beta1", o->beta1);
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "eps", o->eps);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(j, "eval_every", (double)o->eval_every);
+    cJSON_AddNumberToObject(j, "eval_batches", o->eval_batches);
+    cJSON_AddNumberToObject(j, "log_every", (double)o->log_every);
+    cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
+    cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
+    cJSON_AddNumberToObject(j, "threads", o->threads);
+    return j;
+}
+
+static int num(const cJSON *j, const char *k, double *out, struct mx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    if (!cJSON_IsNumber(v))
+        return mx_errorf(err, "stored training option '%s' is missing", k);
+    *out = v->valuedouble;
+    return 0;
+}
+
+int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
+    if (!cJSON_IsString(d) || !cJSON_IsString(t))
+        return mx_errorf(err, "stored training options lack 'data' or 'tokenizer'");
+    snprintf(o->data, sizeof o->data, "%s", d->valuestring);
+    snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
+    double v[17];
+    const char *keys[17] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
+                            "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
+                            "ckpt_every", "val_frac", "threads"};
+    for (int i = 0; i < 17; i++)
+        if (num(j, keys[i], &v[i], err) != 0)
+            return -1;
+    o->steps = (long)v[0];
+    o->batch = (int)v[1];
+    o->grad_accum = (int)v[2];
+    o->lr = v[3];
+    o->min_lr = v[4];
+    o->warmup = (long)v[5];
+    o->beta1 = v[6];
+    o->beta2 = v[7];
+    o->eps = v[8];
+    o->weight_decay = v[9];
+    o->grad_clip = v[10];
+    o->eval_every = (long)v[11];
+    o->eval_batches = (int)v[12];
+    o->log_every = (long)v[13];
+    o->ckpt_every = (long)v[14];
+    o->val_frac = v[15];
+    o->threads = (int)v[16];
+    return 0;
+}
+
+int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err)
+{
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    if (!mx_file_exists(p.ckpt))
+        return mx_errorf(err, "--resume %s: no checkpoint at '%s'", dir, p.ckpt);
+    struct mx_ckpt c;
+    if (ckpt_open(&c, p.ckpt, err) != 0)
+        return -1;
+    int rc = -1;
+    const cJSON *oj = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "opts") : NULL;
+    if (!oj) {
+        mx_errorf(err, "checkpoint '%s' holds no training options; it cannot be resumed", p.ckpt);
+        goto out;
+    }
+    if (run_opts_from_json(o, oj, err) != 0 || model_config_from_json(&o->model, c.config, err) != 0)
+        goto out;
+    snprintf(o->out, sizeof o->out, "%s", dir);
+    rc = 0;
+out:
+    ckpt_close(&c);
+    return rc;
+}
+
+/* ---- log.jsonl --------------------------------------------------------------------------- */
+
+FILE *run_log_open(const char *dir, struct mx_error *err)
+{
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    FILE *f = fopen(p.log, "a");
+    if (!f)
+        mx_errorf(err, "cannot open '%s' for writing", p.log);
+    return f;
+}
+
+/* WHY raw members: the numbers keep the fixed precisions the log has always had (%.6f loss,
+ * %.6g lr, ...), which cJSON's own %.17g would change; cJSON still builds the object. */
+static void add_raw(cJSON *o, const char *key, const char *fmt, double v)
+{
+    char b[64];
+    snprintf(b, sizeof b, fmt, v);
+    cJSON_AddRawToObject(o, key, b);
+}
+
+int run_log_append(FILE *f, const struct run_log_line *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    char b[32];
+    snprintf(b, sizeof b, "%ld", l->step);
+    cJSON_AddRawToObject(o, "step", b);
+    add_raw(o, "loss", "%.6f", l->loss);
+    add_raw(o, "lr", "%.6g", l->lr);
+    add_raw(o, "grad_norm", "%.4f", l->grad_norm);
+    add_raw(o, "ms_per_step", "%.3f", l->ms_per_step);
+    add_raw(o, "tokens_per_s", "%.1f", l->tokens_per_s);
+    add_raw(o, "elapsed_s", "%.3f", l->elapsed_s);
+    if (!isnan(l->val_loss))
+        add_raw(o, "val_loss", "%.6f", l->val_loss);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int ok = s && fprintf(f, "%s\n", s) >= 0 && fflush(f) == 0;
+    cJSON_free(s);
+    return ok ? 0 : -1;
+}
+
+void run_log_trim(const char *dir, long step)
+{
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    size_t len;
+    struct mx_error e;
+    char *buf = mx_read_file(p.log, &len, &e);
+    if (!buf)
+        return;
+    FILE *f = fopen(p.log, "wb");
+    if (!f) {
+        mx_free(buf);
+        return;
+    }
+    char *line = buf;
+    while (line < buf + len) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
+        cJSON *j = cJSON_ParseWithLength(line, n);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step)
+            fwrite(line, 1, n, f);
+        cJSON_Delete(j);
+        line += n;
+    }
+    fclose(f);
+    mx_free(buf);
+}
+
+/* A number member: NAN when absent or null; an error naming file and key when of another type. */
+static int json_number(const cJSON *o, const char *key, double *out, const char *path, struct mx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NAN;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v))
+        return mx_errorf(err, "%s: \"%s\" should be a number", path, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int json_int(const cJSON *o, const char *key, int *out, const char *path, struct mx_error *err)
+{
+    double d;
+    if (json_number(o, key, &d, path, err) != 0)
+        return -1;
+    if (!isfinite(d) || d < 0 || d > INT_MAX || d != floor(d))
+        return mx_errorf(err, "%s: \"%s\" should be a non-negative integer", path, key);
+    *out = (int)d;
+    return 0;
+}
+
+void run_history_free(struct run_history *h)
+{
+    mx_free(h->step);
+    mx_free(h->loss);
+    mx_free(h->val_step);
+    mx_free(h->val_loss);
+    memset(h, 0, sizeof *h);
+}
+
+int run_log_read(const char *dir, struct run_history *h, struct mx_error *err)
+{
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    const char *path = p.log;
+    memset(h, 0, sizeof *h);
+    if (!mx_file_exists(path))
+        return mx_errorf(err,
+                         "%s: no such file; a run directory written by `mixlm train` holds its "
+                         "training log there",
+                         path);
+    size_t len;
+    char *text = mx_read_file(path, &len, err);
+    if (!text)
+        return -1;
+    size_t cap = 1;
+    for (size_t i = 0; i < len; i++)
+        cap += text[i] == '\n';
+    h->step = mx_xmalloc(cap * sizeof(double));
+    h->loss = mx_xmalloc(cap * sizeof(double));
+    h->val_step = mx_xmalloc(cap * sizeof(double));
+    h->val_loss = mx_xmalloc(cap * sizeof(double));
+    int rc = -1;
+    long lineno = 0;
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        lineno++;
+        char *s = line;
+        line = nl ? nl + 1 : NULL;
+        size_t sl = strlen(s);
+        while (sl && (s[sl - 1] == '\r' || s[sl - 1] == ' ' || s[sl - 1] == '\t'))
+            s[--sl] = 0;
+        if (!sl)
+            continue;
+        cJSON *o = cJSON_ParseWithOpts(s, NULL, 1);
+        double st, lo, vl;
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            mx_errorf(err, "%s:%ld: not a JSON object (the log is corrupt or a line was cut short)", path,
+                      lineno);
+            goto out;
+        }
+        int bad = json_number(o, "step", &st, path, err) || json_number(o, "loss", &lo, path, err) ||
+                  json_number(o, "val_loss", &vl, path, err);
+        cJSON_Delete(o);
+        if (bad || !isfinite(st)) {
+            mx_errorf(err, "%s:%ld: each line needs a numeric \"step\" (and \"loss\")", path, lineno);
+            goto out;
+        }
+        while (h->n_log && h->step[h->n_log - 1] >= st)
+            h->n_log--;
+        while (h->n_val && h->val_step[h->n_val - 1] >= st)
+            h->n_val--;
+        h->step[h->n_log] = st, h->loss[h->n_log++] = lo;
+        if (isfinite(vl))
+            h->val_step[h->n_val] = st, h->val_loss[h->n_val++] = vl;
+    }
+    if (h->n_log == 0) {
+        mx_errorf(err, "%s: empty (no logged steps)", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    mx_free(text);
+    if (rc != 0)
+        run_history_free(h);
+    return rc;
+}
+
+/* ---- summary.json ------------------------------------------------------------------------ */
+
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "config", model_config_to_json(cfg));
+    cJSON_AddStringToObject(j, "attn", cfg->attn[0]);
+    cJSON_AddStringToObject(j, "tokenizer", s->tokenizer);
+    cJSON_AddNumberToObject(j, "params", s->params);
+    cJSON_AddNumberToObject(j, "steps", s->steps);
+    cJSON_AddNumberToObject(j, "val_loss", s->val_loss);
+    cJSON_AddNumberToObject(j, "train_seconds", s->train_seconds);
+    cJSON_AddNumberToObject(j, "tokens_per_s", s->tokens_per_s);
+    cJSON_AddNumberToObject(j, "ms_per_step_median", s->ms_per_step_median);
+    cJSON_AddNumberToObject(j, "gflop_per_step", s->gflop_per_step);
+    cJSON_AddNumberToObject(j, "peak_rss_mb", s->peak_rss_mb);
+    cJSON_AddNumberToObject(j, "threads", s->threads);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    FILE *f = fopen(p.summary, "w");
+    int ok = f != NULL;
+    if (f) {
+        ok = fprintf(f, "%s\n", text) >= 0;
+        ok = fclose(f) == 0 && ok;
+    }
+    cJSON_free(text);
+    return ok ? 0 : -1;
+}
+
+/* The attention column: one spec when every layer has it, else runs of equal layers. */
+static void attn_describe(char *out, size_t n, const cJSON *arr)
+{
+    int L = cJSON_GetArraySize(arr);
+    const char *first = cJSON_GetStringValue(cJSON_GetArrayItem(arr, 0));
+    int same = 1;
+    for (int l = 1; l < L; l++) {
+        const char *s = cJSON_GetStringValue(cJSON_GetArrayItem(arr, l));
+        same &= s && first && !strcmp(s, first);
+    }
+    if (same) {
+        snprintf(out, n, "%s", first ? first : "?");
+        return;
+    }
+    size_t used = 0;
+    out[0] = 0;
+    for (int l = 0; l < L;) {
+        const char *s = cJSON_GetStringValue(cJSON_GetArrayItem(arr, l));
+        int e = l;
+        while (e + 1 < L) {
+            const char *t = cJSON_GetStringValue(cJSON_GetArrayItem(arr, e + 1));
+            if (!s || !t || strcmp(s, t))
+                break;
+            e++;
+        }
+        int w = e > l ? snprintf(out + used, n - used, "%sL%d-%d: %s", used ? " | " : "", l, e, s ? s : "?")
+                      : snprintf(out + used, n - used, "%sL%d: %s", used ? " | " : "", l, s ? s : "?");
+        if (w < 0 || (size_t)w >= n - used)
+            break;
+        used += (size_t)w;
+        l = e + 1;
+    }
+}
+
+int run_summary_read(const char *dir, struct run_summary *r, struct mx_error *err)
+{
+    struct run_paths p;
+    run_paths_init(&p, dir);
+    const char *path = p.summary;
+    memset(r, 0, sizeof *r);
+    if (!mx_file_exists(path))
+        return mx_errorf(err,
+                         "%s: no such file; summary.json is written when `mixlm train` finishes "
+                         "(is the run still training, or was it stopped before the end?)",
+                         path);
+    size_t len;
+    char *text = mx_read_file(path, &len, err);
+    if (!text)
+        return -1;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+    if (!j)
+        mx_errorf(err, "%s: not valid JSON (error near byte %ld); the file is corrupt or was cut short", path,
+                  end ? (long)(end - text) : 0L);
+    mx_free(text);
+    if (!j)
+        return -1;
+    int rc = -1;
+    if (!cJSON_IsObject(j)) {
+        mx_errorf(err, "%s: should hold a JSON object", path);
+        goto out;
+    }
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+    const cJSON *arr = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "attn") : NULL;
+    const cJSON *a1 = cJSON_GetObjectItemCaseSensitive(j, "attn");
+    if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) > 0)
+        attn_describe(r->attn, sizeof r->attn, arr);
+    else if (cJSON_IsString(a1))
+        snprintf(r->attn, sizeof r->attn, "%s", a1->valuestring);
+    else {
+        mx_errorf(err, "%s: no attention spec (neither config.attn[] nor \"attn\")", path);
+        goto out;
+    }
+    if (cJSON_IsObject(cfg) &&
+        (json_int(cfg, "n_layer", &r->n_layer, path, err) || json_int(cfg, "n_head", &r->n_head, path, err) ||
+         json_int(cfg, "n_embd", &r->n_embd, path, err) ||
+         json_int(cfg, "block_size", &r->block_size, path, err) ||
+         json_int(cfg, "vocab_size", &r->vocab_size, path, err)))
+        goto out;
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
+    if (!cJSON_IsString(tok)) {
+        mx_errorf(err, "%s: \"tokenizer\" missing or not a string", path);
+        goto out;
+    }
+    snprintf(r->tokenizer, sizeof r->tokenizer, "%s", tok->valuestring);
+    if (json_number(j, "params", &r->params, path, err) || json_number(j, "steps", &r->steps, path, err) ||
+        json_number(j, "val_loss", &r->val_loss, path, err) ||
+        json_number(j, "train_seconds", &r->train_seconds, path, err) ||
+        json_number(j, "tokens_per_s", &r->tokens_per_s, path, err) ||
+        json_number(j, "ms_per_step_median", &r->ms_per_step_median, path, err) ||
+        json_number(j, "gflop_per_step", &r->gflop_per_step, path, err) ||
+        json_number(j, "peak_rss_mb", &r->peak_rss_mb, path, err) ||
+        json_number(j, "threads", &r->threads, path, err) ||
+        json_number(j, "bits_per_char", &r->bits_per_char, path, err) ||
+        json_number(j, "bits_per_byte", &r->bits_per_byte, path, err))
+        goto out;
+    rc = 0;
+out:
+    cJSON_Delete(j);
+    return rc;
+}

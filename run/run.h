@@ -1,0 +1,98 @@
+/* run.h — the run directory that `mixlm train --out` fills: the names of its files, the training
+ * options stored in its checkpoint, summary.json and log.jsonl. This is the one place that writes
+ * and reads those two files (with cJSON), so their keys live here and nowhere else.
+ * Not the training loop (train/), not the checkpoint format (model/), not tables (report/). */
+#ifndef MIXLM_RUN_H
+#define MIXLM_RUN_H
+
+#include "model/model.h"
+
+#include <stdio.h>
+
+#define MX_RUN_CKPT "model.safetensors"
+#define MX_RUN_LOG "log.jsonl"
+#define MX_RUN_SUMMARY "summary.json"
+#define MX_RUN_TOKENS "tokens.bin"
+#define MX_RUN_PATH_MAX 600
+
+/* The files of the run in `dir`. */
+struct run_paths {
+    char ckpt[MX_RUN_PATH_MAX], log[MX_RUN_PATH_MAX], summary[MX_RUN_PATH_MAX], tokens[MX_RUN_PATH_MAX];
+};
+/* Fill p with dir/model.safetensors, dir/log.jsonl, ... (dir as given; truncated past 511 chars). */
+void run_paths_init(struct run_paths *p, const char *dir);
+
+/* ---- stored options ---------------------------------------------------------------------- */
+struct mx_train_opts {
+    char data[512];      /* training text */
+    char out[512];       /* run directory */
+    char tokenizer[512]; /* char | byte | spm:PATH | bpe:N | unigram:N */
+    struct mx_config model; /* vocab_size is filled from the tokenizer */
+    long steps;
+    int batch, grad_accum;
+    double lr, min_lr;
+    long warmup;
+    double beta1, beta2, eps, weight_decay, grad_clip;
+    long eval_every;
+    int eval_batches;
+    long log_every, ckpt_every;
+    double val_frac;
+    int threads;
+    int quiet;       /* no progress line (tests) */
+    long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
+};
+/* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
+void run_opts_default(struct mx_train_opts *o);
+/* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every
+ * hyperparameter; not the model config (stored on its own), quiet or stop_after. */
+cJSON *run_opts_to_json(const struct mx_train_opts *o);
+/* Inverse of run_opts_to_json; an error names the first missing key. */
+int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err);
+/* Read the options and model config stored in dir's checkpoint into o (o->out = dir).
+ * Errors: no checkpoint, unreadable checkpoint, no stored options. */
+int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err);
+
+/* ---- log.jsonl --------------------------------------------------------------------------- */
+/* One line per logged step; val_loss NAN on steps without an evaluation. */
+struct run_log_line {
+    long step;
+    double loss, lr, grad_norm, ms_per_step, tokens_per_s, elapsed_s, val_loss;
+};
+/* Open dir's log for appending; NULL with err when it cannot be opened. */
+FILE *run_log_open(const char *dir, struct mx_error *err);
+/* Append one line and flush. Returns 0, or -1 when the write failed. */
+int run_log_append(FILE *f, const struct run_log_line *l);
+/* Drop the lines with a step beyond `step` (a resumed run logs each step once). Best effort:
+ * a missing or unreadable log is left as it is. */
+void run_log_trim(const char *dir, long step);
+
+/* The log read back in step order: a step that goes backwards (a resumed run that logged past
+ * its checkpoint) drops the points at or after it. */
+struct run_history {
+    size_t n_log, n_val;
+    double *step, *loss;         /* (n_log) */
+    double *val_step, *val_loss; /* (n_val) */
+};
+/* Errors name the file and line: missing file, a line that is not an object with a numeric
+ * "step", an empty log. On success free with run_history_free. */
+int run_log_read(const char *dir, struct run_history *h, struct mx_error *err);
+void run_history_free(struct run_history *h);
+
+/* ---- summary.json ------------------------------------------------------------------------ */
+/* Numbers are NAN when absent or null (written as null when not finite). */
+struct run_summary {
+    char attn[2048]; /* read: one spec, or "L0-1: spec | L2: spec" when layers differ */
+    char tokenizer[64];
+    int n_layer, n_head, n_embd, block_size, vocab_size; /* read only (written from the config) */
+    double params, steps, val_loss, train_seconds, tokens_per_s, ms_per_step_median, gflop_per_step;
+    double peak_rss_mb, threads;
+    double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
+};
+/* Write dir/summary.json: the config, attn (layer 0's spec), s->tokenizer and the numbers.
+ * Best effort, as the end of training: returns -1 when the file could not be written. */
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s);
+/* Read dir/summary.json. Errors name the file and the key (missing file, bad JSON, a key of
+ * the wrong type, no attention spec, no tokenizer). */
+int run_summary_read(const char *dir, struct run_summary *s, struct mx_error *err);
+
+#endif
