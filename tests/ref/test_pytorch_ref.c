@@ -31,20 +31,20 @@ static const char *find_python(void)
     return NULL;
 }
 
-/* tests/pytorch_ref.py: from $MIXLM_SOURCE_DIR (set by CTest), else beside this file. */
+/* tests/ref/nanogpt.py: from $MIXLM_SOURCE_DIR (set by CTest), else beside this file. */
 static void script_path(char *out, size_t n)
 {
     const char *src = getenv("MIXLM_SOURCE_DIR");
     if (src && *src) {
-        snprintf(out, n, "%s/tests/pytorch_ref.py", src);
+        snprintf(out, n, "%s/tests/ref/nanogpt.py", src);
         return;
     }
     snprintf(out, n, "%s", __FILE__);
     char *slash = strrchr(out, '/');
     if (slash)
-        snprintf(slash + 1, n - (size_t)(slash + 1 - out), "pytorch_ref.py");
+        snprintf(slash + 1, n - (size_t)(slash + 1 - out), "nanogpt.py");
     else
-        snprintf(out, n, "pytorch_ref.py");
+        snprintf(out, n, "nanogpt.py");
 }
 
 static int write_raw(const char *dir, const char *name, const void *p, size_t bytes)
