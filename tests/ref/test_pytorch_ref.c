@@ -1,10 +1,11 @@
 /* test_pytorch_ref.c — the whole model against an independent reference: a nanoGPT-equivalent
- * GPT in PyTorch (tests/pytorch_ref.py) loads mixlm's safetensors checkpoint, runs the same
+ * GPT in PyTorch (tests/ref/nanogpt.py) loads mixlm's safetensors checkpoint, runs the same
  * batch in float64 and compares logits, loss and every parameter gradient with mixlm's.
  * This side builds small models (with and without bias), writes the checkpoint, the batch,
  * the loss, the logits and the gradients (as a second safetensors file with the same names)
  * to a temp dir and runs the script. Skips (77) when no Python interpreter imports torch.
  * Not a test of training or of any mixer but dense. */
+#include "check.h"
 #include "model/model.h"
 
 #include <dirent.h>
@@ -157,13 +158,13 @@ out:
     return rc;
 }
 
-int main(void)
+/* With bias, T = block; without bias, T < block: logits, loss and every gradient. */
+static int case_model_vs_pytorch(void)
 {
     const char *py = find_python();
     if (!py) {
-        fprintf(stderr, "no Python interpreter imports torch and numpy (tried $MIXLM_PYTHON, "
-                        "/usr/bin/python3, python3): skipped\n");
-        return 77;
+        return check_skip("no Python interpreter imports torch and numpy (tried $MIXLM_PYTHON, "
+                          "/usr/bin/python3, python3)");
     }
     char script[1024];
     script_path(script, sizeof script);
@@ -195,4 +196,12 @@ int main(void)
             remove_dir(dirs[i]);
     fprintf(stderr, "%s\n", f ? "FAIL pytorch reference" : "ok   pytorch reference");
     return f;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"model_vs_pytorch", case_model_vs_pytorch},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
