@@ -185,7 +185,7 @@ static int case_model_vs_pytorch(void)
     f |= write_case(dirs[1], 0, 2, 24, 7) != 0;
     if (!f) {
         char cmd[1600];
-        snprintf(cmd, sizeof cmd, "%s '%s' '%s' '%s'", py, script, dirs[0], dirs[1]);
+        snprintf(cmd, sizeof cmd, "%s '%s' check '%s' '%s'", py, script, dirs[0], dirs[1]);
         fprintf(stderr, "%s\n", cmd);
         fflush(stderr);
         int st = system(cmd);
