@@ -2,7 +2,7 @@
  * engine against its naive reference, the iterative pseudo-inverse against Gauss-Jordan (and its
  * backward against finite differences), exact reductions to dense attention (Linformer k = b with
  * E = F = I; Nyström with one segment covering T, and with every position its own landmark),
- * linear memory in T, bad specs. Gradients and causality come from tests/test_mixers.c. */
+ * linear memory in T, bad specs. Gradients and causality come from test_mixers.c. */
 #include "check.h"
 #include "attention/lowrank_common.h"
 #include "mixer_check.h"

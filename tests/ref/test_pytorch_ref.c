@@ -1,10 +1,8 @@
-/* test_pytorch_ref.c — the whole model against an independent reference: a nanoGPT-equivalent
- * GPT in PyTorch (tests/ref/nanogpt.py) loads mixlm's safetensors checkpoint, runs the same
- * batch in float64 and compares logits, loss and every parameter gradient with mixlm's.
- * This side builds small models (with and without bias), writes the checkpoint, the batch,
- * the loss, the logits and the gradients (as a second safetensors file with the same names)
- * to a temp dir and runs the script. Skips (77) when no Python interpreter imports torch.
- * Not a test of training or of any mixer but dense. */
+/* test_pytorch_ref.c — the whole model against an independent reference: nanoGPT's GPT in
+ * PyTorch (tests/ref/nanogpt.py check) loads mixlm's safetensors checkpoint, runs the same batch
+ * in float64 and compares logits, loss and every parameter gradient with mixlm's, which this side
+ * writes to a temp dir for small models with and without bias. Skips (77) when no Python
+ * interpreter imports torch. Not a test of training or of any mixer but dense. */
 #include "check.h"
 #include "model/model.h"
 

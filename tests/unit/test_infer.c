@@ -1,10 +1,9 @@
-/* test_infer.c — the inference engine: cached generation equals uncached generation token for
- * token (every registered causal mixer, through and past the context), the `window` ring buffer
- * stays bounded, the sampler (top-k = 1 is argmax, temperature 0 is greedy, chi-square tests of
- * the sampled distribution on fixed logits and on a tiny model, the nucleus is never left, seeds
- * reproduce, repetition penalty) and `eval` against a loss this test computes itself, through
- * infer_eval and through `$MIXLM_BIN eval --json`.
- * Not the CLI's error messages (test_generate.sh) nor any mixer's own step (test_mixers.c). */
+/* test_infer.c — the inference engine: cached generation equals uncached token for token (every
+ * causal mixer, through and past the context), the `window` ring buffer stays bounded, the sampler
+ * (top-k 1 is argmax, temperature 0 greedy, chi-square tests on fixed logits and a tiny model, the
+ * nucleus never left, seeds reproduce, repetition penalty), `eval` against a loss computed here
+ * (infer_eval and `$MIXLM_BIN eval --json`). Not the CLI's errors (e2e/test_generate.sh) nor any
+ * mixer's own step (mixers/test_mixers.c). */
 #include "check.h"
 #include "infer/infer.h"
 #include "mixer_check.h"

@@ -2,7 +2,7 @@
  * differences: LayerNorm (x, w, b), GELU, softmax cross-entropy (logits; forward also against a
  * double-precision reference), embedding (wte, wpe) and mx_linear (x, w, b). Every backward is
  * also checked to ACCUMULATE (a second call doubles the gradients).
- * Not the whole model (test_model.c) and not the mixers (test_mixers.c). */
+ * Not the whole model (test_model.c) and not the mixers (mixers/test_mixers.c). */
 #include "check.h"
 #include "mixer_check.h"
 #include "nn/nn.h"
