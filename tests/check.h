@@ -16,7 +16,7 @@ extern int check_failures;
 #define CHECK(cond, ...)                                                                                     \
     do {                                                                                                     \
         if (!(cond)) {                                                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
             fprintf(stderr, __VA_ARGS__);                                                                    \
             fputc('\n', stderr);                                                                             \
             check_failures++;                                                                                \

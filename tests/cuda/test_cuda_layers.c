@@ -465,8 +465,11 @@ static int case_adamw(void)
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        {"embed", case_embed}, {"layernorm", case_layernorm}, {"gelu", case_gelu},
-        {"cross_entropy", case_cross_entropy}, {"adamw", case_adamw},
+        {"embed", case_embed},
+        {"layernorm", case_layernorm},
+        {"gelu", case_gelu},
+        {"cross_entropy", case_cross_entropy},
+        {"adamw", case_adamw},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);

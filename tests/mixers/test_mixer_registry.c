@@ -20,19 +20,22 @@ static int case_list_matches_registry(void)
     CHECK(strlen(env) < sizeof buf, "MIXLM_TEST_MIXERS longer than %zu bytes", sizeof buf);
     const char *listed[MAX_LISTED];
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < MAX_LISTED; tok = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < MAX_LISTED;
+         tok = strtok_r(NULL, ",", &save))
         listed[n++] = tok;
     for (int i = 0; i < mixer_count(); i++) {
         const char *name = mixer_at(i)->name;
         int found = 0;
         for (int j = 0; j < n; j++)
             found += strcmp(listed[j], name) == 0;
-        CHECK(found == 1, "registered mixer '%s' is listed %d times in MIXLM_TEST_MIXERS of tests/CMakeLists.txt; "
-              "add it there once", name, found);
+        CHECK(found == 1,
+              "registered mixer '%s' is listed %d times in MIXLM_TEST_MIXERS of tests/CMakeLists.txt; "
+              "add it there once",
+              name, found);
     }
     for (int j = 0; j < n; j++)
-        CHECK(mixer_find(listed[j]) != NULL, "'%s' in MIXLM_TEST_MIXERS of tests/CMakeLists.txt is not a registered mixer",
-              listed[j]);
+        CHECK(mixer_find(listed[j]) != NULL,
+              "'%s' in MIXLM_TEST_MIXERS of tests/CMakeLists.txt is not a registered mixer", listed[j]);
     CHECK(n == mixer_count(), "tests/CMakeLists.txt lists %d mixers, the registry has %d", n, mixer_count());
     return 0;
 }

@@ -240,8 +240,11 @@ static int case_counts(void)
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        {"char", case_char},       {"byte", case_byte},     {"json_errors", case_json_errors},
-        {"flag", case_flag},       {"counts", case_counts},
+        {"char", case_char},
+        {"byte", case_byte},
+        {"json_errors", case_json_errors},
+        {"flag", case_flag},
+        {"counts", case_counts},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
