@@ -2,7 +2,7 @@
 """generate_ref.py — PyTorch peer for `mixlm generate --bench`: a nanoGPT-equivalent GPT (float32,
 pre-LN, tied head, GELU(tanh)) loaded from a mixlm run's model.safetensors (header parsed here with
 struct/json, no `safetensors` package), generating with a KV cache in a plain decode loop.
-Not a correctness reference (tests/pytorch_ref.py is) and dense attention only.
+Not a correctness reference (tests/ref/nanogpt.py check is) and dense attention only.
 
 The context policy is mixlm's INFER_CACHE (infer/infer.h): when the cache holds block_size
 tokens, keep the last block_size/2 and re-process them (here as one batched forward, which is

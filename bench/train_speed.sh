@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # train_speed.sh — ms per training step of mixlm and of the nanoGPT-equivalent PyTorch script
-# (bench/nanogpt_ref.py), same config, same threads, interleaved A B A B in one run; prints the
+# (tests/ref/nanogpt.py), same config, same threads, interleaved A B A B in one run; prints the
 # medians, the ratio, model FLOPs/step and achieved GFLOP/s against a measured sgemm ceiling.
 # Usage: bench/train_speed.sh [baby|small|all]   (env: MIXLM_BIN, THREADS=2, ROUNDS=3)
 set -euo pipefail
@@ -27,7 +27,7 @@ run_cfg() { # name, steps, args...
            --ckpt-every 0 --threads "$threads" --out "$tmp/run" --quiet | grep '^done:')
     m+=("$(sed -E 's/.*median ([0-9.]+) ms\/step.*/\1/' <<< "$line")")
     gf=$(sed -E 's/.*, ([0-9.]+) GFLOP\/step.*/\1/' <<< "$line")
-    pyout=$("$py" bench/nanogpt_ref.py --data "$data" "$@" --time-only "$steps" --threads "$threads" | tail -1)
+    pyout=$("$py" tests/ref/nanogpt.py --data "$data" "$@" --time-only "$steps" --threads "$threads" | tail -1)
     t+=("$("$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["ms_per_step_median"])' <<< "$pyout")")
     echo "  round $r: mixlm ${m[-1]} ms/step, pytorch ${t[-1]} ms/step"
   done

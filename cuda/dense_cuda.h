@@ -2,7 +2,7 @@
  * (cuda/dense.cu), fp32: forward saves the row log-sum-exp, backward recomputes the
  * scores tile by tile, so memory is O(T). Layout (B,H,T,D) contiguous as struct attn_core.
  * Reference: attn_masked_ref_forward/backward (attention/attn_common.h) with no mask, which
- * tests/test_cuda_dense.c compares against. Every pointer is a DEVICE pointer; functions only
+ * tests/cuda/test_cuda_dense.c compares against. Every pointer is a DEVICE pointer; functions only
  * queue work on c->stream. Not yet a mixer_ops path (the model is not wired to the device). */
 #ifndef MIXLM_DENSE_CUDA_H
 #define MIXLM_DENSE_CUDA_H

@@ -3,7 +3,7 @@
  * folded in, gradient norm), fp32, declared in cuda/layers_cuda.h. The C functions are the references.
  * Every reduction has a fixed order (no floating-point atomics), so results are bitwise
  * reproducible run to run on one GPU; they are NOT bitwise equal to the CPU (tree sums, CUDA's
- * expf/tanhf, fused multiply-adds): tests/test_cuda_layers.c states the tolerances.
+ * expf/tanhf, fused multiply-adds): tests/cuda/test_cuda_layers.c states the tolerances.
  * Not matmuls and not tuned: straightforward kernels to be measured and improved on a GPU. */
 #include "cuda/layers_cuda.h"
 

@@ -3,7 +3,7 @@
  * Every pointer is a DEVICE pointer; every function only queues work on c->stream (no host
  * synchronisation, no allocation: workspaces are the caller's, sized by the _work functions).
  * Contracts (shapes, overwrite vs +=) are those of the CPU functions named at each entry,
- * which are the references tests/test_cuda_layers.c compares against.
+ * which are the references tests/cuda/test_cuda_layers.c compares against.
  * Not matmuls (cuBLAS, later) and not the model's forward/backward (not wired yet). */
 #ifndef MIXLM_LAYERS_CUDA_H
 #define MIXLM_LAYERS_CUDA_H

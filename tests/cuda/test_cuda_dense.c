@@ -3,6 +3,7 @@
  * mask: head sizes 32/64/128, T below, at and across tile edges, scores of two magnitudes.
  * Also: every output written (poisoned first), backward accumulates, run-to-run bitwise
  * determinism. Label `cuda`; exits 77 where no CUDA device is found. Not a speed test. */
+#include "check.h"
 #include "attention/attn_common.h"
 #include "cuda/dense_cuda.h"
 #include "cuda/cuda_ctx.h"
@@ -15,8 +16,6 @@
 /* fp32 kernels against a reference that accumulates the softmax in double: max-norm relative
  * error 1e-4 for outputs and gradients (reductions over up to T keys and D dims). */
 #define TOL 1e-4
-
-static int g_fail;
 
 static float *dev_from(const struct mx_cuda *c, const float *host, size_t n)
 {
@@ -53,7 +52,7 @@ static void check(const char *what, const float *gpu, const float *ref, size_t n
     if (!ok) {
         printf("    worst at %zu: gpu %.9g cpu %.9g%s\n", at, gpu[at], ref[at],
                bad ? " (non-finite output)" : "");
-        g_fail++;
+        check_failures++;
     }
 }
 
@@ -110,7 +109,7 @@ static void run_case(const struct mx_cuda *c, int B, int H, int T, int D, float 
         for (size_t i = 0; i < n; i++)
             same &= g2[t][i] == 2.0f * g1[t][i];
     printf("  %-12s %s\n", "2x backward", same ? "exactly 2x (accumulates, deterministic)" : "NOT 2x  FAIL");
-    g_fail += !same;
+    check_failures += !same;
     /* Forward determinism. */
     float *d_o2 = mx_cuda_malloc(c, n * 4);
     attn_dense_cuda_forward(c, d_o2, d_lse, d_q, d_k, d_v, B, H, T, D);
@@ -118,7 +117,7 @@ static void run_case(const struct mx_cuda *c, int B, int H, int T, int D, float 
     float *h1 = host_of(c, d_o, n), *h2 = host_of(c, d_o2, n);
     int fsame = memcmp(h1, h2, n * 4) == 0 && memcmp(h1, g_o, n * 4) == 0;
     printf("  %-12s %s\n", "forward", fsame ? "bitwise equal run to run" : "DIFFERS run to run  FAIL");
-    g_fail += !fsame;
+    check_failures += !fsame;
 
     for (int t = 0; t < 3; t++)
         mx_free(g2[t]);
@@ -151,43 +150,63 @@ static void run_case(const struct mx_cuda *c, int B, int H, int T, int D, float 
     mx_free(dv);
 }
 
-int main(void)
-{
-    if (mx_cuda_available() == 0) {
-        printf("no CUDA device: skipping the CUDA attention parity tests\n");
-        return 77;
-    }
-    struct mx_cuda c;
-    struct mx_error err;
-    if (mx_cuda_init(&c, &err) != 0) {
-        printf("no usable CUDA device: %s\n", err.msg);
-        return 77;
-    }
-    char desc[400];
-    mx_cuda_describe(&c, desc, sizeof desc);
-    printf("device: %s\n", desc);
+static struct mx_cuda ctx;
 
+static int setup(void)
+{
+    if (mx_cuda_available() == 0)
+        return check_skip("no CUDA device: skipping the CUDA attention parity tests");
+    struct mx_error err;
+    if (mx_cuda_init(&ctx, &err) != 0)
+        return check_skip("no usable CUDA device: %s", err.msg);
+    char desc[400];
+    mx_cuda_describe(&ctx, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    return 0;
+}
+
+static void teardown(void)
+{
+    mx_cuda_free(&ctx);
+}
+
+static int case_head_sizes(void)
+{
     int ok_d = attn_dense_cuda_supports(32) && attn_dense_cuda_supports(64) &&
                attn_dense_cuda_supports(128) && !attn_dense_cuda_supports(48) &&
                !attn_dense_cuda_supports(256);
     printf("supported head sizes 32/64/128 only: %s\n", ok_d ? "yes" : "NO  FAIL");
-    g_fail += !ok_d;
+    check_failures += !ok_d;
+    return 0;
+}
 
-    /* T: one row; below a tile; exactly one and two 64-row tiles; ragged across tiles. */
+/* T: one row; below a tile; exactly one and two 64-row tiles; ragged across tiles. */
+static int case_tiles(void)
+{
     static const int Ts[] = {1, 37, 64, 128, 150};
     static const int Ds[] = {32, 64, 128};
     uint64_t seed = 1;
     for (int di = 0; di < 3; di++)
         for (int ti = 0; ti < 5; ti++)
-            run_case(&c, 2, 3, Ts[ti], Ds[di], 1.0f, seed++);
-    /* Peaked softmax (scores of std ~9 after scaling): the online rescaling is exercised. */
-    run_case(&c, 1, 2, 200, 64, 3.0f, seed++);
-    run_case(&c, 1, 2, 97, 128, 3.0f, seed++);
-    mx_cuda_free(&c);
-    if (g_fail) {
-        printf("%d CUDA attention check(s) FAILED\n", g_fail);
-        return 1;
-    }
-    printf("all CUDA attention checks passed\n");
+            run_case(&ctx, 2, 3, Ts[ti], Ds[di], 1.0f, seed++);
     return 0;
+}
+
+/* Peaked softmax (scores of std ~9 after scaling): the online rescaling is exercised. */
+static int case_peaked_softmax(void)
+{
+    run_case(&ctx, 1, 2, 200, 64, 3.0f, 16);
+    run_case(&ctx, 1, 2, 97, 128, 3.0f, 17);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"head_sizes", case_head_sizes},
+        {"tiles", case_tiles},
+        {"peaked_softmax", case_peaked_softmax},
+    };
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }

@@ -4,6 +4,7 @@
  * bad specs name their key; the window ring buffer does not grow with T_max; layout work grows
  * linearly; bigbird's random blocks are reproducible, distinct and in range; step == forward
  * on the vector paths. Not the generic suite (test_mixers.c runs the specs' test_specs). */
+#include "check.h"
 #include "mixer_check.h"
 
 #include "attention/bsa.h"
@@ -160,28 +161,29 @@ static int check_bigbird_random(void)
     return bad;
 }
 
-int main(void)
+/* Brute force, small and vector head sizes, T across block edges. */
+static struct pat pats[] = {
+    {.spec = "window:w=5", .kind = 0, .w = 5},
+    {.spec = "window:w=7,g=3", .kind = 0, .w = 7, .g = 3},
+    {.spec = "window:w=100,g=2", .kind = 0, .w = 100, .g = 2},
+    {.spec = "window:w=64", .kind = 0, .w = 64},
+    {.spec = "dilated:w=4,d=1,2,3,4", .kind = 1, .w = 4, .d = {1, 2, 3, 4}},
+    {.spec = "dilated:w=5,d=3,g=2", .kind = 1, .w = 5, .g = 2, .d = {3, 3, 3, 3}},
+    {.spec = "dilated:w=20,d=1,1,2,4", .kind = 1, .w = 20, .d = {1, 1, 2, 4}},
+    {.spec = "strided:s=5", .kind = 2, .s = 5},
+    {.spec = "strided:s=6,split=1", .kind = 2, .s = 6, .split = 1},
+    {.spec = "strided:s=70", .kind = 2, .s = 70},
+    {.spec = "fixed:s=8,c=2", .kind = 3, .s = 8, .c = 2},
+    {.spec = "fixed:s=5,c=5", .kind = 3, .s = 5, .c = 5},
+    {.spec = "fixed:s=40,c=20", .kind = 3, .s = 40, .c = 20},
+    {.spec = "bigbird:b=8,w=3,r=2,g=1", .kind = 4, .b = 8, .w = 3, .r = 2, .g = 1},
+    {.spec = "bigbird:b=5,w=2,r=3,g=2", .kind = 4, .b = 5, .w = 2, .r = 3, .g = 2},
+    {.spec = "bigbird:b=16,w=2,r=1,g=0", .kind = 4, .b = 16, .w = 2, .r = 1, .g = 0},
+};
+
+static int case_brute_force(void)
 {
     int f = 0;
-    /* Brute force, small and vector head sizes, T across block edges. */
-    struct pat pats[] = {
-        {.spec = "window:w=5", .kind = 0, .w = 5},
-        {.spec = "window:w=7,g=3", .kind = 0, .w = 7, .g = 3},
-        {.spec = "window:w=100,g=2", .kind = 0, .w = 100, .g = 2},
-        {.spec = "window:w=64", .kind = 0, .w = 64},
-        {.spec = "dilated:w=4,d=1,2,3,4", .kind = 1, .w = 4, .d = {1, 2, 3, 4}},
-        {.spec = "dilated:w=5,d=3,g=2", .kind = 1, .w = 5, .g = 2, .d = {3, 3, 3, 3}},
-        {.spec = "dilated:w=20,d=1,1,2,4", .kind = 1, .w = 20, .d = {1, 1, 2, 4}},
-        {.spec = "strided:s=5", .kind = 2, .s = 5},
-        {.spec = "strided:s=6,split=1", .kind = 2, .s = 6, .split = 1},
-        {.spec = "strided:s=70", .kind = 2, .s = 70},
-        {.spec = "fixed:s=8,c=2", .kind = 3, .s = 8, .c = 2},
-        {.spec = "fixed:s=5,c=5", .kind = 3, .s = 5, .c = 5},
-        {.spec = "fixed:s=40,c=20", .kind = 3, .s = 40, .c = 20},
-        {.spec = "bigbird:b=8,w=3,r=2,g=1", .kind = 4, .b = 8, .w = 3, .r = 2, .g = 1},
-        {.spec = "bigbird:b=5,w=2,r=3,g=2", .kind = 4, .b = 5, .w = 2, .r = 3, .g = 2},
-        {.spec = "bigbird:b=16,w=2,r=1,g=0", .kind = 4, .b = 16, .w = 2, .r = 1, .g = 0},
-    };
     for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
         f += check_brute(&pats[i], 4, 8, 110, 2);
         f += check_brute(&pats[i], 4, 32, 150, 1);
@@ -191,6 +193,12 @@ int main(void)
     for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
         if (pats[i].kind >= 2)
             f += check_brute(&pats[i], 2, 16, 700, 1);
+    return f;
+}
+
+static int case_dense_equivalence(void)
+{
+    int f = 0;
     /* Equivalence with dense through the whole mixer (outputs, dx, dparams). */
     const struct {
         const char *a;
@@ -209,6 +217,12 @@ int main(void)
         fprintf(stderr, "%s %s == dense (C=%d H=%d T=%d)\n", e ? "FAIL" : "ok  ", eq[i].a, eq[i].C, eq[i].H, eq[i].T);
         f += e;
     }
+    return f;
+}
+
+static int case_bad_specs(void)
+{
+    int f = 0;
     /* Bad specs: the message names the key. */
     f += check_bad_spec("window:w=0", 2, 64, "w");
     f += check_bad_spec("window:w=65", 2, 64, "w");
@@ -228,6 +242,12 @@ int main(void)
     f += check_bad_spec("bigbird:b=4,g=9", 2, 20, "g=9");
     f += check_bad_spec("bigbird:b=0", 2, 64, "b");
     f += check_bad_spec("bigbird:b=8,z=1", 2, 64, "'z'");
+    return f;
+}
+
+static int case_step_state_bounded(void)
+{
+    int f = 0;
     /* Generation state: window/dilated ring buffers are bounded by the reach, not T_max. */
     size_t w1 = core_state("window:w=256", 1024, NULL), w2 = core_state("window:w=256", 16384, NULL);
     size_t d1 = core_state("dilated:w=64,d=1,2,4,8,g=4", 1024, NULL);
@@ -237,6 +257,12 @@ int main(void)
     fprintf(stderr, "%s step state floats T_max 1024 -> 16384: window:w=256 %zu -> %zu, dilated %zu -> %zu (dense %zu -> %zu)\n",
             e ? "FAIL" : "ok  ", w1, w2, d1, d2, x1, x2);
     f += e;
+    return f;
+}
+
+static int case_work_linear(void)
+{
+    int f = 0, e;
     /* Work scales with listed blocks: linear in T for a window, quadratic for dense. */
     size_t p1, p2;
     core_state("window:w=256", 4096, &p1);
@@ -244,7 +270,17 @@ int main(void)
     e = !(p2 >= 4 * p1 && p2 * 100 <= 4 * p1 * 105);
     fprintf(stderr, "%s window:w=256 listed block pairs T 4096 -> 16384: %zu -> %zu (linear)\n", e ? "FAIL" : "ok  ", p1, p2);
     f += e;
-    f += check_bigbird_random();
+    return f;
+}
+
+static int case_bigbird_random(void)
+{
+    return check_bigbird_random();
+}
+
+static int case_step_vector_paths(void)
+{
+    int f = 0, e;
     /* step == forward with the vector kernels, crossing tile and ring boundaries. */
     const char *steps[] = {"window:w=40,g=3", "window:w=70", "dilated:w=10,d=1,3", "strided:s=10",
                            "fixed:s=16,c=4", "bigbird:b=8,w=2,r=2,g=1", NULL};
@@ -259,6 +295,19 @@ int main(void)
         f += e;
         mc_free(&t);
     }
-    fprintf(stderr, "%d failures\n", f);
-    return f ? 1 : 0;
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"brute_force", case_brute_force},
+        {"dense_equivalence", case_dense_equivalence},
+        {"bad_specs", case_bad_specs},
+        {"step_state_bounded", case_step_state_bounded},
+        {"work_linear", case_work_linear},
+        {"bigbird_random", case_bigbird_random},
+        {"step_vector_paths", case_step_vector_paths},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -1,4 +1,4 @@
-/* mixer_check.h — the generic test suite every registered mixer runs (tests/test_mixers.c)
+/* mixer_check.h — the generic test suite every registered mixer runs (test_mixers.c)
  * and the small numeric helpers mixer-specific tests share. Each check returns 0 on pass and
  * prints what failed (value, tolerance, position) otherwise. Test-only code. */
 #ifndef MIXLM_MIXER_CHECK_H

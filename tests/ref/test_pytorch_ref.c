@@ -1,10 +1,9 @@
-/* test_pytorch_ref.c — the whole model against an independent reference: a nanoGPT-equivalent
- * GPT in PyTorch (tests/pytorch_ref.py) loads mixlm's safetensors checkpoint, runs the same
- * batch in float64 and compares logits, loss and every parameter gradient with mixlm's.
- * This side builds small models (with and without bias), writes the checkpoint, the batch,
- * the loss, the logits and the gradients (as a second safetensors file with the same names)
- * to a temp dir and runs the script. Skips (77) when no Python interpreter imports torch.
- * Not a test of training or of any mixer but dense. */
+/* test_pytorch_ref.c — the whole model against an independent reference: nanoGPT's GPT in
+ * PyTorch (tests/ref/nanogpt.py check) loads mixlm's safetensors checkpoint, runs the same batch
+ * in float64 and compares logits, loss and every parameter gradient with mixlm's, which this side
+ * writes to a temp dir for small models with and without bias. Skips (77) when no Python
+ * interpreter imports torch. Not a test of training or of any mixer but dense. */
+#include "check.h"
 #include "model/model.h"
 
 #include <dirent.h>
@@ -31,20 +30,20 @@ static const char *find_python(void)
     return NULL;
 }
 
-/* tests/pytorch_ref.py: from $MIXLM_SOURCE_DIR (set by CTest), else beside this file. */
+/* tests/ref/nanogpt.py: from $MIXLM_SOURCE_DIR (set by CTest), else beside this file. */
 static void script_path(char *out, size_t n)
 {
     const char *src = getenv("MIXLM_SOURCE_DIR");
     if (src && *src) {
-        snprintf(out, n, "%s/tests/pytorch_ref.py", src);
+        snprintf(out, n, "%s/tests/ref/nanogpt.py", src);
         return;
     }
     snprintf(out, n, "%s", __FILE__);
     char *slash = strrchr(out, '/');
     if (slash)
-        snprintf(slash + 1, n - (size_t)(slash + 1 - out), "pytorch_ref.py");
+        snprintf(slash + 1, n - (size_t)(slash + 1 - out), "nanogpt.py");
     else
-        snprintf(out, n, "pytorch_ref.py");
+        snprintf(out, n, "nanogpt.py");
 }
 
 static int write_raw(const char *dir, const char *name, const void *p, size_t bytes)
@@ -157,13 +156,13 @@ out:
     return rc;
 }
 
-int main(void)
+/* With bias, T = block; without bias, T < block: logits, loss and every gradient. */
+static int case_model_vs_pytorch(void)
 {
     const char *py = find_python();
     if (!py) {
-        fprintf(stderr, "no Python interpreter imports torch and numpy (tried $MIXLM_PYTHON, "
-                        "/usr/bin/python3, python3): skipped\n");
-        return 77;
+        return check_skip("no Python interpreter imports torch and numpy (tried $MIXLM_PYTHON, "
+                          "/usr/bin/python3, python3)");
     }
     char script[1024];
     script_path(script, sizeof script);
@@ -184,7 +183,7 @@ int main(void)
     f |= write_case(dirs[1], 0, 2, 24, 7) != 0;
     if (!f) {
         char cmd[1600];
-        snprintf(cmd, sizeof cmd, "%s '%s' '%s' '%s'", py, script, dirs[0], dirs[1]);
+        snprintf(cmd, sizeof cmd, "%s '%s' check '%s' '%s'", py, script, dirs[0], dirs[1]);
         fprintf(stderr, "%s\n", cmd);
         fflush(stderr);
         int st = system(cmd);
@@ -195,4 +194,12 @@ int main(void)
             remove_dir(dirs[i]);
     fprintf(stderr, "%s\n", f ? "FAIL pytorch reference" : "ok   pytorch reference");
     return f;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"model_vs_pytorch", case_model_vs_pytorch},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -1,6 +1,6 @@
 /* mixer_check.c — the generic mixer test suite (gradients by central differences, causality,
  * prefix consistency, step == forward, accumulation, determinism, equivalence) shared by
- * tests/test_mixers.c and the family tests. Test-only; slow on purpose (double sums). */
+ * mixers/test_mixers.c and the family tests. Test-only; slow on purpose (double sums). */
 #include "mixer_check.h"
 
 #include <math.h>

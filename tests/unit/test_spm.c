@@ -2,6 +2,7 @@
  * temp dir, exact round trips (whitespace runs, tabs, CRLF, multi-byte UTF-8, characters never
  * seen in training), chunked encoding equal to a one-call encode, JSON/run-dir round trip, and
  * the error paths (bad path, corrupt model, vocab 0 / too small / too large, U+2581, bad UTF-8). */
+#include "check.h"
 #include "tokenizer/spm_shim.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
@@ -10,18 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                           \
-            fputc('\n', stderr);                                                                    \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
 
 /* Pseudo-words from syllables plus fixed words with tabs, runs of spaces, CRLF and multi-byte
  * UTF-8: varied enough for a 400-piece unigram model. */
@@ -111,19 +100,24 @@ static void expect_error(int rc, const struct mx_error *err, const char *needle,
     }
 }
 
-int main(void)
+/* The training text and the two models every case uses, made once by setup. */
+static char dir[] = "/tmp/mixlm_test_spm_XXXXXX";
+static char text_path[512], bpe_path[512], uni_path[512];
+static char *text;
+static size_t text_len;
+
+static int setup(void)
 {
-    char dir[] = "/tmp/mixlm_test_spm_XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
-    char text_path[512], bpe_path[512], uni_path[512], p[1024];
     snprintf(text_path, sizeof text_path, "%s/train.txt", dir);
     snprintf(bpe_path, sizeof bpe_path, "%s/bpe.model", dir);
     snprintf(uni_path, sizeof uni_path, "%s/uni.model", dir);
     size_t len;
-    char *text = make_text(100000, 1, 1, &len);
+    text = make_text(100000, 1, 1, &len);
+    text_len = len;
     CHECK(write_file(text_path, text, len) == 0, "write %s", text_path);
     struct mx_error err = {{0}};
 
@@ -136,9 +130,29 @@ int main(void)
     rc = tok_spm_train(text_path, 400, "unigram", uni_path, &err);
     CHECK(rc == 0, "unigram train: %s", err.msg);
     printf("unigram 400 on %zu bytes: %.2fs\n", len, mx_now() - t0);
-    if (failures)
-        return 1;
+    return check_failures ? 1 : 0;
+}
 
+/* Files stay for inspection when a check failed. */
+static void teardown(void)
+{
+    mx_free(text);
+    if (!check_failures) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "note: could not remove %s\n", dir);
+    }
+    if (check_failures)
+        fprintf(stderr, "%d failure(s); files kept in %s\n", check_failures, dir);
+}
+
+/* Both models: round trips, chunked encoding, the errors naming an offset. */
+static int case_models(void)
+{
+    struct mx_error err = {{0}};
+    const size_t len = text_len;
+    int rc;
     const char *paths[2] = {bpe_path, uni_path};
     for (int k = 0; k < 2; k++) {
         struct tokenizer *t = NULL;
@@ -213,7 +227,15 @@ int main(void)
         CHECK(tok_piece(t, 400, buf, sizeof buf) == -1, "piece 400");
         tok_free(t);
     }
+    return 0;
+}
 
+static int case_run_dir(void)
+{
+    struct mx_error err = {{0}};
+    const size_t len = text_len;
+    char p[1024];
+    int rc;
     /* ---- run dir: save, JSON, reload ---- */
     {
         char run[512];
@@ -257,7 +279,14 @@ int main(void)
             tok_free(t);
         }
     }
+    return 0;
+}
 
+static int case_errors(void)
+{
+    struct mx_error err = {{0}};
+    char p[1024];
+    int rc;
     /* ---- errors ---- */
     struct tokenizer *t = NULL;
     snprintf(p, sizeof p, "%s/nope.model", dir);
@@ -316,18 +345,16 @@ int main(void)
     rc = tok_create_from_flag(&t, "wordpiece:100", text_path, NULL, 0, dir, &err);
     expect_error(rc, &err, "valid forms", "unknown flag");
     CHECK(t == NULL, "t set on error");
-
-    mx_free(text);
-    if (!failures) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "note: could not remove %s\n", dir);
-    }
-    if (failures) {
-        fprintf(stderr, "%d failure(s); files kept in %s\n", failures, dir);
-        return 1;
-    }
-    printf("test_spm: all passed\n");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"models", case_models},
+        {"run_dir", case_run_dir},
+        {"errors", case_errors},
+    };
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }

@@ -3,6 +3,7 @@
  * backward, AdamW (with the folded-in clipping scale), gradient norm, on random inputs, plus
  * accumulate (+=) and run-to-run bitwise determinism. Label `cuda`; exits 77 where no CUDA device is found.
  * Tolerances (max |gpu - cpu| / max |cpu| per tensor) are stated at each check. Not a speed test. */
+#include "check.h"
 #include "cuda/cuda_ctx.h"
 #include "nn/nn.h"
 #include "cuda/layers_cuda.h"
@@ -12,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int g_fail;
 
 static void fill(struct mx_rng *r, float *x, size_t n, float std)
 {
@@ -63,7 +62,7 @@ static void check(const char *what, const float *gpu, const float *ref, size_t n
     printf("%-34s n=%-7zu rel %.3g (tol %.0e)%s\n", what, n, rel, tol, ok ? "" : "  FAIL");
     if (!ok) {
         printf("    worst at %zu: gpu %.9g cpu %.9g%s\n", at, gpu[at], ref[at], nan ? " (non-finite)" : "");
-        g_fail++;
+        check_failures++;
     }
 }
 
@@ -71,7 +70,7 @@ static void check_same(const char *what, const float *a, const float *b, size_t 
 {
     int ok = memcmp(a, b, n * sizeof(float)) == 0;
     printf("%-34s bitwise %s\n", what, ok ? "equal" : "DIFFERENT  FAIL");
-    g_fail += !ok;
+    check_failures += !ok;
 }
 
 static void test_embed(const struct mx_cuda *c, struct mx_rng *r, int B, int T, int C, int V)
@@ -354,7 +353,7 @@ static void test_optim(const struct mx_cuda *c, struct mx_rng *r)
     int ok = fabs(ggn - gn) <= 1e-12 * gn && ggn == ggn2;
     printf("%-34s gpu %.15g cpu %.15g (tol 1e-12, run-to-run equal)%s\n", "grad norm", ggn, gn,
            ok ? "" : "  FAIL");
-    g_fail += !ok;
+    check_failures += !ok;
 
     float *gref = mx_xmalloc(n * 4);
     layer_cuda_scale(c, d_g, n, 0.25f);
@@ -406,37 +405,72 @@ static void test_optim(const struct mx_cuda *c, struct mx_rng *r)
     mx_free(gref);
 }
 
-int main(void)
-{
-    if (mx_cuda_available() == 0) {
-        printf("no CUDA device: skipping the CUDA layer parity tests\n");
-        return 77;
-    }
-    struct mx_cuda c;
-    struct mx_error err;
-    if (mx_cuda_init(&c, &err) != 0) {
-        printf("no usable CUDA device: %s\n", err.msg);
-        return 77;
-    }
-    char desc[400];
-    mx_cuda_describe(&c, desc, sizeof desc);
-    printf("device: %s\n", desc);
+/* One context and one random stream for every case, seeded once: the full run draws the same
+ * inputs in the same order whatever the cases. */
+static struct mx_cuda ctx;
+static struct mx_rng rng;
 
-    struct mx_rng r;
-    mx_rng_seed(&r, 11);
-    test_embed(&c, &r, 3, 17, 80, 11);
-    test_embed(&c, &r, 2, 64, 768, 300);
-    test_layernorm(&c, &r, 51, 80, 1);
-    test_layernorm(&c, &r, 300, 768, 0);
-    test_gelu(&c, &r, 100003);
-    test_ce(&c, &r, 7, 67);
-    test_ce(&c, &r, 33, 5000);
-    test_optim(&c, &r);
-    mx_cuda_free(&c);
-    if (g_fail) {
-        printf("%d CUDA layer check(s) FAILED\n", g_fail);
-        return 1;
-    }
-    printf("all CUDA layer checks passed\n");
+static int setup(void)
+{
+    if (mx_cuda_available() == 0)
+        return check_skip("no CUDA device: skipping the CUDA layer parity tests");
+    struct mx_error err;
+    if (mx_cuda_init(&ctx, &err) != 0)
+        return check_skip("no usable CUDA device: %s", err.msg);
+    char desc[400];
+    mx_cuda_describe(&ctx, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    mx_rng_seed(&rng, 11);
     return 0;
+}
+
+static void teardown(void)
+{
+    mx_cuda_free(&ctx);
+}
+
+static int case_embed(void)
+{
+    test_embed(&ctx, &rng, 3, 17, 80, 11);
+    test_embed(&ctx, &rng, 2, 64, 768, 300);
+    return 0;
+}
+
+static int case_layernorm(void)
+{
+    test_layernorm(&ctx, &rng, 51, 80, 1);
+    test_layernorm(&ctx, &rng, 300, 768, 0);
+    return 0;
+}
+
+static int case_gelu(void)
+{
+    test_gelu(&ctx, &rng, 100003);
+    return 0;
+}
+
+static int case_cross_entropy(void)
+{
+    test_ce(&ctx, &rng, 7, 67);
+    test_ce(&ctx, &rng, 33, 5000);
+    return 0;
+}
+
+static int case_adamw(void)
+{
+    test_optim(&ctx, &rng);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"embed", case_embed},
+        {"layernorm", case_layernorm},
+        {"gelu", case_gelu},
+        {"cross_entropy", case_cross_entropy},
+        {"adamw", case_adamw},
+    };
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }

@@ -1,20 +1,20 @@
 /* test_model_causal.c — the whole decoder, built with each registered causal mixer in every
- * layer, does not leak the future: changing the tokens after t leaves the logits at <= t
- * unchanged (bit for bit; to the mixer's stated FFT round-off for `fourier`). The mixer-level
- * suite proves the same per mixer; this proves nothing around the mixers (embeddings, norms,
- * residuals, batching, the output head) reintroduces a leak. */
+ * layer (one case per mixer), does not leak the future: changing the tokens after t leaves the
+ * logits at <= t unchanged (bit for bit; to the mixer's stated FFT round-off for `fourier`). The
+ * mixer-level suite proves the same per mixer; this proves nothing around the mixers (embeddings,
+ * norms, residuals, batching, the output head) reintroduces a leak. */
+#include "check.h"
 #include "model/model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-int main(void)
+/* One case per causal mixer (the case name), the same model around it. */
+static int case_mixer(void)
 {
-    int fails = 0;
-    for (int i = 0; i < mixer_count(); i++) {
-        const struct mixer_ops *ops = mixer_at(i);
-        if (!ops->causal)
-            continue;
+    const struct mixer_ops *ops = mixer_find(check_case_name());
+    {
         struct mx_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = 24, .vocab_size = 13,
                                 .bias = 1, .seed = 5};
         for (int l = 0; l < cfg.n_layer; l++)
@@ -23,8 +23,7 @@ int main(void)
         struct mx_error err;
         if (model_create(&m, &cfg, &err) != 0) {
             fprintf(stderr, "FAIL %s: %s\n", ops->name, err.msg);
-            fails++;
-            continue;
+            return 1;
         }
         model_init_params(&m);
         /* Larger weights than init so attention is far from uniform. */
@@ -63,9 +62,22 @@ int main(void)
         /* Logits are O(1): an absolute bound is the mixer's relative round-off bound. */
         int bad = ops->test_causal_tol == 0 ? worst != 0 : worst > 10 * ops->test_causal_tol;
         fprintf(stderr, "%s %-10s max logit change at <= t: %.3g\n", bad ? "FAIL" : "ok  ", ops->name, worst);
-        fails += bad;
         mx_free(ref);
         model_free(&m);
+        return bad;
     }
-    return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct check_case *cases = calloc((size_t)mixer_count(), sizeof *cases);
+    if (!cases)
+        return 1;
+    size_t n = 0;
+    for (int i = 0; i < mixer_count(); i++)
+        if (mixer_at(i)->causal)
+            cases[n++] = (struct check_case){mixer_at(i)->name, case_mixer};
+    int rc = check_main(argc, argv, cases, n, NULL);
+    free(cases);
+    return rc;
 }

@@ -4,6 +4,7 @@
  * missing, a directory, random garbage, a header edited to claim another config) gives an
  * error naming the problem — never a crash (CI runs this under ASan+UBSan too).
  * Not the training loop's resume (train/ tests it) nor the PyTorch reading (test_pytorch_ref). */
+#include "check.h"
 #include "model/model.h"
 
 #include <dirent.h>
@@ -103,7 +104,7 @@ static int expect_bad(struct fixture *fx, const void *bytes, size_t n, const cha
     return 0;
 }
 
-static int setup(struct fixture *fx)
+static int setup_fixture(struct fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
     /* tmpfs when there is one: the flip scan writes the file thousands of times. */
@@ -152,7 +153,7 @@ static int setup(struct fixture *fx)
     return 0;
 }
 
-static void teardown(struct fixture *fx)
+static void teardown_fixture(struct fixture *fx)
 {
     DIR *d = opendir(fx->dir);
     if (d) {
@@ -552,28 +553,52 @@ static int test_garbage(struct fixture *fx)
     return f;
 }
 
-int main(void)
+static struct fixture the_fixture;
+
+static int setup(void)
 {
-    struct fixture fx;
-    if (setup(&fx) != 0) {
-        fprintf(stderr, "FAIL setup\n");
-        return 1;
-    }
-    int failed = 0;
-    struct {
-        const char *name;
-        int rc;
-    } r[] = {
-        {"round trip", test_roundtrip(&fx)},
-        {"truncated files", test_truncated(&fx)},
-        {"flipped bytes", test_flips(&fx)},
-        {"header edited to another config", test_other_config(&fx)},
-        {"missing, directory, garbage, foreign headers", test_garbage(&fx)},
+    return setup_fixture(&the_fixture);
+}
+
+static void teardown(void)
+{
+    teardown_fixture(&the_fixture);
+}
+
+static int case_round_trip(void)
+{
+    return test_roundtrip(&the_fixture);
+}
+
+static int case_truncated(void)
+{
+    return test_truncated(&the_fixture);
+}
+
+static int case_flipped_bytes(void)
+{
+    return test_flips(&the_fixture);
+}
+
+static int case_other_config(void)
+{
+    return test_other_config(&the_fixture);
+}
+
+static int case_garbage(void)
+{
+    return test_garbage(&the_fixture);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"round_trip", case_round_trip},
+        {"truncated", case_truncated},
+        {"flipped_bytes", case_flipped_bytes},
+        {"other_config", case_other_config},
+        {"garbage", case_garbage},
     };
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
-        fprintf(stderr, "%s %s\n", r[i].rc ? "FAIL" : "ok  ", r[i].name);
-        failed += r[i].rc;
-    }
-    teardown(&fx);
-    return failed ? 1 : 0;
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }

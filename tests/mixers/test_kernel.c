@@ -3,23 +3,12 @@
  * gradients, large activations included), FAVOR+ error against exact softmax falling with m,
  * a 64k-token forward/backward staying finite, the random-feature draw schedule, bad specs.
  * Not a benchmark. */
+#include "check.h"
 #include "attention/kernel_attn.h"
 #include "mixer_check.h"
 
 #include <math.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fprintf(stderr, "\n");                                                                           \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int layer)
 {
@@ -28,7 +17,7 @@ static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int 
     struct mx_error err;
     if (mixer_create(m, spec, &d, &err) != 0) {
         fprintf(stderr, "FAIL mixer_create(%s): %s\n", spec, err.msg);
-        failures++;
+        check_failures++;
         return -1;
     }
     return 0;
@@ -282,7 +271,7 @@ static void check_long(const char *spec, float param_scale, float x_std)
     const int C = 16, H = 2, T = 65536, B = 1;
     struct mc_mixer t;
     if (mc_create(&t, spec, C, H, T, B, T, 77, param_scale) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     size_t n = (size_t)B * T * C;
@@ -311,7 +300,7 @@ static void check_step_long(const char *spec, float param_scale)
     const int C = 16, H = 2, T = 300, B = 1;
     struct mc_mixer t;
     if (mc_create(&t, spec, C, H, T, B, T, 99, param_scale) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     size_t n = (size_t)T * C;
@@ -484,11 +473,16 @@ static void check_expf(void)
     fprintf(stderr, "  kattn_expf vs expf on [-87.25, 88.7]: worst rel err %.2e\n", worst);
 }
 
-int main(void)
+static int case_expf(void)
 {
     check_expf();
-    /* The chunked engine against the naive quadratic form, over chunk sizes that divide T, do not,
-     * and exceed it; performer also with activations large enough to overflow float unstabilised. */
+    return 0;
+}
+
+/* The chunked engine against the naive quadratic form, over chunk sizes that divide T, do not,
+ * and exceed it; performer also with activations large enough to overflow float unstabilised. */
+static int case_vs_naive(void)
+{
     check_vs_naive("linear:c=1", 8, 23, 1.0f, 1e-4);
     check_vs_naive("linear:c=5", 8, 23, 1.0f, 1e-4);
     check_vs_naive("linear:c=64", 8, 23, 1.0f, 1e-4);
@@ -497,14 +491,52 @@ int main(void)
     check_vs_naive("performer:m=24,c=5", 8, 23, 1.0f, 1e-4);
     check_vs_naive("performer:m=32,c=64", 8, 23, 1.0f, 1e-4);
     check_vs_naive("performer:m=20,c=4", 8, 23, 12.0f, 1e-3);
+    return 0;
+}
+
+static int case_performer_converges(void)
+{
     check_performer_converges();
+    return 0;
+}
+
+static int case_step_long(void)
+{
     check_step_long("linear:c=16", 3.0f);
     check_step_long("performer:m=32,c=16", 3.0f);
+    return 0;
+}
+
+static int case_draws(void)
+{
     check_draws();
+    return 0;
+}
+
+static int case_bad_specs(void)
+{
     check_bad_specs();
-    /* 64k tokens with large activations (q, k components of tens): finite forward and backward. */
+    return 0;
+}
+
+/* 64k tokens with large activations (q, k components of tens): finite forward and backward. */
+static int case_long(void)
+{
     check_long("linear:c=64", 30.0f, 10.0f);
     check_long("performer:m=16,c=64", 30.0f, 10.0f);
-    fprintf(stderr, "%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"expf", case_expf},
+        {"vs_naive", case_vs_naive},
+        {"performer_converges", case_performer_converges},
+        {"step_long", case_step_long},
+        {"draws", case_draws},
+        {"bad_specs", case_bad_specs},
+        {"long", case_long},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

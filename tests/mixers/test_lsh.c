@@ -4,6 +4,7 @@
  * finite-difference gradients with the hash frozen; the generic checks on hashing specs;
  * backward uses forward's buckets; rotation determinism and redraws; bad specs; LSH statistics.
  * Not a benchmark. */
+#include "check.h"
 #include "attention/attn_common.h"
 #include "nn/nn.h"
 #include "mixer_check.h"
@@ -18,18 +19,6 @@ void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D
 void attn_lsh_ref_core(const struct mixer *m, float *o, const float *q, const float *k, const float *v,
                        const float *R, int B, int T);
 void attn_lsh_freeze_hash(struct mixer *m, int B);
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                             \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fprintf(stderr, "\n");                                                                           \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 /* ---- the reference pipeline: c_attn (2C,C) -> q, k = q/|q|, v -> core -> c_proj ---------- */
 
@@ -438,26 +427,69 @@ static void test_lsh_statistics(void)
     mx_free(R);
 }
 
-int main(void)
+static int case_specs(void)
 {
     test_specs();
+    return 0;
+}
+
+static int case_statistics(void)
+{
     test_lsh_statistics();
+    return 0;
+}
+
+/* D % 16 == 0 takes the blocked tiles: each check runs there too. */
+static int case_dense_equivalence(void)
+{
     test_dense_equivalence("lsh:h=1,nb=1,c=32", 16, 2, 2, 24);
     test_dense_equivalence("lsh:h=3,nb=1,c=24", 16, 4, 1, 24);
+    test_dense_equivalence("lsh:h=2,nb=1,c=64", 32, 2, 1, 40);
+    return 0;
+}
+
+static int case_against_ref(void)
+{
     test_against_ref("lsh:h=3,nb=8,c=5", 16, 2, 2, 48, 0, 0);
     test_against_ref("lsh:h=2,nb=4,c=2", 24, 3, 1, 40, 1, 17);
     test_against_ref("lsh:h=1,nb=2,c=64", 16, 2, 1, 40, 0, 0);
-    test_generic_hashing("lsh:h=2,nb=4,c=4", 16, 2, 2, 20);
-    test_generic_hashing("lsh:h=3,nb=8,c=3", 16, 2, 1, 40);
-    /* D % 16 == 0 takes the blocked tiles: the same checks again there. */
-    test_dense_equivalence("lsh:h=2,nb=1,c=64", 32, 2, 1, 40);
     test_against_ref("lsh:h=2,nb=4,c=7", 64, 2, 2, 53, 0, 0);
     test_against_ref("lsh:h=3,nb=2,c=20", 32, 1, 1, 70, 1, 5);
+    return 0;
+}
+
+static int case_generic_hashing(void)
+{
+    test_generic_hashing("lsh:h=2,nb=4,c=4", 16, 2, 2, 20);
+    test_generic_hashing("lsh:h=3,nb=8,c=3", 16, 2, 1, 40);
     test_generic_hashing("lsh:h=2,nb=4,c=5", 32, 2, 1, 37);
     test_generic_hashing("lsh:h=1,nb=1,c=6", 32, 2, 2, 24);
     test_generic_hashing("lsh:h=2,nb=2,c=64", 16, 2, 1, 20); /* c > T_max: the ring is cut to T_max */
+    return 0;
+}
+
+static int case_backward_uses_saved_buckets(void)
+{
     test_backward_uses_saved_buckets();
+    return 0;
+}
+
+static int case_rotations(void)
+{
     test_rotations();
-    fprintf(stderr, "%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"specs", case_specs},
+        {"statistics", case_statistics},
+        {"dense_equivalence", case_dense_equivalence},
+        {"against_ref", case_against_ref},
+        {"generic_hashing", case_generic_hashing},
+        {"backward_uses_saved_buckets", case_backward_uses_saved_buckets},
+        {"rotations", case_rotations},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -1,15 +1,16 @@
 /* test_eval_draw.c — a run is evaluated and sampled with the random-feature draw its
  * parameters were last trained with. A checkpoint saved after N steps had its last update at
  * step index N-1; Performer with redraw=5 saved after 10 steps must use draw 1 (steps 5..9),
- * not draw 2. (A performer run with redraw=1000 evaluated at step 2000 scored 2.44 instead of
- * 1.93 before this was fixed.) */
+ * not draw 2. The wrong draw is no small error: a performer run with redraw=1000 evaluated at
+ * step 2000 with the next draw scored 2.44 instead of 1.93. */
+#include "check.h"
 #include "infer/infer.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int main(void)
+static int case_performer_redraw(void)
 {
     char dir[] = "/tmp/mixlm-draw.XXXXXX";
     if (!mkdtemp(dir))
@@ -67,4 +68,12 @@ int main(void)
     rmdir(dir);
     fprintf(stderr, "%s eval draw = last update's draw\n", fails ? "FAIL" : "ok  ");
     return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"performer_redraw", case_performer_redraw},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

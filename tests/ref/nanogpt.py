@@ -1,20 +1,32 @@
 #!/usr/bin/env python3
-"""nanogpt_ref.py — the PyTorch peer for mixlm's speed and quality comparison: nanoGPT's model
-and training loop (char tokenizer, 90/10 split, random-window get_batch, estimate_loss, warmup +
-cosine get_lr, AdamW with decay on >=2-d params only, gradient clipping) on CPU.
-Not a general trainer: no checkpoints, no sampling, no GPU, no dropout unless --dropout.
+"""nanogpt.py — nanoGPT's GPT in PyTorch, mixlm's independent reference, used two ways.
 
-Run with an interpreter that imports torch (here Debian's /usr/bin/python3), e.g.
-  /usr/bin/python3 bench/nanogpt_ref.py --data /work/shared/data/tinyshakespeare.txt \\
-      --layers 4 --heads 4 --dim 128 --context 64 --batch 12 --steps 2000 --threads 2
-Prints `step N loss X ms/step M` lines, `eval step N train X val Y` lines, and finally one JSON
-line {"val_loss", "train_loss", "ms_per_step_median", "steps", ...}. --time-only N times N
-training steps and skips evaluation (val_loss null).
+nanogpt.py check DIR...   (tests/ref/test_pytorch_ref.c, CTest ref.pytorch): loads mixlm's
+  safetensors checkpoint (parsed here with struct/json/numpy, not the `safetensors` package) into
+  the model in float64, runs the batch mixlm ran and compares logits, loss and every parameter
+  gradient. Each DIR holds model.safetensors, grads.safetensors, batch.json, x.bin, y.bin (int32
+  B*T), logits.bin (float32 B*T*V). Exit 0 when all agree, 1 otherwise. Metric: max |mixlm -
+  torch| / max |torch| over each tensor (loss: plain relative error); tolerance 1e-4 (fp32 mixlm
+  against the float64 reference: observed ~1e-6).
 
-Best setting on this machine (shared/PLATFORM.md): OMP_WAIT_POLICY=PASSIVE (spinning OpenMP
-threads oversubscribe the 2 cores: 1.6-2.7x slower without it) and OMP_NUM_THREADS = --threads,
-both set here before torch is imported. OPENBLAS_CORETYPE is left as the caller set it: compare
-every peer under the same environment (benchmark with `env -u OPENBLAS_CORETYPE`).
+nanogpt.py --data FILE [options]   (bench/train_speed.sh, bench/RESULTS.md): the PyTorch peer for
+  mixlm's speed and quality comparison: nanoGPT's training loop (char tokenizer, 90/10 split,
+  random-window get_batch, estimate_loss, warmup + cosine get_lr, AdamW with decay on >=2-d params
+  only, gradient clipping) on CPU, e.g.
+    /usr/bin/python3 tests/ref/nanogpt.py --data /work/shared/data/tinyshakespeare.txt \\
+        --layers 4 --heads 4 --dim 128 --context 64 --batch 12 --steps 2000 --threads 2
+  Prints `step N loss X ms/step M` lines, `eval step N train X val Y` lines, and finally one JSON
+  line {"val_loss", "train_loss", "ms_per_step_median", "steps", ...}. --time-only N times N
+  training steps and skips evaluation (val_loss null).
+  Best setting on this machine (shared/PLATFORM.md): OMP_WAIT_POLICY=PASSIVE (spinning OpenMP
+  threads oversubscribe the 2 cores: 1.6-2.7x slower without it) and OMP_NUM_THREADS = --threads,
+  both set here before torch is imported. OPENBLAS_CORETYPE is left as the caller set it: compare
+  every peer under the same environment (benchmark with `env -u OPENBLAS_CORETYPE`).
+
+The model: pre-LN blocks, LayerNorm eps 1e-5 with optional bias, causal self-attention with
+c_attn (3C,C) and c_proj, MLP c_fc (4C,C) -> GELU(tanh) -> c_proj, learned wpe, lm_head tied to
+wte, dropout only with --dropout. Not a general trainer (no checkpoints, no sampling, no GPU) and
+not a reference for any mixer but dense.
 """
 import argparse
 import json
@@ -22,8 +34,12 @@ import math
 import os
 import resource
 import statistics
+import struct
 import sys
 import time
+
+TOL = 1e-4
+CHECK = len(sys.argv) > 1 and sys.argv[1] == "check"
 
 
 def parse_args():
@@ -61,14 +77,73 @@ def parse_args():
     return a
 
 
-args = parse_args()
-# Before torch is imported: its OpenMP runtime reads these once at start-up.
-os.environ["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-os.environ["OMP_NUM_THREADS"] = str(args.threads)
+if not CHECK:
+    args = parse_args()
+    # Before torch is imported: its OpenMP runtime reads these once at start-up.
+    os.environ["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+else:
+    import numpy as np
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
+
+
+# ---- mixlm's safetensors files (check mode) ------------------------------------------------------
+
+def fnv1a64_words(buf, h=0xCBF29CE484222325):
+    """mixlm's checksum: FNV-1a over little-endian 64-bit words, then the tail bytes; continues
+    from h (several segments in sequence)."""
+    prime = 0x100000001B3
+    mask = (1 << 64) - 1
+    n8 = len(buf) // 8
+    for w in np.frombuffer(buf, dtype="<u8", count=n8).tolist():
+        h = ((h ^ w) * prime) & mask
+    for b in buf[n8 * 8:]:
+        h = ((h ^ b) * prime) & mask
+    return h
+
+
+def mixlm_checksum(data, meta):
+    """The tensor data, then each metadata key and value but "checksum" (file order, NUL-ended)."""
+    h = fnv1a64_words(data)
+    for k, v in meta.items():
+        if k != "checksum":
+            h = fnv1a64_words(k.encode("utf-8") + b"\0", h)
+            h = fnv1a64_words(v.encode("utf-8") + b"\0", h)
+    return "%016x" % h
+
+
+def read_safetensors(path):
+    """Returns (metadata dict, {name: float64 numpy array}); validates the layout."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (hl,) = struct.unpack("<Q", raw[:8])
+    assert 8 + hl <= len(raw), f"{path}: header length {hl} beyond the file"
+    assert hl % 8 == 0, f"{path}: header length {hl} not padded to 8"
+    header = json.loads(raw[8:8 + hl].decode("utf-8"))
+    data = raw[8 + hl:]
+    meta = header.pop("__metadata__", {})
+    tensors, spans = {}, []
+    for name, e in header.items():
+        assert e["dtype"] == "F32", f"{name}: dtype {e['dtype']}"
+        b, en = e["data_offsets"]
+        n = int(np.prod(e["shape"])) if e["shape"] else 1
+        assert en - b == 4 * n, f"{name}: {en - b} bytes for shape {e['shape']}"
+        spans.append((b, en))
+        tensors[name] = np.frombuffer(data[b:en], dtype="<f4").reshape(e["shape"]).astype(np.float64)
+    spans.sort()
+    pos = 0
+    for b, en in spans:
+        assert b == pos, f"{path}: gap or overlap at byte {b} (expected {pos})"
+        pos = en
+    assert pos == len(data), f"{path}: tensors cover {pos} of {len(data)} data bytes"
+    if "checksum" in meta:
+        got = mixlm_checksum(data, meta)
+        assert got == meta["checksum"], f"{path}: checksum {meta['checksum']} but data hashes to {got}"
+    return meta, tensors
+
 
 
 # ---- nanoGPT's model.py (the CPU path of torch < 2.0: explicit masked softmax attention) ------
@@ -91,10 +166,12 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(c.dropout)
         self.resid_dropout = nn.Dropout(c.dropout)
         self.n_head, self.n_embd = c.heads, c.dim
-        self.flash = hasattr(F, "scaled_dot_product_attention")
+        # check mode asks for the explicit masked softmax (c.flash False) whatever the torch.
+        self.flash = getattr(c, "flash", True) and hasattr(F, "scaled_dot_product_attention")
         if not self.flash:
+            # Not persistent: the state dict holds exactly the checkpoint's tensors.
             self.register_buffer("bias", torch.tril(torch.ones(c.context, c.context))
-                                 .view(1, 1, c.context, c.context))
+                                 .view(1, 1, c.context, c.context), persistent=False)
 
     def forward(self, x):
         B, T, C = x.size()
@@ -189,9 +266,71 @@ class GPT(nn.Module):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
 
 
+# ---- check mode: the model on mixlm's checkpoint and batch, in float64 ---------------------------
+
+def rel_err(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def check_dir(d):
+    meta, params = read_safetensors(os.path.join(d, "model.safetensors"))
+    _, grads = read_safetensors(os.path.join(d, "grads.safetensors"))
+    cfg = json.loads(meta["config"])
+    for spec in cfg["attn"]:
+        assert spec == "dense", f"the reference implements dense attention only, not {spec}"
+    json.loads(meta["tokenizer"])
+    with open(os.path.join(d, "batch.json")) as f:
+        batch = json.load(f)
+    B, T, V = batch["B"], batch["T"], batch["V"]
+    x = np.fromfile(os.path.join(d, "x.bin"), dtype="<i4").reshape(B, T)
+    y = np.fromfile(os.path.join(d, "y.bin"), dtype="<i4").reshape(B, T)
+    logits_c = np.fromfile(os.path.join(d, "logits.bin"), dtype="<f4").reshape(B, T, V)
+
+    c = argparse.Namespace(layers=cfg["n_layer"], heads=cfg["n_head"], dim=cfg["n_embd"],
+                           context=cfg["block_size"], bias=bool(cfg["bias"]), dropout=0.0, flash=False)
+    model = GPT(c, cfg["vocab_size"]).double()
+    model.eval()  # no dropout module does anything (p = 0 anyway)
+    # The checkpoint's names must be exactly nanoGPT's state-dict names (lm_head is tied).
+    sd_names = {k for k in model.state_dict().keys() if k != "lm_head.weight"}
+    ck_names = set(params.keys())
+    if sd_names != ck_names:
+        print("names differ: only in nanoGPT:", sorted(sd_names - ck_names),
+              "only in mixlm:", sorted(ck_names - sd_names), file=sys.stderr)
+        return 1
+    sd = {k: torch.from_numpy(v) for k, v in params.items()}
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]
+    model.load_state_dict(sd, strict=True)
+
+    logits, loss = model(torch.from_numpy(x).long(), torch.from_numpy(y).long())
+    loss.backward()
+
+    fails = 0
+    e_logits = rel_err(logits_c, logits.detach().numpy())
+    e_loss = abs(batch["loss"] - loss.item()) / abs(loss.item())
+    print(f"  logits max rel err {e_logits:.2e}   loss mixlm {batch['loss']:.7f} torch {loss.item():.7f} "
+          f"rel err {e_loss:.2e}")
+    fails += e_logits > TOL
+    fails += e_loss > TOL
+    worst, worst_name = 0.0, ""
+    named = dict(model.named_parameters())  # the tied weight appears once, as transformer.wte.weight
+    for name in sorted(params):
+        p = named[name]
+        g_ref = p.grad.numpy()
+        e = rel_err(grads[name], g_ref)
+        if e > worst:
+            worst, worst_name = e, name
+        if e > TOL:
+            print(f"  gradient {name}: rel err {e:.2e} > {TOL:.0e}", file=sys.stderr)
+            fails += 1
+    print(f"  gradients: {len(params)} tensors, max rel err {worst:.2e} ({worst_name})")
+    print("  " + ("FAIL" if fails else "ok") + f" (tolerance {TOL:.0e}, metric max|a-b|/max|b| per tensor)")
+    return 1 if fails else 0
+
+
 # ---- nanoGPT's train.py ---------------------------------------------------------------------------
 
-def main():
+def train_main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     with open(args.data, "r", encoding="utf-8") as f:
@@ -239,7 +378,7 @@ def main():
         coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, decay_ratio)))
         return args.min_lr + coeff * (args.lr - args.min_lr)
 
-    print(f"# nanogpt_ref: torch {torch.__version__}, {args.threads} threads, vocab {len(chars)}, "
+    print(f"# nanogpt.py: torch {torch.__version__}, {args.threads} threads, vocab {len(chars)}, "
           f"{n_params / 1e6:.3f}M params (non-embedding count as nanoGPT), "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)
@@ -309,5 +448,18 @@ def main():
     print(json.dumps(result), flush=True)
 
 
+def check_main():
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    rc = 0
+    for d in sys.argv[2:]:
+        print(f"{d}:")
+        rc |= check_dir(d)
+    return rc
+
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(check_main() if CHECK else train_main())

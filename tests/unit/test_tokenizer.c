@@ -2,23 +2,12 @@
  * spaces and multi-byte UTF-8, vocabulary order, unknown-character and invalid-UTF-8 errors,
  * tok_piece, JSON round trips (and damaged JSON), the --tokenizer flag and tok_count_chars.
  * SentencePiece is tested in test_spm.c. */
+#include "check.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                           \
-            fputc('\n', stderr);                                                                    \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
 
 static const char sample[] = "Hello,  world!\n\tTabbed\t\tline   with   runs\r\n"
                              "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xF0\x9F\x98\x80 end\n\n  ";
@@ -218,17 +207,44 @@ static void test_counts(void)
     CHECK(tok_utf8_check("ab\xF4\x90\x80\x80", 6) == 2, "utf8_check > U+10FFFF");
 }
 
-int main(void)
+static int case_char(void)
 {
     test_char();
-    test_byte();
-    test_json_errors();
-    test_flag();
-    test_counts();
-    if (failures) {
-        fprintf(stderr, "test_tokenizer: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_tokenizer: all passed\n");
     return 0;
+}
+
+static int case_byte(void)
+{
+    test_byte();
+    return 0;
+}
+
+static int case_json_errors(void)
+{
+    test_json_errors();
+    return 0;
+}
+
+static int case_flag(void)
+{
+    test_flag();
+    return 0;
+}
+
+static int case_counts(void)
+{
+    test_counts();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"char", case_char},
+        {"byte", case_byte},
+        {"json_errors", case_json_errors},
+        {"flag", case_flag},
+        {"counts", case_counts},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

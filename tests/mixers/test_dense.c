@@ -3,6 +3,7 @@
  * not a multiple of the 64 tile and several head sizes (vector and scalar paths); the engine
  * on an explicit full causal layout equals dense; step == forward at a tile-crossing T;
  * O(T) saved and work sizes. Not the generic suite (test_mixers.c runs that). */
+#include "check.h"
 #include "mixer_check.h"
 
 #include "attention/bsa.h"
@@ -87,7 +88,9 @@ static int check_sizes(void)
     return bad;
 }
 
-int main(void)
+/* The tiled core against the row-wise reference; rows of more than 8 tiles span several
+ * panels (the online rescaling between them). */
+static int case_core_vs_ref(void)
 {
     int f = 0;
     const int Ts[] = {1, 2, 20, 63, 64, 65, 130, 200};
@@ -98,11 +101,20 @@ int main(void)
     f += check_core(1, 2, 16, 77);
     f += check_core(1, 2, 48, 129);
     f += check_core(1, 1, 64, 100);
-    /* Rows of more than 8 tiles span several panels (the online rescaling between them). */
     f += check_core(1, 2, 32, 600);
     f += check_core(1, 1, 16, 1100);
-    f += check_sizes();
-    /* The vector paths through the whole mixer: step == forward across tile edges, gradients. */
+    return f;
+}
+
+static int case_sizes(void)
+{
+    return check_sizes();
+}
+
+/* The vector paths through the whole mixer: step == forward across tile edges, gradients. */
+static int case_vector_paths(void)
+{
+    int f = 0;
     struct mc_mixer t;
     if (mc_create(&t, "dense", 64, 2, 150, 1, 150, 5, 3.0f) != 0)
         return 1;
@@ -116,6 +128,15 @@ int main(void)
     fprintf(stderr, "%s dense gradients/determinism/causality at C=64 H=2 T=70\n", g ? "FAIL" : "ok  ");
     f += g;
     mc_free(&t);
-    fprintf(stderr, "%d failures\n", f);
-    return f ? 1 : 0;
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"core_vs_ref", case_core_vs_ref},
+        {"sizes", case_sizes},
+        {"vector_paths", case_vector_paths},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -1,10 +1,10 @@
-/* test_infer.c — the inference engine: cached generation equals uncached generation token for
- * token (every registered causal mixer, through and past the context), the `window` ring buffer
- * stays bounded, the sampler (top-k = 1 is argmax, temperature 0 is greedy, chi-square tests of
- * the sampled distribution on fixed logits and on a tiny model, the nucleus is never left, seeds
- * reproduce, repetition penalty) and `eval` against a loss this test computes itself, through
- * infer_eval and through `$MIXLM_BIN eval --json`.
- * Not the CLI's error messages (test_generate.sh) nor any mixer's own step (test_mixers.c). */
+/* test_infer.c — the inference engine: cached generation equals uncached token for token (every
+ * causal mixer, through and past the context), the `window` ring buffer stays bounded, the sampler
+ * (top-k 1 is argmax, temperature 0 greedy, chi-square tests on fixed logits and a tiny model, the
+ * nucleus never left, seeds reproduce, repetition penalty), `eval` against a loss computed here
+ * (infer_eval and `$MIXLM_BIN eval --json`). Not the CLI's errors (e2e/test_generate.sh) nor any
+ * mixer's own step (mixers/test_mixers.c). */
+#include "check.h"
 #include "infer/infer.h"
 #include "mixer_check.h"
 #include "train/train.h"
@@ -14,17 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fails;
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-            fails++;                                                                              \
-        }                                                                                         \
-    } while (0)
 
 /* ---- tiny models ------------------------------------------------------------------------------ */
 
@@ -120,10 +109,10 @@ static int first_diff(const int32_t *a, const int32_t *b, int n)
  * schedule (Performer, every 1000 steps) must use draw 2 in both paths. */
 static void check_cache_equals_recompute(const char *label, const char *const *specs, int n_layer)
 {
-    int fails0 = fails;
+    int fails0 = check_failures;
     struct mx_model m;
     if (make_model(&m, n_layer, specs, GEN_T, GEN_V, 7) != 0) {
-        fails++;
+        check_failures++;
         return;
     }
     struct mx_run r;
@@ -168,7 +157,7 @@ static void check_cache_equals_recompute(const char *label, const char *const *s
             distinct += i > 0 && a[i] != a[i - 1];
         CHECK(temp == 0 || distinct >= 3, "%s: sampled generation is degenerate (%d changes in %d tokens)", label, distinct, GEN_NEW);
     }
-    fprintf(stderr, "%s %-40s %s\n", fails > fails0 ? "FAIL" : "ok  ", label,
+    fprintf(stderr, "%s %-40s %s\n", check_failures > fails0 ? "FAIL" : "ok  ", label,
             can_step ? "cache == recompute (2 shifts), == slide within the context"
                      : "no step: falls back to full recompute over the window (slide)");
     model_free(&r.m);
@@ -179,11 +168,11 @@ static void check_cache_equals_recompute(const char *label, const char *const *s
  * always sees the last block_size. */
 static void test_shift_policy(void)
 {
-    int fails0 = fails;
+    int fails0 = check_failures;
     const char *specs[2] = {"dense", "dense"};
     struct mx_model m;
     if (make_model(&m, 2, specs, GEN_T, GEN_V, 17) != 0) {
-        fails++;
+        check_failures++;
         return;
     }
     struct mx_run r;
@@ -196,7 +185,7 @@ static void test_shift_policy(void)
         int n = GEN_PROMPT, c0 = 0;
         if (model_plan(&r.m, 1, GEN_T, &err) != 0) {
             fprintf(stderr, "  %s\n", err.msg);
-            fails++;
+            check_failures++;
             break;
         }
         for (int k = 0; k < GEN_NEW; k++) {
@@ -216,7 +205,7 @@ static void test_shift_policy(void)
     model_free(&r.m);
     /* A prompt longer than one prefill chunk (128 rows) in a 200-token context, then past it. */
     if (make_model(&m, 2, specs, 200, GEN_V, 18) != 0) {
-        fails++;
+        check_failures++;
         return;
     }
     as_run(&r, &m, 0);
@@ -234,7 +223,7 @@ static void test_shift_policy(void)
         CHECK(d < 0, "150-token prompt (two prefill chunks), context 200: cache and recompute differ at %d", d);
     }
     fprintf(stderr, "%s context policy past block_size (keep the last half / slide by one) as documented\n",
-            fails > fails0 ? "FAIL" : "ok  ");
+            check_failures > fails0 ? "FAIL" : "ok  ");
     model_free(&r.m);
 }
 
@@ -279,7 +268,7 @@ static void test_window_ring(void)
     }
     if (!mixer_find("window")->step) {
         fprintf(stderr, "FAIL: 'window' has no step: generation would recompute the window\n");
-        fails++;
+        check_failures++;
         return;
     }
     size_t s64 = mixer_state("window:w=8", 64), s4k = mixer_state("window:w=8", 4096),
@@ -509,7 +498,7 @@ static void test_model_distribution(void)
     const char *specs[2] = {"dense", "dense"};
     struct mx_model m;
     if (make_model(&m, 2, specs, 16, GEN_V, 21) != 0) {
-        fails++;
+        check_failures++;
         return;
     }
     struct mx_run r;
@@ -519,7 +508,7 @@ static void test_model_distribution(void)
     random_ids(prompt, 6, GEN_V, 8);
     if (model_plan(&r.m, 1, 16, &err) != 0) {
         fprintf(stderr, "  %s\n", err.msg);
-        fails++;
+        check_failures++;
         model_free(&r.m);
         return;
     }
@@ -538,7 +527,7 @@ static void test_model_distribution(void)
         if (infer_generate(&r, prompt, 6, 1, &s, i % 2 ? INFER_CACHE : INFER_RECOMPUTE, &id, NULL, NULL, NULL,
                            &err) != 1) {
             fprintf(stderr, "  infer_generate: %s\n", err.msg);
-            fails++;
+            check_failures++;
             break;
         }
         count[id]++;
@@ -608,7 +597,7 @@ static void test_eval(void)
     snprintf(dir, sizeof dir, "/tmp/mixlm_infer_XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
-        fails++;
+        check_failures++;
         return;
     }
     /* A run directory built through the library: char tokenizer (with a two-byte character, so
@@ -629,12 +618,12 @@ static void test_eval(void)
     cJSON *tj = NULL, *train = NULL;
     if (tok_create_char(&tok, buf, n_text, &err) != 0 || tok_encode(tok, buf, n_text, &ids, &n, &err) != 0) {
         fprintf(stderr, "  tokenizer: %s\n", err.msg);
-        fails++;
+        check_failures++;
         goto out;
     }
     const char *specs[2] = {"dense", "window:w=5"};
     if (make_model(&m, 2, specs, 16, tok_vocab_size(tok), 5) != 0) {
-        fails++;
+        check_failures++;
         goto out;
     }
     struct mx_train_opts o;
@@ -651,7 +640,7 @@ static void test_eval(void)
     wrote = wrote && data_write_tokens(path, ids, n, tok_vocab_size(tok), &err) == 0;
     if (!wrote || model_plan(&m, 1, 16, &err) != 0) {
         fprintf(stderr, "  run setup: %s\n", err.msg);
-        fails++;
+        check_failures++;
         model_free(&m);
         goto out;
     }
@@ -662,14 +651,14 @@ static void test_eval(void)
      * here window by window. */
     if (infer_load_run(&r, dir, &err) != 0) {
         fprintf(stderr, "  infer_load_run: %s\n", err.msg);
-        fails++;
+        check_failures++;
         model_free(&m);
         goto out;
     }
     struct mx_tokfile f;
     if (data_open(&f, path, &err) != 0) {
         fprintf(stderr, "  data_open: %s\n", err.msg);
-        fails++;
+        check_failures++;
         model_free(&m);
         goto out;
     }
@@ -682,7 +671,7 @@ static void test_eval(void)
             struct mx_eval_result res;
             if (infer_eval(&r, &f, b0, n, T, stride, B, &res, &err) != 0) {
                 fprintf(stderr, "  infer_eval T=%d stride=%d: %s\n", T, stride, err.msg);
-                fails++;
+                check_failures++;
                 continue;
             }
             CHECK(fabs(res.loss - ref) <= 1e-5 * ref && res.tokens == scored,
@@ -749,17 +738,54 @@ out:
     rm_dir(dir);
 }
 
-int main(void)
+static int case_cache_all_mixers(void)
+{
+    test_cache_all_mixers();
+    return 0;
+}
+
+static int case_shift_policy(void)
+{
+    test_shift_policy();
+    return 0;
+}
+
+static int case_window_ring(void)
+{
+    test_window_ring();
+    return 0;
+}
+
+static int case_sampler(void)
+{
+    test_sampler();
+    return 0;
+}
+
+static int case_model_distribution(void)
+{
+    test_model_distribution();
+    return 0;
+}
+
+static int case_eval(void)
+{
+    test_eval();
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     /* One thread: at these sizes every OpenMP region costs more than its work (futex wake-ups
      * dominated the run time with two). */
     mx_set_threads(1);
-    test_cache_all_mixers();
-    test_shift_policy();
-    test_window_ring();
-    test_sampler();
-    test_model_distribution();
-    test_eval();
-    fprintf(stderr, "%s: %d failure(s)\n", fails ? "FAIL" : "ok", fails);
-    return fails ? 1 : 0;
+    static const struct check_case cases[] = {
+        {"cache_all_mixers", case_cache_all_mixers},
+        {"shift_policy", case_shift_policy},
+        {"window_ring", case_window_ring},
+        {"sampler", case_sampler},
+        {"model_distribution", case_model_distribution},
+        {"eval", case_eval},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -2,6 +2,7 @@
  * ($MIXLM_BIN, set by CTest): train -> encode -> decode gives the text back byte for byte, and
  * help, unknown flags, missing models and bad ids give the documented exit codes (0 / 2 / 1).
  * Skips (77) when the binary has not been built. */
+#include "check.h"
 #include "core/core.h"
 
 #include <stdio.h>
@@ -9,18 +10,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                           \
-            fputc('\n', stderr);                                                                    \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
 
 static char dir[] = "/tmp/mixlm_test_tokcli_XXXXXX";
 static const char *bin;
@@ -48,12 +37,12 @@ static int err_contains(const char *needle)
     return found;
 }
 
-int main(void)
+/* The binary, a generated text and a trained model, shared by the cases. */
+static int setup(void)
 {
     bin = getenv("MIXLM_BIN");
     if (!bin || access(bin, X_OK) != 0) {
-        printf("skip: MIXLM_BIN (%s) is not an executable mixlm; build the mixlm target\n", bin ? bin : "unset");
-        return 77;
+        return check_skip("MIXLM_BIN (%s) is not an executable mixlm; build the mixlm target", bin ? bin : "unset");
     }
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -77,6 +66,26 @@ int main(void)
     char a[2048];
     snprintf(a, sizeof a, "tokenizer train --data '%s/text.txt' --vocab 320 --type bpe -o '%s/t.model'", dir, dir);
     CHECK(run(a) == 0 && err_contains("trained a 320-piece bpe tokenizer"), "train");
+    return check_failures ? 1 : 0;
+}
+
+/* Files stay for inspection when a check failed. */
+static void teardown(void)
+{
+    if (check_failures) {
+        fprintf(stderr, "test_tokenizer_cli: files kept in %s\n", dir);
+        return;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "note: could not remove %s\n", dir);
+}
+
+/* encode (--data and stdin) then decode gives the text back byte for byte. */
+static int case_round_trip(void)
+{
+    char a[2048];
     snprintf(a, sizeof a, "tokenizer encode --model '%s/t.model' --data '%s/text.txt' > '%s/ids.txt'", dir, dir,
              dir);
     CHECK(run(a) == 0 && err_contains("MB/s"), "encode --data");
@@ -88,7 +97,14 @@ int main(void)
     snprintf(cmd, sizeof cmd, "cmp -s '%s/text.txt' '%s/back.txt' && cmp -s '%s/ids.txt' '%s/ids2.txt'", dir, dir,
              dir, dir);
     CHECK(system(cmd) == 0, "decode(encode(text)) != text, or stdin and --data encodings differ");
+    return 0;
+}
 
+/* help exits 0, usage errors 2, missing models and bad ids 1, each with its message. */
+static int case_exit_codes(void)
+{
+    char a[2048], p[600];
+    FILE *f;
     CHECK(run("tokenizer --help > /dev/null") == 0, "tokenizer --help");
     CHECK(run("tokenizer train --help > /dev/null") == 0, "train --help");
     CHECK(run("tokenizer encode --help > /dev/null") == 0, "encode --help");
@@ -107,14 +123,15 @@ int main(void)
     }
     snprintf(a, sizeof a, "tokenizer decode --model '%s/t.model' < '%s'", dir, p);
     CHECK(run(a) == 1 && err_contains("'oops'"), "bad id");
-
-    if (failures) {
-        fprintf(stderr, "test_tokenizer_cli: %d failure(s); files kept in %s\n", failures, dir);
-        return 1;
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "note: could not remove %s\n", dir);
-    printf("test_tokenizer_cli: all passed\n");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"round_trip", case_round_trip},
+        {"exit_codes", case_exit_codes},
+    };
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }

@@ -3,6 +3,7 @@
  * T < block), model_step == model_forward row by row, bit-for-bit causality of the whole
  * model, determinism, shorter batches after a larger plan, per-layer mixer configs, and
  * model_create's error messages. Not the layers alone (test_layers.c) nor checkpoints. */
+#include "check.h"
 #include "mixer_check.h"
 #include "model/model.h"
 
@@ -526,27 +527,69 @@ static int test_errors(void)
     return f;
 }
 
-int main(void)
+static int case_layout(void)
 {
-    int failed = 0;
-    struct {
-        const char *name;
-        int rc;
-    } r[] = {
-        {"layout", test_layout()},
-        {"gradients (bias, T=block)", test_gradients(1, 8)},
-        {"gradients (no bias, T=block)", test_gradients(0, 8)},
-        {"gradients (bias, T=5 < block)", test_gradients(1, 5)},
-        {"step == forward (bias)", test_step(1)},
-        {"step == forward (no bias)", test_step(0)},
-        {"causality", test_causality()},
-        {"determinism, accumulation, smaller batch", test_determinism()},
-        {"per-layer mixers", test_mixed()},
-        {"model_create / model_plan errors", test_errors()},
+    return test_layout();
+}
+
+static int case_gradients_bias(void)
+{
+    return test_gradients(1, 8);
+}
+
+static int case_gradients_no_bias(void)
+{
+    return test_gradients(0, 8);
+}
+
+static int case_gradients_short_T(void)
+{
+    return test_gradients(1, 5);
+}
+
+static int case_step_bias(void)
+{
+    return test_step(1);
+}
+
+static int case_step_no_bias(void)
+{
+    return test_step(0);
+}
+
+static int case_causality(void)
+{
+    return test_causality();
+}
+
+static int case_determinism(void)
+{
+    return test_determinism();
+}
+
+static int case_per_layer_mixers(void)
+{
+    return test_mixed();
+}
+
+static int case_errors(void)
+{
+    return test_errors();
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"layout", case_layout},
+        {"gradients_bias", case_gradients_bias},
+        {"gradients_no_bias", case_gradients_no_bias},
+        {"gradients_short_T", case_gradients_short_T},
+        {"step_bias", case_step_bias},
+        {"step_no_bias", case_step_no_bias},
+        {"causality", case_causality},
+        {"determinism", case_determinism},
+        {"per_layer_mixers", case_per_layer_mixers},
+        {"errors", case_errors},
     };
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
-        fprintf(stderr, "%s %s\n", r[i].rc ? "FAIL" : "ok  ", r[i].name);
-        failed += r[i].rc;
-    }
-    return failed ? 1 : 0;
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

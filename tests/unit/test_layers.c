@@ -2,7 +2,8 @@
  * differences: LayerNorm (x, w, b), GELU, softmax cross-entropy (logits; forward also against a
  * double-precision reference), embedding (wte, wpe) and mx_linear (x, w, b). Every backward is
  * also checked to ACCUMULATE (a second call doubles the gradients).
- * Not the whole model (test_model.c) and not the mixers (test_mixers.c). */
+ * Not the whole model (test_model.c) and not the mixers (mixers/test_mixers.c). */
+#include "check.h"
 #include "mixer_check.h"
 #include "nn/nn.h"
 
@@ -419,24 +420,51 @@ static int test_linear(int with_bias)
     return f;
 }
 
-int main(void)
+static int case_layer_norm_bias(void)
 {
-    int failed = 0;
-    struct {
-        const char *name;
-        int rc;
-    } r[] = {
-        {"layer_norm (bias)", test_layer_norm(1)},
-        {"layer_norm (no bias)", test_layer_norm(0)},
-        {"gelu", test_gelu()},
-        {"cross_entropy", test_cross_entropy()},
-        {"embedding", test_embedding()},
-        {"linear (bias)", test_linear(1)},
-        {"linear (no bias)", test_linear(0)},
+    return test_layer_norm(1);
+}
+
+static int case_layer_norm_no_bias(void)
+{
+    return test_layer_norm(0);
+}
+
+static int case_gelu(void)
+{
+    return test_gelu();
+}
+
+static int case_cross_entropy(void)
+{
+    return test_cross_entropy();
+}
+
+static int case_embedding(void)
+{
+    return test_embedding();
+}
+
+static int case_linear_bias(void)
+{
+    return test_linear(1);
+}
+
+static int case_linear_no_bias(void)
+{
+    return test_linear(0);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"layer_norm_bias", case_layer_norm_bias},
+        {"layer_norm_no_bias", case_layer_norm_no_bias},
+        {"gelu", case_gelu},
+        {"cross_entropy", case_cross_entropy},
+        {"embedding", case_embedding},
+        {"linear_bias", case_linear_bias},
+        {"linear_no_bias", case_linear_no_bias},
     };
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
-        fprintf(stderr, "%s %s\n", r[i].rc ? "FAIL" : "ok  ", r[i].name);
-        failed += r[i].rc;
-    }
-    return failed ? 1 : 0;
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

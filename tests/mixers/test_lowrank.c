@@ -2,7 +2,8 @@
  * engine against its naive reference, the iterative pseudo-inverse against Gauss-Jordan (and its
  * backward against finite differences), exact reductions to dense attention (Linformer k = b with
  * E = F = I; Nyström with one segment covering T, and with every position its own landmark),
- * linear memory in T, bad specs. Gradients and causality come from tests/test_mixers.c. */
+ * linear memory in T, bad specs. Gradients and causality come from test_mixers.c. */
+#include "check.h"
 #include "attention/lowrank_common.h"
 #include "mixer_check.h"
 
@@ -396,7 +397,7 @@ static int test_canonical(const char *spec, const char *want)
     return f;
 }
 
-int main(void)
+static int case_engine(void)
 {
     int f = 0;
     /* engine: T multiple of b or not, T < b, b = 1, with and without bias */
@@ -405,13 +406,23 @@ int main(void)
     f += test_engine(3, 8, 2, 4, 0.0f, 3);
     f += test_engine(20, 1, 1, 3, 0.3f, 4);
     f += test_engine(70, 16, 4, 8, 1.1f, 5);
+    return f;
+}
 
+static int case_pinv(void)
+{
+    int f = 0;
     f += test_pinv(4, 3.0f, 21);
     f += test_pinv(8, 3.0f, 22);
     f += test_pinv(16, 4.0f, 23);
     f += test_pinv_grad(4, 2.0f, 31);
     f += test_pinv_grad(8, 1.0f, 32);
+    return f;
+}
 
+static int case_vs_dense(void)
+{
+    int f = 0;
     /* Linformer k = b, E = F = I: dense exactly; T a multiple of b and not. */
     static const char *const ef[] = {"E", "F", NULL}, *const e_only[] = {"E", NULL};
     f += vs_dense("linformer:k=4,b=4", ef, 19, 1e-5, 0);
@@ -426,15 +437,30 @@ int main(void)
     f += vs_dense("nystrom:m=1,b=1", NULL, 12, 1e-5, 0);
     f += vs_dense("nystrom:m=2,b=2", NULL, 15, 1e-4, 1);
     f += vs_dense("nystrom:m=4,b=4", NULL, 18, 1e-4, 1);
+    return f;
+}
 
+static int case_finite_differences(void)
+{
+    int f = 0;
     f += fd_extra("linformer:k=2,b=4", 18);
     f += fd_extra("linformer:k=3,b=5,share=1", 17);
     f += fd_extra("nystrom:m=2,b=4,conv=5", 18);
+    return f;
+}
 
+static int case_linear_memory(void)
+{
+    int f = 0;
     f += test_linear_memory("linformer");
     f += test_linear_memory("nystrom");
     f += test_linear_memory("nystrom:conv=33");
+    return f;
+}
 
+static int case_specs(void)
+{
+    int f = 0;
     f += test_canonical("linformer", "linformer:k=8,b=64,share=0");
     f += test_canonical("nystrom:b=32", "nystrom:m=8,b=32,conv=0");
     f += test_bad_spec("linformer:k=9,b=8", "use k <= b");
@@ -446,7 +472,18 @@ int main(void)
     f += test_bad_spec("nystrom:m=512,b=512", "m");
     f += test_bad_spec("nystrom:conv=-1", "conv");
     f += test_bad_spec("nystrom:k=2", "unknown key 'k'");
+    return f;
+}
 
-    fprintf(stderr, "%s: %d failed\n", f ? "FAIL" : "ok", f);
-    return f ? 1 : 0;
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"engine", case_engine},
+        {"pinv", case_pinv},
+        {"vs_dense", case_vs_dense},
+        {"finite_differences", case_finite_differences},
+        {"linear_memory", case_linear_memory},
+        {"specs", case_specs},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -2,6 +2,7 @@
  * against a direct O(T^2) convolution in double, forward and every gradient; `fnet` against a
  * direct O(T^2 C^2) 2-D DFT; finite differences, causality round-off, the plan cache, the fixed
  * filter's formula, bad specs. The generic suite (test_mixers) covers the rest. */
+#include "check.h"
 #include "mixer_check.h"
 
 #include <math.h>
@@ -9,18 +10,6 @@
 #include <string.h>
 
 #define PI 3.14159265358979323846
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
 
 /* The documented fixed filter, written out again here so the test checks the formula too. */
 static double fixed_tap(int c, int C, int T_max, int s)
@@ -149,7 +138,7 @@ static void test_vs_brute(const char *spec, int C, int T_max, int B, int T)
 {
     struct mc_mixer t;
     if (mc_create(&t, spec, C, 2 - (C % 2), T_max, B, T, 7 + (uint64_t)T, 1.0f) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     size_t n = (size_t)B * T * C;
@@ -197,7 +186,7 @@ static void test_fnet_dft(int C, int B, int T)
 {
     struct mc_mixer t;
     if (mc_create(&t, "fnet", C, 1, T, B, T, 5, 1.0f) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     size_t n = (size_t)B * T * C;
@@ -237,7 +226,7 @@ static double causal_roundoff(const char *spec, int C, int B, int T)
 {
     struct mc_mixer t;
     if (mc_create(&t, spec, C, 2, T, B, T, 3, 3.0f) != 0) {
-        failures++;
+        check_failures++;
         return INFINITY;
     }
     size_t n = (size_t)B * T * C;
@@ -273,7 +262,7 @@ static void test_generic_shapes(const char *spec, int C, int T_max, int T)
 {
     struct mc_mixer t;
     if (mc_create(&t, spec, C, 1, T_max, 2, T, 9, 3.0f) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     double tol = t.m.ops->test_causal_tol;
@@ -295,7 +284,7 @@ static void test_plan_cache(const char *spec)
     const int C = 8, Tm = 40, B = 1;
     struct mc_mixer t;
     if (mc_create(&t, spec, C, 2, Tm, B, Tm, 4, 1.0f) != 0) {
-        failures++;
+        check_failures++;
         return;
     }
     size_t n = (size_t)B * Tm * C;
@@ -383,10 +372,10 @@ static void expect_error(const char *spec, const char *needle)
     CHECK(strstr(err.msg, needle) != NULL, "spec '%s': error '%s' does not mention '%s'", spec, err.msg, needle);
 }
 
-int main(void)
+/* Brute force: the default spec and each option; T powers of two and not, T = 1, T < T_max;
+ * C = 8 (chunks of 8), 12 (4), 6 (2), 5 (1: every chunk alignment path). */
+static int case_vs_brute(void)
 {
-    /* Brute force: the default spec and each option; T powers of two and not, T = 1, T < T_max;
-     * C = 8 (chunks of 8), 12 (4), 6 (2), 5 (1: every chunk alignment path). */
     const char *specs[] = {"fourier", "fourier:filter=fixed", "fourier:vproj=0", "fourier:filter=fixed,vproj=0"};
     for (int i = 0; i < 4; i++) {
         test_vs_brute(specs[i], 8, 32, 2, 32);
@@ -396,27 +385,53 @@ int main(void)
     test_vs_brute("fourier", 5, 50, 2, 17);
     test_vs_brute("fourier", 16, 64, 1, 48);
     test_vs_brute("fourier:filter=fixed", 16, 100, 2, 75);
+    return 0;
+}
 
+static int case_fnet_dft(void)
+{
     test_fnet_dft(6, 2, 5);
     test_fnet_dft(8, 1, 4);
     test_fnet_dft(5, 2, 7);
     test_fnet_dft(4, 1, 1);
+    return 0;
+}
 
+static int case_generic_shapes(void)
+{
     test_generic_shapes("fourier", 8, 16, 1);
     test_generic_shapes("fourier", 6, 32, 13);
     test_generic_shapes("fourier:filter=fixed", 5, 9, 9);
     test_generic_shapes("fourier:vproj=0", 12, 27, 27);
+    return 0;
+}
 
+static int case_plan_cache(void)
+{
     test_plan_cache("fourier");
     test_plan_cache("fourier:filter=fixed");
-    test_learned_init_is_fixed();
+    return 0;
+}
 
+static int case_learned_init_is_fixed(void)
+{
+    test_learned_init_is_fixed();
+    return 0;
+}
+
+static int case_registration(void)
+{
     const struct mixer_ops *fo = mixer_find("fourier"), *fn = mixer_find("fnet");
     CHECK(fo && fo->causal == 1 && fo->step, "fourier must be registered, causal, with a step");
     CHECK(fn && fn->causal == 0 && !fn->step, "fnet must be registered with causal = 0 and no step");
     CHECK(fn && strstr(fn->summary, "future"), "fnet's summary must say that it sees the future");
+    return 0;
+}
 
-    /* Causality round-off vs the documented tolerance, at the suite's size and larger. */
+/* Causality round-off vs the documented tolerance, at the suite's size and larger. */
+static int case_causal_roundoff(void)
+{
+    const struct mixer_ops *fo = mixer_find("fourier");
     double tol = fo ? fo->test_causal_tol : 0;
     const int sizes[][3] = {{16, 2, 20}, {16, 2, 64}, {32, 1, 256}, {64, 1, 1000}};
     for (int i = 0; i < 4; i++)
@@ -427,14 +442,31 @@ int main(void)
                     sizes[i][2], e, tol);
             CHECK(e <= tol, "%s T=%d: causality round-off %.2e above the documented %.1e", spec, sizes[i][2], e, tol);
         }
+    return 0;
+}
 
+static int case_bad_specs(void)
+{
     expect_error("fourier:filter=foo", "filter='foo'");
     expect_error("fourier:filter=foo", "learned");
     expect_error("fourier:decay=2", "unknown key 'decay'");
     expect_error("fourier:decay=2", "filter=learned|fixed");
     expect_error("fourier:vproj=2", "vproj");
     expect_error("fnet:filter=fixed", "unknown key 'filter'");
+    return 0;
+}
 
-    fprintf(stderr, "%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"vs_brute", case_vs_brute},
+        {"fnet_dft", case_fnet_dft},
+        {"generic_shapes", case_generic_shapes},
+        {"plan_cache", case_plan_cache},
+        {"learned_init_is_fixed", case_learned_init_is_fixed},
+        {"registration", case_registration},
+        {"causal_roundoff", case_causal_roundoff},
+        {"bad_specs", case_bad_specs},
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -2,23 +2,12 @@
  * out-of-vocabulary files rejected without a crash), text preparation, the train/val split,
  * random batches (shifted by one, inside their range, deterministic per seed, every start
  * reachable) and sequential windows. */
+#include "check.h"
 #include "data/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                           \
-            fputc('\n', stderr);                                                                    \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
 
 static char dir[] = "/tmp/mixlm_test_data_XXXXXX";
 
@@ -295,24 +284,60 @@ static void test_batches(void)
     data_close(&f);
 }
 
-int main(void)
+static int setup(void)
 {
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
-    test_files();
-    test_prepare();
-    test_split();
-    test_batches();
-    if (failures) {
-        fprintf(stderr, "test_data: %d failure(s); files kept in %s\n", failures, dir);
-        return 1;
+    return 0;
+}
+
+/* Files stay for inspection when a check failed. */
+static void teardown(void)
+{
+    if (check_failures) {
+        fprintf(stderr, "test_data: files kept in %s\n", dir);
+        return;
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "note: could not remove %s\n", dir);
-    printf("test_data: all passed\n");
+}
+
+static int case_files(void)
+{
+    test_files();
     return 0;
+}
+
+static int case_prepare(void)
+{
+    test_prepare();
+    return 0;
+}
+
+static int case_split(void)
+{
+    test_split();
+    return 0;
+}
+
+static int case_batches(void)
+{
+    test_batches();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"files", case_files},
+        {"prepare", case_prepare},
+        {"split", case_split},
+        {"batches", case_batches},
+    };
+    static const struct check_fixture fx = {setup, teardown};
+    return check_main(argc, argv, cases, CHECK_N(cases), &fx);
 }
