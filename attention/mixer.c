@@ -1,24 +1,34 @@
 /* mixer.c — the registry (name -> ops), mixer construction and spec key=value parsing.
- * Adding a mixer: one .c file and one line in `registry` below. Nothing here knows a mixer. */
+ * Adding a mixer: one .c file and one line in MIXLM_MIXERS below. Nothing here knows a mixer. */
 #include "attention/mixer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-extern const struct mixer_ops attn_dense_ops;
-extern const struct mixer_ops attn_window_ops, attn_dilated_ops, attn_strided_ops, attn_fixed_ops, attn_bigbird_ops;
-extern const struct mixer_ops attn_linformer_ops, attn_nystrom_ops;
-extern const struct mixer_ops attn_linear_ops, attn_performer_ops;
-extern const struct mixer_ops attn_lsh_ops;
-extern const struct mixer_ops fourier_ops, fnet_ops;
+/* The registry: one line per mixer, in the order `mixlm bench --list` prints them. */
+#define MIXLM_MIXERS(X)                                                                       \
+    X(attn_dense_ops)                                                                         \
+    X(attn_window_ops)                                                                        \
+    X(attn_dilated_ops)                                                                       \
+    X(attn_strided_ops)                                                                       \
+    X(attn_fixed_ops)                                                                         \
+    X(attn_bigbird_ops)                                                                       \
+    X(attn_linformer_ops)                                                                     \
+    X(attn_nystrom_ops)                                                                       \
+    X(attn_linear_ops)                                                                        \
+    X(attn_performer_ops)                                                                     \
+    X(attn_lsh_ops)                                                                           \
+    X(fourier_ops)                                                                            \
+    X(fnet_ops)
+
+#define MIXLM_DECLARE(ops) extern const struct mixer_ops ops;
+MIXLM_MIXERS(MIXLM_DECLARE)
+#undef MIXLM_DECLARE
 
 static const struct mixer_ops *const registry[] = {
-    &attn_dense_ops,
-    &attn_window_ops, &attn_dilated_ops, &attn_strided_ops, &attn_fixed_ops, &attn_bigbird_ops,
-    &attn_linformer_ops, &attn_nystrom_ops,
-    &attn_linear_ops, &attn_performer_ops,
-    &attn_lsh_ops,
-    &fourier_ops, &fnet_ops,
+#define MIXLM_ENTRY(ops) &ops,
+    MIXLM_MIXERS(MIXLM_ENTRY)
+#undef MIXLM_ENTRY
 };
 
 int mixer_count(void)
