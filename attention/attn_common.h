@@ -16,7 +16,7 @@
  *       struct kattn_map   (kernel_attn.h: linear, performer),
  *       struct lowrank_map (lowrank_common.h: linformer, nystrom),
  *     so an engine's core reads (const struct <engine> *)m->cfg and nothing else of the mixer;
- *     a mixer with its own core (lsh) keeps its own struct;
+ *     a mixer whose core is its own and no engine's (lsh) keeps its own struct;
  *   - the mixer's parameter slice is the attention tensors (attn_tensors_add) followed by its
  *     extra tensors; the core receives that extra slice as xp (and its gradient as dxp).
  * All per-head tensors are laid out (B,H,T,D) contiguous; the softmax scale 1/sqrt(D) is the
