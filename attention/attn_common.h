@@ -1,6 +1,7 @@
 /* attn_common.h — internal to attention/: the attention family's one glue (struct attn_core,
- * the ATTN_OPS initialiser, the cfg convention), its shared QKV / output projection and head
- * split, and the naive reference cores. Each family file holds only its own core or engine use.
+ * the ATTN_OPS initialiser, the cfg convention), its shared path (QKV projection, separate or
+ * shared-QK, head split and merge, output projection, step) and the naive reference cores.
+ * Each family file holds its core, or its engine's callbacks, and nothing of this path.
  * Not an attention algorithm; not included outside attention/ (tests may, to test cores). */
 #ifndef MIXLM_ATTN_COMMON_H
 #define MIXLM_ATTN_COMMON_H

@@ -1,7 +1,9 @@
-/* lowrank_common.c — shared by linformer.c and nystrom.c: the block engine (exact attention in
- * the own block + compressed rows of completed blocks under one softmax) with its naive
+/* lowrank_common.c — the low-rank attention core shared by linformer.c and nystrom.c
+ * (lowrank_core: per slice, compress completed blocks through the mixer's callbacks, attend,
+ * add its optional term; forward, backward, step), the block engine under it (exact attention
+ * in the own block + compressed rows of completed blocks under one softmax) with its naive
  * reference and FLOP count, and the iterative Moore-Penrose pseudo-inverse with its backward.
- * Not a mixer: how blocks are compressed belongs to each mixer's file. */
+ * Not a mixer, and no compression of its own: that is each mixer's callback. */
 #include "attention/lowrank_common.h"
 
 #include <cblas.h>
@@ -22,6 +24,155 @@ void lowrank_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     *fwd = f + comp;
     *bwd = b + 2.5 * comp;
 }
+
+/* ---- the low-rank core ------------------------------------------------------------------- */
+
+static const struct lowrank_map *map_of(const struct mixer *m)
+{
+    return (const struct lowrank_map *)m->cfg;
+}
+
+static size_t zmax(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Compressed rows per slice at length T. */
+static size_t lowrank_R(const struct lowrank_map *map, int T)
+{
+    return (size_t)lowrank_n_past(T, map->b) * map->r;
+}
+
+static size_t lowrank_saved_floats(const struct mixer *m, int B, int T)
+{
+    return (size_t)B * m->H * (T + 2 * lowrank_R(map_of(m), T) * m->D);
+}
+
+/* Per slice: forward max(engine, block); backward dKc, dVc (R,D), g, max(engine, block). */
+static size_t lowrank_slice_fwd(const struct lowrank_map *map, int T)
+{
+    return zmax(lowrank_attend_work_fwd(T, map->b, map->r), map->block_work);
+}
+
+static size_t lowrank_slice_bwd(const struct lowrank_map *map, int T, int D)
+{
+    return 2 * lowrank_R(map, T) * D + map->slice_grad +
+           zmax(lowrank_attend_work_bwd(T, map->b, map->r), map->block_work);
+}
+
+static size_t lowrank_work_floats(const struct mixer *m, int B, int T)
+{
+    const struct lowrank_map *map = map_of(m);
+    return (size_t)B * m->H * zmax(lowrank_slice_fwd(map, T), lowrank_slice_bwd(map, T, m->D));
+}
+
+static void lowrank_core_forward(const struct mixer *m, float *o, float *saved, float *work,
+                                 const float *q, const float *k, const float *v, const float *xp,
+                                 int B, int T)
+{
+    const struct lowrank_map *map = map_of(m);
+    int D = m->D, b = map->b, r = map->r, np = lowrank_n_past(T, b), BH = B * m->H;
+    size_t R = lowrank_R(map, T), TD = (size_t)T * D, ws = lowrank_slice_fwd(map, T);
+    float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D;             /* (R,D) */
+        float *sw = work + bh * ws;
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, out = (size_t)c * r * D;
+            map->compress(m, Kcs + out, Vcs + out, sw, Q + in, K + in, V + in, xp);
+        }
+        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, sw, Q, K, V, Kcs, Vcs, map->bias,
+                               T, D, b, r);
+        if (map->add_forward)
+            map->add_forward(m, o + bh * TD, V, xp, bh % m->H, T);
+    }
+}
+
+/* dq, dk, dv OVERWRITTEN (zeroed here, then the engine and the callbacks accumulate); dxp +=. */
+static void lowrank_core_backward(const struct mixer *m, float *dq, float *dk, float *dv,
+                                  float *dxp, float *work, const float *dout, const float *o,
+                                  const float *saved, const float *q, const float *k,
+                                  const float *v, const float *xp, int B, int T)
+{
+    (void)o;
+    const struct lowrank_map *map = map_of(m);
+    size_t n_all = (size_t)B * m->H * T * m->D;
+    memset(dq, 0, n_all * sizeof(float));
+    memset(dk, 0, n_all * sizeof(float));
+    memset(dv, 0, n_all * sizeof(float));
+    int D = m->D, b = map->b, r = map->r, np = lowrank_n_past(T, b), BH = B * m->H;
+    size_t R = lowrank_R(map, T), TD = (size_t)T * D, ws = lowrank_slice_bwd(map, T, D);
+    const float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *dQ = dq + bh * TD, *dK = dk + bh * TD, *dV = dv + bh * TD;
+        const float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D; /* (R,D) */
+        float *dKc = work + bh * ws, *dVc = dKc + R * D;            /* (R,D) */
+        float *g = dVc + R * D, *eng = g + map->slice_grad;
+        memset(dKc, 0, (2 * R * D + map->slice_grad) * sizeof(float));
+        lowrank_attend_backward(dQ, dK, dV, dKc, dVc, eng, dout + bh * TD, lse + (size_t)bh * T, Q,
+                                K, V, Kcs, Vcs, map->bias, T, D, b, r);
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, cr = (size_t)c * r * D;
+            map->compress_backward(m, dQ + in, dK + in, dV + in, g, eng, dKc + cr, dVc + cr,
+                                   Kcs + cr, Vcs + cr, Q + in, K + in, V + in, xp);
+        }
+        if (map->add_backward)
+            map->add_backward(m, dV, g, dout + bh * TD, V, xp, bh % m->H, T);
+    }
+    if (dxp && map->slice_grad > 0)
+        for (int bh = 0; bh < BH; bh++)
+            map->reduce(m, dxp, work + bh * ws + 2 * R * D, bh % m->H);
+}
+
+static size_t lowrank_head_state(const struct mixer *m)
+{
+    const struct lowrank_map *map = map_of(m);
+    size_t R = lowrank_R(map, m->T_max), bD = (size_t)map->b * m->D;
+    return 2 * R * m->D + (map->compress_reads_q ? 3 : 2) * bD + R + map->b + map->add_state;
+}
+
+static size_t lowrank_state_floats(const struct mixer *m)
+{
+    return (size_t)m->H * lowrank_head_state(m) + map_of(m)->block_work;
+}
+
+static void lowrank_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
+                              const float *k_t, const float *v_t, const float *xp, int t)
+{
+    const struct lowrank_map *map = map_of(m);
+    int D = m->D, b = map->b, r = map->r, n = t / b, pos = t % b;
+    int np = lowrank_n_past(m->T_max, b);
+    size_t R = lowrank_R(map, m->T_max), hs = lowrank_head_state(m), bD = (size_t)b * D;
+    float *bwork = state + (size_t)m->H * hs;
+    for (int h = 0; h < m->H; h++) {
+        float *Kc = state + h * hs, *Vc = Kc + R * D;                    /* (R,D) */
+        float *Qb = Vc + R * D, *Kb = Qb + (map->compress_reads_q ? bD : 0), *Vb = Kb + bD;
+        float *s = Vb + bD, *st = s + R + b;                             /* (R+b), add_state */
+        if (map->compress_reads_q)
+            memcpy(Qb + (size_t)pos * D, q_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));
+        float *o = o_t + (size_t)h * D;
+        lowrank_attend_row(o, s, q_t + (size_t)h * D, Kc, Vc, n * r, Kb, Vb, pos + 1, map->bias, D);
+        if (map->add_step)
+            map->add_step(m, o, st, v_t + (size_t)h * D, xp, h, t);
+        if (pos == b - 1 && n < np)
+            map->compress(m, Kc + (size_t)n * r * D, Vc + (size_t)n * r * D, bwork, Qb, Kb, Vb, xp);
+    }
+}
+
+const struct attn_core lowrank_core = {
+    .saved_floats = lowrank_saved_floats,
+    .work_floats = lowrank_work_floats,
+    .forward = lowrank_core_forward,
+    .backward = lowrank_core_backward,
+    .state_floats = lowrank_state_floats,
+    .step = lowrank_core_step,
+};
 
 /* ---- the block engine ---------------------------------------------------------------------
  * Per query block n (rows q0 .. q0+nq-1) one score matrix S (nq, Rn + nq), Rn = n*r:
