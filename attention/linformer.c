@@ -63,9 +63,8 @@ static void lin_compress(const struct mixer *m, float *Kc, float *Vc, float *wor
 
 /* Kc = E K: dK += Eᵀ dKc, dE += dKc Kᵀ (and the same for F, V). */
 static void lin_compress_backward(const struct mixer *m, float *dQ, float *dK, float *dV, float *g,
-                                  float *work, float *dKc, const float *dVc, const float *Kc,
-                                  const float *Vc, const float *Q, const float *K, const float *V,
-                                  const float *xp)
+                                  float *work, float *dKc, const float *dVc, const float *Kc, const float *Vc,
+                                  const float *Q, const float *K, const float *V, const float *xp)
 {
     (void)dQ, (void)work, (void)Kc, (void)Vc, (void)Q;
     const struct lin_cfg *cfg = m->cfg;
@@ -159,14 +158,13 @@ static void lin_init(const struct mixer *m, float *params, struct mx_rng *rng)
     }
 }
 
-static const char *const lin_tests[] = {"linformer:k=2,b=4", "linformer:k=3,b=6,share=1",
-                                        "linformer:k=1,b=7", NULL};
+static const char *const lin_tests[] = {"linformer:k=2,b=4", "linformer:k=3,b=6,share=1", "linformer:k=1,b=7",
+                                        NULL};
 
 const struct mixer_ops attn_linformer_ops = {
     ATTN_OPS("linformer",
              "linformer:k=8,b=64,share=0 — causal block Linformer: exact attention in the own "
              "block of b, each completed block projected to k rows by learned E,F (k,b) "
              "(share=1: E=F); paper k=256 is non-causal over the whole sequence",
-             lin_tests, lin_parse, lin_destroy, lin_tensors, lin_init, lowrank_flops,
-             &lowrank_core),
+             lin_tests, lin_parse, lin_destroy, lin_tensors, lin_init, lowrank_flops, &lowrank_core),
 };

@@ -20,26 +20,25 @@
  *   step: per head Kc, Vc (R,D) at T_max, the own block's [Q,] K, V (b,D), scores (R + b), the
  *   add_step state; then one block_work area. A block is compressed when its last row arrives. */
 struct lowrank_map {
-    int b;              /* block length */
-    int r;              /* compressed rows per completed block */
-    float bias;         /* added to every compressed row's score (log of the keys a row stands for) */
+    int b;                /* block length */
+    int r;                /* compressed rows per completed block */
+    float bias;           /* added to every compressed row's score (log of the keys a row stands for) */
     int compress_reads_q; /* compress reads the block's queries (the step keeps them) */
-    double block_flops; /* forward FLOPs to compress one block (both K and V), per head */
-    size_t block_work;  /* scratch floats of one compress / compress_backward call */
-    size_t slice_grad;  /* floats of one slice's partial gradient of xp (0: none) */
-    size_t add_state;   /* per-head step state floats of add_step (0: none) */
+    double block_flops;   /* forward FLOPs to compress one block (both K and V), per head */
+    size_t block_work;    /* scratch floats of one compress / compress_backward call */
+    size_t slice_grad;    /* floats of one slice's partial gradient of xp (0: none) */
+    size_t add_state;     /* per-head step state floats of add_step (0: none) */
     /* Compress one completed block: Kc, Vc (r,D) overwritten from the block's Q, K, V (b,D);
      * work (block_work) scratch. Forward and step both call it: one definition of a block. */
-    void (*compress)(const struct mixer *m, float *Kc, float *Vc, float *work, const float *Q,
-                     const float *K, const float *V, const float *xp);
+    void (*compress)(const struct mixer *m, float *Kc, float *Vc, float *work, const float *Q, const float *K,
+                     const float *V, const float *xp);
     /* Its backward, called for blocks 0, 1, ... in order after the engine's backward: dQ, dK,
      * dV (b,D) +=; g (slice_grad) the slice's partial gradient of xp +=; dKc (r,D) the engine's
      * gradient of Kc, which the callback may use as scratch; dVc (r,D); Kc, Vc as compress made
      * them; work (block_work) scratch. */
-    void (*compress_backward)(const struct mixer *m, float *dQ, float *dK, float *dV, float *g,
-                              float *work, float *dKc, const float *dVc, const float *Kc,
-                              const float *Vc, const float *Q, const float *K, const float *V,
-                              const float *xp);
+    void (*compress_backward)(const struct mixer *m, float *dQ, float *dK, float *dV, float *g, float *work,
+                              float *dKc, const float *dVc, const float *Kc, const float *Vc, const float *Q,
+                              const float *K, const float *V, const float *xp);
     /* dxp += g, one slice's partial gradient, head h; called in slice order after all slices
      * ran (WHY: xp is shared by slices, a fixed order keeps the gradient bitwise
      * deterministic). Required when slice_grad > 0; not called when dxp is NULL. */
@@ -48,12 +47,11 @@ struct lowrank_map {
      * add_forward: O (T,D) += f(V); add_backward: dV (T,D) +=, g +=, from dO (T,D), after the
      * blocks' backward; add_step: o (D) += row t of f, st (add_state) its state (zeroed before
      * t = 0), v (D) this row's value. */
-    void (*add_forward)(const struct mixer *m, float *O, const float *V, const float *xp, int h,
-                        int T);
-    void (*add_backward)(const struct mixer *m, float *dV, float *g, const float *dO,
-                         const float *V, const float *xp, int h, int T);
-    void (*add_step)(const struct mixer *m, float *o, float *st, const float *v, const float *xp,
-                     int h, int t);
+    void (*add_forward)(const struct mixer *m, float *O, const float *V, const float *xp, int h, int T);
+    void (*add_backward)(const struct mixer *m, float *dV, float *g, const float *dO, const float *V,
+                         const float *xp, int h, int T);
+    void (*add_step)(const struct mixer *m, float *o, float *st, const float *v, const float *xp, int h,
+                     int t);
 };
 extern const struct attn_core lowrank_core;
 /* Token-mixing FLOPs at (B,T) for mixer_ops.flops: the exact part (the causal pairs inside
@@ -76,23 +74,20 @@ size_t lowrank_attend_work_fwd(int T, int b, int r);
 size_t lowrank_attend_work_bwd(int T, int b, int r);
 /* O (T,D) overwritten; lse (T) overwritten; work (lowrank_attend_work_fwd) scratch.
  * Q, K, V (T,D); Kc, Vc (n_past*r, D). Uses cblas_sgemm per block. */
-void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, const float *K,
-                            const float *V, const float *Kc, const float *Vc, float bias, int T,
-                            int D, int b, int r);
+void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, const float *K, const float *V,
+                            const float *Kc, const float *Vc, float bias, int T, int D, int b, int r);
 /* dQ, dK, dV (T,D) +=; dKc, dVc (n_past*r, D) +=; work (lowrank_attend_work_bwd) scratch;
  * dO (T,D); lse as produced by forward. */
 void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc, float *work,
                              const float *dO, const float *lse, const float *Q, const float *K,
-                             const float *V, const float *Kc, const float *Vc, float bias, int T,
-                             int D, int b, int r);
+                             const float *V, const float *Kc, const float *Vc, float bias, int T, int D,
+                             int b, int r);
 /* The naive references (row by row, sums in double, no work buffer); same contracts. */
-void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K,
-                                const float *V, const float *Kc, const float *Vc, float bias, int T,
-                                int D, int b, int r);
-void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc,
-                                 const float *dO, const float *lse, const float *Q, const float *K,
-                                 const float *V, const float *Kc, const float *Vc, float bias,
-                                 int T, int D, int b, int r);
+void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K, const float *V,
+                                const float *Kc, const float *Vc, float bias, int T, int D, int b, int r);
+void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc, const float *dO,
+                                 const float *lse, const float *Q, const float *K, const float *V,
+                                 const float *Kc, const float *Vc, float bias, int T, int D, int b, int r);
 /* One query row for incremental decoding: o (D) overwritten; q (D); Kc, Vc (R,D) compressed
  * rows; Kcur, Vcur (ncur,D) the own block up to and including this position; s (R + ncur)
  * scratch. */
@@ -110,7 +105,7 @@ size_t lowrank_pinv_trace_floats(int m);
 void lowrank_pinv_forward(float *Z, float *trace, float *work, const float *A, int m);
 /* dA (m,m) += the gradient through the iteration, init scale included (max column / row sums
  * are differentiated at their first argmax); dZ (m,m); trace from forward; work (4 m*m). */
-void lowrank_pinv_backward(float *dA, float *work, const float *dZ, const float *trace,
-                           const float *A, int m);
+void lowrank_pinv_backward(float *dA, float *work, const float *dZ, const float *trace, const float *A,
+                           int m);
 
 #endif

@@ -618,9 +618,8 @@ static void lsh_pair_forward(const struct mixer *m, float *o, float *lse, float 
 /* The core's forward: o (B,H,T,D) overwritten; saved (lsh_saved_floats) overwritten; work
  * (lsh_work_floats); q, v (B,H,T,D) and k the L2-normalised q (the shared path's shared-QK
  * split). xp unused (no extra parameters). */
-static void lsh_core_forward(const struct mixer *m, float *o, float *saved, float *work,
-                             const float *q, const float *k, const float *v, const float *xp, int B,
-                             int T)
+static void lsh_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                             const float *k, const float *v, const float *xp, int B, int T)
 {
     (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);
@@ -788,10 +787,9 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
 /* The core's backward: dq, dk, dv (B,H,T,D) OVERWRITTEN, the key path folded into dq (dk is
  * scratch to the shared path, attn_common.h); work (lsh_work_floats); dout, o, q, k, v
  * (B,H,T,D) and saved as forward left them. No extra parameters (dxp, xp unused). */
-static void lsh_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp,
-                              float *work, const float *dout, const float *o, const float *saved,
-                              const float *q, const float *k, const float *v, const float *xp,
-                              int B, int T)
+static void lsh_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                              const float *dout, const float *o, const float *saved, const float *q,
+                              const float *k, const float *v, const float *xp, int B, int T)
 {
     (void)dxp, (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);
@@ -807,9 +805,9 @@ static void lsh_core_backward(const struct mixer *m, float *dq, float *dk, float
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         size_t h = (size_t)cfg->h, i = (size_t)bh;
-        lsh_pair_backward(m, dq + i * TD, dk + i * TD, dv + i * TD, pairs + i * pw, dout + i * TD,
-                          o + i * TD, q + i * TD, k + i * TD, v + i * TD, s.lse + i * h * T_,
-                          s.w + i * h * T_, s.perm + i * h * T_, s.seg + i * h * T_, T);
+        lsh_pair_backward(m, dq + i * TD, dk + i * TD, dv + i * TD, pairs + i * pw, dout + i * TD, o + i * TD,
+                          q + i * TD, k + i * TD, v + i * TD, s.lse + i * h * T_, s.w + i * h * T_,
+                          s.perm + i * h * T_, s.seg + i * h * T_, T);
     }
 }
 
@@ -825,13 +823,13 @@ static size_t lsh_state_floats(const struct mixer *m)
     size_t H = (size_t)m->H, D = (size_t)m->D;
     size_t c = (size_t)(cfg->c < m->T_max ? cfg->c : m->T_max); /* a bucket never holds more */
     size_t hb = H * cfg->h * cfg->nb;
-    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 2 * D * c +
-           c + 1 + (size_t)cfg->h * (D + 2);
+    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 2 * D * c + c + 1 +
+           (size_t)cfg->h * (D + 2);
 }
 
 /* o_t (H,D) overwritten; q_t, k_t, v_t (H,D); xp unused. */
-static void lsh_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
-                          const float *k_t, const float *v_t, const float *xp, int t)
+static void lsh_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t, const float *k_t,
+                          const float *v_t, const float *xp, int t)
 {
     (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);

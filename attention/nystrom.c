@@ -74,8 +74,7 @@ static void nys_means(float *out, const float *in, int m, int g, int D)
 static void nys_softmax_xy(float *P, const float *X, const float *Y, int rows, int cols, int D)
 {
     const float scale = 1.0f / sqrtf((float)D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P,
-                cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P, cols);
     for (int i = 0; i < rows; i++) {
         float *p = P + (size_t)i * cols, mx = -INFINITY, sum = 0;
         for (int j = 0; j < cols; j++)
@@ -117,17 +116,15 @@ static void nys_block_forward(float *Kt, float *W, float *work, const float *Qb,
     nys_softmax_xy(A, Qt, Kt, m, m, D);
     lowrank_pinv_forward(Z, trace ? pw : NULL, pw, A, m);
     nys_softmax_xy(Bm, Qt, Kb, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV, D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, BV, D, 0.0f, W, D);
 }
 
 /* Backward of one block, after nys_block_forward(trace = 1) on the same work:
  * dQb, dKb, dVb (b,D) +=; Kb, Vb the block's keys and values (b,D); dKt (m,D) the engine's gradient
  * of the landmark keys (consumed: the A-path is added to it); dW (m,D). */
-static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work,
-                               const float *dW, const float *Kt, const float *Kb, const float *Vb,
-                               int m, int b, int D)
+static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work, const float *dW,
+                               const float *Kt, const float *Kb, const float *Vb, int m, int b, int D)
 {
     size_t mD = (size_t)m * D, m2 = (size_t)m * m, mb = (size_t)m * b;
     const float *Qt = work, *A = Qt + 3 * mD, *Z = A + m2, *Bm = Z + m2, *BV = Bm + mb;
@@ -139,22 +136,17 @@ static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, D, 1.0f, dW, D, BV, D, 0.0f, dZ, m);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, dW, D, 0.0f, dBV, D);
     /* BV = Bm Vb */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm,
-                b);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm, b);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb, D);
     /* Bm = softmax(s Qt Kbᵀ) */
     nys_softmax_back(dBm, Bm, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt,
-                D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt, D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb, D);
     /* Z = pinv(A), A = softmax(s Qt Ktᵀ) */
     memset(dA, 0, m2 * sizeof(float));
     lowrank_pinv_backward(dA, pw, dZ, tr, A, m);
     nys_softmax_back(dA, A, m, m, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt, D);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Qt, D, 1.0f, dKt, D);
     /* Qt, Kt = group means */
     for (int l = 0; l < m; l++)
@@ -177,8 +169,8 @@ static void nys_conv_forward(float *O, const float *V, const float *w, int T, in
 }
 
 /* dV (T,D) +=, dw (K) += ; dO (T,D). */
-static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V, const float *w,
-                              int T, int D, int K)
+static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V, const float *w, int T,
+                              int D, int K)
 {
     for (int t = 0; t < T; t++)
         for (int tau = 0; tau < K && tau <= t; tau++) {
@@ -204,17 +196,15 @@ static void nys_compress(const struct mixer *m, float *Kc, float *Vc, float *wor
 }
 
 static void nys_compress_backward(const struct mixer *m, float *dQ, float *dK, float *dV, float *g,
-                                  float *work, float *dKc, const float *dVc, const float *Kc,
-                                  const float *Vc, const float *Q, const float *K, const float *V,
-                                  const float *xp)
+                                  float *work, float *dKc, const float *dVc, const float *Kc, const float *Vc,
+                                  const float *Q, const float *K, const float *V, const float *xp)
 {
     (void)g, (void)Vc, (void)xp;
     const struct nys_cfg *cfg = m->cfg;
     int lm = cfg->m, D = m->D;
     /* Recompute the block with its pinv trace; the recomputed Kt, W (identical to the saved
      * ones) land in the work area's Kr, Wr slots. */
-    nys_block_forward(work + (size_t)lm * D, work + 2 * (size_t)lm * D, work, Q, K, V, lm, cfg->b,
-                      D, 1);
+    nys_block_forward(work + (size_t)lm * D, work + 2 * (size_t)lm * D, work, Q, K, V, lm, cfg->b, D, 1);
     nys_block_backward(dQ, dK, dV, dKc, work, dVc, Kc, K, V, lm, cfg->b, D);
 }
 
@@ -225,23 +215,22 @@ static void nys_reduce(const struct mixer *m, float *dxp, const float *g, int h)
         dxp[(size_t)h * Kw + t] += g[t];
 }
 
-static void nys_add_forward(const struct mixer *m, float *O, const float *V, const float *xp, int h,
-                            int T)
+static void nys_add_forward(const struct mixer *m, float *O, const float *V, const float *xp, int h, int T)
 {
     int Kw = ((const struct nys_cfg *)m->cfg)->conv;
     nys_conv_forward(O, V, xp + (size_t)h * Kw, T, m->D, Kw);
 }
 
-static void nys_add_backward(const struct mixer *m, float *dV, float *g, const float *dO,
-                             const float *V, const float *xp, int h, int T)
+static void nys_add_backward(const struct mixer *m, float *dV, float *g, const float *dO, const float *V,
+                             const float *xp, int h, int T)
 {
     int Kw = ((const struct nys_cfg *)m->cfg)->conv;
     nys_conv_backward(dV, g, dO, V, xp + (size_t)h * Kw, T, m->D, Kw);
 }
 
 /* st: a ring of the last K values (K,D). */
-static void nys_add_step(const struct mixer *m, float *o, float *st, const float *v,
-                         const float *xp, int h, int t)
+static void nys_add_step(const struct mixer *m, float *o, float *st, const float *v, const float *xp, int h,
+                         int t)
 {
     int Kw = ((const struct nys_cfg *)m->cfg)->conv, D = m->D;
     memcpy(st + (size_t)(t % Kw) * D, v, D * sizeof(float));
@@ -278,9 +267,8 @@ static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
     cfg->map.r = (int)lm;
     /* Landmark means (2·b·D), A and B scores (2·m·(m+b)·D), the 6-step pseudo-inverse
      * (~6·3·2·m³), W = A⁺ (B V) (2·m·b·D + 2·m²·D); the conv on V is counted per block too. */
-    cfg->map.block_flops = 2.0 * b * m->D + 2.0 * lm * (lm + b) * m->D +
-                           36.0 * lm * lm * lm + 2.0 * lm * b * m->D + 2.0 * lm * lm * m->D +
-                           2.0 * conv * b * m->D;
+    cfg->map.block_flops = 2.0 * b * m->D + 2.0 * lm * (lm + b) * m->D + 36.0 * lm * lm * lm +
+                           2.0 * lm * b * m->D + 2.0 * lm * lm * m->D + 2.0 * conv * b * m->D;
     cfg->map.bias = logf((float)(b / lm)); /* log g: each landmark stands for g keys */
     cfg->map.compress_reads_q = 1;
     cfg->map.block_work = nys_block_floats((int)lm, (int)b, m->D);
@@ -325,8 +313,7 @@ static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
         mx_rng_fill_normal(rng, params + attn_param_floats(m), (size_t)m->H * cfg->conv, 0.02f);
 }
 
-static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv=3",
-                                        "nystrom:m=1,b=5", NULL};
+static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv=3", "nystrom:m=1,b=5", NULL};
 
 const struct mixer_ops attn_nystrom_ops = {
     ATTN_OPS("nystrom",
@@ -334,6 +321,5 @@ const struct mixer_ops attn_nystrom_ops = {
              "block of b, each completed block through its m landmarks (segment means) and a "
              "6-step iterative pseudo-inverse, one normaliser; conv=K adds a causal depthwise "
              "conv on V (paper: m=64 over the whole sequence, conv 33)",
-             nys_tests, nys_parse, nys_destroy, nys_tensors, nys_init, lowrank_flops,
-             &lowrank_core),
+             nys_tests, nys_parse, nys_destroy, nys_tensors, nys_init, lowrank_flops, &lowrank_core),
 };
