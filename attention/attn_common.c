@@ -1,8 +1,8 @@
-/* attn_common.c — the attention family's shared path: QKV projection (separate or shared-QK),
- * head split, the core (q,k,v -> o, with the mixer's extra parameters), head merge, output
- * projection; forward, backward and single-token step. Also the naive masked reference core
- * used by tests and the FLOP count of exact attention over listed pairs.
- * Not an attention algorithm itself. */
+/* attn_common.c — the attention family's shared path: QKV projection (separate, or shared-QK
+ * with keys = L2-normalised queries), head split, the core (q,k,v -> o, with the mixer's extra
+ * parameters), head merge, output projection; forward, backward and single-token step. Also
+ * the naive masked reference core used by tests, the core-only benchmark entry points and the
+ * FLOP count of exact attention over listed pairs. Not an attention algorithm itself. */
 #include "attention/attn_common.h"
 #include "attention/mixer_internal.h"
 #include "nn/nn.h"

@@ -1,6 +1,7 @@
 /* attn_common.h — internal to attention/: the attention family's one glue (struct attn_core,
- * the ATTN_OPS initialiser, the cfg convention), its shared QKV / output projection and head
- * split, and the naive reference cores. Each family file holds only its own core or engine use.
+ * the ATTN_OPS initialiser, the cfg convention), its shared path (QKV projection, separate or
+ * shared-QK, head split and merge, output projection, step) and the naive reference cores.
+ * Each family file holds its core, or its engine's callbacks, and nothing of this path.
  * Not an attention algorithm; not included outside attention/ (tests may, to test cores). */
 #ifndef MIXLM_ATTN_COMMON_H
 #define MIXLM_ATTN_COMMON_H
@@ -16,7 +17,7 @@
  *       struct kattn_map   (kernel_attn.h: linear, performer),
  *       struct lowrank_map (lowrank_common.h: linformer, nystrom),
  *     so an engine's core reads (const struct <engine> *)m->cfg and nothing else of the mixer;
- *     a mixer with its own core (lsh) keeps its own struct;
+ *     a mixer whose core is its own and no engine's (lsh) keeps its own struct;
  *   - the mixer's parameter slice is the attention tensors (attn_tensors_add) followed by its
  *     extra tensors; the core receives that extra slice as xp (and its gradient as dxp).
  * All per-head tensors are laid out (B,H,T,D) contiguous; the softmax scale 1/sqrt(D) is the

@@ -1,6 +1,7 @@
-/* linformer.c — "linformer": causal block Linformer. Exact causal softmax inside the own block
- * of b positions, plus every completed earlier block compressed from b to k rows by learned
- * projections E, F (k,b) shared across blocks and heads; one softmax over both parts.
+/* linformer.c — "linformer": causal block Linformer, the compression half of a low-rank mixer:
+ * its spec, its tensors E, F (k,b) and the lowrank_map callbacks that project each completed
+ * block of b positions to k rows (E K_c, F V_c) and back. The attention (exact in the own
+ * block, compressed rows of earlier blocks, one softmax) is lowrank_core's (lowrank_common.c).
  * Not the paper's non-causal full-sequence projection (which lets row i see keys after i).
  *
  * Derivation of the causal variant. Linformer replaces softmax(QKᵀ/√D) V (n×n scores) by
@@ -36,6 +37,59 @@ struct lin_cfg {
     int k, b, share;
 };
 
+/* ---- the compression: callbacks of lowrank_core (lowrank_common.h) ------------------------
+ * xp is the extra slice E [F] (k,b); with share = 1 F is E. A slice's partial gradient g is
+ * dE (k,b) then dF (k,b), kept apart even when shared and summed into E by lin_reduce. */
+
+static void lin_EF(const struct mixer *m, const float *xp, const float **E, const float **F)
+{
+    const struct lin_cfg *cfg = m->cfg;
+    *E = xp;
+    *F = xp + (cfg->share ? 0 : (size_t)cfg->k * cfg->b);
+}
+
+/* Kc = E K_b, Vc = F V_b (k,D). */
+static void lin_compress(const struct mixer *m, float *Kc, float *Vc, float *work, const float *Q,
+                         const float *K, const float *V, const float *xp)
+{
+    (void)work, (void)Q;
+    const struct lin_cfg *cfg = m->cfg;
+    const float *E, *F;
+    lin_EF(m, xp, &E, &F);
+    int D = m->D, b = cfg->b, r = cfg->k;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, E, b, K, D, 0.0f, Kc, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, F, b, V, D, 0.0f, Vc, D);
+}
+
+/* Kc = E K: dK += Eᵀ dKc, dE += dKc Kᵀ (and the same for F, V). */
+static void lin_compress_backward(const struct mixer *m, float *dQ, float *dK, float *dV, float *g,
+                                  float *work, float *dKc, const float *dVc, const float *Kc, const float *Vc,
+                                  const float *Q, const float *K, const float *V, const float *xp)
+{
+    (void)dQ, (void)work, (void)Kc, (void)Vc, (void)Q;
+    const struct lin_cfg *cfg = m->cfg;
+    const float *E, *F;
+    lin_EF(m, xp, &E, &F);
+    int D = m->D, b = cfg->b, r = cfg->k;
+    float *dE = g, *dF = g + (size_t)r * b;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, r, 1.0f, E, b, dKc, D, 1.0f, dK, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, b, D, 1.0f, dKc, D, K, D, 1.0f, dE, b);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, r, 1.0f, F, b, dVc, D, 1.0f, dV, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, b, D, 1.0f, dVc, D, V, D, 1.0f, dF, b);
+}
+
+static void lin_reduce(const struct mixer *m, float *dxp, const float *g, int h)
+{
+    (void)h;
+    const struct lin_cfg *cfg = m->cfg;
+    size_t kb = (size_t)cfg->k * cfg->b;
+    float *dE = dxp, *dF = dxp + (cfg->share ? 0 : kb);
+    for (size_t e = 0; e < kb; e++) {
+        dE[e] += g[e];
+        dF[e] += g[kb + e]; /* share: dF == dE, both partials land in E */
+    }
+}
+
 static int lin_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
     struct mixer_kv kv;
@@ -60,6 +114,11 @@ static int lin_parse(struct mixer *m, const char *args, struct mx_error *err)
     cfg->map.b = (int)b;
     cfg->map.r = (int)k;
     cfg->map.block_flops = 2.0 * 2.0 * (double)k * b * m->D; /* E K_c and F V_c */
+    cfg->map.bias = 0.0f;
+    cfg->map.slice_grad = 2 * (size_t)k * b;
+    cfg->map.compress = lin_compress;
+    cfg->map.compress_backward = lin_compress_backward;
+    cfg->map.reduce = lin_reduce;
     cfg->share = (int)share;
     m->cfg = cfg;
     snprintf(m->spec, sizeof m->spec, "linformer:k=%d,b=%d,share=%d", cfg->k, cfg->b, cfg->share);
@@ -99,184 +158,13 @@ static void lin_init(const struct mixer *m, float *params, struct mx_rng *rng)
     }
 }
 
-/* ---- the core: q,k,v (B,H,T,D) -> o, with E, F from the bound context ---------------------- */
-
-struct lin_view {
-    const struct lin_cfg *cfg;
-    const float *E, *F; /* (k,b) */
-    float *dE, *dF;     /* (k,b), backward only */
-};
-
-/* xp: the extra slice E [F]; dxp its gradient (backward) or NULL. */
-static struct lin_view lin_view(const struct mixer *m, const float *xp, float *dxp)
-{
-    struct lin_view v;
-    v.cfg = m->cfg;
-    size_t kb = (size_t)v.cfg->k * v.cfg->b;
-    v.E = xp;
-    v.F = xp ? xp + (v.cfg->share ? 0 : kb) : NULL;
-    v.dE = dxp;
-    v.dF = dxp ? dxp + (v.cfg->share ? 0 : kb) : NULL;
-    return v;
-}
-
-/* Compressed rows per (b,h) slice: R = n_past * k. */
-static size_t lin_R(const struct lin_cfg *cfg, int T)
-{
-    return (size_t)lowrank_n_past(T, cfg->b) * cfg->k;
-}
-
-/* saved: lse (B,H,T), Kc (B,H,R,D), Vc (B,H,R,D). */
-static size_t lin_saved(const struct mixer *mm, int B, int T)
-{
-    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
-    return (size_t)B * mm->H * (T + 2 * lin_R(cfg, T) * mm->D);
-}
-
-/* Per (b,h) slice, backward: dKc, dVc (R,D), dE, dF (k,b), the engine's work. */
-static size_t lin_slice_bwd(const struct lin_cfg *cfg, int T, int D)
-{
-    return 2 * lin_R(cfg, T) * D + 2 * (size_t)cfg->k * cfg->b +
-           lowrank_attend_work_bwd(T, cfg->b, cfg->k);
-}
-
-static size_t lin_work(const struct mixer *mm, int B, int T)
-{
-    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
-    size_t f = lowrank_attend_work_fwd(T, cfg->b, cfg->k), g = lin_slice_bwd(cfg, T, mm->D);
-    return (size_t)B * mm->H * (f > g ? f : g);
-}
-
-static void lin_core_forward(const struct mixer *mm, float *o, float *saved, float *work,
-                             const float *q, const float *k, const float *v, const float *xp,
-                             int B, int T)
-{
-    struct lin_view w = lin_view(mm, xp, NULL);
-    int D = mm->D, b = w.cfg->b, r = w.cfg->k, np = lowrank_n_past(T, b), BH = B * mm->H;
-    size_t R = lin_R(w.cfg, T), TD = (size_t)T * D, wf = lowrank_attend_work_fwd(T, b, r);
-    float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < BH; bh++) {
-        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D;             /* (R,D) */
-        for (int c = 0; c < np; c++) {
-            size_t in = (size_t)c * b * D, out = (size_t)c * r * D;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.E, b, K + in, D,
-                        0.0f, Kcs + out, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.F, b, V + in, D,
-                        0.0f, Vcs + out, D);
-        }
-        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, work + bh * wf, Q, K, V, Kcs, Vcs,
-                               0.0f, T, D, b, r);
-    }
-}
-
-/* dq, dk, dv OVERWRITTEN (the engine accumulates into them after they are zeroed here);
- * dxp +=. */
-static void lin_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *dxp,
-                              float *work, const float *dout, const float *o, const float *saved,
-                              const float *q, const float *k, const float *v, const float *xp,
-                              int B, int T)
-{
-    (void)o;
-    struct lin_view w = lin_view(mm, xp, dxp);
-    size_t n_all = (size_t)B * mm->H * T * mm->D;
-    memset(dq, 0, n_all * sizeof(float));
-    memset(dk, 0, n_all * sizeof(float));
-    memset(dv, 0, n_all * sizeof(float));
-    int D = mm->D, b = w.cfg->b, r = w.cfg->k, np = lowrank_n_past(T, b), BH = B * mm->H;
-    size_t R = lin_R(w.cfg, T), TD = (size_t)T * D, kb = (size_t)r * b;
-    size_t ws = lin_slice_bwd(w.cfg, T, D);
-    const float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < BH; bh++) {
-        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *dKc = work + bh * ws, *dVc = dKc + R * D;                  /* (R,D) */
-        float *dEs = dVc + R * D, *dFs = dEs + kb;                        /* (k,b) */
-        float *eng = dFs + kb;
-        memset(dKc, 0, (2 * R * D + 2 * kb) * sizeof(float));
-        lowrank_attend_backward(dq + bh * TD, dk + bh * TD, dv + bh * TD, dKc, dVc, eng,
-                                dout + bh * TD, lse + (size_t)bh * T, Q, K, V, Kc + bh * R * D,
-                                Vc + bh * R * D, 0.0f, T, D, b, r);
-        for (int c = 0; c < np; c++) {
-            size_t in = (size_t)c * b * D, cr = (size_t)c * r * D;
-            /* Kc_c = E K_c: dK_c += Eᵀ dKc_c, dE += dKc_c K_cᵀ (and the same for F, V). */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, r, 1.0f, w.E, b, dKc + cr, D,
-                        1.0f, dk + bh * TD + in, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, b, D, 1.0f, dKc + cr, D, K + in,
-                        D, 1.0f, dEs, b);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, r, 1.0f, w.F, b, dVc + cr, D,
-                        1.0f, dv + bh * TD + in, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, b, D, 1.0f, dVc + cr, D, V + in,
-                        D, 1.0f, dFs, b);
-        }
-    }
-    /* WHY per-slice partial sums reduced here in slice order: E, F are shared by all slices,
-     * and a fixed summation order keeps the gradient bitwise deterministic. */
-    for (int bh = 0; bh < BH; bh++) {
-        const float *dEs = work + bh * ws + 2 * R * D, *dFs = dEs + kb;
-        for (size_t e = 0; e < kb; e++) {
-            w.dE[e] += dEs[e];
-            w.dF[e] += dFs[e]; /* share: dF == dE, both partials land in E */
-        }
-    }
-}
-
-/* ---- incremental decoding -----------------------------------------------------------------
- * State per head: Kc, Vc (n_past(T_max)*k, D), the own block's K, V (b, D), scores
- * (n_past*k + b). A block's compressed rows are made when its last position arrives. */
-
-static size_t lin_head_state(const struct mixer *mm)
-{
-    const struct lin_cfg *cfg = ((const struct lin_cfg *)mm->cfg);
-    size_t R = lin_R(cfg, mm->T_max);
-    return 2 * R * mm->D + 2 * (size_t)cfg->b * mm->D + R + cfg->b;
-}
-
-static size_t lin_state(const struct mixer *mm)
-{
-    return (size_t)mm->H * lin_head_state(mm);
-}
-
-static void lin_step(const struct mixer *mm, float *o_t, float *state, const float *q_t,
-                     const float *k_t, const float *v_t, const float *xp, int t)
-{
-    struct lin_view w = lin_view(mm, xp, NULL);
-    int D = mm->D, b = w.cfg->b, r = w.cfg->k, n = t / b, pos = t % b;
-    int np = lowrank_n_past(mm->T_max, b);
-    size_t R = lin_R(w.cfg, mm->T_max), hs = lin_head_state(mm);
-    for (int h = 0; h < mm->H; h++) {
-        float *Kc = state + h * hs, *Vc = Kc + R * D;                              /* (R,D) */
-        float *Kb = Vc + R * D, *Vb = Kb + (size_t)b * D, *s = Vb + (size_t)b * D; /* (b,D) */
-        memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
-        memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));
-        lowrank_attend_row(o_t + (size_t)h * D, s, q_t + (size_t)h * D, Kc, Vc, n * r, Kb, Vb,
-                           pos + 1, 0.0f, D);
-        if (pos == b - 1 && n < np) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.E, b, Kb, D,
-                        0.0f, Kc + (size_t)n * r * D, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, D, b, 1.0f, w.F, b, Vb, D,
-                        0.0f, Vc + (size_t)n * r * D, D);
-        }
-    }
-}
-
-static const struct attn_core lin_core = {
-    .saved_floats = lin_saved,
-    .work_floats = lin_work,
-    .forward = lin_core_forward,
-    .backward = lin_core_backward,
-    .state_floats = lin_state,
-    .step = lin_step,
-};
-
-static const char *const lin_tests[] = {"linformer:k=2,b=4", "linformer:k=3,b=6,share=1",
-                                        "linformer:k=1,b=7", NULL};
+static const char *const lin_tests[] = {"linformer:k=2,b=4", "linformer:k=3,b=6,share=1", "linformer:k=1,b=7",
+                                        NULL};
 
 const struct mixer_ops attn_linformer_ops = {
     ATTN_OPS("linformer",
              "linformer:k=8,b=64,share=0 — causal block Linformer: exact attention in the own "
              "block of b, each completed block projected to k rows by learned E,F (k,b) "
              "(share=1: E=F); paper k=256 is non-causal over the whole sequence",
-             lin_tests, lin_parse, lin_destroy, lin_tensors, lin_init, lowrank_flops, &lin_core),
+             lin_tests, lin_parse, lin_destroy, lin_tensors, lin_init, lowrank_flops, &lowrank_core),
 };

@@ -1,7 +1,9 @@
-/* lowrank_common.c — shared by linformer.c and nystrom.c: the block engine (exact attention in
- * the own block + compressed rows of completed blocks under one softmax) with its naive
+/* lowrank_common.c — the low-rank attention core shared by linformer.c and nystrom.c
+ * (lowrank_core: per slice, compress completed blocks through the mixer's callbacks, attend,
+ * add its optional term; forward, backward, step), the block engine under it (exact attention
+ * in the own block + compressed rows of completed blocks under one softmax) with its naive
  * reference and FLOP count, and the iterative Moore-Penrose pseudo-inverse with its backward.
- * Not a mixer: how blocks are compressed belongs to each mixer's file. */
+ * Not a mixer, and no compression of its own: that is each mixer's callback. */
 #include "attention/lowrank_common.h"
 
 #include <cblas.h>
@@ -22,6 +24,154 @@ void lowrank_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     *fwd = f + comp;
     *bwd = b + 2.5 * comp;
 }
+
+/* ---- the low-rank core ------------------------------------------------------------------- */
+
+static const struct lowrank_map *map_of(const struct mixer *m)
+{
+    return (const struct lowrank_map *)m->cfg;
+}
+
+static size_t zmax(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Compressed rows per slice at length T. */
+static size_t lowrank_R(const struct lowrank_map *map, int T)
+{
+    return (size_t)lowrank_n_past(T, map->b) * map->r;
+}
+
+static size_t lowrank_saved_floats(const struct mixer *m, int B, int T)
+{
+    return (size_t)B * m->H * (T + 2 * lowrank_R(map_of(m), T) * m->D);
+}
+
+/* Per slice: forward max(engine, block); backward dKc, dVc (R,D), g, max(engine, block). */
+static size_t lowrank_slice_fwd(const struct lowrank_map *map, int T)
+{
+    return zmax(lowrank_attend_work_fwd(T, map->b, map->r), map->block_work);
+}
+
+static size_t lowrank_slice_bwd(const struct lowrank_map *map, int T, int D)
+{
+    return 2 * lowrank_R(map, T) * D + map->slice_grad +
+           zmax(lowrank_attend_work_bwd(T, map->b, map->r), map->block_work);
+}
+
+static size_t lowrank_work_floats(const struct mixer *m, int B, int T)
+{
+    const struct lowrank_map *map = map_of(m);
+    return (size_t)B * m->H * zmax(lowrank_slice_fwd(map, T), lowrank_slice_bwd(map, T, m->D));
+}
+
+static void lowrank_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                                 const float *k, const float *v, const float *xp, int B, int T)
+{
+    const struct lowrank_map *map = map_of(m);
+    int D = m->D, b = map->b, r = map->r, np = lowrank_n_past(T, b), BH = B * m->H;
+    size_t R = lowrank_R(map, T), TD = (size_t)T * D, ws = lowrank_slice_fwd(map, T);
+    float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D;             /* (R,D) */
+        float *sw = work + bh * ws;
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, out = (size_t)c * r * D;
+            map->compress(m, Kcs + out, Vcs + out, sw, Q + in, K + in, V + in, xp);
+        }
+        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, sw, Q, K, V, Kcs, Vcs, map->bias, T, D, b,
+                               r);
+        if (map->add_forward)
+            map->add_forward(m, o + bh * TD, V, xp, bh % m->H, T);
+    }
+}
+
+/* dq, dk, dv OVERWRITTEN (zeroed here, then the engine and the callbacks accumulate); dxp +=. */
+static void lowrank_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp,
+                                  float *work, const float *dout, const float *o, const float *saved,
+                                  const float *q, const float *k, const float *v, const float *xp, int B,
+                                  int T)
+{
+    (void)o;
+    const struct lowrank_map *map = map_of(m);
+    size_t n_all = (size_t)B * m->H * T * m->D;
+    memset(dq, 0, n_all * sizeof(float));
+    memset(dk, 0, n_all * sizeof(float));
+    memset(dv, 0, n_all * sizeof(float));
+    int D = m->D, b = map->b, r = map->r, np = lowrank_n_past(T, b), BH = B * m->H;
+    size_t R = lowrank_R(map, T), TD = (size_t)T * D, ws = lowrank_slice_bwd(map, T, D);
+    const float *lse = saved, *Kc = lse + (size_t)BH * T, *Vc = Kc + (size_t)BH * R * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
+        float *dQ = dq + bh * TD, *dK = dk + bh * TD, *dV = dv + bh * TD;
+        const float *Kcs = Kc + bh * R * D, *Vcs = Vc + bh * R * D; /* (R,D) */
+        float *dKc = work + bh * ws, *dVc = dKc + R * D;            /* (R,D) */
+        float *g = dVc + R * D, *eng = g + map->slice_grad;
+        memset(dKc, 0, (2 * R * D + map->slice_grad) * sizeof(float));
+        lowrank_attend_backward(dQ, dK, dV, dKc, dVc, eng, dout + bh * TD, lse + (size_t)bh * T, Q, K, V, Kcs,
+                                Vcs, map->bias, T, D, b, r);
+        for (int c = 0; c < np; c++) {
+            size_t in = (size_t)c * b * D, cr = (size_t)c * r * D;
+            map->compress_backward(m, dQ + in, dK + in, dV + in, g, eng, dKc + cr, dVc + cr, Kcs + cr,
+                                   Vcs + cr, Q + in, K + in, V + in, xp);
+        }
+        if (map->add_backward)
+            map->add_backward(m, dV, g, dout + bh * TD, V, xp, bh % m->H, T);
+    }
+    if (dxp && map->slice_grad > 0)
+        for (int bh = 0; bh < BH; bh++)
+            map->reduce(m, dxp, work + bh * ws + 2 * R * D, bh % m->H);
+}
+
+static size_t lowrank_head_state(const struct mixer *m)
+{
+    const struct lowrank_map *map = map_of(m);
+    size_t R = lowrank_R(map, m->T_max), bD = (size_t)map->b * m->D;
+    return 2 * R * m->D + (map->compress_reads_q ? 3 : 2) * bD + R + map->b + map->add_state;
+}
+
+static size_t lowrank_state_floats(const struct mixer *m)
+{
+    return (size_t)m->H * lowrank_head_state(m) + map_of(m)->block_work;
+}
+
+static void lowrank_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t,
+                              const float *k_t, const float *v_t, const float *xp, int t)
+{
+    const struct lowrank_map *map = map_of(m);
+    int D = m->D, b = map->b, r = map->r, n = t / b, pos = t % b;
+    int np = lowrank_n_past(m->T_max, b);
+    size_t R = lowrank_R(map, m->T_max), hs = lowrank_head_state(m), bD = (size_t)b * D;
+    float *bwork = state + (size_t)m->H * hs;
+    for (int h = 0; h < m->H; h++) {
+        float *Kc = state + h * hs, *Vc = Kc + R * D; /* (R,D) */
+        float *Qb = Vc + R * D, *Kb = Qb + (map->compress_reads_q ? bD : 0), *Vb = Kb + bD;
+        float *s = Vb + bD, *st = s + R + b; /* (R+b), add_state */
+        if (map->compress_reads_q)
+            memcpy(Qb + (size_t)pos * D, q_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
+        memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));
+        float *o = o_t + (size_t)h * D;
+        lowrank_attend_row(o, s, q_t + (size_t)h * D, Kc, Vc, n * r, Kb, Vb, pos + 1, map->bias, D);
+        if (map->add_step)
+            map->add_step(m, o, st, v_t + (size_t)h * D, xp, h, t);
+        if (pos == b - 1 && n < np)
+            map->compress(m, Kc + (size_t)n * r * D, Vc + (size_t)n * r * D, bwork, Qb, Kb, Vb, xp);
+    }
+}
+
+const struct attn_core lowrank_core = {
+    .saved_floats = lowrank_saved_floats,
+    .work_floats = lowrank_work_floats,
+    .forward = lowrank_core_forward,
+    .backward = lowrank_core_backward,
+    .state_floats = lowrank_state_floats,
+    .step = lowrank_core_step,
+};
 
 /* ---- the block engine ---------------------------------------------------------------------
  * Per query block n (rows q0 .. q0+nq-1) one score matrix S (nq, Rn + nq), Rn = n*r:
@@ -45,15 +195,13 @@ size_t lowrank_attend_work_bwd(int T, int b, int r)
 }
 
 /* S (nq, ld) overwritten with scaled scores (+bias on the compressed columns). */
-static void block_scores(float *S, const float *Qn, const float *Kc, const float *Kn, int Rn,
-                         int nq, int D, float scale, float bias)
+static void block_scores(float *S, const float *Qn, const float *Kc, const float *Kn, int Rn, int nq, int D,
+                         float scale, float bias)
 {
     int ld = Rn + nq;
     if (Rn > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, Rn, D, scale, Qn, D, Kc, D, 0.0f,
-                    S, ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nq, D, scale, Qn, D, Kn, D, 0.0f,
-                S + Rn, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, Rn, D, scale, Qn, D, Kc, D, 0.0f, S, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nq, D, scale, Qn, D, Kn, D, 0.0f, S + Rn, ld);
     if (bias != 0.0f)
         for (int ii = 0; ii < nq; ii++)
             for (int l = 0; l < Rn; l++)
@@ -92,9 +240,8 @@ static void block_probs(float *S, float *lse, int compute_lse, int Rn, int nq)
     }
 }
 
-void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, const float *K,
-                            const float *V, const float *Kc, const float *Vc, float bias, int T,
-                            int D, int b, int r)
+void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, const float *K, const float *V,
+                            const float *Kc, const float *Vc, float bias, int T, int D, int b, int r)
 {
     const float scale = 1.0f / sqrtf((float)D);
     for (int q0 = 0, n = 0; q0 < T; q0 += b, n++) {
@@ -105,8 +252,8 @@ void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, c
         block_probs(S, lse + q0, 1, Rn, nq);
         float *On = O + (size_t)q0 * D;
         if (Rn > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, Rn, 1.0f, S, ld, Vc, D,
-                        0.0f, On, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, Rn, 1.0f, S, ld, Vc, D, 0.0f, On,
+                        D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nq, 1.0f, S + Rn, ld, Vn, D,
                     Rn > 0 ? 1.0f : 0.0f, On, D);
     }
@@ -114,8 +261,8 @@ void lowrank_attend_forward(float *O, float *lse, float *work, const float *Q, c
 
 void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc, float *work,
                              const float *dO, const float *lse, const float *Q, const float *K,
-                             const float *V, const float *Kc, const float *Vc, float bias, int T,
-                             int D, int b, int r)
+                             const float *V, const float *Kc, const float *Vc, float bias, int T, int D,
+                             int b, int r)
 {
     const float scale = 1.0f / sqrtf((float)D);
     size_t half = lowrank_attend_work_fwd(T, b, r);
@@ -128,10 +275,10 @@ void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float 
         block_probs(P, (float *)(lse + q0), 0, Rn, nq);
         /* dP = dO [Vc; Vn]ᵀ */
         if (Rn > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, Rn, D, 1.0f, dOn, D, Vc, D,
-                        0.0f, dS, ld);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nq, D, 1.0f, dOn, D, Vn, D, 0.0f,
-                    dS + Rn, ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, Rn, D, 1.0f, dOn, D, Vc, D, 0.0f, dS,
+                        ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nq, D, 1.0f, dOn, D, Vn, D, 0.0f, dS + Rn,
+                    ld);
         /* Softmax backward: dS = P ⊙ (dP − Σ P⊙dP) · scale. WHY Σ P⊙dP instead of dO·O: it
          * needs no saved output (the core's o may carry additions, e.g. Nyström's conv). */
         for (int ii = 0; ii < nq; ii++) {
@@ -145,19 +292,19 @@ void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float 
         }
         float *dQn = dQ + (size_t)q0 * D, *dKn = dK + (size_t)q0 * D, *dVn = dV + (size_t)q0 * D;
         if (Rn > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, Rn, 1.0f, dS, ld, Kc, D,
-                        1.0f, dQn, D);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Rn, D, nq, 1.0f, dS, ld, Qn, D,
-                        1.0f, dKc, D);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Rn, D, nq, 1.0f, P, ld, dOn, D,
-                        1.0f, dVc, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, Rn, 1.0f, dS, ld, Kc, D, 1.0f, dQn,
+                        D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Rn, D, nq, 1.0f, dS, ld, Qn, D, 1.0f, dKc,
+                        D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Rn, D, nq, 1.0f, P, ld, dOn, D, 1.0f, dVc,
+                        D);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nq, 1.0f, dS + Rn, ld, Kn, D,
-                    1.0f, dQn, D);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, D, nq, 1.0f, dS + Rn, ld, Qn, D,
-                    1.0f, dKn, D);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, D, nq, 1.0f, P + Rn, ld, dOn, D,
-                    1.0f, dVn, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nq, 1.0f, dS + Rn, ld, Kn, D, 1.0f, dQn,
+                    D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, D, nq, 1.0f, dS + Rn, ld, Qn, D, 1.0f, dKn,
+                    D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, D, nq, 1.0f, P + Rn, ld, dOn, D, 1.0f, dVn,
+                    D);
     }
 }
 
@@ -172,8 +319,8 @@ static double ref_score(const float *q, const float *key, int D, double scale)
     return s * scale;
 }
 
-static void ref_item(int c, int Rn, int q0, const float *K, const float *V, const float *Kc,
-                     const float *Vc, int D, const float **key, const float **val)
+static void ref_item(int c, int Rn, int q0, const float *K, const float *V, const float *Kc, const float *Vc,
+                     int D, const float **key, const float **val)
 {
     if (c < Rn) {
         *key = Kc + (size_t)c * D;
@@ -184,9 +331,8 @@ static void ref_item(int c, int Rn, int q0, const float *K, const float *V, cons
     }
 }
 
-void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K,
-                                const float *V, const float *Kc, const float *Vc, float bias, int T,
-                                int D, int b, int r)
+void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const float *K, const float *V,
+                                const float *Kc, const float *Vc, float bias, int T, int D, int b, int r)
 {
     const double scale = 1.0 / sqrt((double)D);
     for (int i = 0; i < T; i++) {
@@ -215,10 +361,9 @@ void lowrank_attend_ref_forward(float *O, float *lse, const float *Q, const floa
     }
 }
 
-void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc,
-                                 const float *dO, const float *lse, const float *Q, const float *K,
-                                 const float *V, const float *Kc, const float *Vc, float bias,
-                                 int T, int D, int b, int r)
+void lowrank_attend_ref_backward(float *dQ, float *dK, float *dV, float *dKc, float *dVc, const float *dO,
+                                 const float *lse, const float *Q, const float *K, const float *V,
+                                 const float *Kc, const float *Vc, float bias, int T, int D, int b, int r)
 {
     const double scale = 1.0 / sqrt((double)D);
     for (int i = 0; i < T; i++) {
@@ -282,11 +427,10 @@ size_t lowrank_pinv_trace_floats(int m)
     return 5 * (size_t)LOWRANK_PINV_ITERS * m * m;
 }
 
-static void mm(float *C, const float *A, const float *B, int m, int ta, int tb, float alpha,
-               float beta)
+static void mm(float *C, const float *A, const float *B, int m, int ta, int tb, float alpha, float beta)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, m,
-                m, alpha, A, m, B, m, beta, C, m);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, m, m, alpha,
+                A, m, B, m, beta, C, m);
 }
 
 static void add_diag(float *X, float v, int m)
@@ -364,15 +508,13 @@ void lowrank_pinv_forward(float *Z, float *trace, float *work, const float *A, i
         memcpy(Z, Zk, mm2 * sizeof(float));
 }
 
-void lowrank_pinv_backward(float *dA, float *work, const float *dZ, const float *trace,
-                           const float *A, int m)
+void lowrank_pinv_backward(float *dA, float *work, const float *dZ, const float *trace, const float *A, int m)
 {
     size_t mm2 = (size_t)m * m;
     float *dZn = work, *dZk = work + mm2, *dP = dZk + mm2, *dX = dP + mm2;
     memcpy(dZn, dZ, mm2 * sizeof(float));
     for (int k = LOWRANK_PINV_ITERS - 1; k >= 0; k--) {
-        const float *Zk = trace + 5 * mm2 * k, *X = Zk + mm2, *P1 = X + mm2, *P2 = P1 + mm2,
-                    *P3 = P2 + mm2;
+        const float *Zk = trace + 5 * mm2 * k, *X = Zk + mm2, *P1 = X + mm2, *P2 = P1 + mm2, *P3 = P2 + mm2;
         mm(dZk, dZn, P3, m, 0, 1, 0.25f, 0.0f); /* Z' = ¼ Z P3 */
         mm(dP, Zk, dZn, m, 1, 0, 0.25f, 0.0f);  /* dP3 */
         mm(dX, dP, P2, m, 0, 1, -1.0f, 0.0f);   /* P3 = 13I − X P2 */

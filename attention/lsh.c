@@ -1,9 +1,10 @@
-/* lsh.c — Reformer's LSH attention ("lsh", Kitaev, Kaiser & Levskaya 2020), made strictly causal:
- * shared query-key projection (keys are the L2-normalised queries), angular LSH by random
- * rotations, h hash rounds, a counting sort by (bucket, position) per round, banded attention
- * inside each bucket, rounds combined by their log-sum-exp; forward, backward and an exact
- * incremental step. Not the textbook "sort, then cut into fixed chunks": that is not causal (see
- * CAUSAL DESIGN). No gradient flows through the hash; no T×T matrix is ever formed.
+/* lsh.c — Reformer's LSH attention ("lsh", Kitaev, Kaiser & Levskaya 2020), made strictly causal,
+ * as an attention-family core behind the shared path's shared-QK projection (attn_common.h:
+ * c_attn (2C,C), keys = L2-normalised queries): angular LSH by random rotations, h hash rounds,
+ * a counting sort by (bucket, position) per round, banded attention inside each bucket, rounds
+ * combined by their log-sum-exp; forward, backward and an exact incremental step. Not the
+ * projections (the shared path's), not the textbook "sort, then cut into fixed chunks" (not
+ * causal: see CAUSAL DESIGN). No gradient flows through the hash; no T×T matrix is formed.
  *
  * CAUSAL DESIGN. In the paper a query at sorted position p (queries sorted by bucket, then by
  * position) attends to its own chunk of c sorted items and the previous one. Chunk boundaries
@@ -31,7 +32,8 @@
  * Cost O(T*h*c*D); saved q,k,v,o + 4h floats per (b,h,t); workspace O(T*D*(h+2)) per (b,h).
  *
  * Generation: an exact incremental step (KV cache plus, per head, round and bucket, a ring of
- * the last c positions); it reproduces forward's rows up to projection round-off. */
+ * the last c positions) behind the shared path's step; it reproduces forward's rows up to
+ * projection round-off. */
 #include "attention/attn_common.h"
 #include "nn/nn.h"
 
@@ -43,8 +45,6 @@
  * self key gets all the weight and the row lse is ~-1e5, so the round-combination softmax gives
  * that round ~0 weight whenever another round found real keys. */
 #define LSH_SELF_SCORE (-1e5f)
-/* WHY an epsilon inside the norm: q = 0 (e.g. zero weights) must give k = 0, not NaN. */
-#define LSH_NORM_EPS 1e-12f
 /* Rotations in eval and generation come from this step key (training steps never reach it). */
 #define LSH_EVAL_STEP 0xFFFFFFFFFFFFFFFFull
 #define LSH_SEED_TAG 0x4C534841545441ull /* "LSHATTA": keeps our stream apart from other users */
@@ -118,52 +118,6 @@ void attn_lsh_freeze_hash(struct mixer *m, int B)
     cfg->frozen_T = 0;
     if (B > 0)
         cfg->frozen = mx_xcalloc(2 * (size_t)B * m->H * cfg->h * m->T_max * sizeof(int32_t));
-}
-
-/* ---- parameters: c_attn (2C,C) = [qk; v], c_proj (C,C) --------------------------------- */
-
-static int lsh_tensors(const struct mixer *m, struct mx_param *out)
-{
-    int n = 0, C = m->C;
-    size_t at = 0;
-    mx_param_add(out, &n, &at, "c_attn.weight", 2, 2 * C, C, 1, 1);
-    if (m->bias)
-        mx_param_add(out, &n, &at, "c_attn.bias", 1, 2 * C, 0, 0, 1);
-    mx_param_add(out, &n, &at, "c_proj.weight", 2, C, C, 1, 1);
-    if (m->bias)
-        mx_param_add(out, &n, &at, "c_proj.bias", 1, C, 0, 0, 1);
-    return n;
-}
-
-struct lsh_params {
-    const float *w_attn, *b_attn, *w_proj, *b_proj;
-};
-
-/* The one place that knows where the tensors live (forward, backward, step and init). */
-static struct lsh_params lsh_bind(const struct mixer *m, const float *params)
-{
-    size_t C = (size_t)m->C;
-    struct lsh_params p;
-    p.w_attn = params;
-    params += 2 * C * C;
-    p.b_attn = m->bias ? params : NULL;
-    params += m->bias ? 2 * C : 0;
-    p.w_proj = params;
-    params += C * C;
-    p.b_proj = m->bias ? params : NULL;
-    return p;
-}
-
-static void lsh_init(const struct mixer *m, float *params, struct mx_rng *rng)
-{
-    size_t C = (size_t)m->C;
-    struct lsh_params p = lsh_bind(m, params);
-    mx_rng_fill_normal(rng, (float *)p.w_attn, 2 * C * C, 0.02f);
-    if (p.b_attn)
-        memset((float *)p.b_attn, 0, 2 * C * sizeof(float));
-    mx_rng_fill_normal(rng, (float *)p.w_proj, C * C, 0.02f / sqrtf(2.0f * (float)m->n_layer));
-    if (p.b_proj)
-        memset((float *)p.b_proj, 0, C * sizeof(float));
 }
 
 /* ---- hashing ---------------------------------------------------------------------------- */
@@ -531,27 +485,23 @@ static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, fl
 }
 
 /* ---- buffers ------------------------------------------------------------------------------
- * saved: q k v o (B,H,T,D) | lse (B,H,h,T) | w (B,H,h,T) round weights | perm (B,H,h,T) int |
- *   seg (B,H,h,T) int
+ * The shared path (attn_common.c) keeps q, k, v, o (B,H,T,D) in front of the core's saved
+ * floats and hands the core its work area. The core's own:
+ * saved: lse (B,H,h,T) | w (B,H,h,T) round weights | perm (B,H,h,T) int | seg (B,H,h,T) int
  *   perm[p] = position at sorted index p; seg[p] = sorted index where p's bucket starts.
- * scratch: qv (B,T,2C) | merged (B,T,C) | dmerged (B,T,C) | dout dq dk dv (B,H,T,D) | R | pair
- *   work (B*H slices of lsh_pair_floats; one per (b,h) so the result never depends on the
- *   thread that ran it). */
+ * work: R | pair work (B*H slices of lsh_pair_floats; one per (b,h) so the result never
+ *   depends on the thread that ran it). */
 
 struct lsh_saved {
-    float *q, *k, *v, *o, *lse, *w;
+    float *lse, *w;
     int32_t *perm, *seg;
 };
 
 static struct lsh_saved lsh_saved_bind(const struct mixer *m, const float *saved, int B, int T)
 {
-    size_t BTC = (size_t)B * T * m->C, BHT = (size_t)B * m->H * T, h = (size_t)cfg_of(m)->h;
+    size_t BHT = (size_t)B * m->H * T, h = (size_t)cfg_of(m)->h;
     struct lsh_saved s;
-    s.q = (float *)saved;
-    s.k = s.q + BTC;
-    s.v = s.k + BTC;
-    s.o = s.v + BTC;
-    s.lse = s.o + BTC;
+    s.lse = (float *)saved;
     s.w = s.lse + h * BHT;
     s.perm = (int32_t *)(s.w + h * BHT);
     s.seg = s.perm + h * BHT;
@@ -560,8 +510,7 @@ static struct lsh_saved lsh_saved_bind(const struct mixer *m, const float *saved
 
 static size_t lsh_saved_floats(const struct mixer *m, int B, int T)
 {
-    size_t BHT = (size_t)B * m->H * T;
-    return 4 * (size_t)B * T * m->C + BHT * 4 * (size_t)cfg_of(m)->h;
+    return (size_t)B * m->H * T * 4 * (size_t)cfg_of(m)->h;
 }
 
 /* Row stride of the transposed (D,T) buffers. WHY padded: with T a power of two, the D rows
@@ -585,10 +534,9 @@ static size_t lsh_pair_floats(const struct mixer *m, int T)
     return round16(fwd > bwd ? fwd : bwd);
 }
 
-static size_t lsh_scratch_floats(const struct mixer *m, int B, int T)
+static size_t lsh_work_floats(const struct mixer *m, int B, int T)
 {
-    size_t BTC = (size_t)B * T * m->C;
-    return 8 * BTC + round16(attn_lsh_rotation_floats(m)) + (size_t)B * m->H * lsh_pair_floats(m, T);
+    return round16(attn_lsh_rotation_floats(m)) + (size_t)B * m->H * lsh_pair_floats(m, T);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -667,54 +615,29 @@ static void lsh_pair_forward(const struct mixer *m, float *o, float *lse, float 
         lsh_combine(o + (size_t)t * D, w + t, lse + t, (size_t)T, orounds + (size_t)t * D, TD, cfg->h, D);
 }
 
-/* (B,T,2C) packed [qk | v] -> q, v each (B,H,T,D), and k = q / |q| (B,H,T,D). */
-static void lsh_split(float *q, float *k, float *v, const float *qv, int B, int T, int H, int D)
+/* The core's forward: o (B,H,T,D) overwritten; saved (lsh_saved_floats) overwritten; work
+ * (lsh_work_floats); q, v (B,H,T,D) and k the L2-normalised q (the shared path's shared-QK
+ * split). xp unused (no extra parameters). */
+static void lsh_core_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                             const float *k, const float *v, const float *xp, int B, int T)
 {
-    size_t C = (size_t)H * D;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *row = qv + ((size_t)b * T + t) * 2 * C;
-            for (int h = 0; h < H; h++) {
-                size_t dst = (((size_t)b * H + h) * T + t) * D;
-                memcpy(q + dst, row + (size_t)h * D, D * sizeof(float));
-                memcpy(v + dst, row + C + (size_t)h * D, D * sizeof(float));
-                float n2 = LSH_NORM_EPS;
-                for (int d = 0; d < D; d++)
-                    n2 += q[dst + d] * q[dst + d];
-                const float inv = 1.0f / sqrtf(n2);
-                for (int d = 0; d < D; d++)
-                    k[dst + d] = q[dst + d] * inv;
-            }
-        }
-}
-
-/* y (B,T,C) overwritten; saved (lsh_saved_floats) overwritten; x (B,T,C). */
-static void lsh_forward(const struct mixer *m, float *y, float *saved, const float *x, const float *params,
-                        int B, int T)
-{
-    MX_ASSERT(T >= 1 && T <= m->T_max);
+    (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);
-    const int H = m->H, D = m->D;
-    const size_t BTC = (size_t)B * T * m->C, TD = (size_t)T * D, T_ = (size_t)T;
-    struct lsh_params p = lsh_bind(m, params);
+    const int H = m->H;
+    const size_t TD = (size_t)T * m->D, T_ = (size_t)T;
     struct lsh_saved s = lsh_saved_bind(m, saved, B, T);
-    float *qv = m->scratch;          /* (B,T,2C) */
-    float *merged = qv + 2 * BTC;    /* (B,T,C) */
-    float *R = m->scratch + 8 * BTC; /* (h,H,D,nb/2) */
+    float *R = work; /* (h,H,D,nb/2) */
     float *pairs = R + round16(attn_lsh_rotation_floats(m));
     const size_t pw = lsh_pair_floats(m, T);
 
-    mx_linear_forward(qv, x, p.w_attn, p.b_attn, B * T, m->C, 2 * m->C);
-    lsh_split(s.q, s.k, s.v, qv, B, T, H, D);
     attn_lsh_rotations(m, R);
     const int use_frozen = cfg->frozen && cfg->frozen_T == T;
     MX_ASSERT(!cfg->frozen || cfg->frozen_B == B);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         size_t h = (size_t)cfg->h, i = (size_t)bh;
-        lsh_pair_forward(m, s.o + i * TD, s.lse + i * h * T_, s.w + i * h * T_, s.perm + i * h * T_,
-                         s.seg + i * h * T_, pairs + i * pw, s.q + i * TD, s.k + i * TD, s.v + i * TD, R,
+        lsh_pair_forward(m, o + i * TD, s.lse + i * h * T_, s.w + i * h * T_, s.perm + i * h * T_,
+                         s.seg + i * h * T_, pairs + i * pw, q + i * TD, k + i * TD, v + i * TD, R,
                          use_frozen ? cfg->frozen + 2 * i * h * T_ : NULL, bh % H, T);
     }
     if (cfg->frozen && !use_frozen) { /* test hook: record this sort for later forwards */
@@ -726,10 +649,7 @@ static void lsh_forward(const struct mixer *m, float *y, float *saved, const flo
         }
         mc->frozen_T = T;
     }
-    attn_merge_heads(merged, s.o, B, T, H, D);
-    mx_linear_forward(y, merged, p.w_proj, p.b_proj, B * T, m->C, m->C);
 }
-
 /* ---- backward ----------------------------------------------------------------------------
  * With o_t = sum_r w_rt o_rt, w_rt = softmax_r(lse_rt), and o_rt = sum_j p_tj v_j, the score
  * gradient of key j in round r folds the lse path in:
@@ -852,7 +772,7 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
     /* Through k = q / sqrt(|q|^2 + eps): dq += (dk - k (k·dk)) / sqrt(|q|^2 + eps). */
     for (int t = 0; t < T; t++) {
         const float *qt = q + (size_t)t * D, *kt = k + (size_t)t * D, *dkt = dk + (size_t)t * D;
-        float n2 = LSH_NORM_EPS, kd = 0;
+        float n2 = ATTN_QK_NORM_EPS, kd = 0;
         for (int d = 0; d < D; d++) {
             n2 += qt[d] * qt[d];
             kd += kt[d] * dkt[d];
@@ -864,101 +784,74 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
     }
 }
 
-/* dx (B,T,C) +=; dparams +=; dy (B,T,C); saved and x as given to forward. */
-static void lsh_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
-                         const float *saved, const float *x, const float *params, int B, int T)
+/* The core's backward: dq, dk, dv (B,H,T,D) OVERWRITTEN, the key path folded into dq (dk is
+ * scratch to the shared path, attn_common.h); work (lsh_work_floats); dout, o, q, k, v
+ * (B,H,T,D) and saved as forward left them. No extra parameters (dxp, xp unused). */
+static void lsh_core_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                              const float *dout, const float *o, const float *saved, const float *q,
+                              const float *k, const float *v, const float *xp, int B, int T)
 {
+    (void)dxp, (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);
-    const int H = m->H, D = m->D;
-    const size_t C = (size_t)m->C, BTC = (size_t)B * T * C, TD = (size_t)T * D, T_ = (size_t)T;
-    struct lsh_params p = lsh_bind(m, params);
+    const int H = m->H;
+    const size_t BTC = (size_t)B * T * m->C, TD = (size_t)T * m->D, T_ = (size_t)T;
     struct lsh_saved s = lsh_saved_bind(m, saved, B, T);
-    float *dw_attn = dparams, *db_attn = m->bias ? dw_attn + 2 * C * C : NULL;
-    float *dw_proj = dw_attn + 2 * C * C + (m->bias ? 2 * C : 0);
-    float *db_proj = m->bias ? dw_proj + C * C : NULL;
-    float *dqv = m->scratch;                                /* (B,T,2C) */
-    float *merged = dqv + 2 * BTC;                          /* (B,T,C) */
-    float *dmerged = merged + BTC;                          /* (B,T,C) */
-    float *dout = dmerged + BTC;                            /* (B,H,T,D) */
-    float *dq = dout + BTC, *dk = dq + BTC, *dv = dk + BTC; /* (B,H,T,D) */
-    float *pairs = m->scratch + 8 * BTC + round16(attn_lsh_rotation_floats(m));
+    float *pairs = work + round16(attn_lsh_rotation_floats(m));
     const size_t pw = lsh_pair_floats(m, T);
 
-    attn_merge_heads(merged, s.o, B, T, H, D);
-    memset(dmerged, 0, BTC * sizeof(float));
-    mx_linear_backward(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
-    attn_split_out(dout, dmerged, B, T, H, D);
-    memset(dq, 0, 3 * BTC * sizeof(float));
+    memset(dq, 0, BTC * sizeof(float));
+    memset(dk, 0, BTC * sizeof(float));
+    memset(dv, 0, BTC * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         size_t h = (size_t)cfg->h, i = (size_t)bh;
-        lsh_pair_backward(m, dq + i * TD, dk + i * TD, dv + i * TD, pairs + i * pw, dout + i * TD,
-                          s.o + i * TD, s.q + i * TD, s.k + i * TD, s.v + i * TD, s.lse + i * h * T_,
-                          s.w + i * h * T_, s.perm + i * h * T_, s.seg + i * h * T_, T);
+        lsh_pair_backward(m, dq + i * TD, dk + i * TD, dv + i * TD, pairs + i * pw, dout + i * TD, o + i * TD,
+                          q + i * TD, k + i * TD, v + i * TD, s.lse + i * h * T_, s.w + i * h * T_,
+                          s.perm + i * h * T_, s.seg + i * h * T_, T);
     }
-    /* dq (now including the key path) and dv -> dqv (B,T,2C). */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *row = dqv + ((size_t)b * T + t) * 2 * C;
-            for (int h = 0; h < H; h++) {
-                size_t src = (((size_t)b * H + h) * T + t) * D;
-                memcpy(row + (size_t)h * D, dq + src, D * sizeof(float));
-                memcpy(row + C + (size_t)h * D, dv + src, D * sizeof(float));
-            }
-        }
-    mx_linear_backward(dx, dw_attn, db_attn, dqv, x, p.w_attn, B * T, m->C, 2 * m->C);
 }
 
 /* ---- generation: exact incremental step ---------------------------------------------------
+ * The shared path projects x_t and hands the core q_t, k_t (= q_t normalised), v_t (H,D).
  * state: R | K, V cache (H,T_max,D) | ring (H,h,nb,c) positions | count (H,h,nb) |
- *        qv (2C) | merged (C) | o (C) | kt (D,c) | vr (c,D) | s (c+1) | orounds (h,D) |
- *        lse (h) | w (h). The ring of (head, round, bucket) holds the last c positions hashed there. */
+ *        kt (D,c) | vr (c,D) | s (c+1) | orounds (h,D) | lse (h) | w (h).
+ * The ring of (head, round, bucket) holds the last c positions hashed there. */
 
 static size_t lsh_state_floats(const struct mixer *m)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
-    size_t H = (size_t)m->H, D = (size_t)m->D, C = (size_t)m->C;
+    size_t H = (size_t)m->H, D = (size_t)m->D;
     size_t c = (size_t)(cfg->c < m->T_max ? cfg->c : m->T_max); /* a bucket never holds more */
     size_t hb = H * cfg->h * cfg->nb;
-    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 4 * C + 2 * D * c +
-           c + 1 + (size_t)cfg->h * (D + 2);
+    return round16(attn_lsh_rotation_floats(m)) + 2 * H * m->T_max * D + hb * (c + 1) + 2 * D * c + c + 1 +
+           (size_t)cfg->h * (D + 2);
 }
 
-static void lsh_step(const struct mixer *m, float *y_t, float *state, const float *x_t, const float *params,
-                     int t)
+/* o_t (H,D) overwritten; q_t, k_t, v_t (H,D); xp unused. */
+static void lsh_core_step(const struct mixer *m, float *o_t, float *state, const float *q_t, const float *k_t,
+                          const float *v_t, const float *xp, int t)
 {
+    (void)xp;
     const struct lsh_cfg *cfg = cfg_of(m);
-    MX_ASSERT(t >= 0 && t < m->T_max);
     const int H = m->H, D = m->D, nb = cfg->nb, nb2 = nb / 2, h = cfg->h;
     const int c = cfg->c < m->T_max ? cfg->c : m->T_max; /* ring length (as lsh_state_floats) */
-    const size_t C = (size_t)m->C, Tm = (size_t)m->T_max;
+    const size_t Tm = (size_t)m->T_max;
     const float scale = 1.0f / sqrtf((float)D);
-    struct lsh_params p = lsh_bind(m, params);
     float *R = state;                                                           /* (h,H,D,nb/2) */
     float *Kc = R + round16(attn_lsh_rotation_floats(m));                       /* (H,T_max,D) */
     float *Vc = Kc + (size_t)H * Tm * D;                                        /* (H,T_max,D) */
     int32_t *ring = (int32_t *)(Vc + (size_t)H * Tm * D);                       /* (H,h,nb,c) */
     int32_t *count = ring + (size_t)H * h * nb * c;                             /* (H,h,nb) */
-    float *qv = (float *)(count + (size_t)H * h * nb);                          /* (2C) */
-    float *merged = qv + 2 * C, *o = merged + C;                                /* (C) each */
-    float *kt = o + C, *vr = kt + (size_t)D * c, *s = vr + (size_t)c * D;       /* (D,c) (c,D) (c+1) */
+    float *kt = (float *)(count + (size_t)H * h * nb);                          /* (D,c) */
+    float *vr = kt + (size_t)D * c, *s = vr + (size_t)c * D;                    /* (c,D) (c+1) */
     float *orounds = s + c + 1, *lse = orounds + (size_t)h * D, *wts = lse + h; /* (h,D) (h) (h) */
 
     if (t == 0)
         attn_lsh_rotations(m, R);
-    mx_linear_forward(qv, x_t, p.w_attn, p.b_attn, 1, m->C, 2 * m->C);
     for (int hd = 0; hd < H; hd++) {
-        const float *q = qv + (size_t)hd * D, *v = qv + C + (size_t)hd * D;
-        float n2 = LSH_NORM_EPS;
-        for (int d = 0; d < D; d++)
-            n2 += q[d] * q[d];
-        const float inv = 1.0f / sqrtf(n2);
-        float *kc = Kc + ((size_t)hd * Tm + t) * D, *vc = Vc + ((size_t)hd * Tm + t) * D;
-        for (int d = 0; d < D; d++) {
-            kc[d] = q[d] * inv;
-            vc[d] = v[d];
-        }
+        const float *q = q_t + (size_t)hd * D, *v = v_t + (size_t)hd * D;
+        memcpy(Kc + ((size_t)hd * Tm + t) * D, k_t + (size_t)hd * D, D * sizeof(float));
+        memcpy(Vc + ((size_t)hd * Tm + t) * D, v, D * sizeof(float));
         for (int r = 0; r < h; r++) {
             int32_t bkt;
             attn_lsh_hash(&bkt, q, R + ((size_t)r * H + hd) * D * nb2, 1, D, nb);
@@ -976,12 +869,9 @@ static void lsh_step(const struct mixer *m, float *y_t, float *state, const floa
             rg[cnt % c] = t;
             count[slot] = cnt + 1;
         }
-        lsh_combine(o + (size_t)hd * D, wts, lse, 1, orounds, (size_t)D, h, D);
+        lsh_combine(o_t + (size_t)hd * D, wts, lse, 1, orounds, (size_t)D, h, D);
     }
-    memcpy(merged, o, C * sizeof(float));
-    mx_linear_forward(y_t, merged, p.w_proj, p.b_proj, 1, m->C, m->C);
 }
-
 /* ---- the naive reference ----------------------------------------------------------------
  * o (B,H,T,D) overwritten from q, k, v (B,H,T,D) and rotations R (h,H,D,nb/2): for each round
  * the candidate keys of query t are found by scanning backwards for the c most recent j < t in
@@ -1080,25 +970,23 @@ static void lsh_flops(const struct mixer *m, int B, int T, double *fwd, double *
     *bwd = ab + combine;
 }
 
-const struct mixer_ops attn_lsh_ops = {
-    .name = "lsh",
-    .summary = "lsh:h=4,nb=64,c=64 — Reformer LSH attention, causal: shared QK, h hash rounds of "
-               "angular LSH into nb buckets (even, or 1 = no hashing), each query attends to the c "
-               "most recent earlier tokens of its bucket; paper: 4 rounds (8 best), chunk 64, "
-               "nb ~ 2T/c; O(T*h*c) time, O(T*h) memory",
-    .causal = 1,
-    .test_specs = lsh_tests,
-    .test_causal_tol = 0,
-    .parse = lsh_parse,
-    .destroy = lsh_destroy,
-    .tensors = lsh_tensors,
-    .init = lsh_init,
+/* shared_qk: c_attn is (2C,C) = [qk; v] and the keys are the L2-normalised queries, the
+ * Reformer's shared query-key projection, done by the shared path (attn_common.c). */
+static const struct attn_core lsh_core = {
+    .shared_qk = 1,
     .saved_floats = lsh_saved_floats,
-    .scratch_floats = lsh_scratch_floats,
-    .forward = lsh_forward,
-    .backward = lsh_backward,
+    .work_floats = lsh_work_floats,
+    .forward = lsh_core_forward,
+    .backward = lsh_core_backward,
     .state_floats = lsh_state_floats,
-    .step = lsh_step,
-    .flops = lsh_flops,
-    .core = NULL,
+    .step = lsh_core_step,
+};
+
+const struct mixer_ops attn_lsh_ops = {
+    ATTN_OPS("lsh",
+             "lsh:h=4,nb=64,c=64 — Reformer LSH attention, causal: shared QK, h hash rounds of "
+             "angular LSH into nb buckets (even, or 1 = no hashing), each query attends to the c "
+             "most recent earlier tokens of its bucket; paper: 4 rounds (8 best), chunk 64, "
+             "nb ~ 2T/c; O(T*h*c) time, O(T*h) memory",
+             lsh_tests, lsh_parse, lsh_destroy, attn_tensors, attn_init, lsh_flops, &lsh_core),
 };

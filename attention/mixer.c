@@ -140,12 +140,11 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
             weights += (double)t[i].numel;
     mx_free(t);
     double tokens = (double)B * T, f = 2.0 * weights * tokens, b = 4.0 * weights * tokens;
-    if (m->ops->flops) {
-        double mf = 0, mb = 0;
-        m->ops->flops(m, B, T, &mf, &mb);
-        f += mf;
-        b += mb;
-    }
+    double mf = 0, mb = 0;
+    MX_ASSERT(m->ops->flops);
+    m->ops->flops(m, B, T, &mf, &mb);
+    f += mf;
+    b += mb;
     if (fwd)
         *fwd = f;
     if (bwd)

@@ -83,10 +83,12 @@ struct mixer_ops {
     void (*step)(const struct mixer *m, float *y_t, float *state, const float *x_t,
                  const float *params, int t);
 
-    /* FLOPs of one forward (*fwd) and one backward (*bwd, recomputation included) of the
-     * token mixing at (B,T), beyond the matmuls with the mixer's own weight matrices (which
-     * mixer_flops adds: 2 per weight per token forward, 4 backward). A FLOP is a multiply or an
-     * add (an FMA is 2). NULL: the mixing adds nothing worth counting. */
+    /* Required of every mixer. FLOPs of one forward (*fwd) and one backward (*bwd,
+     * recomputation included) of the token mixing at (B,T), both overwritten: what runs
+     * between the mixer's weight matrices (scores, softmax, feature maps, FFTs, hashing and
+     * sorting, block compression), not the matmuls with its own 2-D
+     * weights, which mixer_flops adds (2 per weight per token forward, 4 backward). A FLOP is
+     * a multiply or an add (an FMA is 2). */
     void (*flops)(const struct mixer *m, int B, int T, double *fwd, double *bwd);
 
     const struct attn_core *core; /* attention family only; NULL otherwise */

@@ -1,7 +1,8 @@
-/* nystrom.c — "nystrom": causal block Nyströmformer. Exact causal softmax inside the own block
- * of b positions; every completed earlier block enters through its own Nyström factors built
- * from m landmarks (segment means), under one softmax normaliser with the exact part; optional
- * causal depthwise convolution on V. Not the paper's non-causal form (its landmarks average
+/* nystrom.c — "nystrom": causal block Nyströmformer, the compression half of a low-rank mixer:
+ * its spec and the lowrank_map callbacks that turn each completed block of b positions into m
+ * landmark keys and values (segment means, Nyström factors via the iterative pseudo-inverse)
+ * and back, plus the optional causal depthwise conv on V (conv.weight). The attention itself is
+ * lowrank_core's (lowrank_common.c). Not the paper's non-causal form (its landmarks average
  * over the future and its pseudo-inverse mixes the whole sequence).
  *
  * Derivation of the causal variant. Nyströmformer approximates softmax(QKᵀ·s) V, s = 1/√D, by
@@ -46,67 +47,6 @@ struct nys_cfg {
     int m, b, conv;
 };
 
-static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
-{
-    struct mixer_kv kv;
-    long lm, b, conv;
-    if (mixer_kv_parse(&kv, "nystrom", args, err) != 0 ||
-        mixer_kv_int(&kv, "nystrom", "m", 8, 1, NYS_M_MAX, &lm, err) != 0 ||
-        mixer_kv_int(&kv, "nystrom", "b", 64, 1, 65536, &b, err) != 0 ||
-        mixer_kv_int(&kv, "nystrom", "conv", 0, 0, 1024, &conv, err) != 0 ||
-        mixer_kv_finish(&kv, "nystrom",
-                        "m (landmarks per completed block), b (block length), "
-                        "conv (causal depthwise conv kernel on V, 0 = off)",
-                        err) != 0)
-        return -1;
-    if (b % lm != 0)
-        return mx_errorf(err,
-                         "mixer nystrom: m=%ld does not divide b=%ld: each of the m landmarks "
-                         "is the mean of b/m consecutive positions; pick m among the divisors "
-                         "of b (default m=8, b=64)",
-                         lm, b);
-    struct nys_cfg *cfg = mx_xcalloc(sizeof *cfg);
-    cfg->m = (int)lm;
-    cfg->b = (int)b;
-    cfg->conv = (int)conv;
-    cfg->map.b = (int)b;
-    cfg->map.r = (int)lm;
-    /* Landmark means (2·b·D), A and B scores (2·m·(m+b)·D), the 6-step pseudo-inverse
-     * (~6·3·2·m³), W = A⁺ (B V) (2·m·b·D + 2·m²·D); the conv on V is counted per block too. */
-    cfg->map.block_flops = 2.0 * b * m->D + 2.0 * lm * (lm + b) * m->D +
-                           36.0 * lm * lm * lm + 2.0 * lm * b * m->D + 2.0 * lm * lm * m->D +
-                           2.0 * conv * b * m->D;
-    m->cfg = cfg;
-    snprintf(m->spec, sizeof m->spec, "nystrom:m=%d,b=%d,conv=%d", cfg->m, cfg->b, cfg->conv);
-    return 0;
-}
-
-static void nys_destroy(struct mixer *m)
-{
-    mx_free(m->cfg);
-}
-
-static int nys_tensors(const struct mixer *m, struct mx_param *out)
-{
-    const struct nys_cfg *cfg = m->cfg;
-    int n = 0;
-    size_t at = 0;
-    attn_tensors_add(m, out, &n, &at);
-    if (cfg->conv > 0)
-        mx_param_add(out, &n, &at, "conv.weight", 2, m->H, cfg->conv, 1, 1);
-    return n;
-}
-
-/* conv.weight N(0, 0.02) like the projections: the conv adds to the attention output, so it
- * starts as a small perturbation rather than the paper's default Conv2d init (±1/√K). */
-static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
-{
-    const struct nys_cfg *cfg = m->cfg;
-    attn_init(m, params, rng);
-    if (cfg->conv > 0)
-        mx_rng_fill_normal(rng, params + attn_param_floats(m), (size_t)m->H * cfg->conv, 0.02f);
-}
-
 /* ---- one block's factors --------------------------------------------------------------------
  * Work layout (nys_block_floats): Qt, Kr, Wr (m,D) | A, Z (m,m) | Bm (m,b) | BV (m,D) |
  * pinv trace (or 4m² pinv work) | backward: dZ, dA (m,m), dBV, dQt (m,D), dBm (m,b), 4m².
@@ -134,8 +74,7 @@ static void nys_means(float *out, const float *in, int m, int g, int D)
 static void nys_softmax_xy(float *P, const float *X, const float *Y, int rows, int cols, int D)
 {
     const float scale = 1.0f / sqrtf((float)D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P,
-                cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P, cols);
     for (int i = 0; i < rows; i++) {
         float *p = P + (size_t)i * cols, mx = -INFINITY, sum = 0;
         for (int j = 0; j < cols; j++)
@@ -177,17 +116,15 @@ static void nys_block_forward(float *Kt, float *W, float *work, const float *Qb,
     nys_softmax_xy(A, Qt, Kt, m, m, D);
     lowrank_pinv_forward(Z, trace ? pw : NULL, pw, A, m);
     nys_softmax_xy(Bm, Qt, Kb, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, Bm, b, Vb, D, 0.0f, BV, D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, BV, D, 0.0f, W, D);
 }
 
 /* Backward of one block, after nys_block_forward(trace = 1) on the same work:
  * dQb, dKb, dVb (b,D) +=; Kb, Vb the block's keys and values (b,D); dKt (m,D) the engine's gradient
  * of the landmark keys (consumed: the A-path is added to it); dW (m,D). */
-static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work,
-                               const float *dW, const float *Kt, const float *Kb, const float *Vb,
-                               int m, int b, int D)
+static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, float *work, const float *dW,
+                               const float *Kt, const float *Kb, const float *Vb, int m, int b, int D)
 {
     size_t mD = (size_t)m * D, m2 = (size_t)m * m, mb = (size_t)m * b;
     const float *Qt = work, *A = Qt + 3 * mD, *Z = A + m2, *Bm = Z + m2, *BV = Bm + mb;
@@ -199,22 +136,17 @@ static void nys_block_backward(float *dQb, float *dKb, float *dVb, float *dKt, f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, D, 1.0f, dW, D, BV, D, 0.0f, dZ, m);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, Z, m, dW, D, 0.0f, dBV, D);
     /* BV = Bm Vb */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm,
-                b);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, D, 1.0f, dBV, D, Vb, D, 0.0f, dBm, b);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, Bm, b, dBV, D, 1.0f, dVb, D);
     /* Bm = softmax(s Qt Kbᵀ) */
     nys_softmax_back(dBm, Bm, m, b, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt,
-                D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, b, 1.0f, dBm, b, Kb, D, 0.0f, dQt, D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, D, m, 1.0f, dBm, b, Qt, D, 1.0f, dKb, D);
     /* Z = pinv(A), A = softmax(s Qt Ktᵀ) */
     memset(dA, 0, m2 * sizeof(float));
     lowrank_pinv_backward(dA, pw, dZ, tr, A, m);
     nys_softmax_back(dA, A, m, m, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Kt, D, 1.0f, dQt, D);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D, m, 1.0f, dA, m, Qt, D, 1.0f, dKt, D);
     /* Qt, Kt = group means */
     for (int l = 0; l < m; l++)
@@ -237,8 +169,8 @@ static void nys_conv_forward(float *O, const float *V, const float *w, int T, in
 }
 
 /* dV (T,D) +=, dw (K) += ; dO (T,D). */
-static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V, const float *w,
-                              int T, int D, int K)
+static void nys_conv_backward(float *dV, float *dw, const float *dO, const float *V, const float *w, int T,
+                              int D, int K)
 {
     for (int t = 0; t < T; t++)
         for (int tau = 0; tau < K && tau <= t; tau++) {
@@ -251,196 +183,137 @@ static void nys_conv_backward(float *dV, float *dw, const float *dO, const float
         }
 }
 
-/* ---- the core --------------------------------------------------------------------------- */
+/* ---- the compression and the conv: callbacks of lowrank_core (lowrank_common.h) ----------
+ * xp is conv.weight (H,K) when conv > 0, else nothing; a slice's partial gradient g is the
+ * conv kernel's of its head (K). */
 
-struct nys_view {
-    const struct nys_cfg *cfg;
-    const float *w; /* conv.weight (H,K) or NULL */
-    float *dw;
-};
-
-/* xp: the extra slice (conv.weight when conv > 0); dxp its gradient (backward) or NULL. */
-static struct nys_view nys_view(const struct mixer *m, const float *xp, float *dxp)
+static void nys_compress(const struct mixer *m, float *Kc, float *Vc, float *work, const float *Q,
+                         const float *K, const float *V, const float *xp)
 {
-    struct nys_view v;
-    v.cfg = m->cfg;
-    v.w = v.cfg->conv > 0 ? xp : NULL;
-    v.dw = v.cfg->conv > 0 ? dxp : NULL;
-    return v;
+    (void)xp;
+    const struct nys_cfg *cfg = m->cfg;
+    nys_block_forward(Kc, Vc, work, Q, K, V, cfg->m, cfg->b, m->D, 0);
 }
 
-static size_t nys_R(const struct nys_cfg *cfg, int T)
+static void nys_compress_backward(const struct mixer *m, float *dQ, float *dK, float *dV, float *g,
+                                  float *work, float *dKc, const float *dVc, const float *Kc, const float *Vc,
+                                  const float *Q, const float *K, const float *V, const float *xp)
 {
-    return (size_t)lowrank_n_past(T, cfg->b) * cfg->m;
+    (void)g, (void)Vc, (void)xp;
+    const struct nys_cfg *cfg = m->cfg;
+    int lm = cfg->m, D = m->D;
+    /* Recompute the block with its pinv trace; the recomputed Kt, W (identical to the saved
+     * ones) land in the work area's Kr, Wr slots. */
+    nys_block_forward(work + (size_t)lm * D, work + 2 * (size_t)lm * D, work, Q, K, V, lm, cfg->b, D, 1);
+    nys_block_backward(dQ, dK, dV, dKc, work, dVc, Kc, K, V, lm, cfg->b, D);
 }
 
-static float nys_bias(const struct nys_cfg *cfg)
+static void nys_reduce(const struct mixer *m, float *dxp, const float *g, int h)
 {
-    return logf((float)(cfg->b / cfg->m)); /* log g: each landmark stands for g keys */
+    int Kw = ((const struct nys_cfg *)m->cfg)->conv;
+    for (int t = 0; t < Kw; t++)
+        dxp[(size_t)h * Kw + t] += g[t];
 }
 
-/* saved: lse (B,H,T), Kt (B,H,R,D) landmark keys, W (B,H,R,D) landmark values. */
-static size_t nys_saved(const struct mixer *mm, int B, int T)
+static void nys_add_forward(const struct mixer *m, float *O, const float *V, const float *xp, int h, int T)
 {
-    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
-    return (size_t)B * mm->H * (T + 2 * nys_R(cfg, T) * mm->D);
+    int Kw = ((const struct nys_cfg *)m->cfg)->conv;
+    nys_conv_forward(O, V, xp + (size_t)h * Kw, T, m->D, Kw);
 }
 
-/* Per slice: forward max(engine, block); backward dKt, dW (R,D), dconv (K), engine, block. */
-static size_t nys_slice_fwd(const struct nys_cfg *cfg, int T, int D)
+static void nys_add_backward(const struct mixer *m, float *dV, float *g, const float *dO, const float *V,
+                             const float *xp, int h, int T)
 {
-    size_t e = lowrank_attend_work_fwd(T, cfg->b, cfg->m), f = nys_block_floats(cfg->m, cfg->b, D);
-    return e > f ? e : f;
+    int Kw = ((const struct nys_cfg *)m->cfg)->conv;
+    nys_conv_backward(dV, g, dO, V, xp + (size_t)h * Kw, T, m->D, Kw);
 }
 
-static size_t nys_slice_bwd(const struct nys_cfg *cfg, int T, int D)
+/* st: a ring of the last K values (K,D). */
+static void nys_add_step(const struct mixer *m, float *o, float *st, const float *v, const float *xp, int h,
+                         int t)
 {
-    size_t e = lowrank_attend_work_bwd(T, cfg->b, cfg->m), f = nys_block_floats(cfg->m, cfg->b, D);
-    return 2 * nys_R(cfg, T) * D + (size_t)cfg->conv + (e > f ? e : f);
+    int Kw = ((const struct nys_cfg *)m->cfg)->conv, D = m->D;
+    memcpy(st + (size_t)(t % Kw) * D, v, D * sizeof(float));
+    const float *wk = xp + (size_t)h * Kw;
+    for (int tau = 0; tau < Kw && tau <= t; tau++)
+        for (int d = 0; d < D; d++)
+            o[d] += wk[tau] * st[(size_t)((t - tau) % Kw) * D + d];
 }
 
-static size_t nys_work(const struct mixer *mm, int B, int T)
+static int nys_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
-    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
-    size_t f = nys_slice_fwd(cfg, T, mm->D), g = nys_slice_bwd(cfg, T, mm->D);
-    return (size_t)B * mm->H * (f > g ? f : g);
-}
-
-static void nys_core_forward(const struct mixer *mm, float *o, float *saved, float *work,
-                             const float *q, const float *k, const float *v, const float *xp,
-                             int B, int T)
-{
-    struct nys_view w = nys_view(mm, xp, NULL);
-    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
-    size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_fwd(w.cfg, T, D);
-    float *lse = saved, *Kt = lse + (size_t)BH * T, *W = Kt + (size_t)BH * R * D;
-    float bias = nys_bias(w.cfg);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < BH; bh++) {
-        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;               /* (R,D) */
-        float *ws_ = work + bh * ws;
-        for (int c = 0; c < np; c++) {
-            size_t in = (size_t)c * b * D, out = (size_t)c * lm * D;
-            nys_block_forward(Kts + out, Ws + out, ws_, Q + in, K + in, V + in, lm, b, D, 0);
-        }
-        lowrank_attend_forward(o + bh * TD, lse + (size_t)bh * T, ws_, Q, K, V, Kts, Ws, bias, T, D,
-                               b, lm);
-        if (w.w)
-            nys_conv_forward(o + bh * TD, V, w.w + (size_t)(bh % mm->H) * w.cfg->conv, T, D,
-                             w.cfg->conv);
+    struct mixer_kv kv;
+    long lm, b, conv;
+    if (mixer_kv_parse(&kv, "nystrom", args, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "m", 8, 1, NYS_M_MAX, &lm, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "b", 64, 1, 65536, &b, err) != 0 ||
+        mixer_kv_int(&kv, "nystrom", "conv", 0, 0, 1024, &conv, err) != 0 ||
+        mixer_kv_finish(&kv, "nystrom",
+                        "m (landmarks per completed block), b (block length), "
+                        "conv (causal depthwise conv kernel on V, 0 = off)",
+                        err) != 0)
+        return -1;
+    if (b % lm != 0)
+        return mx_errorf(err,
+                         "mixer nystrom: m=%ld does not divide b=%ld: each of the m landmarks "
+                         "is the mean of b/m consecutive positions; pick m among the divisors "
+                         "of b (default m=8, b=64)",
+                         lm, b);
+    struct nys_cfg *cfg = mx_xcalloc(sizeof *cfg);
+    cfg->m = (int)lm;
+    cfg->b = (int)b;
+    cfg->conv = (int)conv;
+    cfg->map.b = (int)b;
+    cfg->map.r = (int)lm;
+    /* Landmark means (2·b·D), A and B scores (2·m·(m+b)·D), the 6-step pseudo-inverse
+     * (~6·3·2·m³), W = A⁺ (B V) (2·m·b·D + 2·m²·D); the conv on V is counted per block too. */
+    cfg->map.block_flops = 2.0 * b * m->D + 2.0 * lm * (lm + b) * m->D + 36.0 * lm * lm * lm +
+                           2.0 * lm * b * m->D + 2.0 * lm * lm * m->D + 2.0 * conv * b * m->D;
+    cfg->map.bias = logf((float)(b / lm)); /* log g: each landmark stands for g keys */
+    cfg->map.compress_reads_q = 1;
+    cfg->map.block_work = nys_block_floats((int)lm, (int)b, m->D);
+    cfg->map.compress = nys_compress;
+    cfg->map.compress_backward = nys_compress_backward;
+    if (conv > 0) {
+        cfg->map.slice_grad = (size_t)conv;
+        cfg->map.add_state = (size_t)conv * m->D;
+        cfg->map.reduce = nys_reduce;
+        cfg->map.add_forward = nys_add_forward;
+        cfg->map.add_backward = nys_add_backward;
+        cfg->map.add_step = nys_add_step;
     }
+    m->cfg = cfg;
+    snprintf(m->spec, sizeof m->spec, "nystrom:m=%d,b=%d,conv=%d", cfg->m, cfg->b, cfg->conv);
+    return 0;
 }
 
-/* dq, dk, dv OVERWRITTEN (the engine accumulates into them after they are zeroed here);
- * dxp +=. */
-static void nys_core_backward(const struct mixer *mm, float *dq, float *dk, float *dv, float *dxp,
-                              float *work, const float *dout, const float *o, const float *saved,
-                              const float *q, const float *k, const float *v, const float *xp,
-                              int B, int T)
+static void nys_destroy(struct mixer *m)
 {
-    (void)o;
-    struct nys_view w = nys_view(mm, xp, dxp);
-    size_t n_all = (size_t)B * mm->H * T * mm->D;
-    memset(dq, 0, n_all * sizeof(float));
-    memset(dk, 0, n_all * sizeof(float));
-    memset(dv, 0, n_all * sizeof(float));
-    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, np = lowrank_n_past(T, b), BH = B * mm->H;
-    int Kw = w.cfg->conv;
-    size_t R = nys_R(w.cfg, T), TD = (size_t)T * D, ws = nys_slice_bwd(w.cfg, T, D);
-    const float *lse = saved, *Kt = lse + (size_t)BH * T, *W = Kt + (size_t)BH * R * D;
-    float bias = nys_bias(w.cfg);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < BH; bh++) {
-        const float *Q = q + bh * TD, *K = k + bh * TD, *V = v + bh * TD; /* (T,D) */
-        float *dQ = dq + bh * TD, *dK = dk + bh * TD, *dV = dv + bh * TD;
-        const float *Kts = Kt + bh * R * D, *Ws = W + bh * R * D;
-        float *dKt = work + bh * ws, *dW = dKt + R * D, *dws = dW + R * D, *eng = dws + Kw;
-        memset(dKt, 0, (2 * R * D + Kw) * sizeof(float));
-        lowrank_attend_backward(dQ, dK, dV, dKt, dW, eng, dout + bh * TD, lse + (size_t)bh * T, Q,
-                                K, V, Kts, Ws, bias, T, D, b, lm);
-        for (int c = 0; c < np; c++) {
-            size_t in = (size_t)c * b * D, cr = (size_t)c * lm * D;
-            /* Recompute the block with its pinv trace; the recomputed Kt, W (identical to the
-             * saved ones) land in the work area's Kr, Wr slots. */
-            nys_block_forward(eng + (size_t)lm * D, eng + 2 * (size_t)lm * D, eng, Q + in, K + in,
-                              V + in, lm, b, D, 1);
-            nys_block_backward(dQ + in, dK + in, dV + in, dKt + cr, eng, dW + cr, Kts + cr, K + in,
-                               V + in, lm, b, D);
-        }
-        if (w.w)
-            nys_conv_backward(dV, dws, dout + bh * TD, V, w.w + (size_t)(bh % mm->H) * Kw, T, D,
-                              Kw);
-    }
-    /* WHY slice partials reduced in slice order: each head's kernel is shared by the batch,
-     * and a fixed order keeps the gradient bitwise deterministic. */
-    if (w.dw)
-        for (int bh = 0; bh < BH; bh++) {
-            const float *dws = work + bh * ws + 2 * R * D;
-            for (int t = 0; t < Kw; t++)
-                w.dw[(size_t)(bh % mm->H) * Kw + t] += dws[t];
-        }
+    mx_free(m->cfg);
 }
 
-/* ---- incremental decoding -----------------------------------------------------------------
- * State per head: Kt, W (n_past(T_max)*m, D), the own block's Q, K, V (b,D), scores
- * (n_past*m + b), a ring of the last K values (K,D); then one block work area. */
-
-static size_t nys_head_state(const struct mixer *mm)
+static int nys_tensors(const struct mixer *m, struct mx_param *out)
 {
-    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
-    size_t R = nys_R(cfg, mm->T_max);
-    return 2 * R * mm->D + 3 * (size_t)cfg->b * mm->D + R + cfg->b + (size_t)cfg->conv * mm->D;
+    const struct nys_cfg *cfg = m->cfg;
+    int n = 0;
+    size_t at = 0;
+    attn_tensors_add(m, out, &n, &at);
+    if (cfg->conv > 0)
+        mx_param_add(out, &n, &at, "conv.weight", 2, m->H, cfg->conv, 1, 1);
+    return n;
 }
 
-static size_t nys_state(const struct mixer *mm)
+/* conv.weight N(0, 0.02) like the projections: the conv adds to the attention output, so it
+ * starts as a small perturbation rather than the paper's default Conv2d init (±1/√K). */
+static void nys_init(const struct mixer *m, float *params, struct mx_rng *rng)
 {
-    const struct nys_cfg *cfg = ((const struct nys_cfg *)mm->cfg);
-    return (size_t)mm->H * nys_head_state(mm) + nys_block_floats(cfg->m, cfg->b, mm->D);
+    const struct nys_cfg *cfg = m->cfg;
+    attn_init(m, params, rng);
+    if (cfg->conv > 0)
+        mx_rng_fill_normal(rng, params + attn_param_floats(m), (size_t)m->H * cfg->conv, 0.02f);
 }
 
-static void nys_step(const struct mixer *mm, float *o_t, float *state, const float *q_t,
-                     const float *k_t, const float *v_t, const float *xp, int t)
-{
-    struct nys_view w = nys_view(mm, xp, NULL);
-    int D = mm->D, b = w.cfg->b, lm = w.cfg->m, Kw = w.cfg->conv, n = t / b, pos = t % b;
-    int np = lowrank_n_past(mm->T_max, b);
-    size_t R = nys_R(w.cfg, mm->T_max), hs = nys_head_state(mm), bD = (size_t)b * D;
-    float *bwork = state + (size_t)mm->H * hs;
-    float bias = nys_bias(w.cfg);
-    for (int h = 0; h < mm->H; h++) {
-        float *Kt = state + h * hs, *W = Kt + R * D;         /* (R,D) */
-        float *Qb = W + R * D, *Kb = Qb + bD, *Vb = Kb + bD; /* (b,D) */
-        float *s = Vb + bD, *ring = s + R + b;               /* (R+b), (K,D) */
-        memcpy(Qb + (size_t)pos * D, q_t + (size_t)h * D, D * sizeof(float));
-        memcpy(Kb + (size_t)pos * D, k_t + (size_t)h * D, D * sizeof(float));
-        memcpy(Vb + (size_t)pos * D, v_t + (size_t)h * D, D * sizeof(float));
-        float *o = o_t + (size_t)h * D;
-        lowrank_attend_row(o, s, q_t + (size_t)h * D, Kt, W, n * lm, Kb, Vb, pos + 1, bias, D);
-        if (Kw > 0) {
-            memcpy(ring + (size_t)(t % Kw) * D, v_t + (size_t)h * D, D * sizeof(float));
-            const float *wk = w.w + (size_t)h * Kw;
-            for (int tau = 0; tau < Kw && tau <= t; tau++)
-                for (int d = 0; d < D; d++)
-                    o[d] += wk[tau] * ring[(size_t)((t - tau) % Kw) * D + d];
-        }
-        if (pos == b - 1 && n < np)
-            nys_block_forward(Kt + (size_t)n * lm * D, W + (size_t)n * lm * D, bwork, Qb, Kb, Vb,
-                              lm, b, D, 0);
-    }
-}
-
-static const struct attn_core nys_core = {
-    .saved_floats = nys_saved,
-    .work_floats = nys_work,
-    .forward = nys_core_forward,
-    .backward = nys_core_backward,
-    .state_floats = nys_state,
-    .step = nys_step,
-};
-
-static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv=3",
-                                        "nystrom:m=1,b=5", NULL};
+static const char *const nys_tests[] = {"nystrom:m=2,b=4", "nystrom:m=2,b=6,conv=3", "nystrom:m=1,b=5", NULL};
 
 const struct mixer_ops attn_nystrom_ops = {
     ATTN_OPS("nystrom",
@@ -448,5 +321,5 @@ const struct mixer_ops attn_nystrom_ops = {
              "block of b, each completed block through its m landmarks (segment means) and a "
              "6-step iterative pseudo-inverse, one normaliser; conv=K adds a causal depthwise "
              "conv on V (paper: m=64 over the whole sequence, conv 33)",
-             nys_tests, nys_parse, nys_destroy, nys_tensors, nys_init, lowrank_flops, &nys_core),
+             nys_tests, nys_parse, nys_destroy, nys_tensors, nys_init, lowrank_flops, &lowrank_core),
 };

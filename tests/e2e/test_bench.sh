@@ -32,15 +32,18 @@ for r in rows:
 print("csv ok:", len(rows), "rows")
 EOF
 
-# 1b. Mixers without a separate attention core leave the core columns empty.
+# 1b. A mixer without an attention core (fourier) leaves the core columns empty; lsh, an
+# attention core behind the shared-QK projection, fills them.
 "$BIN" bench --attn fourier --attn lsh --context 64 --dim 16 --heads 2 --repeats 1 --no-sgemm --csv \
     >"$TMP/nocore.csv" 2>"$TMP/err" || fail "bench fourier/lsh exited $?: $(cat "$TMP/err")"
 "$PY" - "$TMP/nocore.csv" <<'EOF' || fail "core column check"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 assert len(rows) == 2 and all(r["skipped"] == "" for r in rows), rows
-assert all(r["core_forward_ms"] == "" and r["core_train_ms"] == "" for r in rows), rows
-print("no-core columns ok")
+four, lsh = rows
+assert four["core_forward_ms"] == "" and four["core_train_ms"] == "", four
+assert 0 < float(lsh["core_forward_ms"]) and 0 < float(lsh["core_train_ms"]), lsh
+print("core columns ok")
 EOF
 
 # 2. JSON: an array of objects, two mixers' worth (the same spec twice is allowed), nulls where
