@@ -19,7 +19,8 @@
     X(attn_performer_ops)                                                                     \
     X(attn_lsh_ops)                                                                           \
     X(fourier_ops)                                                                            \
-    X(fnet_ops)
+    X(fnet_ops)                                                                               \
+    X(shift_ops)
 
 #define MIXLM_DECLARE(ops) extern const struct mixer_ops ops;
 MIXLM_MIXERS(MIXLM_DECLARE)
@@ -97,6 +98,12 @@ int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, 
     if (!m->spec[0])
         snprintf(m->spec, sizeof m->spec, "%s", ops->name);
     return 0;
+}
+
+void mixer_init(const struct mixer *m, float *params, struct mx_rng *rng)
+{
+    if (m->ops->init)
+        m->ops->init(m, params, rng);
 }
 
 void mixer_destroy(struct mixer *m)

@@ -57,7 +57,7 @@ struct mixer_ops {
      * model prefixes "transformer.h.<l>.attn."), offsets within the mixer's slice, every entry
      * made by mx_param_add (core/core.h). */
     int (*tensors)(const struct mixer *m, struct mx_param *out);
-    /* Initialise this mixer's parameters (the whole slice). */
+    /* Initialise this mixer's parameters (the whole slice); NULL when it has none. */
     void (*init)(const struct mixer *m, float *params, struct mx_rng *rng);
 
     size_t (*saved_floats)(const struct mixer *m, int B, int T);   /* kept forward→backward */
@@ -103,6 +103,8 @@ const struct mixer_ops *mixer_find(const char *name); /* NULL if unknown */
  * On success the mixer must be released with mixer_destroy. */
 int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, struct mx_error *err);
 void mixer_destroy(struct mixer *m);
+/* Initialise m's parameter slice from rng (nothing when ops->init is NULL). */
+void mixer_init(const struct mixer *m, float *params, struct mx_rng *rng);
 
 /* Forward and backward FLOPs of the whole sublayer at (B,T): the weight-matrix matmuls (2-D
  * trainable tensors) plus ops->flops. Returns *fwd + *bwd; fwd/bwd may be NULL. */

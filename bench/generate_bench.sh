@@ -1,4 +1,4 @@
-# generate_bench.sh — issue 9's generation benchmark: mixlm cached vs uncached (nanoGPT's sliding
+# generate_bench.sh — the generation benchmark: mixlm cached vs uncached (nanoGPT's sliding
 # recompute) vs PyTorch with a KV cache, 1000 new tokens on the shakespeare_char shape
 # (6 layers, 6 heads, 384 wide, context 256), interleaved rounds, same threads and environment.
 # Not a quality benchmark: the model is trained for 5 steps only (speed does not depend on it).

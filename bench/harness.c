@@ -198,7 +198,7 @@ static void child_mixer(const struct bench_opts *o, const char *spec, int T, str
     for (int l = 0; l < L; l++) {
         struct mx_rng rng;
         mx_rng_seed3(&rng, o->seed, (uint64_t)l, 0);
-        mx[l].ops->init(&mx[l], params + poff[l], &rng);
+        mixer_init(&mx[l], params + poff[l], &rng);
         mx[l].scratch = scratch;
         mx[l].training = 1;
         mx[l].step = 0;

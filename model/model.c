@@ -168,7 +168,7 @@ void model_init_params(struct mx_model *m)
          * the other layers' initial weights. */
         struct mx_rng rm;
         mx_rng_seed3(&rm, c->seed, 1000 + l, 0);
-        m->mix[l].ops->init(&m->mix[l], w->mix, &rm);
+        mixer_init(&m->mix[l], w->mix, &rm);
         mx_rng_fill_normal(&r, w->fc_w, 4 * C * C, std);
         mx_rng_fill_normal(&r, w->pr_w, 4 * C * C, std_res);
     }

@@ -42,7 +42,7 @@ int mc_create(struct mc_mixer *t, const char *spec, int C, int H, int T_max, int
     t->params = mx_xcalloc((t->n_params + 1) * sizeof(float));
     struct mx_rng r;
     mx_rng_seed(&r, seed + 17);
-    t->m.ops->init(&t->m, t->params, &r);
+    mixer_init(&t->m, t->params, &r);
     /* Biases start at zero; give them values so their gradients are exercised, and widen the
      * weights so attention is not uniform. Buffers (non-trainable) are left as initialised. */
     int nt = mixer_n_tensors(&t->m);
