@@ -148,27 +148,53 @@ const char *mx_isa_name(void)
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static char cpu_name[128] = "unknown";
 
+/* The value after "key<spaces>:" on a /proc/cpuinfo line, or NULL. */
+static const char *cpuinfo_value(const char *line, const char *key)
+{
+    size_t n = strlen(key);
+    if (strncmp(line, key, n) != 0 || (line[n] != ' ' && line[n] != '\t' && line[n] != ':'))
+        return NULL;
+    const char *c = strchr(line, ':');
+    if (!c)
+        return NULL;
+    c++;
+    while (*c == ' ' || *c == '\t')
+        c++;
+    return c;
+}
+
+/* x86: "model name" plus family and model (several generations share one marketing name, e.g.
+ * "AMD EPYC" for Zen 3 and Zen 5 virtual machines); aarch64 kernels often give no model name,
+ * only "CPU implementer"/"CPU part". Only the first processor's lines are read. */
 static void read_cpu_name(void)
 {
     FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    if (f) {
-        while (fgets(line, sizeof line, f)) {
-            /* x86: "model name"; some aarch64 kernels give none, only "CPU part". */
-            if (strncmp(line, "model name", 10) == 0) {
-                const char *c = strchr(line, ':');
-                if (c) {
-                    c++;
-                    while (*c == ' ' || *c == '\t')
-                        c++;
-                    snprintf(cpu_name, sizeof cpu_name, "%s", c);
-                    cpu_name[strcspn(cpu_name, "\n")] = 0;
-                }
-                break;
-            }
-        }
-        fclose(f);
+    char line[512], model[96] = "", fam[16] = "", mod[16] = "", impl[16] = "", part[16] = "";
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        const char *v;
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == 0 && (model[0] || part[0]))
+            break; /* end of the first processor's block */
+        if ((v = cpuinfo_value(line, "model name")))
+            snprintf(model, sizeof model, "%s", v);
+        else if ((v = cpuinfo_value(line, "cpu family")))
+            snprintf(fam, sizeof fam, "%s", v);
+        else if ((v = cpuinfo_value(line, "model")))
+            snprintf(mod, sizeof mod, "%s", v);
+        else if ((v = cpuinfo_value(line, "CPU implementer")))
+            snprintf(impl, sizeof impl, "%s", v);
+        else if ((v = cpuinfo_value(line, "CPU part")))
+            snprintf(part, sizeof part, "%s", v);
     }
+    fclose(f);
+    if (model[0] && fam[0])
+        snprintf(cpu_name, sizeof cpu_name, "%s (family %s model %s)", model, fam, mod);
+    else if (model[0])
+        snprintf(cpu_name, sizeof cpu_name, "%s", model);
+    else if (part[0])
+        snprintf(cpu_name, sizeof cpu_name, "implementer %s part %s", impl, part);
 }
 
 const char *mx_cpu_name(void)
