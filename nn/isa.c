@@ -146,7 +146,7 @@ const char *mx_isa_name(void)
 }
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-static char cpu_name[128] = "unknown";
+static char cpu_name[160] = "unknown"; /* fits model[96] + family + model + text */
 
 /* The value after "key<spaces>:" on a /proc/cpuinfo line, or NULL. */
 static const char *cpuinfo_value(const char *line, const char *key)
