@@ -188,7 +188,7 @@ void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct
 {
     const float b1 = hp->beta1, b2 = hp->beta2, flr = hp->lr, feps = hp->eps, wd = hp->weight_decay;
     const float bc1 = hp->bc1, bc2 = hp->bc2, grad_scale = hp->grad_scale;
-#pragma omp for simd schedule(static) nowait
+#pragma omp for schedule(static) nowait
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
         g[i] = 0.0f;

@@ -3,7 +3,8 @@
  * Arithmetic on mx_vf is GCC's vector extension (plain + - * / and comparisons); this header
  * adds what operators cannot say: FMA, select, loads/stores with tails, reductions, sqrt, exp
  * and tanh. Hot kernels are written once against it and compiled once per ISA level (nn/isa.h).
- * It is the ONLY place (with nn/isa.h and nn/isa.c) that tests an ISA macro.
+ * It is the ONLY place (with nn/isa.h and nn/isa.c) that tests an ISA macro. Needs
+ * -ffp-contract=off (GCC's ISO C default; CMake sets it for clang too): FMA only via mx_vfma.
  * Not a general SIMD library: floats only, no shuffles, no gathers. */
 #ifndef MIXLM_SIMD_H
 #define MIXLM_SIMD_H
