@@ -1,9 +1,7 @@
-/* kernels.c — mixlm_kernel_bench: how close nn's SIMD kernels come to the memory bandwidth.
- * Measures a copy rate (memcpy of large buffers, split over the OpenMP threads), then times
- * GELU fwd/bwd, LayerNorm fwd/bwd, softmax cross-entropy fwd/bwd and AdamW at every SIMD level
- * this machine runs (each level's table called directly) and the naive references, on buffers
- * larger than the last-level cache; prints the median time, GB/s over the bytes each kernel
- * must move, the time that traffic takes at the copy rate (the bound) and time / bound.
+/* kernels.c — mixlm_kernel_bench: nn's SIMD kernels against the memory bandwidth. A copy rate
+ * (memcpy over the OpenMP threads), then GELU, LayerNorm, softmax-CE (fwd, bwd) and AdamW at every
+ * level this CPU runs and the references, on arrays larger than the last-level cache: median ms,
+ * GB/s over the bytes each must move, that traffic's time at the copy rate, and the ratio.
  * Usage: mixlm_kernel_bench [MiB per array, default 32] [repeats, default 7]. Not a test. */
 #include "core/core.h"
 #include "nn/isa.h"

@@ -1,13 +1,8 @@
-/* isa.h — which SIMD level the hot kernels run at, chosen once per process: the best the CPU
- * supports (cpuid), or MIXLM_ISA=avx512|avx2|sse|scalar (x86-64), neon|scalar (aarch64).
- * Kernels live in files compiled once per level (CMake: mixlm_isa_variants) whose symbols get
- * the level as a suffix through MX_ISA_FN; each such file exports one table of function
- * pointers, and the library picks the table for mx_isa(). Not a kernel library itself.
- *
- * Asking MIXLM_ISA for a level this CPU lacks, or an unknown name, is an ERROR (not a silent
- * fall-back): a measurement labelled "avx512" must not have run AVX2 code. mx_isa_init reports
- * it through mx_error; a program that never calls it gets the message and exit status 2 on the
- * first kernel call. */
+/* isa.h — the SIMD level hot kernels run at, chosen once per process: the best the CPU has
+ * (cpuid), or MIXLM_ISA=avx512|avx2|sse|scalar (x86-64), neon|scalar (aarch64). Per-level source
+ * files (CMake: mixlm_isa_variants) name their symbols with MX_ISA_FN and export one table of
+ * function pointers; a library picks the table of mx_isa() (nn/kernels.c shows how).
+ * Not a kernel library itself. */
 #ifndef MIXLM_ISA_H
 #define MIXLM_ISA_H
 
@@ -43,7 +38,9 @@ enum mx_isa { MX_ISA_SCALAR, MX_ISA_SSE, MX_ISA_NEON, MX_ISA_AVX2, MX_ISA_AVX512
 /* The level in use (decided on the first call, thread-safe). */
 enum mx_isa mx_isa(void);
 /* Decide now; returns 0, or -1 with err naming MIXLM_ISA's value and the levels available.
- * Idempotent. main() should call it before any kernel runs. */
+ * Idempotent. A level the CPU lacks or an unknown name is an ERROR, not a silent fall-back (a
+ * measurement labelled "avx512" must not have run AVX2 code). main() should call this before
+ * any kernel runs; a program that does not gets the message and exit status 2 from mx_isa(). */
 int mx_isa_init(struct mx_error *err);
 /* Whether this CPU can run a level AND this build has it. */
 int mx_isa_supported(enum mx_isa isa);

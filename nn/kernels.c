@@ -1,5 +1,6 @@
-/* kernels.c — picks nn's kernel table for a SIMD level (the tables are in nn/kernels_isa.c,
- * compiled once per level). Not the kernels themselves. */
+/* kernels.c — picks nn's kernel table for a SIMD level: the tables nn_kernels_<level> are
+ * defined in nn/isa/kernels_isa.c, compiled once per level of this architecture.
+ * Not the kernels themselves, and not the choice of level (nn/isa.c). */
 #include "nn/kernels.h"
 
 #define X(e, s) extern const struct nn_kernels MX_ISA_CAT(nn_kernels, s);

@@ -26,6 +26,8 @@ struct nn_kernels {
     void (*adamw)(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp);
     void (*embed_forward)(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T,
                           int C);
+    void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T,
+                           int C);
     /* y (n) = mx_vexp(x), mx_vtanh(x): the vector math itself, for tests and benchmarks. */
     void (*vexp)(float *y, const float *x, size_t n);
     void (*vtanh)(float *y, const float *x, size_t n);

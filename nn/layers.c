@@ -26,7 +26,7 @@ void layer_embed_forward_ref(float *out, const int32_t *tok, const float *wte, c
         }
 }
 
-void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+void layer_embed_backward_ref(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
                           int B, int T, int C)
 {
     for (int b = 0; b < B; b++)
@@ -205,6 +205,12 @@ void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const
                          int B, int T, int C)
 {
     nn_kernels()->embed_forward(out, tok, wte, wpe, B, T, C);
+}
+
+void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                          int B, int T, int C)
+{
+    nn_kernels()->embed_backward(dwte, dwpe, dout, tok, B, T, C);
 }
 
 void layer_norm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,

@@ -71,6 +71,8 @@ void nn_adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_
  * give the same bits; the row reductions (LayerNorm, cross-entropy) agree to rounding. */
 void layer_embed_forward_ref(float *out, const int32_t *tok, const float *wte, const float *wpe,
                              int B, int T, int C);
+void layer_embed_backward_ref(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                              int B, int T, int C);
 void layer_norm_forward_ref(float *out, float *mean, float *rstd, const float *x, const float *w,
                             const float *b, size_t N, int C);
 void layer_norm_backward_ref(float *dx, float *dw, float *db, float *work, const float *dout,

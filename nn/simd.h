@@ -1,10 +1,8 @@
-/* simd.h — one float vector type whose width follows the translation unit's compile target:
- * 16 lanes (AVX-512F), 8 (AVX2 + FMA), 4 (NEON or SSE2), 1 (scalar; forced by MX_SIMD_SCALAR).
- * Arithmetic on mx_vf is GCC's vector extension (plain + - * / and comparisons); this header
- * adds what operators cannot say: FMA, select, loads/stores with tails, reductions, sqrt, exp
- * and tanh. Hot kernels are written once against it and compiled once per ISA level (nn/isa.h).
- * It is the ONLY place (with nn/isa.h and nn/isa.c) that tests an ISA macro. Needs
- * -ffp-contract=off (GCC's ISO C default; CMake sets it for clang too): FMA only via mx_vfma.
+/* simd.h — one float vector type, mx_vf, whose width follows the translation unit's target:
+ * 16 lanes (AVX-512F), 8 (AVX2 + FMA), 4 (NEON or SSE2), 1 (scalar, or MX_SIMD_SCALAR). Plain
+ * operators (GCC vector extension) plus FMA, select, tail loads/stores, reductions, sqrt, exp,
+ * tanh. The only ISA tests outside nn/isa.{h,c}. Needs -ffp-contract=off (GCC's ISO C default;
+ * CMake sets it for clang too): FMA only via mx_vfma. Hot kernels are compiled once per level.
  * Not a general SIMD library: floats only, no shuffles, no gathers. */
 #ifndef MIXLM_SIMD_H
 #define MIXLM_SIMD_H

@@ -1,7 +1,7 @@
 /* test_nn_kernels.c — every SIMD kernel of nn (nn/kernels.h) at EVERY level this machine runs,
  * called through that level's table, against its naive reference (_ref in nn/layers.c), at odd
- * lengths and tails: GELU forward/backward, AdamW and the embedding bit for bit (elementwise,
- * no FMA), LayerNorm forward/backward and softmax cross-entropy forward/backward to rounding;
+ * lengths and tails: GELU forward/backward, AdamW and the embedding (forward, backward) bit for bit
+ * (elementwise, no FMA), LayerNorm forward/backward and softmax cross-entropy forward/backward to rounding;
  * plus bitwise determinism (two runs, same level and threads). Gradients against finite
  * differences are test_layers.c's job; this file only compares implementations. */
 #include "core/core.h"
@@ -213,6 +213,17 @@ static void test_embed(const struct nn_kernels *k, struct mx_rng *r)
         k->embed_forward(y, tok, wte, wpe, B, T, C);
         layer_embed_forward_ref(yr, tok, wte, wpe, B, T, C);
         cmp(k->isa, "embed_forward", (size_t)C, 0, y, yr, n, 0, 0);
+        /* Backward accumulates into non-zero gradients; ids repeat (V = 11 < B*T = 15). */
+        float *dwte = randn(r, (size_t)V * C, 1.0f), *dwpe = randn(r, (size_t)T * C, 1.0f);
+        float *dwter = dup(dwte, (size_t)V * C), *dwper = dup(dwpe, (size_t)T * C);
+        k->embed_backward(dwte, dwpe, y, tok, B, T, C);
+        layer_embed_backward_ref(dwter, dwper, y, tok, B, T, C);
+        cmp(k->isa, "embed_backward wte", (size_t)C, 0, dwte, dwter, (size_t)V * C, 0, 0);
+        cmp(k->isa, "embed_backward wpe", (size_t)C, 0, dwpe, dwper, (size_t)T * C, 0, 0);
+        mx_free(dwte);
+        mx_free(dwpe);
+        mx_free(dwter);
+        mx_free(dwper);
         mx_free(wte);
         mx_free(wpe);
         mx_free(y);

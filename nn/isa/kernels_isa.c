@@ -249,6 +249,24 @@ static void embed_forward(float *out, const int32_t *tok, const float *wte, cons
         }
 }
 
+/* Serial over rows as the reference, so repeated ids accumulate in the same order. */
+static void embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T,
+                           int C)
+{
+    const size_t nc = (size_t)C;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * nc;
+            float *e = dwte + (size_t)tok[(size_t)b * T + t] * nc, *pp = dwpe + (size_t)t * nc;
+            for (size_t c = 0; c < nc; c += MX_VW) {
+                size_t k = block_len(nc, c);
+                mx_vf dv = load_k(d + c, k);
+                store_k(e + c, load_k(e + c, k) + dv, k);
+                store_k(pp + c, load_k(pp + c, k) + dv, k);
+            }
+        }
+}
+
 static void vexp(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
@@ -276,6 +294,7 @@ const struct nn_kernels MX_ISA_FN(nn_kernels) = {
     .ce_backward = ce_backward,
     .adamw = adamw,
     .embed_forward = embed_forward,
+    .embed_backward = embed_backward,
     .vexp = vexp,
     .vtanh = vtanh,
 };
