@@ -89,13 +89,31 @@ static inline mx_vf mx_vselect(mx_vi m, mx_vf a, mx_vf b)
     return (mx_vf)((m & (mx_vi)a) | (~m & (mx_vi)b));
 }
 /* a > b ? a : b and a < b ? a : b lane-wise: b when either is NaN (as x86 maxps/minps). */
+/* x86's maxps/minps have exactly these semantics (one instruction instead of compare + blend);
+ * NEON's vmaxq propagates NaN instead, so other targets use the select. */
 static inline mx_vf mx_vmax(mx_vf a, mx_vf b)
 {
+#if MX_VW == 16
+    return (mx_vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_max_ps((__m256)a, (__m256)b);
+#elif MX_VW == 4 && defined(__SSE2__) && !defined(__ARM_NEON)
+    return (mx_vf)_mm_max_ps((__m128)a, (__m128)b);
+#else
     return mx_vselect(a > b, a, b);
+#endif
 }
 static inline mx_vf mx_vmin(mx_vf a, mx_vf b)
 {
+#if MX_VW == 16
+    return (mx_vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_min_ps((__m256)a, (__m256)b);
+#elif MX_VW == 4 && defined(__SSE2__) && !defined(__ARM_NEON)
+    return (mx_vf)_mm_min_ps((__m128)a, (__m128)b);
+#else
     return mx_vselect(a < b, a, b);
+#endif
 }
 
 /* a * b + c with one rounding where the target has FMA (ISO C11 never contracts a*b+c on its
@@ -165,8 +183,7 @@ static inline mx_vf mx_vexp(mx_vf x)
 {
     /* Clamp first: NaN compares false and lands on -87.5, so the float-to-int below never
      * sees a NaN or an out-of-range value. */
-    mx_vf v = mx_vselect(x > -87.5f, x, mx_vset1(-87.5f));
-    v = mx_vselect(v < 88.75f, v, mx_vset1(88.75f));
+    mx_vf v = mx_vmin(mx_vmax(x, mx_vset1(-87.5f)), mx_vset1(88.75f));
     /* round to integer by adding and removing 1.5·2^23 (exact in the default rounding mode) */
     mx_vf n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     mx_vf r = v - n * 0.693359375f;
