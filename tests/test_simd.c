@@ -187,7 +187,7 @@ int main(void)
         test_level(k);
         ran++;
     }
-    CHECK(ran >= 2, "only %d SIMD levels ran", ran);
+    CHECK(ran >= 1, "no SIMD level ran (scalar is built everywhere)");
     if (fails)
         fprintf(stderr, "test_simd: %d failures\n", fails);
     return fails ? 1 : 0;
