@@ -6,6 +6,12 @@
 #include "nn/kernels.h"
 #include "nn/simd.h"
 
+/* Built only through mixlm_isa_variants (hence its own folder nn/isa/, outside the glob of nn/ that
+ * mixlm_library compiles). */
+#ifndef MX_ISA_SUFFIX
+#error "kernels_isa.c is compiled once per SIMD level by mixlm_isa_variants (CMake), not directly"
+#endif
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
