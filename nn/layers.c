@@ -1,16 +1,19 @@
-/* layers.c — embedding, LayerNorm, GELU and softmax cross-entropy, forward beside backward.
- * OpenMP over rows; every reduction has a fixed order so results are bitwise reproducible for
- * a given thread count. Not matmuls (nn/linear.c) and not the mixers (attention/). */
+/* layers.c — embedding, LayerNorm, GELU, softmax cross-entropy and AdamW: the public entry
+ * points (which run the SIMD kernels of the level in use, nn/isa/kernels_isa.c) and the naive
+ * references (_ref) the kernels are tested against. OpenMP over rows; every reduction has a
+ * fixed order so results are bitwise reproducible for a given thread count.
+ * Not matmuls (nn/linear.c) and not the mixers (attention/). */
 #include "nn/nn.h"
 
 #include "core/core.h"
 #include "nn/fastmath.h"
+#include "nn/kernels.h"
 
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
+void layer_embed_forward_ref(float *out, const int32_t *tok, const float *wte, const float *wpe,
                          int B, int T, int C)
 {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -23,7 +26,7 @@ void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const
         }
 }
 
-void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+void layer_embed_backward_ref(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
                           int B, int T, int C)
 {
     for (int b = 0; b < B; b++)
@@ -37,7 +40,7 @@ void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
-void layer_norm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+void layer_norm_forward_ref(float *out, float *mean, float *rstd, const float *x, const float *w,
                         const float *b, size_t N, int C)
 {
 #pragma omp parallel for schedule(static)
@@ -70,7 +73,7 @@ size_t layer_norm_work_floats(int C)
     return (size_t)LN_MAX_THREADS * 2 * C;
 }
 
-void layer_norm_backward(float *dx, float *dw, float *db, float *work, const float *dout,
+void layer_norm_backward_ref(float *dx, float *dw, float *db, float *work, const float *dout,
                          const float *x, const float *mean, const float *rstd, const float *w,
                          size_t N, int C)
 {
@@ -120,7 +123,7 @@ void layer_norm_backward(float *dx, float *dw, float *db, float *work, const flo
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-void layer_gelu_forward(float *out, const float *x, size_t n)
+void layer_gelu_forward_ref(float *out, const float *x, size_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -129,7 +132,7 @@ void layer_gelu_forward(float *out, const float *x, size_t n)
     }
 }
 
-void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+void layer_gelu_backward_ref(float *dx, const float *dout, const float *x, size_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -142,7 +145,7 @@ void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
     }
 }
 
-float layer_ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets,
+float layer_ce_forward_ref(float *lse, float *losses, const float *logits, const int32_t *targets,
                        size_t N, int V)
 {
 #pragma omp parallel for schedule(static)
@@ -168,7 +171,7 @@ float layer_ce_forward(float *lse, float *losses, const float *logits, const int
     return (float)(total / (double)N);
 }
 
-void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
+void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                        float scale)
 {
 #pragma omp parallel for schedule(static)
@@ -179,4 +182,73 @@ void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, 
             l[v] = expf(l[v] - r) * scale;
         l[targets[i]] -= scale;
     }
+}
+
+void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)
+{
+    const float b1 = hp->beta1, b2 = hp->beta2, flr = hp->lr, feps = hp->eps, wd = hp->weight_decay;
+    const float bc1 = hp->bc1, bc2 = hp->bc2, grad_scale = hp->grad_scale;
+#pragma omp for schedule(static) nowait
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        g[i] = 0.0f;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mhat = m[i] / bc1, vhat = v[i] / bc2;
+        p[i] -= flr * (mhat / (sqrtf(vhat) + feps) + wd * p[i]);
+    }
+}
+
+/* ---- the entry points: the kernel table of the level in use ------------------------------ */
+
+void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                         int B, int T, int C)
+{
+    nn_kernels()->embed_forward(out, tok, wte, wpe, B, T, C);
+}
+
+void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                          int B, int T, int C)
+{
+    nn_kernels()->embed_backward(dwte, dwpe, dout, tok, B, T, C);
+}
+
+void layer_norm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+                        const float *b, size_t N, int C)
+{
+    nn_kernels()->layer_norm_forward(out, mean, rstd, x, w, b, N, C);
+}
+
+void layer_norm_backward(float *dx, float *dw, float *db, float *work, const float *dout,
+                         const float *x, const float *mean, const float *rstd, const float *w,
+                         size_t N, int C)
+{
+    nn_kernels()->layer_norm_backward(dx, dw, db, work, dout, x, mean, rstd, w, N, C);
+}
+
+void layer_gelu_forward(float *out, const float *x, size_t n)
+{
+    nn_kernels()->gelu_forward(out, x, n);
+}
+
+void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+{
+    nn_kernels()->gelu_backward(dx, dout, x, n);
+}
+
+float layer_ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets,
+                       size_t N, int V)
+{
+    return nn_kernels()->ce_forward(lse, losses, logits, targets, N, V);
+}
+
+void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
+                       float scale)
+{
+    nn_kernels()->ce_backward(logits, lse, targets, N, V, scale);
+}
+
+void nn_adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)
+{
+    nn_kernels()->adamw(p, m, v, g, n, hp);
 }

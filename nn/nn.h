@@ -1,6 +1,7 @@
 /* nn.h — the network math the model and the mixers share: the BLAS-backed linear layer and
  * the decoder's elementwise layers (embedding, LayerNorm, GELU, softmax cross-entropy), forward
- * beside backward. Vectorised helpers (exp, tanh) are in nn/fastmath.h.
+ * beside backward. The hot ones run SIMD kernels chosen at start-up for the CPU (nn/kernels.h,
+ * nn/isa.h: MIXLM_ISA overrides); vector math is in nn/simd.h, scalar exp/tanh in nn/fastmath.h.
  * Not a tensor library: plain float arrays with their shapes in the contracts. */
 #ifndef MIXLM_NN_H
 #define MIXLM_NN_H
@@ -51,5 +52,38 @@ float layer_ce_forward(float *lse, float *losses, const float *logits, const int
 /* logits (N,V) overwritten in place by d(mean loss)/d logits = (softmax - onehot) * scale. */
 void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                        float scale);
+
+/* ---- AdamW ------------------------------------------------------------------------------
+ * One step over n contiguous floats of one tensor: g (n) is read, scaled by grad_scale and
+ * ZEROED (consumed: the next step accumulates into a zeroed buffer); m, v (n) moments and p (n)
+ * parameters updated in place. Decoupled weight decay (Loshchilov & Hutter), as
+ * torch.optim.AdamW; bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. Work-shared: call it from every
+ * thread of an enclosing OpenMP parallel region (an orphaned `omp for nowait` inside splits the
+ * range) or from serial code. Elementwise: the same bits at every SIMD level. */
+struct nn_adamw_hp {
+    float lr, beta1, beta2, eps, weight_decay, bc1, bc2, grad_scale;
+};
+void nn_adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp);
+
+/* ---- naive references -----------------------------------------------------------------------
+ * The plain scalar loops the SIMD kernels (nn/kernels_isa.c) replaced, same contracts; tests
+ * compare every level against them. GELU, AdamW and the embedding are elementwise: the kernels
+ * give the same bits; the row reductions (LayerNorm, cross-entropy) agree to rounding. */
+void layer_embed_forward_ref(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                             int B, int T, int C);
+void layer_embed_backward_ref(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                              int B, int T, int C);
+void layer_norm_forward_ref(float *out, float *mean, float *rstd, const float *x, const float *w,
+                            const float *b, size_t N, int C);
+void layer_norm_backward_ref(float *dx, float *dw, float *db, float *work, const float *dout,
+                             const float *x, const float *mean, const float *rstd, const float *w,
+                             size_t N, int C);
+void layer_gelu_forward_ref(float *out, const float *x, size_t n);
+void layer_gelu_backward_ref(float *dx, const float *dout, const float *x, size_t n);
+float layer_ce_forward_ref(float *lse, float *losses, const float *logits, const int32_t *targets,
+                           size_t N, int V);
+void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
+                           float scale);
+void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp);
 
 #endif

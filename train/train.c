@@ -5,6 +5,8 @@
  * Not argument parsing (cli/train.c) and not full-pass evaluation (infer/). */
 #include "train/train.h"
 
+#include "nn/nn.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -36,28 +38,26 @@ double train_lr_at(const struct mx_train_opts *o, long it)
 void adamw_update(const struct mx_model *m, float *adam_m, float *adam_v, double lr, double beta1,
                   double beta2, double eps, double weight_decay, float grad_scale, long t)
 {
-    const float b1 = (float)beta1, b2 = (float)beta2, flr = (float)lr, feps = (float)eps;
-    const float bc1 = (float)(1.0 - pow(beta1, (double)t)), bc2 = (float)(1.0 - pow(beta2, (double)t));
+    struct nn_adamw_hp hp = {
+        .lr = (float)lr,
+        .beta1 = (float)beta1,
+        .beta2 = (float)beta2,
+        .eps = (float)eps,
+        .bc1 = (float)(1.0 - pow(beta1, (double)t)),
+        .bc2 = (float)(1.0 - pow(beta2, (double)t)),
+        .grad_scale = grad_scale,
+    };
     /* One parallel region for all tensors: a region per tensor costs a thread wake-up each
-     * (tens of microseconds with passive waiting), which was most of the optimizer's time. */
-#pragma omp parallel
+     * (tens of microseconds with passive waiting), which was most of the optimizer's time.
+     * nn_adamw work-shares each tensor among the region's threads (omp for nowait). */
+#pragma omp parallel firstprivate(hp)
     for (int k = 0; k < m->n_tensors; k++) {
         const struct mx_param *tp = &m->tensors[k];
         if (!tp->trainable)
             continue;
-        const float wd = tp->decay ? (float)weight_decay : 0.0f;
-        float *p = m->params + tp->offset, *mm = adam_m + tp->offset, *vv = adam_v + tp->offset;
-        float *g = m->grads + tp->offset;
-#pragma omp for simd schedule(static) nowait
-        for (size_t i = 0; i < tp->numel; i++) {
-            float gi = g[i] * grad_scale;
-            g[i] = 0.0f; /* consumed: the next step accumulates into a zeroed buffer */
-            mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
-            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-            float mhat = mm[i] / bc1, vhat = vv[i] / bc2;
-            /* Decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW. */
-            p[i] -= flr * (mhat / (sqrtf(vhat) + feps) + wd * p[i]);
-        }
+        hp.weight_decay = tp->decay ? (float)weight_decay : 0.0f;
+        nn_adamw(m->params + tp->offset, adam_m + tp->offset, adam_v + tp->offset, m->grads + tp->offset,
+                 tp->numel, &hp);
     }
 }
 

@@ -1,0 +1,306 @@
+/* kernels_isa.c — nn's hot kernels written once against nn/simd.h and compiled once per SIMD
+ * level (CMake mixlm_isa_variants: -DMX_ISA_SUFFIX=avx2 etc. and that level's flags); exports
+ * the table MX_ISA_FN(nn_kernels). OpenMP splits rows or vector blocks with a static schedule
+ * exactly as the references in nn/layers.c do, so results are bitwise reproducible at a fixed
+ * level and thread count. Not the dispatch (nn/kernels.c) and not the references. */
+#include "nn/kernels.h"
+#include "nn/simd.h"
+
+/* Built only through mixlm_isa_variants (hence its own folder nn/isa/, outside the glob of nn/ that
+ * mixlm_library compiles). */
+#ifndef MX_ISA_SUFFIX
+#error "kernels_isa.c is compiled once per SIMD level by mixlm_isa_variants (CMake), not directly"
+#endif
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+/* Elementwise kernels loop over blocks of MX_VW floats; the last block may be partial. */
+#define NBLOCKS(n) (((n) + MX_VW - 1) / MX_VW)
+static inline size_t block_len(size_t n, size_t i)
+{
+    return n - i < MX_VW ? n - i : MX_VW;
+}
+static inline mx_vf load_k(const float *p, size_t k)
+{
+    return k == MX_VW ? mx_vload(p) : mx_vload_n(p, k);
+}
+static inline void store_k(float *p, mx_vf v, size_t k)
+{
+    if (k == MX_VW)
+        mx_vstore(p, v);
+    else
+        mx_vstore_n(p, v, k);
+}
+
+/* Same operations in the same order as layer_gelu_forward_ref, without FMA: same bits. */
+static void gelu_forward(float *out, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < NBLOCKS(n); b++) {
+        size_t i = b * MX_VW, k = block_len(n, i);
+        mx_vf v = load_k(x + i, k);
+        mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
+        store_k(out + i, 0.5f * v * (1.0f + mx_vtanh(u)), k);
+    }
+}
+
+static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < NBLOCKS(n); b++) {
+        size_t i = b * MX_VW, k = block_len(n, i);
+        mx_vf v = load_k(x + i, k);
+        mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
+        mx_vf th = mx_vtanh(u);
+        mx_vf sech2 = 1.0f - th * th;
+        mx_vf g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        store_k(dx + i, load_k(dout + i, k) * g, k);
+    }
+}
+
+/* Row sums use two accumulators (two independent add chains hide the add latency) and a
+ * zero-padded partial vector for the tail; the fixed order makes them deterministic. */
+static void ln_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                       size_t N, int C)
+{
+    const size_t nc = (size_t)C, full = nc / MX_VW * MX_VW, tail = nc - full;
+    const mx_vi tmask = mx_vmask_first(tail);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const float *xi = x + i * nc;
+        mx_vf s0 = mx_vzero(), s1 = mx_vzero();
+        size_t c = 0;
+        for (; c + 2 * MX_VW <= full; c += 2 * MX_VW) {
+            s0 += mx_vload(xi + c);
+            s1 += mx_vload(xi + c + MX_VW);
+        }
+        for (; c < full; c += MX_VW)
+            s0 += mx_vload(xi + c);
+        s0 += mx_vload_n(xi + full, tail);
+        float m = mx_vhsum(s0 + s1) / C;
+        mx_vf vm = mx_vset1(m), q0 = mx_vzero(), q1 = mx_vzero();
+        for (c = 0; c + 2 * MX_VW <= full; c += 2 * MX_VW) {
+            mx_vf d0 = mx_vload(xi + c) - vm, d1 = mx_vload(xi + c + MX_VW) - vm;
+            q0 = mx_vfma(d0, d0, q0);
+            q1 = mx_vfma(d1, d1, q1);
+        }
+        for (; c < full; c += MX_VW) {
+            mx_vf d = mx_vload(xi + c) - vm;
+            q0 = mx_vfma(d, d, q0);
+        }
+        mx_vf dt = mx_vselect(tmask, mx_vload_n(xi + full, tail) - vm, mx_vzero());
+        q0 = mx_vfma(dt, dt, q0);
+        float v = mx_vhsum(q0 + q1) / C;
+        float r = 1.0f / sqrtf(v + 1e-5f);
+        mx_vf vr = mx_vset1(r);
+        float *o = out + i * nc;
+        for (c = 0; c < nc; c += MX_VW) {
+            size_t k = block_len(nc, c);
+            mx_vf bb = b ? load_k(b + c, k) : mx_vzero();
+            store_k(o + c, mx_vfma((load_k(xi + c, k) - vm) * vr, load_k(w + c, k), bb), k);
+        }
+        mean[i] = m;
+        rstd[i] = r;
+    }
+}
+
+/* Per-thread partial sums for dw/db: at most this many threads (as layer_norm_backward_ref). */
+#define LN_MAX_THREADS 64
+
+static void ln_backward(float *dx, float *dw, float *db, float *work, const float *dout, const float *x,
+                        const float *mean, const float *rstd, const float *w, size_t N, int C)
+{
+    const size_t nc = (size_t)C;
+    int nt = omp_get_max_threads();
+    if (nt > LN_MAX_THREADS)
+        nt = LN_MAX_THREADS;
+    /* One buffer per thread, summed in thread order afterwards: deterministic for a fixed
+     * thread count, no atomics. Static schedule gives each thread a fixed row range. */
+    float *part = work;
+    memset(part, 0, (size_t)nt * 2 * nc * sizeof(float));
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num();
+        float *pw = part + (size_t)tid * 2 * nc, *pb = pw + nc;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < N; i++) {
+            const float *xi = x + i * nc, *di = dout + i * nc;
+            mx_vf vm = mx_vset1(mean[i]), vr = mx_vset1(rstd[i]);
+            /* dxhat = dout * w; dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+             * Tail lanes load dout = 0, so they add nothing to s1, s2, pw, pb. */
+            mx_vf s1 = mx_vzero(), s2 = mx_vzero();
+            for (size_t c = 0; c < nc; c += MX_VW) {
+                size_t k = block_len(nc, c);
+                mx_vf xh = (load_k(xi + c, k) - vm) * vr, d = load_k(di + c, k);
+                mx_vf dxh = d * load_k(w + c, k);
+                s1 += dxh;
+                s2 = mx_vfma(dxh, xh, s2);
+                store_k(pw + c, mx_vfma(d, xh, load_k(pw + c, k)), k);
+                store_k(pb + c, load_k(pb + c, k) + d, k);
+            }
+            mx_vf m1 = mx_vset1(mx_vhsum(s1) / C), m2 = mx_vset1(mx_vhsum(s2) / C);
+            float *dxi = dx + i * nc;
+            for (size_t c = 0; c < nc; c += MX_VW) {
+                size_t k = block_len(nc, c);
+                mx_vf xh = (load_k(xi + c, k) - vm) * vr;
+                mx_vf g = load_k(di + c, k) * load_k(w + c, k) - m1 - xh * m2;
+                store_k(dxi + c, mx_vfma(vr, g, load_k(dxi + c, k)), k);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        const float *pw = part + (size_t)t * 2 * nc, *pb = pw + nc;
+        for (size_t c = 0; c < nc; c += MX_VW) {
+            size_t k = block_len(nc, c);
+            store_k(dw + c, load_k(dw + c, k) + load_k(pw + c, k), k);
+            if (db)
+                store_k(db + c, load_k(db + c, k) + load_k(pb + c, k), k);
+        }
+    }
+}
+
+/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with two vector accumulators
+ * (the reference sums in double; the terms are in (0, 1] so the float sum's relative error is
+ * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). */
+static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
+                        int V)
+{
+    const size_t nv = (size_t)V, full = nv / MX_VW * MX_VW, tail = nv - full;
+    const mx_vi tmask = mx_vmask_first(tail);
+    const mx_vf ninf = mx_vset1(-__builtin_inff());
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const float *l = logits + i * nv;
+        mx_vf mv = ninf;
+        for (size_t v = 0; v < full; v += MX_VW)
+            mv = mx_vmax(mx_vload(l + v), mv);
+        mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
+        float mx = mx_vhmax(mv);
+        mx_vf vmx = mx_vset1(mx), s0 = mx_vzero(), s1 = mx_vzero();
+        size_t v = 0;
+        for (; v + 2 * MX_VW <= full; v += 2 * MX_VW) {
+            s0 += mx_vexp(mx_vload(l + v) - vmx);
+            s1 += mx_vexp(mx_vload(l + v + MX_VW) - vmx);
+        }
+        for (; v < full; v += MX_VW)
+            s0 += mx_vexp(mx_vload(l + v) - vmx);
+        s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
+        float r = mx + logf(mx_vhsum(s0 + s1));
+        lse[i] = r;
+        if (targets)
+            losses[i] = r - l[targets[i]];
+    }
+    if (!targets)
+        return 0.0f;
+    /* Serial sum in double: the same value whatever the thread count. */
+    double total = 0;
+    for (size_t i = 0; i < N; i++)
+        total += losses[i];
+    return (float)(total / (double)N);
+}
+
+static void ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V, float scale)
+{
+    const size_t nv = (size_t)V;
+    const mx_vf vs = mx_vset1(scale);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        float *l = logits + i * nv;
+        mx_vf r = mx_vset1(lse[i]);
+        for (size_t v = 0; v < nv; v += MX_VW) {
+            size_t k = block_len(nv, v);
+            store_k(l + v, mx_vexp(load_k(l + v, k) - r) * vs, k);
+        }
+        l[targets[i]] -= scale;
+    }
+}
+
+/* The reference's operations in its order, no FMA: the same bits at every level. */
+static void adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)
+{
+    const float b1 = hp->beta1, b2 = hp->beta2, c1 = 1.0f - hp->beta1, c2 = 1.0f - hp->beta2;
+    const float lr = hp->lr, eps = hp->eps, wd = hp->weight_decay, bc1 = hp->bc1, bc2 = hp->bc2;
+    const float gs = hp->grad_scale;
+#pragma omp for schedule(static) nowait
+    for (size_t b = 0; b < NBLOCKS(n); b++) {
+        size_t i = b * MX_VW, k = block_len(n, i);
+        mx_vf gi = load_k(g + i, k) * gs;
+        store_k(g + i, mx_vzero(), k);
+        mx_vf mm = b1 * load_k(m + i, k) + c1 * gi;
+        mx_vf vv = b2 * load_k(v + i, k) + c2 * gi * gi;
+        store_k(m + i, mm, k);
+        store_k(v + i, vv, k);
+        mx_vf mhat = mm / bc1, vhat = vv / bc2, pp = load_k(p + i, k);
+        store_k(p + i, pp - lr * (mhat / (mx_vsqrt(vhat) + eps) + wd * pp), k);
+    }
+}
+
+static void embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T,
+                          int C)
+{
+    const size_t nc = (size_t)C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * nc;
+            const float *e = wte + (size_t)tok[(size_t)b * T + t] * nc, *pp = wpe + (size_t)t * nc;
+            for (size_t c = 0; c < nc; c += MX_VW) {
+                size_t k = block_len(nc, c);
+                store_k(o + c, load_k(e + c, k) + load_k(pp + c, k), k);
+            }
+        }
+}
+
+/* Serial over rows as the reference, so repeated ids accumulate in the same order. */
+static void embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T,
+                           int C)
+{
+    const size_t nc = (size_t)C;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * nc;
+            float *e = dwte + (size_t)tok[(size_t)b * T + t] * nc, *pp = dwpe + (size_t)t * nc;
+            for (size_t c = 0; c < nc; c += MX_VW) {
+                size_t k = block_len(nc, c);
+                mx_vf dv = load_k(d + c, k);
+                store_k(e + c, load_k(e + c, k) + dv, k);
+                store_k(pp + c, load_k(pp + c, k) + dv, k);
+            }
+        }
+}
+
+static void vexp(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = block_len(n, i);
+        store_k(y + i, mx_vexp(load_k(x + i, k)), k);
+    }
+}
+
+static void vtanh(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = block_len(n, i);
+        store_k(y + i, mx_vtanh(load_k(x + i, k)), k);
+    }
+}
+
+const struct nn_kernels MX_ISA_FN(nn_kernels) = {
+    .isa = MX_SIMD_NAME,
+    .vw = MX_VW,
+    .gelu_forward = gelu_forward,
+    .gelu_backward = gelu_backward,
+    .layer_norm_forward = ln_forward,
+    .layer_norm_backward = ln_backward,
+    .ce_forward = ce_forward,
+    .ce_backward = ce_backward,
+    .adamw = adamw,
+    .embed_forward = embed_forward,
+    .embed_backward = embed_backward,
+    .vexp = vexp,
+    .vtanh = vtanh,
+};

@@ -1,0 +1,217 @@
+/* simd.h — one float vector type, mx_vf, whose width follows the translation unit's target:
+ * 16 lanes (AVX-512F), 8 (AVX2 + FMA), 4 (NEON or SSE2), 1 (scalar, or MX_SIMD_SCALAR). Plain
+ * operators (GCC vector extension) plus FMA, select, tail loads/stores, reductions, sqrt, exp,
+ * tanh. The only ISA tests outside nn/isa.{h,c}. Needs -ffp-contract=off (GCC's ISO C default;
+ * CMake sets it for clang too): FMA only via mx_vfma. Hot kernels are compiled once per level.
+ * Not a general SIMD library: floats only, no shuffles, no gathers. */
+#ifndef MIXLM_SIMD_H
+#define MIXLM_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(MX_SIMD_SCALAR)
+#define MX_VW 1
+#define MX_SIMD_NAME "scalar"
+#elif defined(__AVX512F__)
+#include <immintrin.h>
+#define MX_VW 16
+#define MX_SIMD_NAME "avx512"
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define MX_VW 8
+#define MX_SIMD_NAME "avx2"
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#define MX_VW 4
+#define MX_SIMD_NAME "neon"
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define MX_VW 4
+#define MX_SIMD_NAME "sse"
+#else
+#define MX_VW 1
+#define MX_SIMD_NAME "scalar"
+#endif
+
+/* Set by the per-ISA build (mixlm_isa_variants in CMake): a variant whose flags leaked a
+ * wider (or narrower) vector than its name promises must not compile. */
+#if defined(MX_ISA_EXPECT_VW) && MX_ISA_EXPECT_VW != MX_VW
+#error "simd.h: this ISA variant's compile flags give a different vector width than its level"
+#endif
+
+typedef float mx_vf __attribute__((vector_size(4 * MX_VW)));
+typedef int32_t mx_vi __attribute__((vector_size(4 * MX_VW))); /* lane masks: -1 true, 0 false */
+
+static inline mx_vf mx_vset1(float a)
+{
+    return (mx_vf){0} + a;
+}
+static inline mx_vf mx_vzero(void)
+{
+    return (mx_vf){0};
+}
+/* Unaligned load/store of MX_VW floats. */
+static inline mx_vf mx_vload(const float *p)
+{
+    mx_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void mx_vstore(float *p, mx_vf v)
+{
+    memcpy(p, &v, sizeof v);
+}
+/* The first n lanes (0 <= n <= MX_VW) from p, the rest 0; reads only n floats. */
+static inline mx_vf mx_vload_n(const float *p, size_t n)
+{
+    mx_vf v = {0};
+    memcpy(&v, p, n * sizeof(float));
+    return v;
+}
+/* Writes only the first n lanes (0 <= n <= MX_VW). */
+static inline void mx_vstore_n(float *p, mx_vf v, size_t n)
+{
+    memcpy(p, &v, n * sizeof(float));
+}
+/* Mask with the first n lanes true. */
+static inline mx_vi mx_vmask_first(size_t n)
+{
+    mx_vi iota;
+    for (int i = 0; i < MX_VW; i++)
+        iota[i] = i;
+    return iota < (mx_vi){0} + (int32_t)n;
+}
+/* Lane-wise m ? a : b (m from a comparison: every lane all ones or all zeros). */
+static inline mx_vf mx_vselect(mx_vi m, mx_vf a, mx_vf b)
+{
+    return (mx_vf)((m & (mx_vi)a) | (~m & (mx_vi)b));
+}
+/* a > b ? a : b and a < b ? a : b lane-wise: b when either is NaN (as x86 maxps/minps). */
+/* x86's maxps/minps have exactly these semantics (one instruction instead of compare + blend);
+ * NEON's vmaxq propagates NaN instead, so other targets use the select. */
+static inline mx_vf mx_vmax(mx_vf a, mx_vf b)
+{
+#if MX_VW == 16
+    return (mx_vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_max_ps((__m256)a, (__m256)b);
+#elif MX_VW == 4 && defined(__SSE2__) && !defined(__ARM_NEON)
+    return (mx_vf)_mm_max_ps((__m128)a, (__m128)b);
+#else
+    return mx_vselect(a > b, a, b);
+#endif
+}
+static inline mx_vf mx_vmin(mx_vf a, mx_vf b)
+{
+#if MX_VW == 16
+    return (mx_vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_min_ps((__m256)a, (__m256)b);
+#elif MX_VW == 4 && defined(__SSE2__) && !defined(__ARM_NEON)
+    return (mx_vf)_mm_min_ps((__m128)a, (__m128)b);
+#else
+    return mx_vselect(a < b, a, b);
+#endif
+}
+
+/* a * b + c with one rounding where the target has FMA (ISO C11 never contracts a*b+c on its
+ * own); SSE and scalar round twice. Results therefore differ between levels in the last bit:
+ * use it where speed matters more than cross-ISA bit equality (reductions), not in mx_vexp. */
+static inline mx_vf mx_vfma(mx_vf a, mx_vf b, mx_vf c)
+{
+#if MX_VW == 16
+    return (mx_vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif MX_VW == 4 && defined(__ARM_NEON)
+    return (mx_vf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+#else
+    return a * b + c;
+#endif
+}
+
+/* Correctly rounded square root per lane (IEEE, the same bits as sqrtf at every level). */
+static inline mx_vf mx_vsqrt(mx_vf a)
+{
+#if MX_VW == 16
+    return (mx_vf)_mm512_sqrt_ps((__m512)a);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_sqrt_ps((__m256)a);
+#elif MX_VW == 4 && defined(__ARM_NEON)
+    return (mx_vf)vsqrtq_f32((float32x4_t)a);
+#elif MX_VW == 4
+    return (mx_vf)_mm_sqrt_ps((__m128)a);
+#else
+    return (mx_vf){__builtin_sqrtf(a[0])};
+#endif
+}
+
+/* Horizontal sum in a fixed pairwise order (lane i with lane i + W/2, then halves again): the
+ * same value on every call, so per-row reductions are deterministic at a given level. */
+static inline float mx_vhsum(mx_vf v)
+{
+    float a[MX_VW];
+    memcpy(a, &v, sizeof a);
+    for (int w = MX_VW / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++)
+            a[i] += a[i + w];
+    return a[0];
+}
+/* Horizontal max (a NaN lane may or may not propagate; callers check finiteness elsewhere). */
+static inline float mx_vhmax(mx_vf v)
+{
+    float a[MX_VW];
+    memcpy(a, &v, sizeof a);
+    for (int w = MX_VW / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++)
+            a[i] = a[i] > a[i + w] ? a[i] : a[i + w];
+    return a[0];
+}
+
+/* exp(x) lane-wise: the algorithm of mx_expf (nn/fastmath.h), operation for operation and
+ * WITHOUT fused multiply-adds, so every lane is bitwise equal to mx_expf(x) at every level
+ * (elementwise kernels then give the same bits on AVX-512, AVX2, SSE, NEON and scalar).
+ * Cephes: n = round(x / ln2), r = x - n ln2 with ln2 split in two constants so r is exact,
+ * |r| <= ln2/2, a degree-6 polynomial for e^r, then 2^n built in the exponent bits as two
+ * factors 2^h 2^(n-h) so every n in [-126, 128] stays a normal float (the first product is
+ * exact, so the split — an arithmetic shift here, a truncating divide in mx_expf — does not
+ * change the result). Accuracy (measured, tests/test_simd.c): within 2 ulp of exp for
+ * x in [-87.33, 88.72]; below -87.33 gives 0, above 88.72 +inf, NaN stays NaN. */
+static inline mx_vf mx_vexp(mx_vf x)
+{
+    /* Clamp first: NaN compares false and lands on -87.5, so the float-to-int below never
+     * sees a NaN or an out-of-range value. */
+    mx_vf v = mx_vmin(mx_vmax(x, mx_vset1(-87.5f)), mx_vset1(88.75f));
+    /* round to integer by adding and removing 1.5·2^23 (exact in the default rounding mode) */
+    mx_vf n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    mx_vf r = v - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    mx_vf p = mx_vset1(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    mx_vi ni = __builtin_convertvector(n, mx_vi), h = ni >> 1;
+    mx_vf s1 = (mx_vf)((h + 127) << 23), s2 = (mx_vf)((ni - h + 127) << 23);
+    mx_vf y = p * s1 * s2;
+    y = mx_vselect(x < -87.33f, mx_vzero(), y);
+    y = mx_vselect(x > 88.72f, mx_vset1(__builtin_inff()), y);
+    return mx_vselect(x == x, y, x);
+}
+
+/* tanh(x) = 1 - 2 / (exp(2|x|) + 1) with the sign put back: mx_tanhf lane-wise, bitwise equal
+ * to it. Absolute error < 2e-7 (relative accuracy is lost near 0 to cancellation; GELU's
+ * 0.5 x (1 + tanh(u)) only needs the absolute error). tanh(±inf) = ±1, NaN stays NaN. */
+static inline mx_vf mx_vtanh(mx_vf x)
+{
+    mx_vi neg = x < 0.0f;
+    mx_vf ax = mx_vselect(neg, -x, x);
+    mx_vf t = 1.0f - 2.0f / (mx_vexp(2.0f * ax) + 1.0f);
+    return mx_vselect(neg, -t, t);
+}
+
+#endif

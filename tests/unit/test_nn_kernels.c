@@ -1,0 +1,264 @@
+/* test_nn_kernels.c — every SIMD kernel of nn (nn/kernels.h) at EVERY level this machine runs,
+ * called through that level's table, against its naive reference (_ref in nn/layers.c), at odd
+ * lengths and tails: GELU forward/backward, AdamW and the embedding (forward, backward) bit for bit
+ * (elementwise, no FMA), LayerNorm forward/backward and softmax cross-entropy forward/backward to rounding;
+ * plus bitwise determinism (two runs, same level and threads). Gradients against finite
+ * differences are test_layers.c's job; this file only compares implementations. */
+#include "check.h"
+#include "core/core.h"
+#include "nn/isa.h"
+#include "nn/kernels.h"
+#include "nn/nn.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* |a - b| <= atol + rtol |b| everywhere (both NaN counts as equal); rtol = atol = 0: bitwise. */
+static void cmp(const char *isa, const char *what, size_t n1, size_t n2, const float *a, const float *b,
+                size_t n, double atol, double rtol)
+{
+    double worst = 0;
+    size_t bad = 0, at = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ok;
+        if (atol == 0 && rtol == 0)
+            ok = memcmp(a + i, b + i, sizeof(float)) == 0 || (isnan(a[i]) && isnan(b[i]));
+        else {
+            double e = fabs((double)a[i] - b[i]);
+            ok = e <= atol + rtol * fabs(b[i]);
+            if (e > worst)
+                worst = e;
+        }
+        if (!ok && bad++ == 0)
+            at = i;
+    }
+    if (bad) {
+        check_failures++;
+        fprintf(stderr,
+                "FAIL %-7s %-18s (%zu, %zu): %zu of %zu differ, first [%zu] %.9g vs ref %.9g "
+                "(worst abs %.3g, atol %.1g rtol %.1g)\n",
+                isa, what, n1, n2, bad, n, at, a[at], b[at], worst, atol, rtol);
+    }
+}
+
+static float *randn(struct mx_rng *r, size_t n, float std)
+{
+    float *p = mx_xmalloc((n ? n : 1) * sizeof(float));
+    mx_rng_fill_normal(r, p, n, std);
+    return p;
+}
+
+static float *dup(const float *p, size_t n)
+{
+    float *q = mx_xmalloc((n ? n : 1) * sizeof(float));
+    memcpy(q, p, n * sizeof(float));
+    return q;
+}
+
+static const size_t lens[] = {1, 2, 3, 7, 8, 15, 16, 17, 33, 64, 100, 128, 1000, 4099};
+#define NLENS (sizeof lens / sizeof lens[0])
+
+static void test_gelu(const struct nn_kernels *k, struct mx_rng *r)
+{
+    for (size_t t = 0; t < NLENS; t++) {
+        size_t n = lens[t];
+        float *x = randn(r, n + 16, 3.0f), *dout = randn(r, n, 1.0f);
+        x[0] = 0.0f;
+        if (n > 2)
+            x[n - 1] = -12.0f;
+        float *y = mx_xmalloc((n + 16) * sizeof(float)), *yr = mx_xmalloc(n * sizeof(float));
+        for (size_t i = 0; i < n + 16; i++)
+            y[i] = 42.0f;
+        k->gelu_forward(y, x, n);
+        layer_gelu_forward_ref(yr, x, n);
+        cmp(k->isa, "gelu_forward", n, 0, y, yr, n, 0, 0);
+        for (size_t i = n; i < n + 16; i++)
+            CHECK(y[i] == 42.0f, "%s gelu_forward n=%zu wrote past the end at %zu", k->isa, n, i);
+        k->gelu_backward(y, dout, x, n);
+        layer_gelu_backward_ref(yr, dout, x, n);
+        cmp(k->isa, "gelu_backward", n, 0, y, yr, n, 0, 0);
+        mx_free(x);
+        mx_free(dout);
+        mx_free(y);
+        mx_free(yr);
+    }
+}
+
+static void test_layer_norm(const struct nn_kernels *k, struct mx_rng *r)
+{
+    const size_t rows[] = {1, 3, 37};
+    float *work = mx_xmalloc(layer_norm_work_floats(4099) * sizeof(float));
+    for (size_t t = 0; t < NLENS; t++)
+        for (size_t q = 0; q < 3; q++) {
+            size_t N = rows[q], C = lens[t], n = N * C;
+            int with_b = (t + q) % 2 == 0;
+            float *x = randn(r, n, 2.0f), *w = randn(r, C, 1.0f), *b = randn(r, C, 1.0f);
+            for (size_t i = 0; i < n; i++)
+                x[i] += 0.5f; /* a non-zero mean */
+            float *y = randn(r, n, 1.0f), *yr = dup(y, n);
+            float *mean = mx_xmalloc(N * sizeof(float)), *rstd = mx_xmalloc(N * sizeof(float));
+            float *meanr = mx_xmalloc(N * sizeof(float)), *rstdr = mx_xmalloc(N * sizeof(float));
+            k->layer_norm_forward(y, mean, rstd, x, w, with_b ? b : NULL, N, (int)C);
+            layer_norm_forward_ref(yr, meanr, rstdr, x, w, with_b ? b : NULL, N, (int)C);
+            cmp(k->isa, "ln_forward out", N, C, y, yr, n, 2e-5, 2e-5);
+            cmp(k->isa, "ln_forward mean", N, C, mean, meanr, N, 1e-6, 1e-5);
+            cmp(k->isa, "ln_forward rstd", N, C, rstd, rstdr, N, 1e-6, 1e-4);
+            /* Backward accumulates: start dx, dw, db from the same non-zero values. */
+            float *dout = randn(r, n, 1.0f), *dx = randn(r, n, 1.0f), *dxr = dup(dx, n);
+            float *dw = randn(r, C, 1.0f), *dwr = dup(dw, C), *db = randn(r, C, 1.0f), *dbr = dup(db, C);
+            k->layer_norm_backward(dx, dw, with_b ? db : NULL, work, dout, x, meanr, rstdr, w, N, (int)C);
+            layer_norm_backward_ref(dxr, dwr, with_b ? dbr : NULL, work, dout, x, meanr, rstdr, w, N, (int)C);
+            cmp(k->isa, "ln_backward dx", N, C, dx, dxr, n, 1e-4, 1e-4);
+            cmp(k->isa, "ln_backward dw", N, C, dw, dwr, C, 1e-4, 1e-4);
+            cmp(k->isa, "ln_backward db", N, C, db, dbr, C, 1e-5, 1e-5);
+            /* Determinism: the same call again gives the same bits. */
+            float *y2 = dup(y, n);
+            k->layer_norm_forward(y2, mean, rstd, x, w, with_b ? b : NULL, N, (int)C);
+            cmp(k->isa, "ln_forward rerun", N, C, y2, y, n, 0, 0);
+            memcpy(dxr, dx, n * sizeof(float));
+            memcpy(dwr, dw, C * sizeof(float));
+            k->layer_norm_backward(dx, dw, NULL, work, dout, x, meanr, rstdr, w, N, (int)C);
+            k->layer_norm_backward(dxr, dwr, NULL, work, dout, x, meanr, rstdr, w, N, (int)C);
+            cmp(k->isa, "ln_backward rerun", N, C, dx, dxr, n, 0, 0);
+            cmp(k->isa, "ln_backward rerun", N, C, dw, dwr, C, 0, 0);
+            float *all[] = {x, w, b, y, yr, mean, rstd, meanr, rstdr, dout, dx, dxr, dw, dwr, db, dbr, y2};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                mx_free(all[i]);
+        }
+    mx_free(work);
+}
+
+static void test_ce(const struct nn_kernels *k, struct mx_rng *r)
+{
+    const size_t rows[] = {1, 5, 37};
+    for (size_t t = 0; t < NLENS; t++)
+        for (size_t q = 0; q < 3; q++) {
+            size_t N = rows[q], V = lens[t], n = N * V;
+            float *l = randn(r, n, 4.0f);
+            int32_t *tg = mx_xmalloc(N * sizeof(int32_t));
+            for (size_t i = 0; i < N; i++)
+                tg[i] = (int32_t)mx_rng_below(r, (uint32_t)V);
+            if (V > 3)
+                l[V - 1] = 30.0f; /* a dominant logit in the tail */
+            float *lse = mx_xmalloc(N * sizeof(float)), *lser = mx_xmalloc(N * sizeof(float));
+            float *loss = mx_xmalloc(N * sizeof(float)), *lossr = mx_xmalloc(N * sizeof(float));
+            float mean = k->ce_forward(lse, loss, l, tg, N, (int)V);
+            float meanr = layer_ce_forward_ref(lser, lossr, l, tg, N, (int)V);
+            cmp(k->isa, "ce_forward lse", N, V, lse, lser, N, 2e-6, 2e-6);
+            cmp(k->isa, "ce_forward losses", N, V, loss, lossr, N, 4e-6, 2e-6);
+            cmp(k->isa, "ce_forward mean", N, V, &mean, &meanr, 1, 4e-6, 2e-6);
+            float *g = dup(l, n), *gr = dup(l, n);
+            float scale = 1.0f / (float)N;
+            k->ce_backward(g, lser, tg, N, (int)V, scale);
+            layer_ce_backward_ref(gr, lser, tg, N, (int)V, scale);
+            cmp(k->isa, "ce_backward", N, V, g, gr, n, 1e-7, 4e-7);
+            float *all[] = {l, lse, lser, loss, lossr, g, gr};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                mx_free(all[i]);
+            mx_free(tg);
+        }
+}
+
+/* AdamW inside a parallel region, as adamw_update calls it. */
+static void test_adamw(const struct nn_kernels *k, struct mx_rng *r)
+{
+    for (size_t t = 0; t < NLENS; t++) {
+        size_t n = lens[t];
+        float *p = randn(r, n, 1.0f), *m = randn(r, n, 0.1f), *v = randn(r, n, 0.1f), *g = randn(r, n, 1.0f);
+        for (size_t i = 0; i < n; i++)
+            v[i] = v[i] * v[i];
+        float *pr = dup(p, n), *mr = dup(m, n), *vr = dup(v, n), *gr = dup(g, n);
+        struct nn_adamw_hp hp = {.lr = 3e-3f,
+                                 .beta1 = 0.9f,
+                                 .beta2 = 0.95f,
+                                 .eps = 1e-8f,
+                                 .weight_decay = 0.1f,
+                                 .bc1 = 0.19f,
+                                 .bc2 = 0.0975f,
+                                 .grad_scale = 0.7f};
+#pragma omp parallel
+        k->adamw(p, m, v, g, n, &hp);
+#pragma omp parallel
+        nn_adamw_ref(pr, mr, vr, gr, n, &hp);
+        cmp(k->isa, "adamw p", n, 0, p, pr, n, 0, 0);
+        cmp(k->isa, "adamw m", n, 0, m, mr, n, 0, 0);
+        cmp(k->isa, "adamw v", n, 0, v, vr, n, 0, 0);
+        cmp(k->isa, "adamw g (zeroed)", n, 0, g, gr, n, 0, 0);
+        /* Serial call (outside a parallel region) too. */
+        k->adamw(p, m, v, g, n, &hp);
+        nn_adamw_ref(pr, mr, vr, gr, n, &hp);
+        cmp(k->isa, "adamw serial p", n, 0, p, pr, n, 0, 0);
+        float *all[] = {p, m, v, g, pr, mr, vr, gr};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            mx_free(all[i]);
+    }
+}
+
+static void test_embed(const struct nn_kernels *k, struct mx_rng *r)
+{
+    const int B = 3, T = 5, V = 11;
+    for (size_t t = 0; t < NLENS; t++) {
+        int C = (int)lens[t];
+        size_t n = (size_t)B * T * C;
+        float *wte = randn(r, (size_t)V * C, 1.0f), *wpe = randn(r, (size_t)T * C, 1.0f);
+        int32_t tok[3 * 5];
+        for (int i = 0; i < B * T; i++)
+            tok[i] = (int32_t)mx_rng_below(r, V);
+        float *y = mx_xmalloc(n * sizeof(float)), *yr = mx_xmalloc(n * sizeof(float));
+        k->embed_forward(y, tok, wte, wpe, B, T, C);
+        layer_embed_forward_ref(yr, tok, wte, wpe, B, T, C);
+        cmp(k->isa, "embed_forward", (size_t)C, 0, y, yr, n, 0, 0);
+        /* Backward accumulates into non-zero gradients; ids repeat (V = 11 < B*T = 15). */
+        float *dwte = randn(r, (size_t)V * C, 1.0f), *dwpe = randn(r, (size_t)T * C, 1.0f);
+        float *dwter = dup(dwte, (size_t)V * C), *dwper = dup(dwpe, (size_t)T * C);
+        k->embed_backward(dwte, dwpe, y, tok, B, T, C);
+        layer_embed_backward_ref(dwter, dwper, y, tok, B, T, C);
+        cmp(k->isa, "embed_backward wte", (size_t)C, 0, dwte, dwter, (size_t)V * C, 0, 0);
+        cmp(k->isa, "embed_backward wpe", (size_t)C, 0, dwpe, dwper, (size_t)T * C, 0, 0);
+        mx_free(dwte);
+        mx_free(dwpe);
+        mx_free(dwter);
+        mx_free(dwper);
+        mx_free(wte);
+        mx_free(wpe);
+        mx_free(y);
+        mx_free(yr);
+    }
+}
+
+/* One case per level: the case name is the level; skipped where this machine cannot run it. */
+static int case_level(void)
+{
+    omp_set_num_threads(2);
+    for (int l = 0; l < MX_ISA_COUNT; l++) {
+        if (strcmp(check_case_name(), mx_isa_level_name((enum mx_isa)l)) != 0)
+            continue;
+        const struct nn_kernels *k = nn_kernels_at((enum mx_isa)l);
+        if (!k)
+            return check_skip("%s: not built for, or not supported by, this machine", check_case_name());
+        struct mx_rng r;
+        mx_rng_seed(&r, 1234);
+        test_gelu(k, &r);
+        test_layer_norm(k, &r);
+        test_ce(k, &r);
+        test_adamw(k, &r);
+        test_embed(k, &r);
+        return 0;
+    }
+    return check_skip("%s: no such level", check_case_name());
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"avx512", case_level},
+        {"avx2", case_level},
+        {"sse", case_level},
+        {"neon", case_level},
+        {"scalar", case_level}, /* built everywhere: never skipped */
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
+}
