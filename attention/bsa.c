@@ -12,79 +12,106 @@
 #include <omp.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
-/* ---- 16-float vectors --------------------------------------------------------------------
- * GCC vector extensions: AVX-512 registers with -march=native, lowered to SSE pairs in the
- * portable (sanitizer) build, so one source serves both. */
-/* WHY silence -Wpsabi: without AVX-512 GCC warns that 64-byte vectors passed by value change
+/* ---- vectors -----------------------------------------------------------------------------
+ * `vf`: the target's native vector (VW floats: 16 AVX-512, 8 AVX2+FMA, 4 SSE or NEON, 1
+ * scalar). The layouts' lane bits and the trimming count in 16-lane groups (NV16 native
+ * vectors each), so every width walks the same ranges. */
+/* WHY silence -Wpsabi: GCC warns that vectors wider than the baseline passed by value change
  * the ABI; every such function here is static (inlined), so no ABI boundary is crossed. */
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX2__) && defined(__FMA__)
+#define VW 8
+#elif defined(__ARM_NEON) || defined(__SSE2__)
+#define VW 4
+#else
+#define VW 1
+#endif
+typedef float vf __attribute__((vector_size(4 * VW)));
+typedef int32_t vi __attribute__((vector_size(4 * VW)));
+#define NV16 (16 / VW) /* native vectors per 16 lanes */
 
 /* WHY an explicit FMA: the build is ISO C11, where GCC does not contract a*b+c; fused
  * multiply-adds double the tile kernels' throughput and round once instead of twice. */
-#if defined(__AVX512F__)
-#define VFMA(a, b, c) ((v16f)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
-#else
-#define VFMA(a, b, c) ((a) * (b) + (c))
-#endif
-
-#define BS BSA_MAX_BS
-
-static inline v16f vld(const float *p)
+static inline vf vfma(vf a, vf b, vf c)
 {
-    v16f r;
+#if defined(__AVX512F__)
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif VW == 8
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__ARM_NEON)
+    return (vf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+#else
+    return a * b + c;
+#endif
+}
+
+static inline vf vfld(const float *p)
+{
+    vf r;
     memcpy(&r, p, sizeof r);
     return r;
 }
 
-static inline void vst(float *p, v16f x)
+static inline void vfst(float *p, vf x)
 {
     memcpy(p, &x, sizeof x);
 }
 
-static inline v16f vset1(float x)
+static inline vf vfset1(float x)
 {
-    /* Not (v16f){0} + x: that is an add (0 + -0 is +0) before the broadcast. */
-    return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+    vf r;
+    for (int i = 0; i < VW; i++)
+        r[i] = x;
+    return r;
 }
 
-static inline v16f vblend(v16i m, v16f a, v16f b) /* m ? a : b, lane-wise */
+#define BS BSA_MAX_BS
+
+
+static inline vf vfsel(vi m, vf a, vf b) /* m ? a : b, lane-wise */
 {
-    return (v16f)(((v16i)a & m) | ((v16i)b & ~m));
+    return (vf)(((vi)a & m) | ((vi)b & ~m));
 }
 
-static inline v16f vmax(v16f a, v16f b)
+static inline vf vfmax(vf a, vf b)
 {
-    return vblend(a > b, a, b);
+    return vfsel(a > b, a, b);
 }
 
-static inline float hmax(v16f x)
+static inline float vfhmax(vf x)
 {
-#if defined(__AVX512F__)
-    return _mm512_reduce_max_ps((__m512)x);
-#else
-    float m = x[0];
-    for (int i = 1; i < 16; i++)
-        m = x[i] > m ? x[i] : m;
-    return m;
-#endif
+    float r = x[0];
+    for (int i = 1; i < VW; i++)
+        r = x[i] > r ? x[i] : r;
+    return r;
 }
 
-static inline float hsum(v16f x)
+static inline float vfhsum(vf x)
 {
-#if defined(__AVX512F__)
-    return _mm512_reduce_add_ps((__m512)x);
-#else
-    float s = 0;
-    for (int i = 0; i < 16; i++)
-        s += x[i];
-    return s;
-#endif
+    float r = x[0];
+    for (int i = 1; i < VW; i++)
+        r += x[i];
+    return r;
+}
+
+/* Lanes of x whose bit in the low VW bits of `bits` is 0 become -inf. */
+static inline __attribute__((always_inline)) vf vfmask(vf x, uint64_t bits)
+{
+    static const int32_t lane_bit[16] = {1 << 0,  1 << 1,  1 << 2,  1 << 3, 1 << 4,  1 << 5,
+                                         1 << 6,  1 << 7,  1 << 8,  1 << 9, 1 << 10, 1 << 11,
+                                         1 << 12, 1 << 13, 1 << 14, 1 << 15};
+    vi lb;
+    memcpy(&lb, lane_bit, sizeof lb);
+    vi on = (((vi){0} + (int32_t)(bits & ((1u << VW) - 1u))) & lb) != 0;
+    return vfsel(on, x, vfset1(-INFINITY));
 }
 
 /* e^x for x <= 88, exactly 0 for x < -87 (masked scores are -inf), NaN stays NaN.
@@ -92,160 +119,165 @@ static inline float hsum(v16f x)
  * reduction x = n ln2 + r (ln2 split in a part exact in float and a correction, so r carries
  * no rounding from n ln2), |r| <= ln2/2, e^r by its Taylor series to r^7 (truncation
  * < 1.3e-7 relative), 2^n built in the exponent bits. */
-static inline v16f vexp(v16f x)
+static inline __attribute__((always_inline)) vf vfexp(vf x)
 {
-    const v16f lo = vset1(-87.0f), hi = vset1(88.0f);
-    v16i under = x < lo;
-    x = vblend(x > hi, hi, x);
-    x = vblend(under, lo, x);
-    const v16f magic = vset1(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-    v16f fn = (x * 1.44269504088896341f + magic) - magic;
-    v16f r = x - fn * 0.693359375f;
+    const vf lo = vfset1(-87.0f), hi = vfset1(88.0f);
+    vi under = x < lo;
+    x = vfsel(x > hi, hi, x);
+    x = vfsel(under, lo, x);
+    const vf magic = vfset1(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    vf fn = (x * 1.44269504088896341f + magic) - magic;
+    vf r = x - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
-    v16f p = vset1(1.0f / 5040.0f);
-    p = VFMA(p, r, vset1(1.0f / 720.0f));
-    p = VFMA(p, r, vset1(1.0f / 120.0f));
-    p = VFMA(p, r, vset1(1.0f / 24.0f));
-    p = VFMA(p, r, vset1(1.0f / 6.0f));
-    p = VFMA(p, r, vset1(0.5f));
-    p = VFMA(p, r, vset1(1.0f));
-    p = VFMA(p, r, vset1(1.0f));
-    v16i n = __builtin_convertvector(fn, v16i);
-    v16f s = (v16f)((n + 127) << 23);
-    v16f y = p * s;
-    return (v16f)((v16i)y & ~under);
+    vf p = vfset1(1.0f / 5040.0f);
+    p = vfma(p, r, vfset1(1.0f / 720.0f));
+    p = vfma(p, r, vfset1(1.0f / 120.0f));
+    p = vfma(p, r, vfset1(1.0f / 24.0f));
+    p = vfma(p, r, vfset1(1.0f / 6.0f));
+    p = vfma(p, r, vfset1(0.5f));
+    p = vfma(p, r, vfset1(1.0f));
+    p = vfma(p, r, vfset1(1.0f));
+    vi n = __builtin_convertvector(fn, vi);
+    vf sc = (vf)((n + 127) << 23);
+    vf y = p * sc;
+    return (vf)((vi)y & ~under);
 }
 
-/* Lanes of x whose bit in the low 16 bits of `bits` is 0 become -inf. */
-static inline v16f vmask(v16f x, uint64_t bits)
-{
-    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    v16i bv = (v16i){0} + (int32_t)(bits & 0xFFFF);
-    v16i on = ((bv >> lane) & 1) != 0;
-    return vblend(on, x, vset1(-INFINITY));
-}
+/* ---- tile kernels ------------------------------------------------------------------------
+ * Register blocks of KR rows x KV native vectors (KW = KV * VW columns), sized so the
+ * accumulators plus one row of loaded vectors and a broadcast fit the register file: 32
+ * vector registers with AVX-512 and NEON, 16 with AVX2 and SSE. KW divides 16 or is a
+ * multiple of 16, so a 16-lane group is always whole chunks.
+ * WHY per width: 8 rows x 32 columns is 16 zmm accumulators on AVX-512 but 32 ymm on AVX2
+ * (twice its register file): every FMA then spilled, and dense attention ran at ~5% of sgemm.
+ * WHY not wider blocks on AVX-512: with 4 key vectors x 4 rows GCC folds every key load into
+ * its FMA (20 loads per 16 FMAs, load-bound); 2 vectors x 8 rows keeps them in registers. */
+#if VW == 16
+enum { KR = 8, KV = 2 };
+#elif VW == 8
+enum { KR = 4, KV = 2 };
+#elif VW == 4 && defined(__ARM_NEON)
+enum { KR = 4, KV = 4 };
+#elif VW == 4
+enum { KR = 4, KV = 2 };
+#else
+enum { KR = 4, KV = 4 };
+#endif
+#define KW (KV * VW)
 
-/* ---- tile kernels ------------------------------------------------------------------------ */
-
-/* S (ni, lds) = A (ni, D; row stride lda) · Bt (D, ld) columns 0..16*NV-1 (NV = 1 or 2): rows
- * of scores against keys stored as columns (K or V transposed), vectorised over keys.
- * Register block 8 rows x NV vectors. */
-static inline __attribute__((always_inline)) void abt_nv(float *S, size_t lds, const float *A,
-                                                          size_t lda, int ni, int D,
-                                                          const float *Bt, size_t ld,
-                                                          const int NV)
+/* S (ni, lds) columns 0..nv*VW-1 = A (ni, D; row stride lda) · Bt (D, ld): rows of scores
+ * against keys stored as columns (K or V transposed), vectorised over keys; nv <= KV. */
+static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds, const float *A,
+                                                             size_t lda, int ni, int D,
+                                                             const float *Bt, size_t ld,
+                                                             const int nv)
 {
-    enum { R = 8 };
     int i = 0;
-    for (; i + R <= ni; i += R) {
-        v16f acc[R][2];
+    for (; i + KR <= ni; i += KR) {
+        vf acc[KR][KV];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                acc[r][v] = (v16f){0};
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = (vf){0};
         for (int d = 0; d < D; d++) {
-            v16f bv[2];
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                bv[v] = vld(Bt + (size_t)d * ld + 16 * v);
+            vf bv[KV];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                bv[v] = vfld(Bt + (size_t)d * ld + VW * v);
 #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                v16f a = vset1(A[(size_t)(i + r) * lda + d]);
-#pragma GCC unroll 2
-                for (int v = 0; v < NV; v++)
-                    acc[r][v] = VFMA(a, bv[v], acc[r][v]);
+            for (int r = 0; r < KR; r++) {
+                vf a = vfset1(A[(size_t)(i + r) * lda + d]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++)
+                    acc[r][v] = vfma(a, bv[v], acc[r][v]);
             }
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                vst(S + (size_t)(i + r) * lds + 16 * v, acc[r][v]);
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                vfst(S + (size_t)(i + r) * lds + VW * v, acc[r][v]);
     }
     for (; i < ni; i++) {
-        v16f acc[2];
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++)
-            acc[v] = (v16f){0};
+        vf acc[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[v] = (vf){0};
         for (int d = 0; d < D; d++) {
-            v16f a = vset1(A[(size_t)i * lda + d]);
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                acc[v] = VFMA(a, vld(Bt + (size_t)d * ld + 16 * v), acc[v]);
+            vf a = vfset1(A[(size_t)i * lda + d]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[v] = vfma(a, vfld(Bt + (size_t)d * ld + VW * v), acc[v]);
         }
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++)
-            vst(S + (size_t)i * lds + 16 * v, acc[v]);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            vfst(S + (size_t)i * lds + VW * v, acc[v]);
     }
 }
 
-/* S (ni, lds) columns 0..nc-1 (rounded up to 16) = A · Bt: any width, in 32-column chunks.
- * WHY 32 and not 64: with 4 key vectors x 4 rows GCC folds every key load into its FMA
- * (20 loads per 16 FMAs, load-bound); 2 vectors x 8 rows keeps the keys in registers and
- * loads 10 per 16 FMAs. Measured: the score kernel went from 2x to ~1x the P·V kernel's time. */
+/* S (ni, lds) columns 0..nc-1 (rounded up to 16) = A · Bt: any width, in KW-column chunks
+ * (a 16-column remainder when KW is wider than 16). */
 static void kern_abt(float *S, size_t lds, const float *A, size_t lda, int ni, int D,
                      const float *Bt, size_t ld, int nc)
 {
+    nc = (nc + 15) / 16 * 16;
     int c0 = 0;
-    for (; c0 + 32 <= nc; c0 += 32)
-        abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 2);
-    if (nc - c0 > 16)
-        abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 2);
-    else if (nc > c0)
-        abt_nv(S + c0, lds, A, lda, ni, D, Bt + c0, ld, 1);
+    for (; c0 + KW <= nc; c0 += KW)
+        abt_block(S + c0, lds, A, lda, ni, D, Bt + c0, ld, KV);
+    if (c0 < nc) /* only when KW > 16: one 16-lane group left */
+        abt_block(S + c0, lds, A, lda, ni, D, Bt + c0, ld, NV16 < KV ? NV16 : KV);
 }
 
 /* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D; row stride ldx), P(r,c) =
- * P[r*pr + c*pc], columns d0..d0+16*ND-1 only. Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q through
- * the strides. */
-static inline __attribute__((always_inline)) void pv_nd(float *out, size_t ldo, const float *P,
-                                                         size_t pr, size_t pc, int nr, int nc,
-                                                         const float *X, size_t ldx, int d0,
-                                                         const int ND)
+ * P[r*pr + c*pc], columns d0..d0+nv*VW-1 only (nv <= KV). Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q
+ * through the strides. */
+static inline __attribute__((always_inline)) void pv_block(float *out, size_t ldo, const float *P,
+                                                            size_t pr, size_t pc, int nr, int nc,
+                                                            const float *X, size_t ldx, int d0,
+                                                            const int nv)
 {
-    enum { R = 8 };
     int r0 = 0;
-    for (; r0 + R <= nr; r0 += R) {
-        v16f acc[R][2];
+    for (; r0 + KR <= nr; r0 += KR) {
+        vf acc[KR][KV];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int v = 0; v < ND; v++)
-                acc[r][v] = vld(out + (size_t)(r0 + r) * ldo + d0 + 16 * v);
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = vfld(out + (size_t)(r0 + r) * ldo + d0 + VW * v);
         for (int c = 0; c < nc; c++) {
-            v16f xv[2];
-#pragma GCC unroll 2
-            for (int v = 0; v < ND; v++)
-                xv[v] = vld(X + (size_t)c * ldx + d0 + 16 * v);
+            vf xv[KV];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                xv[v] = vfld(X + (size_t)c * ldx + d0 + VW * v);
 #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                v16f p = vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
-#pragma GCC unroll 2
-                for (int v = 0; v < ND; v++)
-                    acc[r][v] = VFMA(p, xv[v], acc[r][v]);
+            for (int r = 0; r < KR; r++) {
+                vf p = vfset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++)
+                    acc[r][v] = vfma(p, xv[v], acc[r][v]);
             }
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-            for (int v = 0; v < ND; v++)
-                vst(out + (size_t)(r0 + r) * ldo + d0 + 16 * v, acc[r][v]);
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                vfst(out + (size_t)(r0 + r) * ldo + d0 + VW * v, acc[r][v]);
     }
     for (; r0 < nr; r0++) {
-        v16f acc[2];
-#pragma GCC unroll 2
-        for (int v = 0; v < ND; v++)
-            acc[v] = vld(out + (size_t)r0 * ldo + d0 + 16 * v);
+        vf acc[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[v] = vfld(out + (size_t)r0 * ldo + d0 + VW * v);
         for (int c = 0; c < nc; c++) {
-            v16f p = vset1(P[(size_t)r0 * pr + (size_t)c * pc]);
-#pragma GCC unroll 2
-            for (int v = 0; v < ND; v++)
-                acc[v] = VFMA(p, vld(X + (size_t)c * ldx + d0 + 16 * v), acc[v]);
+            vf p = vfset1(P[(size_t)r0 * pr + (size_t)c * pc]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[v] = vfma(p, vfld(X + (size_t)c * ldx + d0 + VW * v), acc[v]);
         }
-#pragma GCC unroll 2
-        for (int v = 0; v < ND; v++)
-            vst(out + (size_t)r0 * ldo + d0 + 16 * v, acc[v]);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            vfst(out + (size_t)r0 * ldo + d0 + VW * v, acc[v]);
     }
 }
 
@@ -262,10 +294,10 @@ static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc
         return;
     }
     int d0 = 0;
-    for (; d0 + 32 <= D; d0 += 32)
-        pv_nd(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, 2);
-    if (d0 < D)
-        pv_nd(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, 1);
+    for (; d0 + KW <= D; d0 += KW)
+        pv_block(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, KV);
+    if (d0 < D) /* only when KW > 16: one 16-column group left */
+        pv_block(out, ldo, P, pr, pc, nr, nc, X, ldx, d0, NV16 < KV ? NV16 : KV);
 }
 
 static inline uint64_t lanes_below(int nj)
@@ -282,31 +314,32 @@ static inline uint64_t lanes_below(int nj)
 static void softmax_tile(float *S, float *acc, float *mrow, float *lrow, int ni, int nj,
                          const uint64_t *mask, float scale, int D)
 {
-    const int NV = (nj + 15) / 16;
+    const int nv = (nj + 15) / 16 * NV16; /* native vectors */
     const uint64_t valid = lanes_below(nj);
     for (int i = 0; i < ni; i++) {
         float *row = S + (size_t)i * BS;
         uint64_t bits = (mask ? mask[i] : ~(uint64_t)0) & valid;
-        v16f x[4], mv = vset1(-INFINITY);
-        for (int v = 0; v < NV; v++) {
-            x[v] = vmask(vld(row + 16 * v) * scale, bits >> (16 * v));
-            mv = vmax(mv, x[v]);
+        vf mv = vfset1(-INFINITY);
+        for (int v = 0; v < nv; v++) {
+            vf x = vfmask(vfld(row + VW * v) * scale, bits >> (VW * v));
+            vfst(row + VW * v, x);
+            mv = vfmax(mv, x);
         }
-        float m_old = mrow[i], mt = hmax(mv);
+        float m_old = mrow[i], mt = vfhmax(mv);
         float m_new = mt > m_old ? mt : m_old;
         if (m_new == -INFINITY) { /* nothing visible yet in this row */
-            for (int v = 0; v < NV; v++)
-                vst(row + 16 * v, (v16f){0});
+            for (int v = 0; v < nv; v++)
+                vfst(row + VW * v, (vf){0});
             continue;
         }
-        v16f sv = (v16f){0}, mn = vset1(m_new);
-        for (int v = 0; v < NV; v++) {
-            v16f p = vexp(x[v] - mn);
-            vst(row + 16 * v, p);
+        vf sv = (vf){0}, mn = vfset1(m_new);
+        for (int v = 0; v < nv; v++) {
+            vf p = vfexp(vfld(row + VW * v) - mn);
+            vfst(row + VW * v, p);
             sv += p;
         }
         float alpha = expf(m_old - m_new); /* 0 when m_old = -inf */
-        lrow[i] = lrow[i] * alpha + hsum(sv);
+        lrow[i] = lrow[i] * alpha + vfhsum(sv);
         mrow[i] = m_new;
         if (alpha != 1.0f) {
             float *a = acc + (size_t)i * D;
@@ -854,30 +887,39 @@ static void panel_softmax(float *S, const struct panel *pn, int r0, int r1, floa
     for (int r = r0; r < r1; r++) {
         const int g = r / GR;
         float *row = S + (size_t)(r - r0) * pn->pw;
-        v16f mv = vset1(-INFINITY);
+        vf mv = vfset1(-INFINITY);
         for (int t = 0; t < pn->n; t++) {
             uint64_t bits = tile_bits(pn, t, r);
             float *c = row + pn->col[t];
-            for (int v = pn->pa[g][t]; v < pn->pb[g][t]; v++) {
-                v16f x = vmask(vld(c + 16 * v) * scale, bits >> (16 * v));
-                vst(c + 16 * v, x);
-                mv = vmax(mv, x);
-            }
+            const int a = NV16 * pn->pa[g][t], b = NV16 * pn->pb[g][t];
+            if (bits == ~(uint64_t)0) /* a full row: nothing to mask */
+                for (int v = a; v < b; v++) {
+                    vf x = vfld(c + VW * v) * scale;
+                    vfst(c + VW * v, x);
+                    mv = vfmax(mv, x);
+                }
+            else
+                for (int v = a; v < b; v++) {
+                    vf x = vfmask(vfld(c + VW * v) * scale, bits >> (VW * v));
+                    vfst(c + VW * v, x);
+                    mv = vfmax(mv, x);
+                }
         }
-        float m_old = mrow[r], mt = hmax(mv);
+        float m_old = mrow[r], mt = vfhmax(mv);
         float m_new = mt > m_old ? mt : m_old;
-        v16f sv = (v16f){0}, mn = vset1(m_new == -INFINITY ? 0.0f : m_new);
+        vf sv = (vf){0}, mn = vfset1(m_new == -INFINITY ? 0.0f : m_new);
         for (int t = 0; t < pn->n; t++) {
             float *c = row + pn->col[t];
-            for (int v = pn->pa[g][t]; v < pn->pb[g][t]; v++) {
-                v16f p = vexp(vld(c + 16 * v) - mn); /* masked: exp(-inf) = 0 */
-                vst(c + 16 * v, p);
+            for (int v = NV16 * pn->pa[g][t]; v < NV16 * pn->pb[g][t]; v++) {
+                vf p = vfexp(vfld(c + VW * v) - mn); /* masked: exp(-inf) = 0 */
+                vfst(c + VW * v, p);
                 sv += p;
             }
         }
         if (m_new == -INFINITY) /* nothing visible yet in this row */
             continue;
-        lrow[r] = m_old == -INFINITY ? hsum(sv) : lrow[r] * expf(m_old - m_new) + hsum(sv);
+        float ssum = vfhsum(sv);
+        lrow[r] = m_old == -INFINITY ? ssum : lrow[r] * expf(m_old - m_new) + ssum;
         if (m_old != -INFINITY && m_new != m_old) {
             float alpha = expf(m_old - m_new), *a = acc + (size_t)r * D;
             for (int d = 0; d < D; d++)
@@ -894,15 +936,17 @@ static void panel_prob(float *S, const struct panel *pn, int ni, const float *ls
     for (int r = 0; r < ni; r++) {
         const int g = r / GR;
         float *row = S + (size_t)r * pn->pw;
-        v16f l = vset1(lse[r]);
+        vf l = vfset1(lse[r]);
         for (int t = 0; t < pn->n; t++) {
             uint64_t bits = tile_bits(pn, t, r);
             float *c = row + pn->col[t];
-            int a = pn->pa[g][t], b = pn->pb[g][t], nv = nvec(pn->nj[t]);
-            for (int v = 0; v < nv; v++)
-                vst(c + 16 * v, v >= a && v < b
-                                    ? vexp(vmask(vld(c + 16 * v) * scale, bits >> (16 * v)) - l)
-                                    : (v16f){0});
+            int a = NV16 * pn->pa[g][t], b = NV16 * pn->pb[g][t], nv = NV16 * nvec(pn->nj[t]);
+            for (int v = 0; v < a; v++)
+                vfst(c + VW * v, (vf){0});
+            for (int v = a; v < b; v++)
+                vfst(c + VW * v, vfexp(vfmask(vfld(c + VW * v) * scale, bits >> (VW * v)) - l));
+            for (int v = b; v < nv; v++)
+                vfst(c + VW * v, (vf){0});
         }
     }
 }
@@ -915,15 +959,17 @@ static void panel_ds(float *dP, const float *P, const struct panel *pn, int ni, 
         const int g = r / GR;
         float *row = dP + (size_t)r * pn->pw;
         const float *prow = P + (size_t)r * pn->pw;
-        v16f di = vset1(Di[r]);
+        vf di = vfset1(Di[r]);
         for (int t = 0; t < pn->n; t++) {
-            int a = pn->pa[g][t], b = pn->pb[g][t], nv = nvec(pn->nj[t]);
+            int a = NV16 * pn->pa[g][t], b = NV16 * pn->pb[g][t], nv = NV16 * nvec(pn->nj[t]);
             float *c = row + pn->col[t];
             const float *pc = prow + pn->col[t];
-            for (int v = 0; v < nv; v++)
-                vst(c + 16 * v, v >= a && v < b
-                                    ? vld(pc + 16 * v) * (vld(c + 16 * v) - di) * scale
-                                    : (v16f){0});
+            for (int v = 0; v < a; v++)
+                vfst(c + VW * v, (vf){0});
+            for (int v = a; v < b; v++)
+                vfst(c + VW * v, vfld(pc + VW * v) * (vfld(c + VW * v) - di) * scale);
+            for (int v = b; v < nv; v++)
+                vfst(c + VW * v, (vf){0});
         }
     }
 }
@@ -932,10 +978,10 @@ static void panel_ds(float *dP, const float *P, const struct panel *pn, int ni, 
 static inline float dot_rows(const float *a, const float *b, int D)
 {
     if (D % 16 == 0) {
-        v16f s = (v16f){0};
-        for (int d = 0; d < D; d += 16)
-            s = VFMA(vld(a + d), vld(b + d), s);
-        return hsum(s);
+        vf s = (vf){0};
+        for (int d = 0; d < D; d += VW)
+            s = vfma(vfld(a + d), vfld(b + d), s);
+        return vfhsum(s);
     }
     float s = 0;
     for (int d = 0; d < D; d++)
@@ -1058,8 +1104,8 @@ static void engine_backward(const struct bsa_layout *L, int H, int D, float *dq,
                 if (!accumulate)
                     memcpy(dQ, dqacc, sizeof(float) * n);
                 else {
-                    for (; x + 16 <= n; x += 16)
-                        vst(dQ + x, vld(dQ + x) + vld(dqacc + x));
+                    for (; x + VW <= n; x += VW)
+                        vfst(dQ + x, vfld(dQ + x) + vfld(dqacc + x));
                     for (; x < n; x++)
                         dQ[x] += dqacc[x];
                 }
@@ -1143,8 +1189,8 @@ void bsa_row_finish(float *o, const float *acc, float l, int D)
     }
     float inv = 1.0f / l;
     int d = 0;
-    for (; d + 16 <= D; d += 16)
-        vst(o + d, vld(acc + d) * inv);
+    for (; d + VW <= D; d += VW)
+        vfst(o + d, vfld(acc + d) * inv);
     for (; d < D; d++)
         o[d] = acc[d] * inv;
 }
