@@ -7,6 +7,7 @@
 #define MIXLM_BSA_H
 
 #include "attention/attn_common.h"
+#include "nn/isa.h"
 
 #define BSA_MAX_BS 64      /* largest block (tile) edge; masks are one uint64_t per row */
 #define BSA_MAX_THREADS 64 /* per-thread tile buffers are sized for this many threads */
@@ -37,6 +38,23 @@ struct bsa_layout {
                             * see each 8-key group (bsa.c's trimming; computed once) */
     size_t n_pairs;        /* listed pairs summed over heads, at T_max (FLOP counting) */
 };
+
+/* The 64-bit lane mask of keys below nj (all 64 when nj >= 64). */
+static inline uint64_t bsa_lanes_below(int nj)
+{
+    return nj >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << nj) - 1);
+}
+/* Row stride of K/V transposed: T rounded up to 16, plus 16 (tile loads may read 15 columns
+ * past T). */
+static inline size_t bsa_padded_T(int T)
+{
+    return mx_round_up((size_t)T, 16) + 16;
+}
+/* For rows 0..ni-1 of a tile (bits[r] = allowed keys, already cut to the tile's keys): the
+ * 16-lane vectors [vlo, vhi) each 8-row group sees and the rows [rlo, rhi) that see each 8-key
+ * group (BSA_MAX_BS / 8 entries each); empty ranges are [0, 0). The kernels' trimming. */
+void bsa_tile_ranges(const uint64_t *bits, int ni, unsigned char *vlo, unsigned char *vhi,
+                     unsigned char *rlo, unsigned char *rhi);
 
 /* The full causal layout without stored lists (dense). bs in [1, BSA_MAX_BS]. */
 void bsa_layout_causal(struct bsa_layout *L, int T_max, int H, int bs);
@@ -76,6 +94,28 @@ void bsa_backward_layout(const struct bsa_layout *L, const struct mixer *m, floa
                          float *dv, float *work, const float *dout, const float *o,
                          const float *lse, const float *q, const float *k, const float *v, int B,
                          int T);
+
+/* The engine's kernels at one SIMD level (attention/isa/bsa_engine_isa.c, compiled per level).
+ * forward: o (B,H,T,D), lse (B,H,T) overwritten; work = K transposed (B,H,D,bsa_padded_T(T)).
+ * backward: dq, dk, dv (B,H,T,D) += when accumulate, else overwritten; work = K and V
+ * transposed. row_chunk / row_finish: as bsa_row_chunk / bsa_row_finish below. */
+struct bsa_engine {
+    const char *isa;
+    void (*forward)(const struct bsa_layout *L, int H, int D, float *o, float *lse, float *work,
+                    const float *q, const float *k, const float *v, int B, int T);
+    void (*backward)(const struct bsa_layout *L, int H, int D, float *dq, float *dk, float *dv,
+                     int accumulate, float *work, const float *dout, const float *o,
+                     const float *lse, const float *q, const float *k, const float *v, int B,
+                     int T);
+    void (*row_chunk)(float *acc, float *mx, float *l, float *sbuf, const float *q,
+                      const float *kt, size_t ld, const float *vrows, int nj, uint64_t bits,
+                      float scale, int D);
+    void (*row_finish)(float *o, const float *acc, float l, int D);
+};
+/* The table of the level in use (nn/isa.h's mx_isa()), and of a given level (NULL when this
+ * build or CPU lacks it: tests run every level the machine can). */
+const struct bsa_engine *bsa_engine(void);
+const struct bsa_engine *bsa_engine_at(enum mx_isa isa);
 
 /* Generation with a full KV cache that follows the layout (dense, strided, fixed, bigbird):
  * state = K transposed (H,D,Tc), V (H,T_max,D) and a small scratch; o_t, q_t, k_t, v_t (H,D). */

@@ -35,6 +35,14 @@
 #define MX_SIMD_NAME "scalar"
 #endif
 
+/* Vector registers of the target (32 on AVX-512 and NEON, 16 on AVX2 and SSE): kernels size
+ * their register blocks by it, so accumulators never spill. */
+#if MX_VW == 16 || (MX_VW == 4 && defined(__ARM_NEON))
+#define MX_VREGS 32
+#else
+#define MX_VREGS 16
+#endif
+
 /* Set by the per-ISA build (mixlm_isa_variants in CMake): a variant whose flags leaked a
  * wider (or narrower) vector than its name promises must not compile. */
 #if defined(MX_ISA_EXPECT_VW) && MX_ISA_EXPECT_VW != MX_VW

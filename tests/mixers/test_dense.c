@@ -1,5 +1,5 @@
-/* test_dense.c — the tiled dense core (block-sparse engine, implicit causal layout) against the
- * row-wise reference attn_dense_ref_* (forward, lse, all gradients) at several T including T
+/* test_dense.c — the tiled dense core (block-sparse engine, implicit causal layout) at every
+ * SIMD level the machine runs against the row-wise reference attn_dense_ref_* (forward, lse, all gradients) at several T including T
  * not a multiple of the 64 tile and several head sizes (vector and scalar paths); the engine
  * on an explicit full causal layout equals dense; step == forward at a tile-crossing T;
  * O(T) saved and work sizes. Not the generic suite (test_mixers.c runs that). */
@@ -25,7 +25,7 @@ static void every_block(const void *ctx, int h, int qb, int bs, unsigned char *f
 }
 
 /* Tiled vs reference, and explicit vs implicit causal layout, on random q,k,v. */
-static int check_core(int B, int H, int D, int T)
+static int check_core(const struct bsa_engine *E, int B, int H, int D, int T)
 {
     struct mixer m;
     struct mixer_dims d = {.C = H * D, .H = H, .T_max = T, .bias = 0, .layer = 0, .n_layer = 1, .seed = 1};
@@ -47,12 +47,13 @@ static int check_core(int B, int H, int D, int T)
     mc_fill_normal(dout, n, 14 + T, 1.0f);
     attn_dense_ref_forward(&m, o1, l1, NULL, q, k, v, NULL, B, T);
     attn_dense_ref_backward(&m, g1, g1 + n, g1 + 2 * n, NULL, NULL, dout, o1, l1, q, k, v, NULL, B, T);
-    core->forward(&m, o2, l2, work, q, k, v, NULL, B, T);
-    core->backward(&m, g2, g2 + n, g2 + 2 * n, NULL, work, dout, o2, l2, q, k, v, NULL, B, T);
+    const struct bsa_layout *Lc = (const struct bsa_layout *)m.cfg; /* dense's implicit layout */
+    E->forward(Lc, H, D, o2, l2, work, q, k, v, B, T);
+    E->backward(Lc, H, D, g2, g2 + n, g2 + 2 * n, 0, work, dout, o2, l2, q, k, v, B, T);
     struct bsa_layout L;
     bsa_layout_build(&L, T, H, 64, 0, every_block, all_blocks, NULL);
-    bsa_forward_layout(&L, &m, o3, l3, work, q, k, v, B, T);
-    bsa_backward_layout(&L, &m, g3, g3 + n, g3 + 2 * n, work, dout, o3, l3, q, k, v, B, T);
+    E->forward(&L, H, D, o3, l3, work, q, k, v, B, T);
+    E->backward(&L, H, D, g3, g3 + n, g3 + 2 * n, 1, work, dout, o3, l3, q, k, v, B, T);
     double eo = mc_rel_err(o2, o1, n, 1e-6), el = mc_rel_err(l2, l1, nl, 1e-6);
     /* At T=1 the exact dq, dk are 0 (one key, p = 1) and both sides hold only round-off:
      * measure it against the O(1) scale of the inputs instead. */
@@ -61,8 +62,8 @@ static int check_core(int B, int H, int D, int T)
     double ev = mc_rel_err(g2 + 2 * n, g1 + 2 * n, n, fl);
     int same = memcmp(o2, o3, n * 4) == 0 && memcmp(l2, l3, nl * 4) == 0 && memcmp(g2, g3, 3 * n * 4) == 0;
     int bad = eo > 1e-5 || el > 1e-5 || eq > 1e-5 || ek > 1e-5 || ev > 1e-5 || !same;
-    fprintf(stderr, "%s B=%d H=%d D=%2d T=%4d tiled vs ref: o %.1e lse %.1e dq %.1e dk %.1e dv %.1e; explicit layout %s\n",
-            bad ? "FAIL" : "ok  ", B, H, D, T, eo, el, eq, ek, ev, same ? "bit-identical" : "DIFFERS");
+    fprintf(stderr, "%s %s B=%d H=%d D=%2d T=%4d tiled vs ref: o %.1e lse %.1e dq %.1e dk %.1e dv %.1e; explicit layout %s\n",
+            bad ? "FAIL" : "ok  ", E->isa, B, H, D, T, eo, el, eq, ek, ev, same ? "bit-identical" : "DIFFERS");
     bsa_layout_free(&L);
     mx_free(q), mx_free(k), mx_free(v), mx_free(dout), mx_free(o1), mx_free(o2), mx_free(o3);
     mx_free(l1), mx_free(l2), mx_free(l3), mx_free(g1), mx_free(g2), mx_free(g3), mx_free(work);
@@ -88,21 +89,29 @@ static int check_sizes(void)
     return bad;
 }
 
-/* The tiled core against the row-wise reference; rows of more than 8 tiles span several
- * panels (the online rescaling between them). */
+/* The tiled core against the row-wise reference at one SIMD level (the case name's suffix,
+ * skipped where this machine cannot run it); rows of more than 8 tiles span several panels
+ * (the online rescaling between them). */
 static int case_core_vs_ref(void)
 {
+    const char *level = strchr(check_case_name(), '.') + 1;
+    const struct bsa_engine *E = NULL;
+    for (int l = 0; l < MX_ISA_COUNT; l++)
+        if (strcmp(level, mx_isa_level_name((enum mx_isa)l)) == 0)
+            E = bsa_engine_at((enum mx_isa)l);
+    if (!E)
+        return check_skip("%s: not built for, or not supported by, this machine", level);
     int f = 0;
     const int Ts[] = {1, 2, 20, 63, 64, 65, 130, 200};
     for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
-        f += check_core(2, 2, 32, Ts[i]);
-        f += check_core(1, 3, 8, Ts[i]);
+        f += check_core(E, 2, 2, 32, Ts[i]);
+        f += check_core(E, 1, 3, 8, Ts[i]);
     }
-    f += check_core(1, 2, 16, 77);
-    f += check_core(1, 2, 48, 129);
-    f += check_core(1, 1, 64, 100);
-    f += check_core(1, 2, 32, 600);
-    f += check_core(1, 1, 16, 1100);
+    f += check_core(E, 1, 2, 16, 77);
+    f += check_core(E, 1, 2, 48, 129);
+    f += check_core(E, 1, 1, 64, 100);
+    f += check_core(E, 1, 2, 32, 600);
+    f += check_core(E, 1, 1, 16, 1100);
     return f;
 }
 
@@ -134,7 +143,11 @@ static int case_vector_paths(void)
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
-        {"core_vs_ref", case_core_vs_ref},
+        {"core_vs_ref.avx512", case_core_vs_ref},
+        {"core_vs_ref.avx2", case_core_vs_ref},
+        {"core_vs_ref.sse", case_core_vs_ref},
+        {"core_vs_ref.neon", case_core_vs_ref},
+        {"core_vs_ref.scalar", case_core_vs_ref},
         {"sizes", case_sizes},
         {"vector_paths", case_vector_paths},
     };
