@@ -2,6 +2,7 @@
  * state and the ratios to the reference mixer), CSV and a JSON array; CSV and JSON also as files
  * written atomically. Not measuring anything (harness.c). */
 #include "bench/internal.h"
+#include "nn/isa.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ static void csv_num(FILE *f, int have, double v, int prec)
 
 static const char csv_header[] =
     "attn,spec,context,batch,dim,heads,layers,threads,repeats,forward_ms,train_ms,peak_mb,est_mb,"
-    "tokens_per_s,gflops,sgemm_gflops,core_forward_ms,core_train_ms,skipped\n";
+    "tokens_per_s,gflops,sgemm_gflops,core_forward_ms,core_train_ms,skipped,cpu,isa\n";
 
 void bench_csv_head(FILE *f)
 {
@@ -57,6 +58,10 @@ void bench_csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *
     csv_num(f, r->measured && r->core_train_ms >= 0, r->core_train_ms, 3);
     fputc(',', f);
     csv_field(f, r->skipped);
+    fputc(',', f);
+    csv_field(f, mx_cpu_name());
+    fputc(',', f);
+    csv_field(f, mx_isa_name());
     fputc('\n', f);
 }
 
@@ -91,6 +96,8 @@ static cJSON *json_row(const struct bench_opts *o, const struct bench_row *r, do
         cJSON_AddNullToObject(j, "skipped");
     else
         cJSON_AddStringToObject(j, "skipped", r->skipped);
+    cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
+    cJSON_AddStringToObject(j, "isa", mx_isa_name());
     return j;
 }
 
@@ -148,6 +155,7 @@ void bench_text_header(const struct bench_opts *o, double sgemm, const char *cor
             l1 = -1;
         fclose(lf);
     }
+    printf("cpu: %s | kernels %s (MIXLM_ISA forces a lower level)\n", mx_cpu_name(), mx_isa_name());
     if (l1 >= 0)
         printf("load average (1 min) at start: %.2f on %ld online CPUs\n", l1, sysconf(_SC_NPROCESSORS_ONLN));
     if (coretype)

@@ -2,6 +2,7 @@
  * Not where any subcommand's logic lives. */
 #include "cli/commands.h"
 #include "core/core.h"
+#include "nn/isa.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,12 @@ int main(int argc, char **argv)
         setenv("MIXLM_NO_REEXEC", "1", 1);
         execv("/proc/self/exe", argv);
         /* exec failed (no /proc): carry on with the default policy */
+    }
+    /* The SIMD level of every kernel, decided once (MIXLM_ISA may force a lower one). */
+    struct mx_error err;
+    if (mx_isa_init(&err) != 0) {
+        fprintf(stderr, "mixlm: %s\n", err.msg);
+        return 2;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

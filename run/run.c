@@ -2,6 +2,7 @@
  * summary.json, each written and read here with cJSON.
  * Not the loop that produces them (train/) and not the tables made from them (report/). */
 #include "run/run.h"
+#include "nn/isa.h"
 
 #include <limits.h>
 #include <math.h>
@@ -335,6 +336,8 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "gflop_per_step", s->gflop_per_step);
     cJSON_AddNumberToObject(j, "peak_rss_mb", s->peak_rss_mb);
     cJSON_AddNumberToObject(j, "threads", s->threads);
+    cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
+    cJSON_AddStringToObject(j, "isa", mx_isa_name()); /* the SIMD level the kernels ran at */
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     struct run_paths p;

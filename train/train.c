@@ -5,6 +5,7 @@
  * Not argument parsing (cli/train.c) and not full-pass evaluation (infer/). */
 #include "train/train.h"
 
+#include "nn/isa.h"
 #include "nn/nn.h"
 
 #include <inttypes.h>
@@ -299,6 +300,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
            "mixer %s | batch %d x %d accum | %d threads\n",
            o->out, r.m.cfg.n_layer, r.m.cfg.n_head, r.m.cfg.n_embd, T, r.m.cfg.vocab_size,
            r.m.n_params / 1e6, r.m.cfg.attn[0], B, o->grad_accum, mx_get_threads());
+    printf("cpu: %s | kernels %s\n", mx_cpu_name(), mx_isa_name());
     printf("data: %s | %zu tokens (%zu train, %zu val) | tokenizer %s%s\n", o->data, r.data.count, r.train_end,
            r.data.count - r.train_end, tok_kind(r.tok), resume ? "" : "");
     if (resume)
