@@ -19,6 +19,8 @@
  * nothing overflows, and g_t uses keys ≤ t only, so causality is exact bit for bit. */
 #include "attention/kernel_attn.h"
 
+#include "attention/attn_kernels.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -132,12 +134,11 @@ static void chunk_features(const struct kattn_map *map, struct kslot *s, const f
  * are assigned, not multiplied, so a future inf or NaN cannot reach row i. */
 static void mask_scale(const struct kattn_map *map, float *M, const float *g, int n)
 {
+    const struct attn_kernels *ak = attn_kernels();
     for (int i = 0; i < n; i++) {
         float *row = M + (size_t)i * n;
-        if (map->scaled)
-            for (int j = 0; j < i; j++)
-                if (g[j] != g[i])
-                    row[j] *= expf(g[j] - g[i]);
+        if (map->scaled) /* exp(0) is exactly 1: keys already in row i's unit stay as they are */
+            ak->mul_exp(row, g, g[i], (size_t)i);
         for (int j = i + 1; j < n; j++)
             row[j] = 0.0f;
     }

@@ -2,6 +2,7 @@
  * are RNNs": φ(x) = elu(x) + 1 on queries and keys, o_t = φ(q_t)ᵀS_t / (φ(q_t)ᵀz_t + ε) through
  * the chunked prefix-sum engine (kernel_attn.c); generation keeps S and z per head (O(1) in t).
  * Not softmax attention and not an approximation of it: a different attention. O(T·D²) time. */
+#include "attention/attn_kernels.h"
 #include "attention/kernel_attn.h"
 
 #include <math.h>
@@ -22,22 +23,14 @@ static void linear_map_forward(const void *ctx, float *phi, float *lscale, const
                                int key, float *tmp)
 {
     (void)ctx, (void)lscale, (void)key, (void)tmp;
-    size_t n = (size_t)L * D;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float e = kattn_expf(x[i] < 0.0f ? x[i] : 0.0f);
-        phi[i] = x[i] > 0.0f ? x[i] + 1.0f : e;
-    }
+    attn_kernels()->elu1_forward(phi, x, (size_t)L * D);
 }
 
 static void linear_map_backward(const void *ctx, float *dx, const float *dphi, const float *phi,
                                 const float *x, int L, int D, int key, float *tmp)
 {
     (void)ctx, (void)key, (void)tmp;
-    size_t n = (size_t)L * D;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) /* φ'(x) = 1 for x > 0, exp(x) = φ(x) otherwise */
-        dx[i] += dphi[i] * (x[i] > 0.0f ? 1.0f : phi[i]);
+    attn_kernels()->elu1_backward(dx, dphi, phi, x, (size_t)L * D); /* φ' = 1 (x > 0) or φ */
 }
 
 static int linear_parse(struct mixer *m, const char *args, struct mx_error *err)

@@ -6,6 +6,8 @@
  * Not a mixer, and no compression of its own: that is each mixer's callback. */
 #include "attention/lowrank_common.h"
 
+#include "attention/attn_kernels.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -214,28 +216,20 @@ static void block_scores(float *S, const float *Qn, const float *Kc, const float
  * gradient does not notice, and no second pass for the max. */
 static void block_probs(float *S, float *lse, int compute_lse, int Rn, int nq)
 {
+    const struct attn_kernels *ak = attn_kernels();
     int ld = Rn + nq;
     for (int ii = 0; ii < nq; ii++) {
         float *row = S + (size_t)ii * ld;
-        int nvis = Rn + ii + 1;
+        size_t nvis = (size_t)Rn + ii + 1;
         if (compute_lse) {
-            float mx = -INFINITY, sum = 0;
-            for (int c = 0; c < nvis; c++)
-                mx = row[c] > mx ? row[c] : mx;
-            for (int c = 0; c < nvis; c++) {
-                row[c] = expf(row[c] - mx);
-                sum += row[c];
-            }
+            float mx = ak->max(row, -INFINITY, nvis);
+            float sum = ak->exp_sum(row, row, mx, nvis);
             lse[ii] = mx + logf(sum);
-            float inv = 1.0f / sum;
-            for (int c = 0; c < nvis; c++)
-                row[c] *= inv;
+            ak->scale(row, 1.0f / sum, nvis);
         } else {
-            float l = lse[ii];
-            for (int c = 0; c < nvis; c++)
-                row[c] = expf(row[c] - l);
+            ak->exp_sum(row, row, lse[ii], nvis);
         }
-        for (int c = nvis; c < ld; c++)
+        for (size_t c = nvis; c < (size_t)ld; c++)
             row[c] = 0.0f;
     }
 }
@@ -265,6 +259,7 @@ void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float 
                              int b, int r)
 {
     const float scale = 1.0f / sqrtf((float)D);
+    const struct attn_kernels *ak = attn_kernels();
     size_t half = lowrank_attend_work_fwd(T, b, r);
     for (int q0 = 0, n = 0; q0 < T; q0 += b, n++) {
         int nq = imin(b, T - q0), Rn = n * r, ld = Rn + nq;
@@ -284,11 +279,7 @@ void lowrank_attend_backward(float *dQ, float *dK, float *dV, float *dKc, float 
         for (int ii = 0; ii < nq; ii++) {
             const float *p = P + (size_t)ii * ld;
             float *d = dS + (size_t)ii * ld;
-            float Di = 0;
-            for (int c = 0; c < ld; c++)
-                Di += p[c] * d[c];
-            for (int c = 0; c < ld; c++)
-                d[c] = p[c] * (d[c] - Di) * scale;
+            ak->softmax_grad(d, p, ak->dot(p, d, (size_t)ld), scale, (size_t)ld);
         }
         float *dQn = dQ + (size_t)q0 * D, *dKn = dK + (size_t)q0 * D, *dVn = dV + (size_t)q0 * D;
         if (Rn > 0) {

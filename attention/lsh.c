@@ -35,6 +35,7 @@
  * the last c positions) behind the shared path's step; it reproduces forward's rows up to
  * projection round-off. */
 #include "attention/attn_common.h"
+#include "attention/attn_kernels.h"
 #include "nn/nn.h"
 
 #include <math.h>
@@ -194,16 +195,12 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
         for (int i = 0; i < n; i++)
             s[i] = fmaf(qd, kd[i], s[i]);
     }
-    float mx = LSH_SELF_SCORE;
-    for (int i = 0; i < n; i++) {
-        s[i] *= scale;
-        mx = s[i] > mx ? s[i] : mx;
-    }
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        s[i] = expf(s[i] - mx);
-        sum += s[i];
-    }
+    /* The softmax over the row: the same kernel calls on the same n scores as lsh_block_forward,
+     * so the two give the same bits. */
+    const struct attn_kernels *ak = attn_kernels();
+    ak->scale(s, scale, (size_t)n);
+    float mx = ak->max(s, LSH_SELF_SCORE, (size_t)n);
+    float sum = ak->exp_sum(s, s, mx, (size_t)n);
     float pself = expf(LSH_SELF_SCORE - mx);
     sum += pself;
     for (int d = 0; d < D; d++)
@@ -373,6 +370,7 @@ static void lsh_block_forward(float *orr, float *lr, float *S, size_t tl, float 
 {
     const int nq = T - p0 < LSH_QB ? T - p0 : LSH_QB;
     const int klo = p0 - c > 0 ? p0 - c : 0, nk = p0 + nq - 1 - klo, n16 = (nk + 15) & ~15;
+    const struct attn_kernels *ak = attn_kernels();
     const float *x[LSH_QB];
     float inv[LSH_QB];
     for (int j = 0; j < LSH_QB; j++)
@@ -387,18 +385,11 @@ static void lsh_block_forward(float *orr, float *lr, float *S, size_t tl, float 
         }
         const int p = p0 + j, t = pr[p], lo = sg[p] > p - c ? sg[p] : p - c;
         const int a = lo - klo, b = p - klo;
-        float mx = LSH_SELF_SCORE;
-        for (int i = a; i < b; i++) {
-            Sj[i] *= scale;
-            mx = Sj[i] > mx ? Sj[i] : mx; /* branch-free: scores are noise to a predictor */
-        }
-        float sum = 0;
+        ak->scale(Sj + a, scale, (size_t)(b - a));
+        float mx = ak->max(Sj + a, LSH_SELF_SCORE, (size_t)(b - a));
+        float sum = ak->exp_sum(Sj + a, Sj + a, mx, (size_t)(b - a));
         for (int i = 0; i < a; i++)
             Sj[i] = 0;
-        for (int i = a; i < b; i++) {
-            Sj[i] = expf(Sj[i] - mx);
-            sum += Sj[i];
-        }
         for (int i = b; i < nk; i++)
             Sj[i] = 0;
         const float pself = expf(LSH_SELF_SCORE - mx);
@@ -428,6 +419,7 @@ static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, fl
 {
     const int nq = T - p0 < LSH_QB ? T - p0 : LSH_QB;
     const int klo = p0 - c > 0 ? p0 - c : 0, nk = p0 + nq - 1 - klo, n16 = (nk + 15) & ~15;
+    const struct attn_kernels *ak = attn_kernels();
     const float *xq[LSH_QB], *xg[LSH_QB];
     float Di[LSH_QB];
     for (int j = 0; j < LSH_QB; j++) {
@@ -459,11 +451,10 @@ static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, fl
         const float l = lr[t];
         for (int i = 0; i < a; i++)
             Sj[i] = DPj[i] = 0;
-        for (int i = a; i < b; i++) {
-            const float pi = expf(Sj[i] * scale - l);
-            Sj[i] = pi;
-            DPj[i] = pi * (DPj[i] - Di[j]) * scale;
-        }
+        /* p = exp(s·scale − l); ds = p (dp − D_j) scale (the score's scale folded in) */
+        ak->scale(Sj + a, scale, (size_t)(b - a));
+        ak->exp_sum(Sj + a, Sj + a, l, (size_t)(b - a));
+        ak->softmax_grad(DPj + a, Sj + a, Di[j], scale, (size_t)(b - a));
         for (int i = b; i < n16; i++)
             Sj[i] = DPj[i] = 0;
         /* The self key's value gradient goes to sorted column p (scattered with the rest). */
@@ -665,6 +656,7 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                               const int32_t *seg, int T)
 {
     const struct lsh_cfg *cfg = cfg_of(m);
+    const struct attn_kernels *ak = attn_kernels();
     const int D = m->D, c = cfg->c;
     const size_t TD = (size_t)T * D, ld = lsh_ld(T), LD = ld * D;
     const float scale = 1.0f / sqrtf((float)D);
@@ -724,11 +716,10 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                         dp[i] = fmaf(gd, vd[i], dp[i]);
                     }
                 }
-                for (int i = 0; i < n; i++) {
-                    const float pi = expf(s[i] * scale - l);
-                    s[i] = pi;                         /* probability */
-                    dp[i] = pi * (dp[i] - Di) * scale; /* ds, with the score's scale folded in */
-                }
+                /* s: the probabilities; dp: ds, with the score's scale folded in */
+                ak->scale(s, scale, (size_t)n);
+                ak->exp_sum(s, s, l, (size_t)n);
+                ak->softmax_grad(dp, s, Di, scale, (size_t)n);
                 for (int d = 0; d < D; d++) {
                     const float qd = qt[d], gd = g[d];
                     float *dkd = dKsT + (size_t)d * ld + lo, *dvd = dVsT + (size_t)d * ld + lo;

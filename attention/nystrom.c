@@ -34,6 +34,7 @@
  * a depthwise convolution of V along the sequence (kernel 33, one kernel per head, shared over
  * D); here causally, o_i += Σ_{τ<K} w_hτ v_{i−τ}. conv=0 (default) turns it off.
  * A⁺: the paper's iteration (6 steps, Z0 = Aᵀ/(‖A‖₁‖A‖∞)), differentiated through. */
+#include "attention/attn_kernels.h"
 #include "attention/lowrank_common.h"
 
 #include <cblas.h>
@@ -75,16 +76,11 @@ static void nys_softmax_xy(float *P, const float *X, const float *Y, int rows, i
 {
     const float scale = 1.0f / sqrtf((float)D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale, X, D, Y, D, 0.0f, P, cols);
+    const struct attn_kernels *ak = attn_kernels();
     for (int i = 0; i < rows; i++) {
-        float *p = P + (size_t)i * cols, mx = -INFINITY, sum = 0;
-        for (int j = 0; j < cols; j++)
-            mx = p[j] > mx ? p[j] : mx;
-        for (int j = 0; j < cols; j++) {
-            p[j] = expf(p[j] - mx);
-            sum += p[j];
-        }
-        for (int j = 0; j < cols; j++)
-            p[j] /= sum;
+        float *p = P + (size_t)i * cols;
+        float mx = ak->max(p, -INFINITY, (size_t)cols);
+        ak->scale(p, 1.0f / ak->exp_sum(p, p, mx, (size_t)cols), (size_t)cols);
     }
 }
 

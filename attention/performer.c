@@ -10,6 +10,7 @@
  * and forward and backward of one step see one draw. Orthogonal blocks as in the paper: each
  * D x D Gaussian block is orthonormalised (Gram–Schmidt) and its rows rescaled to the norms of
  * independent Gaussian D-vectors (chi-distributed), so every row is marginally N(0, I_D). */
+#include "attention/attn_kernels.h"
 #include "attention/kernel_attn.h"
 
 #include <cblas.h>
@@ -51,16 +52,12 @@ static void perf_map_forward(const void *ctx, float *phi, float *lscale, const f
     const struct perf_cfg *c = ctx;
     const int F = c->M;
     const float half_isd = 0.5f / sqrtf((float)D);
+    const struct attn_kernels *ak = attn_kernels();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, F, D, 1.0f, x, D, c->W, D, 0.0f, phi, F);
     for (int i = 0; i < L; i++) {
         float *row = phi + (size_t)i * F;
-        float mx = row[0];
-#pragma omp simd reduction(max : mx)
-        for (int f = 1; f < F; f++)
-            mx = row[f] > mx ? row[f] : mx;
-#pragma omp simd
-        for (int f = 0; f < F; f++)
-            row[f] = kattn_expf(row[f] - mx);
+        float mx = ak->max(row + 1, row[0], (size_t)F - 1);
+        ak->exp_sum(row, row, mx, (size_t)F);
         if (key) {
             const float *xr = x + (size_t)i * D;
             float sq = 0.0f;
@@ -78,10 +75,7 @@ static void perf_map_backward(const void *ctx, float *dx, const float *dphi, con
     const struct perf_cfg *c = ctx;
     const int F = c->M;
     const float isd = 1.0f / sqrtf((float)D);
-    size_t n = (size_t)L * F;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = dphi[i] * phi[i];
+    attn_kernels()->mul(tmp, dphi, phi, (size_t)L * F);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, F, 1.0f, tmp, F, c->W, D, 1.0f, dx, D);
     if (!key)
         return;

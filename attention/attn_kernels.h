@@ -1,0 +1,49 @@
+/* attn_kernels.h — internal to attention/: the mixers' own hot row loops (softmax pieces, the
+ * kernel mixers' feature maps, the causal key-unit factors), one table per SIMD level
+ * (attention/isa/attn_kernels_isa.c compiled once per level: attn_kernels_avx2, ...), picked
+ * with attn_kernels(); attn_kernels_ref holds the naive references the tests compare with.
+ * Every entry works on one row or one flat array and is serial (callers parallelise over rows
+ * or heads), so results are bitwise reproducible at a fixed level. Not BLAS: matrix products
+ * stay sgemm calls. Tests may include it. */
+#ifndef MIXLM_ATTN_KERNELS_H
+#define MIXLM_ATTN_KERNELS_H
+
+#include "nn/isa.h"
+
+#include <stddef.h>
+
+/* Accuracy: every exp is nn/simd.h's mx_vexp, bitwise equal to nn/fastmath.h's mx_expf at every
+ * level (within 2 ulp of expf). Entries marked "bitwise" give the reference's bits at every
+ * level; the sums (exp_sum's result, dot) use vector accumulators whose order depends on the
+ * level's width: rounding-level differences from the reference's serial sum. */
+struct attn_kernels {
+    const char *isa; /* MX_SIMD_NAME of the build, e.g. "avx2"; "ref" for the references */
+    int vw;          /* floats per vector (the references: 1) */
+    /* max(init, x[0..n)) (exact; NaN handling unspecified). */
+    float (*max)(const float *x, float init, size_t n);
+    /* y (n) = exp(x - shift) (bitwise; y may be x); returns Σ y. */
+    float (*exp_sum)(float *y, const float *x, float shift, size_t n);
+    /* x (n) *= s (bitwise). */
+    void (*scale)(float *x, float s, size_t n);
+    /* Σ a·b. */
+    float (*dot)(const float *a, const float *b, size_t n);
+    /* d (n) = p · (d − c) · s, left to right (bitwise): the softmax backward with c = Σ p·dP. */
+    void (*softmax_grad)(float *d, const float *p, float c, float s, size_t n);
+    /* x (n) *= exp(g − shift) (bitwise): keys brought into a common log-scale unit. */
+    void (*mul_exp)(float *x, const float *g, float shift, size_t n);
+    /* out (n) = a · b (bitwise; out may alias a or b). */
+    void (*mul)(float *out, const float *a, const float *b, size_t n);
+    /* phi (n) = elu(x) + 1 = x > 0 ? x + 1 : exp(min(x, 0)) (bitwise; NaN gives 1, as before). */
+    void (*elu1_forward)(float *phi, const float *x, size_t n);
+    /* dx (n) += dphi · (x > 0 ? 1 : phi) (bitwise). */
+    void (*elu1_backward)(float *dx, const float *dphi, const float *phi, const float *x, size_t n);
+};
+
+/* The naive references (scalar loops, mx_expf, serial sums). */
+extern const struct attn_kernels attn_kernels_ref;
+/* The table of a level; NULL when this build lacks it or this CPU cannot run it. */
+const struct attn_kernels *attn_kernels_at(enum mx_isa isa);
+/* The table of mx_isa(), the level in use. */
+const struct attn_kernels *attn_kernels(void);
+
+#endif

@@ -1,0 +1,150 @@
+/* test_attn_kernels.c — every entry of the mixers' kernel table (attention/attn_kernels.h) at
+ * EVERY level this machine runs, called through that level's table, against its naive reference
+ * (attn_kernels_ref) at odd lengths and tails, with large and masked inputs: the elementwise
+ * entries bit for bit, the sums (exp_sum's result, dot) to rounding; writes past n are caught;
+ * two calls give the same bits. The mixers using them are the generic suite's job. */
+#include "check.h"
+#include "attention/attn_kernels.h"
+#include "core/core.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const size_t lens[] = {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 255, 1000};
+#define NLENS (sizeof lens / sizeof lens[0])
+#define PAD 20 /* guard floats after n */
+#define GUARD 42.0f
+
+static float *buf(struct mx_rng *r, size_t n, float std)
+{
+    float *p = mx_xmalloc((n + PAD) * sizeof(float));
+    mx_rng_fill_normal(r, p, n + PAD, std);
+    return p;
+}
+
+static void guard(float *p, size_t n)
+{
+    for (size_t i = n; i < n + PAD; i++)
+        p[i] = GUARD;
+}
+
+static void bitwise(const char *isa, const char *what, size_t n, const float *a, const float *b)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) {
+            CHECK(0, "%s %s n=%zu: [%zu] %.9g vs ref %.9g", isa, what, n, i, a[i], b[i]);
+            return;
+        }
+    for (size_t i = n; i < n + PAD; i++)
+        if (a[i] != GUARD) {
+            CHECK(0, "%s %s n=%zu wrote past the end at %zu", isa, what, n, i);
+            return;
+        }
+}
+
+/* |a - b| <= 1e-6 Σ|terms| (float sums of n terms differ by ~n ulp at worst). */
+static void close_sum(const char *isa, const char *what, size_t n, float a, float b, double mag)
+{
+    CHECK(fabs((double)a - b) <= 1e-6 * mag + 1e-30, "%s %s n=%zu: %.9g vs ref %.9g", isa, what, n, a, b);
+}
+
+static void test_level(const struct attn_kernels *k, struct mx_rng *r)
+{
+    const struct attn_kernels *ref = &attn_kernels_ref;
+    for (size_t t = 0; t < NLENS; t++) {
+        size_t n = lens[t];
+        float *x = buf(r, n, 4.0f), *g = buf(r, n, 3.0f), *p = buf(r, n, 1.0f);
+        float *y = buf(r, n, 1.0f), *yr = buf(r, n, 1.0f), *d = buf(r, n, 1.0f);
+        if (n > 2) { /* the edges of exp's range and of elu's branch */
+            x[0] = 0.0f;
+            x[1] = -200.0f;
+            x[n - 1] = 95.0f;
+        }
+
+        float m = k->max(x, -INFINITY, n), mr = ref->max(x, -INFINITY, n);
+        CHECK(m == mr, "%s max n=%zu: %g vs ref %g", k->isa, n, m, mr);
+        CHECK(k->max(x, 1e9f, n) == 1e9f, "%s max n=%zu ignores init", k->isa, n);
+
+        float shift = n ? mr : 0.0f;
+        guard(y, n), guard(yr, n);
+        float s = k->exp_sum(y, x, shift, n), sr = ref->exp_sum(yr, x, shift, n);
+        bitwise(k->isa, "exp_sum", n, y, yr);
+        close_sum(k->isa, "exp_sum (sum)", n, s, sr, sr);
+        float s2 = k->exp_sum(y, x, shift, n);
+        CHECK(memcmp(&s, &s2, sizeof s) == 0, "%s exp_sum n=%zu not deterministic", k->isa, n);
+        memcpy(y, x, n * sizeof(float)); /* in place */
+        k->exp_sum(y, y, shift, n);
+        bitwise(k->isa, "exp_sum in place", n, y, yr);
+
+        memcpy(y, g, n * sizeof(float)), memcpy(yr, g, n * sizeof(float));
+        guard(y, n), guard(yr, n);
+        k->scale(y, 0.37f, n), ref->scale(yr, 0.37f, n);
+        bitwise(k->isa, "scale", n, y, yr);
+
+        double mag = 0;
+        for (size_t i = 0; i < n; i++)
+            mag += fabs((double)p[i] * g[i]);
+        close_sum(k->isa, "dot", n, k->dot(p, g, n), ref->dot(p, g, n), mag);
+
+        memcpy(y, d, n * sizeof(float)), memcpy(yr, d, n * sizeof(float));
+        guard(y, n), guard(yr, n);
+        k->softmax_grad(y, p, 0.3f, 0.177f, n), ref->softmax_grad(yr, p, 0.3f, 0.177f, n);
+        bitwise(k->isa, "softmax_grad", n, y, yr);
+
+        memcpy(y, p, n * sizeof(float)), memcpy(yr, p, n * sizeof(float));
+        guard(y, n), guard(yr, n);
+        float gs = n ? g[n / 2] : 0.0f;
+        k->mul_exp(y, g, gs, n), ref->mul_exp(yr, g, gs, n);
+        bitwise(k->isa, "mul_exp", n, y, yr);
+        if (n) { /* exp(0) = 1 exactly: a key already in the unit is unchanged */
+            memcpy(y, p, n * sizeof(float));
+            k->mul_exp(y, g, gs, n);
+            CHECK(y[n / 2] == p[n / 2], "%s mul_exp n=%zu: exp(0) != 1", k->isa, n);
+        }
+
+        guard(y, n), guard(yr, n);
+        k->mul(y, p, g, n), ref->mul(yr, p, g, n);
+        bitwise(k->isa, "mul", n, y, yr);
+
+        if (n > 3)
+            x[2] = NAN;
+        guard(y, n), guard(yr, n);
+        k->elu1_forward(y, x, n), ref->elu1_forward(yr, x, n);
+        bitwise(k->isa, "elu1_forward", n, y, yr);
+        memcpy(d, g, n * sizeof(float)), memcpy(yr, g, n * sizeof(float));
+        guard(d, n), guard(yr, n);
+        k->elu1_backward(d, p, y, x, n), ref->elu1_backward(yr, p, y, x, n);
+        bitwise(k->isa, "elu1_backward", n, d, yr);
+
+        mx_free(x), mx_free(g), mx_free(p), mx_free(y), mx_free(yr), mx_free(d);
+    }
+}
+
+/* One case per level: the case name is the level; skipped where this machine cannot run it. */
+static int case_level(void)
+{
+    for (int l = 0; l < MX_ISA_COUNT; l++) {
+        if (strcmp(check_case_name(), mx_isa_level_name((enum mx_isa)l)) != 0)
+            continue;
+        const struct attn_kernels *k = attn_kernels_at((enum mx_isa)l);
+        if (!k)
+            return check_skip("%s: not built for, or not supported by, this machine", check_case_name());
+        CHECK(strcmp(k->isa, check_case_name()) == 0, "table of %s says it is %s", check_case_name(), k->isa);
+        struct mx_rng r;
+        mx_rng_seed(&r, 4321);
+        test_level(k, &r);
+        return 0;
+    }
+    return check_skip("%s: no such level", check_case_name());
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {
+        {"avx512", case_level}, {"avx2", case_level},   {"sse", case_level},
+        {"neon", case_level},   {"scalar", case_level}, /* built everywhere: never skipped */
+    };
+    return check_main(argc, argv, cases, CHECK_N(cases), NULL);
+}
