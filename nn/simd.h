@@ -52,9 +52,36 @@
 typedef float mx_vf __attribute__((vector_size(4 * MX_VW)));
 typedef int32_t mx_vi __attribute__((vector_size(4 * MX_VW))); /* lane masks: -1 true, 0 false */
 
+/* A broadcast. WHY not (mx_vf){0} + a: that is an add (0 + -0 is +0, so it cannot be
+ * dropped) in front of every broadcast, and the broadcast then comes from a register instead
+ * of straight from memory: measured 15% of the attention tile kernels on AVX2. */
 static inline mx_vf mx_vset1(float a)
 {
-    return (mx_vf){0} + a;
+#if MX_VW == 16
+    return (mx_vf)_mm512_set1_ps(a);
+#elif MX_VW == 8
+    return (mx_vf)_mm256_set1_ps(a);
+#elif MX_VW == 4 && defined(__ARM_NEON)
+    return (mx_vf)vdupq_n_f32(a);
+#elif MX_VW == 4
+    return (mx_vf)_mm_set1_ps(a);
+#else
+    return (mx_vf){a};
+#endif
+}
+
+/* Keep v in a register: an empty asm the compiler must assume reads and writes it. WHY: in a
+ * register-blocked kernel GCC folds each load of a shared operand into every FMA that uses it
+ * (one load per FMA instead of one per block row), and the kernel becomes load-bound. */
+static inline void mx_vkeep(mx_vf *v)
+{
+#if MX_VW == 1
+    (void)v;
+#elif defined(__ARM_NEON)
+    __asm__("" : "+w"(*v));
+#else
+    __asm__("" : "+x"(*v));
+#endif
 }
 static inline mx_vf mx_vzero(void)
 {

@@ -80,8 +80,10 @@ static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds
         for (int d = 0; d < D; d++) {
             mx_vf bv[KV];
 #pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
+            for (int v = 0; v < nv; v++) {
                 bv[v] = mx_vload(Bt + (size_t)d * ld + VW * v);
+                mx_vkeep(&bv[v]); /* one load per block, not one per row */
+            }
 #pragma GCC unroll 8
             for (int r = 0; r < KR; r++) {
                 mx_vf a = mx_vset1(A[(size_t)(i + r) * lda + d]);
@@ -145,8 +147,10 @@ static inline __attribute__((always_inline)) void pv_block(float *out, size_t ld
         for (int c = 0; c < nc; c++) {
             mx_vf xv[KV];
 #pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
+            for (int v = 0; v < nv; v++) {
                 xv[v] = mx_vload(X + (size_t)c * ldx + d0 + VW * v);
+                mx_vkeep(&xv[v]);
+            }
 #pragma GCC unroll 8
             for (int r = 0; r < KR; r++) {
                 mx_vf p = mx_vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
