@@ -8,21 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void csv_field(FILE *f, const char *s)
-{
-    if (strpbrk(s, ",\"\n")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-}
-
 static void csv_num(FILE *f, int have, double v, int prec)
 {
     if (have)
@@ -42,9 +27,9 @@ void bench_csv_head(FILE *f)
 
 void bench_csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *r, double sgemm)
 {
-    csv_field(f, r->attn);
+    mx_csv_field(f, r->attn);
     fputc(',', f);
-    csv_field(f, r->canon);
+    mx_csv_field(f, r->canon);
     fprintf(f, ",%d,%d,%d,%d,%d,%d,%d", r->T, o->B, o->C, o->H, o->L, o->threads,
             r->measured ? r->repeats : 0);
     csv_num(f, r->measured, r->forward_ms, 3);
@@ -57,11 +42,11 @@ void bench_csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *
     csv_num(f, r->measured && r->core_train_ms >= 0, r->core_forward_ms, 3);
     csv_num(f, r->measured && r->core_train_ms >= 0, r->core_train_ms, 3);
     fputc(',', f);
-    csv_field(f, r->skipped);
+    mx_csv_field(f, r->skipped);
     fputc(',', f);
-    csv_field(f, mx_cpu_name());
+    mx_csv_field(f, mx_cpu_name());
     fputc(',', f);
-    csv_field(f, mx_isa_name());
+    mx_csv_field(f, mx_isa_name());
     fputc('\n', f);
 }
 

@@ -106,6 +106,8 @@ char *mx_read_file(const char *path, size_t *len, struct mx_error *err);
 int mx_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx, struct mx_error *err),
                     void *ctx, struct mx_error *err);
 int mx_mkdir_p(const char *path, struct mx_error *err);
+/* One CSV field: quoted (with "" for ") when it holds a comma, quote or line break. */
+void mx_csv_field(FILE *f, const char *s);
 int mx_file_exists(const char *path);
 
 /* ---- small parsing helpers (CLI and spec strings) ----------------------------------------

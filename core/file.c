@@ -144,3 +144,18 @@ int mx_parse_float(const char *s, double lo, double hi, const char *what, double
     *out = v;
     return 0;
 }
+
+void mx_csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

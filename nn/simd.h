@@ -110,6 +110,23 @@ static inline void mx_vstore_n(float *p, mx_vf v, size_t n)
 {
     memcpy(p, &v, n * sizeof(float));
 }
+/* Elementwise loops over n floats in blocks of MX_VW, the last one possibly partial: the length
+ * of the block at i, and its load/store (whole vectors except at the tail). */
+static inline size_t mx_vblock_len(size_t n, size_t i)
+{
+    return n - i < MX_VW ? n - i : MX_VW;
+}
+static inline mx_vf mx_vload_k(const float *p, size_t k)
+{
+    return k == MX_VW ? mx_vload(p) : mx_vload_n(p, k);
+}
+static inline void mx_vstore_k(float *p, mx_vf v, size_t k)
+{
+    if (k == MX_VW)
+        mx_vstore(p, v);
+    else
+        mx_vstore_n(p, v, k);
+}
 /* Mask with the first n lanes true. */
 static inline mx_vi mx_vmask_first(size_t n)
 {

@@ -249,21 +249,6 @@ int report_compare_mixed(const struct report_run *runs, int n, const char *what)
     return 0;
 }
 
-static void csv_text(FILE *f, const char *s)
-{
-    if (strpbrk(s, ",\"\n\r")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-}
-
 static void csv_number(FILE *f, double v)
 {
     if (isfinite(v))
@@ -329,11 +314,11 @@ int report_compare(const char *const *dirs, int npos, enum report_format fmt, st
             "bits_per_char,bits_per_byte,tokens_per_s,train_seconds,peak_rss_mb,threads\n");
         for (int i = 0; i < npos; i++) {
             const struct report_run *r = &runs[order[i]];
-            csv_text(stdout, r->dir);
+            mx_csv_field(stdout, r->dir);
             fputc(',', stdout);
-            csv_text(stdout, r->attn);
+            mx_csv_field(stdout, r->attn);
             fputc(',', stdout);
-            csv_text(stdout, r->tokenizer);
+            mx_csv_field(stdout, r->tokenizer);
             printf(",%d,%d,%d,%d,%d", r->n_layer, r->n_embd, r->n_head, r->block_size, r->vocab_size);
             csv_number(stdout, r->params);
             csv_number(stdout, r->steps);

@@ -11,22 +11,6 @@
 #error "attn_kernels_isa.c is compiled once per SIMD level by mixlm_isa_variants (CMake), not directly"
 #endif
 
-/* Elementwise loops run over blocks of MX_VW floats; the last block may be partial. */
-static inline size_t block_len(size_t n, size_t i)
-{
-    return n - i < MX_VW ? n - i : MX_VW;
-}
-static inline mx_vf load_k(const float *p, size_t k)
-{
-    return k == MX_VW ? mx_vload(p) : mx_vload_n(p, k);
-}
-static inline void store_k(float *p, mx_vf v, size_t k)
-{
-    if (k == MX_VW)
-        mx_vstore(p, v);
-    else
-        mx_vstore_n(p, v, k);
-}
 
 static float vmax(const float *x, float init, size_t n)
 {
@@ -72,8 +56,8 @@ static void scale(float *x, float s, size_t n)
 {
     const mx_vf vs = mx_vset1(s);
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(x + i, load_k(x + i, k) * vs, k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(x + i, mx_vload_k(x + i, k) * vs, k);
     }
 }
 
@@ -87,8 +71,8 @@ static float dot(const float *a, const float *b, size_t n)
         s1 = mx_vfma(mx_vload(a + i + MX_VW), mx_vload(b + i + MX_VW), s1);
     }
     for (; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        s0 = mx_vfma(load_k(a + i, k), load_k(b + i, k), s0);
+        size_t k = mx_vblock_len(n, i);
+        s0 = mx_vfma(mx_vload_k(a + i, k), mx_vload_k(b + i, k), s0);
     }
     return mx_vhsum(s0 + s1);
 }
@@ -97,8 +81,8 @@ static void softmax_grad(float *d, const float *p, float c, float s, size_t n)
 {
     const mx_vf vc = mx_vset1(c), vs = mx_vset1(s);
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(d + i, load_k(p + i, k) * (load_k(d + i, k) - vc) * vs, k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(d + i, mx_vload_k(p + i, k) * (mx_vload_k(d + i, k) - vc) * vs, k);
     }
 }
 
@@ -106,36 +90,36 @@ static void mul_exp(float *x, const float *g, float shift, size_t n)
 {
     const mx_vf vs = mx_vset1(shift);
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(x + i, load_k(x + i, k) * mx_vexp(load_k(g + i, k) - vs), k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(x + i, mx_vload_k(x + i, k) * mx_vexp(mx_vload_k(g + i, k) - vs), k);
     }
 }
 
 static void mul(float *out, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(out + i, load_k(a + i, k) * load_k(b + i, k), k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(out + i, mx_vload_k(a + i, k) * mx_vload_k(b + i, k), k);
     }
 }
 
 static void elu1_forward(float *phi, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        mx_vf v = load_k(x + i, k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vf v = mx_vload_k(x + i, k);
         mx_vf e = mx_vexp(mx_vselect(v < 0.0f, v, mx_vzero()));
-        store_k(phi + i, mx_vselect(v > 0.0f, v + 1.0f, e), k);
+        mx_vstore_k(phi + i, mx_vselect(v > 0.0f, v + 1.0f, e), k);
     }
 }
 
 static void elu1_backward(float *dx, const float *dphi, const float *phi, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        mx_vf v = load_k(x + i, k);
-        mx_vf g = mx_vselect(v > 0.0f, mx_vset1(1.0f), load_k(phi + i, k));
-        store_k(dx + i, load_k(dx + i, k) + load_k(dphi + i, k) * g, k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vf v = mx_vload_k(x + i, k);
+        mx_vf g = mx_vselect(v > 0.0f, mx_vset1(1.0f), mx_vload_k(phi + i, k));
+        mx_vstore_k(dx + i, mx_vload_k(dx + i, k) + mx_vload_k(dphi + i, k) * g, k);
     }
 }
 

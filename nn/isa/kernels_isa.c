@@ -18,33 +18,18 @@
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-/* Elementwise kernels loop over blocks of MX_VW floats; the last block may be partial. */
+/* Elementwise kernels loop over blocks of MX_VW floats (mx_vblock_len: the last may be partial). */
 #define NBLOCKS(n) (((n) + MX_VW - 1) / MX_VW)
-static inline size_t block_len(size_t n, size_t i)
-{
-    return n - i < MX_VW ? n - i : MX_VW;
-}
-static inline mx_vf load_k(const float *p, size_t k)
-{
-    return k == MX_VW ? mx_vload(p) : mx_vload_n(p, k);
-}
-static inline void store_k(float *p, mx_vf v, size_t k)
-{
-    if (k == MX_VW)
-        mx_vstore(p, v);
-    else
-        mx_vstore_n(p, v, k);
-}
 
 /* Same operations in the same order as layer_gelu_forward_ref, without FMA: same bits. */
 static void gelu_forward(float *out, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < NBLOCKS(n); b++) {
-        size_t i = b * MX_VW, k = block_len(n, i);
-        mx_vf v = load_k(x + i, k);
+        size_t i = b * MX_VW, k = mx_vblock_len(n, i);
+        mx_vf v = mx_vload_k(x + i, k);
         mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
-        store_k(out + i, 0.5f * v * (1.0f + mx_vtanh(u)), k);
+        mx_vstore_k(out + i, 0.5f * v * (1.0f + mx_vtanh(u)), k);
     }
 }
 
@@ -52,13 +37,13 @@ static void gelu_backward(float *dx, const float *dout, const float *x, size_t n
 {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < NBLOCKS(n); b++) {
-        size_t i = b * MX_VW, k = block_len(n, i);
-        mx_vf v = load_k(x + i, k);
+        size_t i = b * MX_VW, k = mx_vblock_len(n, i);
+        mx_vf v = mx_vload_k(x + i, k);
         mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
         mx_vf th = mx_vtanh(u);
         mx_vf sech2 = 1.0f - th * th;
         mx_vf g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
-        store_k(dx + i, load_k(dout + i, k) * g, k);
+        mx_vstore_k(dx + i, mx_vload_k(dout + i, k) * g, k);
     }
 }
 
@@ -99,9 +84,9 @@ static void ln_forward(float *out, float *mean, float *rstd, const float *x, con
         mx_vf vr = mx_vset1(r);
         float *o = out + i * nc;
         for (c = 0; c < nc; c += MX_VW) {
-            size_t k = block_len(nc, c);
-            mx_vf bb = b ? load_k(b + c, k) : mx_vzero();
-            store_k(o + c, mx_vfma((load_k(xi + c, k) - vm) * vr, load_k(w + c, k), bb), k);
+            size_t k = mx_vblock_len(nc, c);
+            mx_vf bb = b ? mx_vload_k(b + c, k) : mx_vzero();
+            mx_vstore_k(o + c, mx_vfma((mx_vload_k(xi + c, k) - vm) * vr, mx_vload_k(w + c, k), bb), k);
         }
         mean[i] = m;
         rstd[i] = r;
@@ -134,31 +119,31 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
              * Tail lanes load dout = 0, so they add nothing to s1, s2, pw, pb. */
             mx_vf s1 = mx_vzero(), s2 = mx_vzero();
             for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = block_len(nc, c);
-                mx_vf xh = (load_k(xi + c, k) - vm) * vr, d = load_k(di + c, k);
-                mx_vf dxh = d * load_k(w + c, k);
+                size_t k = mx_vblock_len(nc, c);
+                mx_vf xh = (mx_vload_k(xi + c, k) - vm) * vr, d = mx_vload_k(di + c, k);
+                mx_vf dxh = d * mx_vload_k(w + c, k);
                 s1 += dxh;
                 s2 = mx_vfma(dxh, xh, s2);
-                store_k(pw + c, mx_vfma(d, xh, load_k(pw + c, k)), k);
-                store_k(pb + c, load_k(pb + c, k) + d, k);
+                mx_vstore_k(pw + c, mx_vfma(d, xh, mx_vload_k(pw + c, k)), k);
+                mx_vstore_k(pb + c, mx_vload_k(pb + c, k) + d, k);
             }
             mx_vf m1 = mx_vset1(mx_vhsum(s1) / C), m2 = mx_vset1(mx_vhsum(s2) / C);
             float *dxi = dx + i * nc;
             for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = block_len(nc, c);
-                mx_vf xh = (load_k(xi + c, k) - vm) * vr;
-                mx_vf g = load_k(di + c, k) * load_k(w + c, k) - m1 - xh * m2;
-                store_k(dxi + c, mx_vfma(vr, g, load_k(dxi + c, k)), k);
+                size_t k = mx_vblock_len(nc, c);
+                mx_vf xh = (mx_vload_k(xi + c, k) - vm) * vr;
+                mx_vf g = mx_vload_k(di + c, k) * mx_vload_k(w + c, k) - m1 - xh * m2;
+                mx_vstore_k(dxi + c, mx_vfma(vr, g, mx_vload_k(dxi + c, k)), k);
             }
         }
     }
     for (int t = 0; t < nt; t++) {
         const float *pw = part + (size_t)t * 2 * nc, *pb = pw + nc;
         for (size_t c = 0; c < nc; c += MX_VW) {
-            size_t k = block_len(nc, c);
-            store_k(dw + c, load_k(dw + c, k) + load_k(pw + c, k), k);
+            size_t k = mx_vblock_len(nc, c);
+            mx_vstore_k(dw + c, mx_vload_k(dw + c, k) + mx_vload_k(pw + c, k), k);
             if (db)
-                store_k(db + c, load_k(db + c, k) + load_k(pb + c, k), k);
+                mx_vstore_k(db + c, mx_vload_k(db + c, k) + mx_vload_k(pb + c, k), k);
         }
     }
 }
@@ -212,8 +197,8 @@ static void ce_backward(float *logits, const float *lse, const int32_t *targets,
         float *l = logits + i * nv;
         mx_vf r = mx_vset1(lse[i]);
         for (size_t v = 0; v < nv; v += MX_VW) {
-            size_t k = block_len(nv, v);
-            store_k(l + v, mx_vexp(load_k(l + v, k) - r) * vs, k);
+            size_t k = mx_vblock_len(nv, v);
+            mx_vstore_k(l + v, mx_vexp(mx_vload_k(l + v, k) - r) * vs, k);
         }
         l[targets[i]] -= scale;
     }
@@ -227,15 +212,15 @@ static void adamw(float *p, float *m, float *v, float *g, size_t n, const struct
     const float gs = hp->grad_scale;
 #pragma omp for schedule(static) nowait
     for (size_t b = 0; b < NBLOCKS(n); b++) {
-        size_t i = b * MX_VW, k = block_len(n, i);
-        mx_vf gi = load_k(g + i, k) * gs;
-        store_k(g + i, mx_vzero(), k);
-        mx_vf mm = b1 * load_k(m + i, k) + c1 * gi;
-        mx_vf vv = b2 * load_k(v + i, k) + c2 * gi * gi;
-        store_k(m + i, mm, k);
-        store_k(v + i, vv, k);
-        mx_vf mhat = mm / bc1, vhat = vv / bc2, pp = load_k(p + i, k);
-        store_k(p + i, pp - lr * (mhat / (mx_vsqrt(vhat) + eps) + wd * pp), k);
+        size_t i = b * MX_VW, k = mx_vblock_len(n, i);
+        mx_vf gi = mx_vload_k(g + i, k) * gs;
+        mx_vstore_k(g + i, mx_vzero(), k);
+        mx_vf mm = b1 * mx_vload_k(m + i, k) + c1 * gi;
+        mx_vf vv = b2 * mx_vload_k(v + i, k) + c2 * gi * gi;
+        mx_vstore_k(m + i, mm, k);
+        mx_vstore_k(v + i, vv, k);
+        mx_vf mhat = mm / bc1, vhat = vv / bc2, pp = mx_vload_k(p + i, k);
+        mx_vstore_k(p + i, pp - lr * (mhat / (mx_vsqrt(vhat) + eps) + wd * pp), k);
     }
 }
 
@@ -249,8 +234,8 @@ static void embed_forward(float *out, const int32_t *tok, const float *wte, cons
             float *o = out + ((size_t)b * T + t) * nc;
             const float *e = wte + (size_t)tok[(size_t)b * T + t] * nc, *pp = wpe + (size_t)t * nc;
             for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = block_len(nc, c);
-                store_k(o + c, load_k(e + c, k) + load_k(pp + c, k), k);
+                size_t k = mx_vblock_len(nc, c);
+                mx_vstore_k(o + c, mx_vload_k(e + c, k) + mx_vload_k(pp + c, k), k);
             }
         }
 }
@@ -265,10 +250,10 @@ static void embed_backward(float *dwte, float *dwpe, const float *dout, const in
             const float *d = dout + ((size_t)b * T + t) * nc;
             float *e = dwte + (size_t)tok[(size_t)b * T + t] * nc, *pp = dwpe + (size_t)t * nc;
             for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = block_len(nc, c);
-                mx_vf dv = load_k(d + c, k);
-                store_k(e + c, load_k(e + c, k) + dv, k);
-                store_k(pp + c, load_k(pp + c, k) + dv, k);
+                size_t k = mx_vblock_len(nc, c);
+                mx_vf dv = mx_vload_k(d + c, k);
+                mx_vstore_k(e + c, mx_vload_k(e + c, k) + dv, k);
+                mx_vstore_k(pp + c, mx_vload_k(pp + c, k) + dv, k);
             }
         }
 }
@@ -276,16 +261,16 @@ static void embed_backward(float *dwte, float *dwpe, const float *dout, const in
 static void vexp(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(y + i, mx_vexp(load_k(x + i, k)), k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vexp(mx_vload_k(x + i, k)), k);
     }
 }
 
 static void vtanh(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
-        size_t k = block_len(n, i);
-        store_k(y + i, mx_vtanh(load_k(x + i, k)), k);
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vtanh(mx_vload_k(x + i, k)), k);
     }
 }
 
