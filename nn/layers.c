@@ -128,7 +128,8 @@ void layer_gelu_forward_ref(float *out, const float *x, size_t n)
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        out[i] = 0.5f * v * (1.0f + mx_tanhf(GELU_K * (v + 0.044715f * v * v * v)));
+        float u = GELU_K * (v + 0.044715f * v * v * v);
+        out[i] = v / (1.0f + mx_expf(-2.0f * u));
     }
 }
 
@@ -138,9 +139,8 @@ void layer_gelu_backward_ref(float *dx, const float *dout, const float *x, size_
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_K * (v + 0.044715f * v * v * v);
-        float th = mx_tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        float sg = 1.0f / (1.0f + mx_expf(-2.0f * u));
+        float g = sg + 2.0f * v * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
         dx[i] = dout[i] * g;
     }
 }

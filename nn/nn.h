@@ -40,7 +40,10 @@ void layer_norm_backward(float *dx, float *dw, float *db, float *work, const flo
                          const float *x, const float *mean, const float *rstd, const float *w,
                          size_t N, int C);
 
-/* GELU, tanh approximation (GPT-2). out (n) overwritten. */
+/* GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3),
+ * computed as x * sigmoid(2u) = x / (1 + e^(-2u)) — the same function (1 + tanh u = 2 sigmoid(2u))
+ * with one exp and one division and no sign handling: WHY, GELU was exp-bound. out (n)
+ * overwritten. */
 void layer_gelu_forward(float *out, const float *x, size_t n);
 /* dx (n) overwritten with dout * gelu'(x) (the caller owns dx; no accumulation needed). */
 void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n);

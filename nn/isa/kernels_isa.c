@@ -29,7 +29,7 @@ static void gelu_forward(float *out, const float *x, size_t n)
         size_t i = b * MX_VW, k = mx_vblock_len(n, i);
         mx_vf v = mx_vload_k(x + i, k);
         mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
-        mx_vstore_k(out + i, 0.5f * v * (1.0f + mx_vtanh(u)), k);
+        mx_vstore_k(out + i, v / (1.0f + mx_vexp(-2.0f * u)), k);
     }
 }
 
@@ -40,9 +40,8 @@ static void gelu_backward(float *dx, const float *dout, const float *x, size_t n
         size_t i = b * MX_VW, k = mx_vblock_len(n, i);
         mx_vf v = mx_vload_k(x + i, k);
         mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
-        mx_vf th = mx_vtanh(u);
-        mx_vf sech2 = 1.0f - th * th;
-        mx_vf g = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        mx_vf sg = 1.0f / (1.0f + mx_vexp(-2.0f * u));
+        mx_vf g = sg + 2.0f * v * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
         mx_vstore_k(dx + i, mx_vload_k(dout + i, k) * g, k);
     }
 }
