@@ -162,7 +162,8 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
         mx_vf mv = ninf;
         for (size_t v = 0; v < full; v += MX_VW)
             mv = mx_vmax(mx_vload(l + v), mv);
-        mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
+        if (tail)
+            mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
         float mx = mx_vhmax(mv);
         mx_vf vmx = mx_vset1(mx), s0 = mx_vzero(), s1 = mx_vzero();
         size_t v = 0;
@@ -172,7 +173,8 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
         }
         for (; v < full; v += MX_VW)
             s0 += mx_vexp(mx_vload(l + v) - vmx);
-        s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
+        if (tail) /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
+            s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
         float r = mx + logf(mx_vhsum(s0 + s1));
         lse[i] = r;
         if (targets)
