@@ -120,7 +120,7 @@ static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds
 static void kern_abt(float *S, size_t lds, const float *A, size_t lda, int ni, int D,
                      const float *Bt, size_t ld, int nc)
 {
-    nc = (nc + 15) / 16 * 16;
+    nc = (int)mx_round_up((size_t)nc, 16);
     int c0 = 0;
     for (; c0 + KW <= nc; c0 += KW)
         abt_block(S + c0, lds, A, lda, ni, D, Bt + c0, ld, KV);
@@ -210,7 +210,7 @@ static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc
 static void softmax_tile(float *S, float *acc, float *mrow, float *lrow, int ni, int nj,
                          const uint64_t *mask, float scale, int D)
 {
-    const int nv = (nj + 15) / 16 * NV16; /* native vectors */
+    const int nv = (int)mx_round_up((size_t)nj, 16) / 16 * NV16; /* native vectors */
     const uint64_t valid = bsa_lanes_below(nj);
     for (int i = 0; i < ni; i++) {
         float *row = S + (size_t)i * BS;
