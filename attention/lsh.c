@@ -37,6 +37,7 @@
 #include "attention/attn_common.h"
 #include "attention/attn_kernels.h"
 #include "nn/nn.h"
+#include "nn/simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -154,7 +155,7 @@ static int32_t lsh_hash_row(const float *x, const float *R, int D, int nb2)
             const float xd = x[d], *Rd = R + (size_t)d * nb2 + j0;
 #pragma omp simd
             for (int j = 0; j < nj; j++)
-                xr[j] = fmaf(xd, Rd[j], xr[j]);
+                xr[j] = mx_fmaf(xd, Rd[j], xr[j]);
         }
         for (int j = 0; j < nj; j++) {
             if (xr[j] > vp) {
@@ -185,7 +186,7 @@ void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D
 static float lsh_row_forward(float *o, float *s, const float *q, const float *kt, size_t ldk, const float *vr,
                              const float *vself, int n, int D, float scale)
 {
-    /* WHY fmaf: ISO C mode compiles a*b+c as two roundings and two instructions; fmaf is one
+    /* WHY mx_fmaf: ISO C mode compiles a*b+c as two roundings and two instructions; an FMA is one
      * (and the same everywhere this kernel runs, so forward and step still agree bit-for-bit). */
     for (int i = 0; i < n; i++)
         s[i] = q[0] * kt[i];
@@ -193,7 +194,7 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
         const float qd = q[d], *kd = kt + (size_t)d * ldk;
 #pragma omp simd
         for (int i = 0; i < n; i++)
-            s[i] = fmaf(qd, kd[i], s[i]);
+            s[i] = mx_fmaf(qd, kd[i], s[i]);
     }
     /* The softmax over the row: the same kernel calls on the same n scores as lsh_block_forward,
      * so the two give the same bits. */
@@ -209,7 +210,7 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
         const float pi = s[i], *vi = vr + (size_t)i * D;
 #pragma omp simd
         for (int d = 0; d < D; d++)
-            o[d] = fmaf(pi, vi[d], o[d]);
+            o[d] = mx_fmaf(pi, vi[d], o[d]);
     }
     const float inv = 1.0f / sum;
     for (int d = 0; d < D; d++)
@@ -254,7 +255,7 @@ static size_t round16(size_t n)
  * bands. Scores are computed for the whole QB x nk tile (masked entries are ignored, their
  * probabilities set to 0), in 4-query x 16-key register tiles, so each key is loaded once per 4
  * queries instead of once per query. Every score is the same chain of fmaf over d = 0..D-1 as
- * lsh_row_forward computes, and a masked key adds fmaf(0, v, acc) = acc, so a row's result does
+ * lsh_row_forward computes, and a masked key adds mx_fmaf(0, v, acc) = acc, so a row's result does
  * not depend on which block it fell in: forward stays causal bit-for-bit and equals the
  * per-query kernel (kept as the reference and for D % 16 != 0). */
 #define LSH_QB 16
@@ -281,10 +282,10 @@ static void lsh_tile_xyt(float *S, size_t lds, const float *const *x, const floa
                 y = yt + (size_t)d * ldy + i0;
 #pragma omp simd
                 for (int l = 0; l < 16; l++) {
-                    a0[l] = fmaf(b0, y[l], a0[l]);
-                    a1[l] = fmaf(b1, y[l], a1[l]);
-                    a2[l] = fmaf(b2, y[l], a2[l]);
-                    a3[l] = fmaf(b3, y[l], a3[l]);
+                    a0[l] = mx_fmaf(b0, y[l], a0[l]);
+                    a1[l] = mx_fmaf(b1, y[l], a1[l]);
+                    a2[l] = mx_fmaf(b2, y[l], a2[l]);
+                    a3[l] = mx_fmaf(b3, y[l], a3[l]);
                 }
             }
             float *s0 = S + (size_t)j0 * lds + i0;
@@ -297,7 +298,7 @@ static void lsh_tile_xyt(float *S, size_t lds, const float *const *x, const floa
         }
 }
 
-/* acc (QB, D) in/out: acc[j][d] = fmaf(P[j][i], y[i][d], acc[j][d]) for i = 0..n-1 in order;
+/* acc (QB, D) in/out: acc[j][d] = mx_fmaf(P[j][i], y[i][d], acc[j][d]) for i = 0..n-1 in order;
  * P (QB, ldp); y (n, D) rows. */
 static void lsh_tile_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
 {
@@ -317,10 +318,10 @@ static void lsh_tile_py(float *acc, const float *P, size_t ldp, const float *y, 
                 const float *yr = y + (size_t)i * D + d0;
 #pragma omp simd
                 for (int l = 0; l < 16; l++) {
-                    a0[l] = fmaf(b0, yr[l], a0[l]);
-                    a1[l] = fmaf(b1, yr[l], a1[l]);
-                    a2[l] = fmaf(b2, yr[l], a2[l]);
-                    a3[l] = fmaf(b3, yr[l], a3[l]);
+                    a0[l] = mx_fmaf(b0, yr[l], a0[l]);
+                    a1[l] = mx_fmaf(b1, yr[l], a1[l]);
+                    a2[l] = mx_fmaf(b2, yr[l], a2[l]);
+                    a3[l] = mx_fmaf(b3, yr[l], a3[l]);
                 }
             }
             for (int l = 0; l < 16; l++) {
@@ -347,7 +348,7 @@ static void lsh_tile_xtp(float *zt, size_t ldz, const float *const *x, const flo
                 const float b = x[j][d], *pj = P + (size_t)j * ldp + i0;
 #pragma omp simd
                 for (int l = 0; l < 16; l++)
-                    a[l] = fmaf(b, pj[l], a[l]);
+                    a[l] = mx_fmaf(b, pj[l], a[l]);
             }
             for (int l = 0; l < 16; l++)
                 z[l] = a[l];
@@ -712,8 +713,8 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                     const float *vd = VsT + (size_t)d * ld + lo;
 #pragma omp simd
                     for (int i = 0; i < n; i++) {
-                        s[i] = fmaf(qd, kd[i], s[i]);
-                        dp[i] = fmaf(gd, vd[i], dp[i]);
+                        s[i] = mx_fmaf(qd, kd[i], s[i]);
+                        dp[i] = mx_fmaf(gd, vd[i], dp[i]);
                     }
                 }
                 /* s: the probabilities; dp: ds, with the score's scale folded in */
@@ -725,8 +726,8 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                     float *dkd = dKsT + (size_t)d * ld + lo, *dvd = dVsT + (size_t)d * ld + lo;
 #pragma omp simd
                     for (int i = 0; i < n; i++) {
-                        dvd[i] = fmaf(s[i], gd, dvd[i]);
-                        dkd[i] = fmaf(dp[i], qd, dkd[i]);
+                        dvd[i] = mx_fmaf(s[i], gd, dvd[i]);
+                        dkd[i] = mx_fmaf(dp[i], qd, dkd[i]);
                     }
                 }
                 /* dq_t += sum_i ds_i k_i, four keys per pass: one read-modify-write of dq_t per
@@ -738,13 +739,13 @@ static void lsh_pair_backward(const struct mixer *m, float *dq, float *dk, float
                     const float *k0 = Ks + (size_t)(lo + i) * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
 #pragma omp simd
                     for (int d = 0; d < D; d++)
-                        dqt[d] += fmaf(d0, k0[d], fmaf(d1, k1[d], fmaf(d2, k2[d], d3 * k3[d])));
+                        dqt[d] += mx_fmaf(d0, k0[d], mx_fmaf(d1, k1[d], mx_fmaf(d2, k2[d], d3 * k3[d])));
                 }
                 for (; i < n; i++) {
                     const float dsi = dp[i], *ki = Ks + (size_t)(lo + i) * D;
 #pragma omp simd
                     for (int d = 0; d < D; d++)
-                        dqt[d] = fmaf(dsi, ki[d], dqt[d]);
+                        dqt[d] = mx_fmaf(dsi, ki[d], dqt[d]);
                 }
                 const float pself = expf(LSH_SELF_SCORE - l);
                 float *dvt = dv + (size_t)t * D;

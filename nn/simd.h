@@ -52,6 +52,18 @@
 typedef float mx_vf __attribute__((vector_size(4 * MX_VW)));
 typedef int32_t mx_vi __attribute__((vector_size(4 * MX_VW))); /* lane masks: -1 true, 0 false */
 
+/* Scalar a*b+c, fused where this translation unit's target has FMA, else two roundings. WHY:
+ * fmaf() in code built without FMA (the portable build) is a libm call per element: LSH's
+ * tiles, written with fmaf, ran 12x slower there. For scalar loops outside the per-ISA files. */
+static inline float mx_fmaf(float a, float b, float c)
+{
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /* A broadcast. WHY not (mx_vf){0} + a: that is an add (0 + -0 is +0, so it cannot be
  * dropped) in front of every broadcast, and the broadcast then comes from a register instead
  * of straight from memory: measured 15% of the attention tile kernels on AVX2. */
