@@ -33,8 +33,10 @@ static int gla_parse(struct mixer *m, const char *args, struct mx_error *err)
         return -1;
     const char *gate = mixer_kv_str(&kv, "gate");
     if (gate && strcmp(gate, "head") != 0 && strcmp(gate, "key") != 0)
-        return mx_errorf(err, "gla: gate=%s is not a gate kind; use gate=head (one decay per head, "
-                              "the default) or gate=key (one per key dimension)", gate);
+        return mx_errorf(err,
+                         "gla: gate=%s is not a gate kind; use gate=head (one decay per head, "
+                         "the default) or gate=key (one per key dimension)",
+                         gate);
     if (mixer_kv_finish(&kv, "gla", "c (chunk rows, default 64), gate (head or key)", err) != 0)
         return -1;
     struct gla_cfg *cfg = mx_xcalloc(sizeof *cfg);
@@ -130,12 +132,13 @@ static inline float gla_log_gate_grad(float z)
  * 0 is the right answer. The state is carried between chunks, so nothing grows with T. */
 
 struct gla_slot {
-    float *lb;     /* (L,G) cumulative log decay within the chunk */
-    float *db;     /* (L,G) its gradient */
-    float *A, *dA; /* (L,L) */
+    float *lb;            /* (L,G) cumulative log decay within the chunk */
+    float *db;            /* (L,G) its gradient */
+    float *dd;            /* (L) s·dA_ii, the intra-chunk diagonal held back (gla_backward_bh) */
+    float *A, *dA;        /* (L,L) */
     float *qs, *ks, *tmp; /* (L,D) */
-    float *dS;     /* (D,D) */
-    float *states; /* (nC,D,D): the state before each chunk (backward; forward uses [0]) */
+    float *dS;            /* (D,D) */
+    float *states;        /* (nC,D,D): the state before each chunk (backward; forward uses [0]) */
 };
 
 static int gla_chunks(const struct mixer *m, int T)
@@ -151,6 +154,7 @@ static size_t gla_slot_bind(struct gla_slot *s, float *base, size_t cap, int L, 
     mx_arena_begin(&a, base, cap);
     s->lb = mx_arena_floats(&a, (size_t)L * G);
     s->db = mx_arena_floats(&a, (size_t)L * G);
+    s->dd = mx_arena_floats(&a, (size_t)L);
     s->A = mx_arena_floats(&a, (size_t)L * L);
     s->dA = mx_arena_floats(&a, (size_t)L * L);
     s->qs = mx_arena_floats(&a, (size_t)L * D);
@@ -213,8 +217,8 @@ static void gla_intra(float *A, const float *lb, const float *Q, const float *K,
 
 /* dst (n,D) = src ⊙ e^{lb_i - ref} per row (G = 1: one factor per row), times f. ref = NULL:
  * e^{lb_i} (relative to the chunk start); else e^{ref_d - lb_id} (relative to the chunk end). */
-static void gla_scale(float *dst, const float *src, const float *lb, const float *ref, int n, int D,
-                      int G, float f)
+static void gla_scale(float *dst, const float *src, const float *lb, const float *ref, int n, int D, int G,
+                      float f)
 {
     for (int i = 0; i < n; i++)
         for (int d = 0; d < D; d++) {
@@ -275,7 +279,12 @@ static void gla_forward_bh(const struct mixer *m, struct gla_slot *s, float *O, 
  * The gates: every term above carries e^{lb_i - lb_j} with q_i on the i side and k_j on the j
  * side, so ∂L/∂lb_i = q_i ⊙ dq_i − k_i ⊙ dk_i (+ dS ⊙ S_next summed over values at i = L,
  * where S_next holds lb_L whole), summed over d when G = 1 (GLA's identity). lb is a running
- * sum, so ∂L/∂log a_t = Σ_{i ≥ t} ∂L/∂lb_i within the chunk; then dz = that · sigmoid(-z)/τ. */
+ * sum, so ∂L/∂log a_t = Σ_{i ≥ t} ∂L/∂lb_i within the chunk; then dz = that · sigmoid(-z)/τ.
+ * WHY the diagonal j = i is held back from dq, dk until the gate gradient is formed: it enters
+ * q_i ⊙ dq_i and k_i ⊙ dk_i as the same term s·dA_ii q_i k_i, which cancels exactly; left in,
+ * it cancels only to float round-off of its own size, and with strong forgetting (every other
+ * term ≲ e^{lb_i - lb_j} ≈ 0) that round-off was the whole gate gradient (3% errors at
+ * a = e^{-12.5}, tests/mixers/test_gla.c). */
 static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ, float *dK, float *dV,
                             float *dZ, const float *dO, const float *Q, const float *K, const float *V,
                             const float *Z, size_t zs, int T)
@@ -303,20 +312,23 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
         gla_intra(s->A, s->lb, q, k, n, D, G, sc);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->A, n, go, D, 1.0f, dv, D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, 1.0f, go, D, v, D, 0.0f, s->dA, n);
-        if (G == 1) { /* dA ⊙ (s e^{lb_i - lb_j}), masked; then two sgemms */
+        for (int i = 0; i < n; i++)
+            s->dd[i] = sc * s->dA[(size_t)i * n + i];
+        if (G == 1) { /* dA ⊙ (s e^{lb_i - lb_j}), strictly lower; then two sgemms */
             for (int i = 0; i < n; i++) {
                 float *row = s->dA + (size_t)i * n;
-                for (int j = 0; j <= i; j++)
+                for (int j = 0; j < i; j++)
                     row[j] *= sc * expf(s->lb[i] - s->lb[j]);
-                for (int j = i + 1; j < n; j++)
+                for (int j = i; j < n; j++)
                     row[j] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, k, D, 1.0f, dq, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, k, D, 1.0f, dq,
+                        D);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, q, D, 1.0f, dk, D);
         } else {
             for (int i = 0; i < n; i++) {
                 const float *li = s->lb + (size_t)i * D;
-                for (int j = 0; j <= i; j++) {
+                for (int j = 0; j < i; j++) {
                     const float *lj = s->lb + (size_t)j * D;
                     float g = sc * s->dA[(size_t)i * n + j];
                     for (int d = 0; d < D; d++) {
@@ -331,9 +343,10 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
         if (c + 1 < nC) { /* this chunk's keys and values feed S_next */
             const float *Sn = s->states + (c + 1) * DD;
             gla_scale(s->ks, k, s->lb, lbL, n, D, G, 1.0f);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, D, 1.0f, s->ks, D, s->dS, D, 1.0f, dv,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, D, 1.0f, s->ks, D, s->dS, D, 1.0f,
+                        dv, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, v, D, s->dS, D, 0.0f, s->tmp,
                         D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, v, D, s->dS, D, 0.0f, s->tmp, D);
             for (int j = 0; j < n; j++)
                 for (int d = 0; d < D; d++) {
                     float x = lbL[G == 1 ? 0 : d] - s->lb[(size_t)j * G + (G == 1 ? 0 : d)];
@@ -346,18 +359,26 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
         }
         if (c > 0) { /* this chunk's queries read S0; dS becomes ∂L/∂S0 */
             const float *S0 = s->states + c * DD;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, go, D, S0, D, 0.0f, s->tmp, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, go, D, S0, D, 0.0f, s->tmp,
+                        D);
             gla_scale(s->qs, s->tmp, s->lb, NULL, n, D, G, sc);
             for (size_t i = 0; i < (size_t)n * D; i++)
                 dq[i] += s->qs[i];
             gla_decay_rows(s->dS, lbL, D, G);
             gla_scale(s->qs, q, s->lb, NULL, n, D, G, sc);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, n, 1.0f, s->qs, D, go, D, 1.0f, s->dS, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, n, 1.0f, s->qs, D, go, D, 1.0f, s->dS,
+                        D);
         }
         for (int i = 0; i < n; i++)
             for (int d = 0; d < D; d++) {
                 size_t at = (size_t)i * D + d;
                 s->db[(size_t)i * G + (G == 1 ? 0 : d)] += q[at] * dq[at] - k[at] * dk[at];
+            }
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < D; d++) {
+                size_t at = (size_t)i * D + d;
+                dq[at] += s->dd[i] * k[at];
+                dk[at] += s->dd[i] * q[at];
             }
         for (int g = 0; g < G; g++) {
             float acc = 0.0f;
@@ -385,8 +406,8 @@ static size_t gla_scratch_floats(const struct mixer *m, int B, int T)
            (size_t)B * m->H * gla_slot_floats(m, T);
 }
 
-static void gla_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                        const float *params, int B, int T)
+static void gla_forward(const struct mixer *m, float *y, float *saved, const float *x, const float *params,
+                        int B, int T)
 {
     MX_ASSERT(T >= 1 && T <= m->T_max);
     const int H = m->H, D = m->D, GH = gla_G(m) * H, G = gla_G(m);
@@ -404,8 +425,8 @@ static void gla_forward(const struct mixer *m, float *y, float *saved, const flo
             struct gla_slot s;
             gla_slot_bind(&s, work + bh * per, per, ((const struct gla_cfg *)m->cfg)->chunk, G, D,
                           gla_chunks(m, T));
-            gla_forward_bh(m, &s, o + off, q + off, k + off, v + off,
-                           z + (size_t)b * T * GH + (size_t)h * G, (size_t)GH, T);
+            gla_forward_bh(m, &s, o + off, q + off, k + off, v + off, z + (size_t)b * T * GH + (size_t)h * G,
+                           (size_t)GH, T);
         }
     attn_merge_heads(merged, o, B, T, H, D);
     mx_linear_forward(y, merged, p.w_proj, p.b_proj, B * T, m->C, m->C);
@@ -448,8 +469,8 @@ static size_t gla_state_floats(const struct mixer *m)
     return (size_t)m->H * m->D * m->D + 4 * (size_t)m->C + (size_t)gla_G(m) * m->H;
 }
 
-static void gla_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
-                     const float *params, int t)
+static void gla_step(const struct mixer *m, float *y_t, float *state, const float *x_t, const float *params,
+                     int t)
 {
     MX_ASSERT(t >= 0 && t < m->T_max);
     const int H = m->H, D = m->D, C = m->C, G = gla_G(m);
@@ -485,9 +506,9 @@ static void gla_step(const struct mixer *m, float *y_t, float *state, const floa
  * dk from dS (2D² + 3D), S0 g (2D² + 3D), dS (2D² + D²/c + 3D), the gate gradient (5D + 4G). */
 static void gla_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
-    const double D = m->D, G = gla_G(m), c = ((const struct gla_cfg *)m->cfg)->chunk < T
-                                                 ? ((const struct gla_cfg *)m->cfg)->chunk
-                                                 : T;
+    const double D = m->D, G = gla_G(m),
+                 c = ((const struct gla_cfg *)m->cfg)->chunk < T ? ((const struct gla_cfg *)m->cfg)->chunk
+                                                                 : T;
     double intra = G == 1 ? 2 * c * D + 1.5 * c : 2.5 * c * D;
     double f = 4 * G + intra + 2 * c * D + 4 * D * D + 5 * D + D * D / c;
     double dqk = G == 1 ? 4 * c * D + 1.5 * c : 5 * c * D;
