@@ -506,9 +506,8 @@ static void gla_step(const struct mixer *m, float *y_t, float *state, const floa
  * dk from dS (2D² + 3D), S0 g (2D² + 3D), dS (2D² + D²/c + 3D), the gate gradient (5D + 4G). */
 static void gla_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
-    const double D = m->D, G = gla_G(m),
-                 c = ((const struct gla_cfg *)m->cfg)->chunk < T ? ((const struct gla_cfg *)m->cfg)->chunk
-                                                                 : T;
+    const int chunk = ((const struct gla_cfg *)m->cfg)->chunk;
+    const double D = m->D, G = gla_G(m), c = chunk < T ? chunk : T;
     double intra = G == 1 ? 2 * c * D + 1.5 * c : 2.5 * c * D;
     double f = 4 * G + intra + 2 * c * D + 4 * D * D + 5 * D + D * D / c;
     double dqk = G == 1 ? 4 * c * D + 1.5 * c : 5 * c * D;
