@@ -479,6 +479,84 @@ static int test_other_config(struct fixture *fx)
     return f;
 }
 
+/* A copy of the good file whose __metadata__ value `key` is replaced by `value` (the header
+ * rebuilt and padded, the checksum recomputed as mixlm computes it): what a deliberate editor
+ * writes. Returns the bytes (mx_free) and their length in *n. */
+static char *rewrite_meta(struct fixture *fx, const char *key, const char *value, size_t *n)
+{
+    cJSON *h = cJSON_ParseWithLength(fx->bytes + 8, fx->hl);
+    MX_ASSERT(h);
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(h, "__metadata__");
+    MX_ASSERT(cJSON_ReplaceItemInObjectCaseSensitive(meta, key, cJSON_CreateString(value)));
+    size_t data_len = fx->len - 8 - fx->hl;
+    uint64_t sum = fnv(0xcbf29ce484222325ull, (const unsigned char *)fx->bytes + 8 + fx->hl, data_len);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, meta) if (strcmp(e->string, "checksum"))
+    {
+        sum = fnv(sum, (const unsigned char *)e->string, strlen(e->string) + 1);
+        sum = fnv(sum, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
+    MX_ASSERT(cJSON_ReplaceItemInObjectCaseSensitive(meta, "checksum", cJSON_CreateString(hex)));
+    char *js = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    size_t jl = strlen(js), hl = (jl + 7) & ~(size_t)7;
+    *n = 8 + hl + data_len;
+    char *b = mx_xmalloc(*n);
+    for (int i = 0; i < 8; i++)
+        b[i] = (char)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, js, jl);
+    memset(b + 8 + jl, ' ', hl - jl);
+    memcpy(b + 8 + hl, fx->bytes + 8 + fx->hl, data_len);
+    free(js);
+    return b;
+}
+
+/* A resealed config claiming sizes its tensors do not have (a huge context with a sparse
+ * mixer would take minutes to lay out) is refused from the tensors, before the model is built. */
+static int test_config_sizes(struct fixture *fx)
+{
+    int f = 0;
+    const struct {
+        const char *config, *what, *needle;
+    } cases[] = {
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4,\"block_size\":4194304,\"vocab_size\":5,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"fixed:s=4,c=1\",\"fixed:s=4,c=1\"]}",
+         "huge block_size, sparse", "'block_size' is 4194304 but tensor 'transformer.wpe.weight' has 4 rows"},
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4,\"block_size\":4,\"vocab_size\":16000000,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"dense\",\"dense\"]}",
+         "huge vocab_size", "'vocab_size' is 16000000 but tensor 'transformer.wte.weight' has 5 rows"},
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4096,\"block_size\":4,\"vocab_size\":5,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"dense\",\"dense\"]}",
+         "huge n_embd", "'n_embd' is 4096"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        char *b = rewrite_meta(fx, "config", cases[i].config, &n);
+        double t0 = mx_now();
+        f |= expect_bad(fx, b, n, cases[i].what, (const char *const[]){cases[i].needle, NULL});
+        double dt = mx_now() - t0;
+        CHECK(dt < 1.0, "%s: refused after %.2f s (the model was built first?)", cases[i].what, dt);
+        mx_free(b);
+    }
+    /* The rewrite itself is right: the unedited config rewritten loads. */
+    cJSON *h = cJSON_ParseWithLength(fx->bytes + 8, fx->hl);
+    const char *cfg = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "__metadata__"), "config"));
+    size_t n;
+    char *b = rewrite_meta(fx, "config", cfg, &n);
+    cJSON_Delete(h);
+    struct mx_error err;
+    int stage;
+    if (write_file(fx->bad, b, n) != 0 || try_load(fx->bad, &err, &stage) != 0) {
+        fprintf(stderr, "  rewritten unedited copy refused: %s\n", err.msg);
+        f = 1;
+    }
+    mx_free(b);
+    return f;
+}
+
 static int test_garbage(struct fixture *fx)
 {
     int f = 0;
@@ -585,6 +663,11 @@ static int case_other_config(void)
     return test_other_config(&the_fixture);
 }
 
+static int case_config_sizes(void)
+{
+    return test_config_sizes(&the_fixture);
+}
+
 static int case_garbage(void)
 {
     return test_garbage(&the_fixture);
@@ -598,6 +681,7 @@ int main(int argc, char **argv)
         {"flipped_bytes", case_flipped_bytes},
         {"other_config", case_other_config},
         {"garbage", case_garbage},
+        {"config_sizes", case_config_sizes},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);
