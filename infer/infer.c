@@ -33,6 +33,15 @@ int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
     r->m.grads = NULL;
     memset(&r->m.g, 0, sizeof r->m.g);
     const cJSON *st = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "step") : NULL;
+    if (st && (!cJSON_IsNumber(st) || !(st->valuedouble >= 0 && st->valuedouble <= 1099511627776.0) ||
+               st->valuedouble != floor(st->valuedouble))) {
+        mx_errorf(err, "checkpoint '%s': training state field 'step' is not an integer in [0, 2^40]: the checkpoint "
+                       "is damaged or edited; use another checkpoint",
+                  path);
+        tok_free(r->tok);
+        model_free(&r->m);
+        goto out;
+    }
     r->step = cJSON_IsNumber(st) ? (long)st->valuedouble : 0;
     /* The parameters were last updated at step index step-1 (0-based), with that step's draw
      * of any step-dependent randomness (Performer features, LSH rotations): evaluate and

@@ -76,12 +76,19 @@ cJSON *run_opts_to_json(const struct mx_train_opts *o)
     return j;
 }
 
-static int num(const cJSON *j, const char *k, double *out, struct mx_error *err)
+/* WHY ranges before the casts: a double outside a long's or an int's range makes the cast
+ * undefined, and the values come from a file. The limits are the CLI's. */
+static int num(const cJSON *j, const char *k, double lo, double hi, int integer, double *out, struct mx_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
     if (!cJSON_IsNumber(v))
         return mx_errorf(err, "stored training option '%s' is missing", k);
-    *out = v->valuedouble;
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi) || (integer && d != floor(d)))
+        return mx_errorf(err, "stored training option '%s' is %g; it must be %s in [%g, %g]: the checkpoint is "
+                              "damaged or edited; use another checkpoint",
+                         k, d, integer ? "an integer" : "a number", lo, hi);
+    *out = d;
     return 0;
 }
 
@@ -94,11 +101,20 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
     snprintf(o->data, sizeof o->data, "%s", d->valuestring);
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
     double v[17];
-    const char *keys[17] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
-                            "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
-                            "ckpt_every", "val_frac", "threads"};
+    static const struct {
+        const char *key;
+        double lo, hi;
+        int integer;
+    } keys[17] = {
+        {"steps", 1, 1099511627776.0, 1},      {"batch", 1, 1 << 20, 1},        {"grad_accum", 1, 1 << 16, 1},
+        {"lr", 0, 10, 0},                      {"min_lr", 0, 10, 0},            {"warmup", 0, 1099511627776.0, 1},
+        {"beta1", 0, 0.999999, 0},             {"beta2", 0, 0.999999, 0},       {"eps", 0, 1, 0},
+        {"weight_decay", 0, 10, 0},            {"grad_clip", 0, 1e9, 0},        {"eval_every", 0, 1099511627776.0, 1},
+        {"eval_batches", 1, 1 << 20, 1},       {"log_every", 1, 1099511627776.0, 1},
+        {"ckpt_every", 0, 1099511627776.0, 1}, {"val_frac", 0.0001, 0.9, 0},    {"threads", 0, 1024, 1},
+    };
     for (int i = 0; i < 17; i++)
-        if (num(j, keys[i], &v[i], err) != 0)
+        if (num(j, keys[i].key, keys[i].lo, keys[i].hi, keys[i].integer, &v[i], err) != 0)
             return -1;
     o->steps = (long)v[0];
     o->batch = (int)v[1];
@@ -142,6 +158,52 @@ int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err
 out:
     ckpt_close(&c);
     return rc;
+}
+
+int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error *err)
+{
+    const char *fix = "the checkpoint is damaged or edited; use another checkpoint";
+    memset(s, 0, sizeof *s);
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(train, "opts");
+    const cJSON *total = cJSON_GetObjectItemCaseSensitive(opts, "steps");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(train, "step");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(train, "rng");
+    const cJSON *el = cJSON_GetObjectItemCaseSensitive(train, "elapsed_s");
+    if (!cJSON_IsNumber(total) || !(total->valuedouble >= 1 && total->valuedouble <= 1099511627776.0))
+        return mx_errorf(err, "training state: stored option 'steps' is missing or not in [1, 2^40]; %s", fix);
+    if (!cJSON_IsNumber(st))
+        return mx_errorf(err, "training state: field 'step' is missing or not a number; %s", fix);
+    double d = st->valuedouble;
+    if (!(d >= 0 && d <= total->valuedouble) || d != floor(d))
+        return mx_errorf(err, "training state: field 'step' is %g; it must be an integer in [0, %.0f] (the run's "
+                              "total steps): %s",
+                         d, total->valuedouble, fix);
+    s->step = (long)d;
+    if (!cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4)
+        return mx_errorf(err, "training state: field 'rng' (the data position) must be 4 strings of 16 hex digits; %s",
+                         fix);
+    uint64_t any = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *h = cJSON_GetStringValue(cJSON_GetArrayItem(rng, i));
+        char *end = NULL;
+        if (h && strlen(h) == 16 && strspn(h, "0123456789abcdefABCDEF") == 16)
+            s->rng[i] = strtoull(h, &end, 16);
+        if (!end || *end)
+            return mx_errorf(err, "training state: field 'rng[%d]' (the data position) is '%s'; it must be 16 hex "
+                                  "digits: %s",
+                             i, h ? h : "(not a string)", fix);
+        any |= s->rng[i];
+    }
+    if (!any) /* xoshiro's one fixed point: it would draw the same batch forever */
+        return mx_errorf(err, "training state: field 'rng' (the data position) is all zero, which no run "
+                              "writes: %s",
+                         fix);
+    if (el) {
+        if (!cJSON_IsNumber(el) || !(el->valuedouble >= 0 && el->valuedouble <= 1e12))
+            return mx_errorf(err, "training state: field 'elapsed_s' must be a number in [0, 1e12]: %s", fix);
+        s->elapsed = el->valuedouble;
+    }
+    return 0;
 }
 
 /* ---- log.jsonl --------------------------------------------------------------------------- */

@@ -52,6 +52,19 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
  * Errors: no checkpoint, unreadable checkpoint, no stored options. */
 int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err);
 
+/* The training state stored beside the options (checkpoint metadata "train"): steps done,
+ * the batch-sampling RNG (the data position) and the training seconds so far. */
+struct run_state {
+    long step;
+    uint64_t rng[4];
+    double elapsed;
+};
+/* Read and validate the state in `train` (the checkpoint's "train" object): step an integer in
+ * [0, the stored opts.steps], rng four strings of 16 hex digits, not all zero, elapsed_s finite
+ * and >= 0 (0 when absent). Errors name the field, its value, the limit, and say the checkpoint
+ * is damaged or edited. */
+int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error *err);
+
 /* ---- log.jsonl --------------------------------------------------------------------------- */
 /* One line per logged step; val_loss NAN on steps without an evaluation. */
 struct run_log_line {

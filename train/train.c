@@ -211,19 +211,15 @@ static int setup_resume(struct run *r, struct mx_error *err)
         mx_errorf(err, "checkpoint '%s' holds no training state; it cannot be resumed", r->path.ckpt);
         goto out;
     }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(c.train, "step");
-    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(c.train, "rng");
-    const cJSON *el = cJSON_GetObjectItemCaseSensitive(c.train, "elapsed_s");
-    if (!cJSON_IsNumber(st) || !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4) {
-        mx_errorf(err, "checkpoint '%s': training state is incomplete", r->path.ckpt);
+    struct run_state rs;
+    if (run_state_from_json(c.train, &rs, err) != 0) {
+        mx_error_wrap(err, "checkpoint '%s'", r->path.ckpt);
         goto out;
     }
-    r->step = (long)st->valuedouble;
-    for (int i = 0; i < 4; i++) {
-        const cJSON *h = cJSON_GetArrayItem(rng, i);
-        r->rng.s[i] = cJSON_IsString(h) ? strtoull(h->valuestring, NULL, 16) : 0;
-    }
-    r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    r->step = rs.step;
+    for (int i = 0; i < 4; i++)
+        r->rng.s[i] = rs.rng[i];
+    r->elapsed = rs.elapsed;
     if (tok_from_json(&r->tok, c.tokenizer, r->o->out, err) != 0)
         goto out;
     r->o->model = r->m.cfg;

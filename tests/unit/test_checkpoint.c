@@ -6,6 +6,7 @@
  * Not the training loop's resume (train/ tests it) nor the PyTorch reading (test_pytorch_ref). */
 #include "check.h"
 #include "model/model.h"
+#include "run/run.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -557,6 +558,68 @@ static int test_config_sizes(struct fixture *fx)
     return f;
 }
 
+/* The training state read by --resume: a step outside [0, steps] or a malformed data position
+ * (the batch RNG) is refused with the field named, never cast or used. */
+static int test_train_state(void)
+{
+    int f = 0;
+    const char *good = "{\"step\":25,\"rng\":[\"00000000000000ff\",\"0123456789abcdef\",\"0000000000000000\","
+                       "\"fedcba9876543210\"],\"elapsed_s\":1.5,\"opts\":{\"steps\":60}}";
+    struct run_state rs;
+    struct mx_error err = {{0}};
+    cJSON *j = cJSON_Parse(good);
+    CHECK(run_state_from_json(j, &rs, &err) == 0, "good state refused: %s", err.msg);
+    CHECK(rs.step == 25 && rs.rng[0] == 0xff && rs.rng[3] == 0xfedcba9876543210ull && rs.elapsed == 1.5,
+          "good state read wrong");
+    cJSON_Delete(j);
+    const struct {
+        const char *from, *to, *needle;
+    } bad[] = {
+        {"\"step\":25", "\"step\":-5", "'step' is -5"},
+        {"\"step\":25", "\"step\":61", "'step' is 61; it must be an integer in [0, 60]"},
+        {"\"step\":25", "\"step\":1e300", "'step' is 1e+300"},
+        {"\"step\":25", "\"step\":2.5", "'step' is 2.5"},
+        {"\"step\":25", "\"step\":\"25\"", "'step' is missing"},
+        {"\"00000000000000ff\"", "\"xyz\"", "'rng[0]' (the data position) is 'xyz'"},
+        {"\"00000000000000ff\"", "\"-0000000000000ff\"", "'rng[0]'"},
+        {"\"00000000000000ff\"", "7", "'rng[0]'"},
+        {"\"00000000000000ff\",", "", "'rng' (the data position) must be 4"},
+        {"\"elapsed_s\":1.5", "\"elapsed_s\":-1", "'elapsed_s'"},
+        {"\"steps\":60", "\"steps\":-60", "'steps'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        const char *at = strstr(good, bad[i].from);
+        MX_ASSERT(at);
+        snprintf(text, sizeof text, "%.*s%s%s", (int)(at - good), good, bad[i].to, at + strlen(bad[i].from));
+        j = cJSON_Parse(text);
+        MX_ASSERT(j);
+        int rc = run_state_from_json(j, &rs, &err);
+        CHECK(rc != 0 && strstr(err.msg, bad[i].needle), "%s: rc %d, message '%s' lacks '%s'", text, rc,
+              rc ? err.msg : "", bad[i].needle);
+        if (rc)
+            fprintf(stderr, "  %-28.28s -> %s\n", bad[i].to, err.msg);
+        cJSON_Delete(j);
+    }
+    /* An all-zero RNG is xoshiro's fixed point: refused too. */
+    j = cJSON_Parse("{\"step\":1,\"rng\":[\"0000000000000000\",\"0000000000000000\",\"0000000000000000\","
+                    "\"0000000000000000\"],\"opts\":{\"steps\":60}}");
+    CHECK(run_state_from_json(j, &rs, &err) != 0 && strstr(err.msg, "all zero"), "all-zero rng accepted");
+    cJSON_Delete(j);
+    /* Stored options out of range are refused before any cast. */
+    struct mx_train_opts o;
+    run_opts_default(&o);
+    cJSON *oj = run_opts_to_json(&o);
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "steps", cJSON_CreateNumber(1e300));
+    CHECK(run_opts_from_json(&o, oj, &err) != 0 && strstr(err.msg, "'steps' is 1e+300"), "steps 1e300: %s",
+          err.msg);
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "steps", cJSON_CreateNumber(100));
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "batch", cJSON_CreateNumber(-3));
+    CHECK(run_opts_from_json(&o, oj, &err) != 0 && strstr(err.msg, "'batch' is -3"), "batch -3: %s", err.msg);
+    cJSON_Delete(oj);
+    return f;
+}
+
 static int test_garbage(struct fixture *fx)
 {
     int f = 0;
@@ -668,6 +731,11 @@ static int case_config_sizes(void)
     return test_config_sizes(&the_fixture);
 }
 
+static int case_train_state(void)
+{
+    return test_train_state();
+}
+
 static int case_garbage(void)
 {
     return test_garbage(&the_fixture);
@@ -682,6 +750,7 @@ int main(int argc, char **argv)
         {"other_config", case_other_config},
         {"garbage", case_garbage},
         {"config_sizes", case_config_sizes},
+        {"train_state", case_train_state},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);
