@@ -5,6 +5,7 @@
  * Not the training state itself (train/ decides what goes in "train"). */
 #include "model/model.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ static int ck_writer(FILE *f, void *ctx, struct mx_error *err)
     for (int i = 0; i < 8; i++)
         le[i] = (unsigned char)(hl >> (8 * i));
     if (fwrite(le, 1, 8, f) != 8 || fwrite(w->header, 1, w->header_len, f) != w->header_len)
-        return mx_errorf(err, "write failed (disk full?)");
+        return mx_errorf(err, "checkpoint write failed: %s", strerror(errno));
     const float *bufs[3] = {w->m->params, w->x->adam_m, w->x->adam_v};
     for (int b = 0; b < 3; b++) {
         if (!bufs[b])
@@ -124,7 +125,7 @@ static int ck_writer(FILE *f, void *ctx, struct mx_error *err)
         for (int i = 0; i < w->m->n_tensors; i++) {
             const struct mx_param *t = &w->m->tensors[i];
             if (fwrite(bufs[b] + t->offset, 4, t->numel, f) != t->numel)
-                return mx_errorf(err, "write failed (disk full?)");
+                return mx_errorf(err, "checkpoint write failed: %s", strerror(errno));
         }
     }
     return 0;

@@ -141,6 +141,10 @@ static int save(struct run *r, struct mx_error *err)
     int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
     cJSON_Delete(tj);
     cJSON_Delete(st);
+    if (rc != 0)
+        mx_error_wrap(err, "checkpoint at step %ld not saved (the last saved one is intact; continue from it with "
+                           "`mixlm train --resume %s` once the problem is fixed)",
+                      r->step, r->o->out);
     return rc;
 }
 

@@ -620,6 +620,31 @@ static int test_train_state(void)
     return f;
 }
 
+/* A full disk while checkpointing: the message names the file, errno's text and what to do,
+ * and no temporary is left. The temporary is made a link to /dev/full (every write: ENOSPC). */
+static int test_disk_full(struct fixture *fx)
+{
+    if (access("/dev/full", W_OK) != 0)
+        return check_skip("no writable /dev/full");
+    char path[200], tmp[260];
+    snprintf(path, sizeof path, "%s/full.safetensors", fx->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    if (symlink("/dev/full", tmp) != 0)
+        return check_skip("cannot make a symlink in %s", fx->dir);
+    struct mx_ckpt_extra x = {
+        .tokenizer = fx->tok, .train = fx->train, .adam_m = fx->adam_m, .adam_v = fx->adam_v};
+    struct mx_error err = {{0}};
+    int rc = ckpt_write(path, &fx->m, &x, &err);
+    fprintf(stderr, "  disk full -> %s\n", err.msg);
+    CHECK(rc != 0, "a write to a full disk succeeded");
+    CHECK(strstr(err.msg, tmp) != NULL, "message lacks the file '%s': %s", tmp, err.msg);
+    CHECK(strstr(err.msg, "No space left on device") != NULL, "message lacks strerror(ENOSPC): %s", err.msg);
+    CHECK(strstr(err.msg, "free space") != NULL, "message lacks what to do: %s", err.msg);
+    CHECK(access(tmp, F_OK) != 0 && !mx_file_exists(path), "a temporary or the target was left behind");
+    unlink(tmp);
+    return 0;
+}
+
 static int test_garbage(struct fixture *fx)
 {
     int f = 0;
@@ -736,6 +761,11 @@ static int case_train_state(void)
     return test_train_state();
 }
 
+static int case_disk_full(void)
+{
+    return test_disk_full(&the_fixture);
+}
+
 static int case_garbage(void)
 {
     return test_garbage(&the_fixture);
@@ -751,6 +781,7 @@ int main(int argc, char **argv)
         {"garbage", case_garbage},
         {"config_sizes", case_config_sizes},
         {"train_state", case_train_state},
+        {"disk_full", case_disk_full},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);
