@@ -4,10 +4,14 @@
 #include "run/run.h"
 #include "nn/isa.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 void run_paths_init(struct run_paths *p, const char *dir)
 {
@@ -15,6 +19,30 @@ void run_paths_init(struct run_paths *p, const char *dir)
     snprintf(p->log, sizeof p->log, "%.511s/%s", dir, MX_RUN_LOG);
     snprintf(p->summary, sizeof p->summary, "%.511s/%s", dir, MX_RUN_SUMMARY);
     snprintf(p->tokens, sizeof p->tokens, "%.511s/%s", dir, MX_RUN_TOKENS);
+}
+
+int run_remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp."), *digits = t ? t + 5 : NULL;
+        while (t && (t = strstr(t + 1, ".tmp.")))
+            digits = t + 5; /* the last ".tmp." */
+        if (!digits || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
+            continue;
+        long pid = atol(digits);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive, or not ours to judge (EPERM: another user's live process) */
+        char p[MX_RUN_PATH_MAX + 256];
+        snprintf(p, sizeof p, "%.511s/%s", dir, e->d_name);
+        removed += unlink(p) == 0;
+    }
+    closedir(d);
+    return removed;
 }
 
 /* ---- stored options ---------------------------------------------------------------------- */

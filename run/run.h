@@ -22,6 +22,11 @@ struct run_paths {
 /* Fill p with dir/model.safetensors, dir/log.jsonl, ... (dir as given; truncated past 511 chars). */
 void run_paths_init(struct run_paths *p, const char *dir);
 
+/* Remove the temporaries of atomic writes ("NAME.tmp.PID") in dir whose process PID no longer
+ * exists (a writer killed with -9 mid-write leaves one behind forever); a live PID's file is
+ * kept. Returns how many were removed (best effort: an unreadable directory removes none). */
+int run_remove_stale_tmp(const char *dir);
+
 /* ---- stored options ---------------------------------------------------------------------- */
 struct mx_train_opts {
     char data[512];      /* training text */

@@ -255,6 +255,9 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     if (mx_mkdir_p(o->out, err) != 0)
         return -1;
     run_paths_init(&r.path, o->out);
+    int stale = run_remove_stale_tmp(o->out);
+    if (stale > 0)
+        printf("removed %d stale temporary file(s) left by an interrupted write in '%s'\n", stale, o->out);
     int rc = -1;
     /* Refuse a bidirectional mixer before any data is read or encoded. */
     for (int l = 0; l < o->model.n_layer; l++) {

@@ -29,8 +29,16 @@ check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v 
 "$bin" train "${common[@]}" --steps 60 --out "$dir/full" > /dev/null 2>&1
 "$bin" train "${common[@]}" --steps 60 --stop-after 25 --out "$dir/half" > /dev/null 2>&1
 check "stop-after leaves a checkpoint" "[ -f $dir/half/model.safetensors ]"
+# Temporaries of a writer killed mid-checkpoint (kill -9): a dead PID's goes at the next start,
+# a live process's stays.
+dead=$(sh -c 'echo $$')
+echo partial > "$dir/half/model.safetensors.tmp.$dead"
+echo partial > "$dir/half/model.safetensors.tmp.$$"
 "$bin" train --resume "$dir/half" --quiet > "$dir/resume.out" 2>&1
 check "resume exits 0" "[ $? -eq 0 ]"
+check "resume removes a dead writer's temporary" "[ ! -e $dir/half/model.safetensors.tmp.$dead ] && grep -q 'stale temporary' $dir/resume.out"
+check "resume keeps a live process's temporary" "[ -e $dir/half/model.safetensors.tmp.$$ ]"
+rm -f "$dir/half/model.safetensors.tmp.$$"
 strip() { grep -o '"step":[0-9]*,"loss":[0-9.]*' "$1"; }
 check "resumed losses equal uninterrupted losses bit for bit" "diff <(strip $dir/full/log.jsonl) <(strip $dir/half/log.jsonl) > /dev/null"
 check "final checkpoints identical in parameters" "cmp -s <(tail -c 4000 $dir/full/model.safetensors) <(tail -c 4000 $dir/half/model.safetensors)"
