@@ -101,6 +101,10 @@ cJSON *run_opts_to_json(const struct mx_train_opts *o)
     cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
     cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    if (o->sched_from > 0) {
+        cJSON_AddNumberToObject(j, "sched_from", (double)o->sched_from);
+        cJSON_AddNumberToObject(j, "sched_lr", o->sched_lr);
+    }
     return j;
 }
 
@@ -161,6 +165,15 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
     o->ckpt_every = (long)v[14];
     o->val_frac = v[15];
     o->threads = (int)v[16];
+    o->sched_from = 0;
+    o->sched_lr = 0;
+    if (cJSON_GetObjectItemCaseSensitive(j, "sched_from")) {
+        double sf, sl;
+        if (num(j, "sched_from", 1, o->steps - 1, 1, &sf, err) != 0 || num(j, "sched_lr", 0, 10, 0, &sl, err) != 0)
+            return -1;
+        o->sched_from = (long)sf;
+        o->sched_lr = sl;
+    }
     return 0;
 }
 

@@ -45,11 +45,18 @@ struct mx_train_opts {
     int threads;
     int quiet;       /* no progress line (tests) */
     long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
+    /* The schedule after an --extend-to (stored): from step index sched_from on, a half cosine
+     * from sched_lr (the schedule's LR at that step) down to min_lr at `steps`. sched_from 0:
+     * nanoGPT's schedule over the whole run. */
+    long sched_from;
+    double sched_lr;
+    long extend_to; /* > 0 (resume only, not stored): move the run's end to this step */
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
 /* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every
- * hyperparameter; not the model config (stored on its own), quiet or stop_after. */
+ * hyperparameter with the schedule (sched_from, sched_lr; absent in older runs: 0); not the
+ * model config (stored on its own), quiet, stop_after or extend_to. */
 cJSON *run_opts_to_json(const struct mx_train_opts *o);
 /* Inverse of run_opts_to_json; an error names the first missing key. */
 int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err);

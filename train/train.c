@@ -27,6 +27,12 @@ cJSON *train_opts_to_json(const struct mx_train_opts *o)
 
 double train_lr_at(const struct mx_train_opts *o, long it)
 {
+    if (o->sched_from > 0 && it >= o->sched_from) { /* after an --extend-to: no jump at sched_from */
+        if (it >= o->steps)
+            return o->min_lr;
+        double ratio = (double)(it - o->sched_from) / (double)(o->steps - o->sched_from);
+        return o->min_lr + 0.5 * (1.0 + cos(M_PI * ratio)) * (o->sched_lr - o->min_lr);
+    }
     if (it < o->warmup)
         return o->lr * (double)(it + 1) / (double)(o->warmup + 1);
     if (it >= o->steps || o->steps <= o->warmup)
@@ -224,6 +230,21 @@ static int setup_resume(struct run *r, struct mx_error *err)
     for (int i = 0; i < 4; i++)
         r->rng.s[i] = rs.rng[i];
     r->elapsed = rs.elapsed;
+    if (r->o->extend_to > 0) {
+        struct mx_train_opts *o = r->o;
+        if (o->extend_to <= o->steps) {
+            mx_errorf(err, "--extend-to %ld: the run already ends at step %ld; give a larger step to train further",
+                      o->extend_to, o->steps);
+            goto out;
+        }
+        /* WHY from the LR of this step: the old schedule continues unchanged up to here, and the
+         * new cosine starts at the value the old one has now, so the LR never jumps. */
+        o->sched_lr = train_lr_at(o, r->step);
+        o->sched_from = r->step;
+        o->steps = o->extend_to;
+        printf("--extend-to %ld: the learning rate decays from %.6g (step %ld) to --min-lr %.6g at step %ld\n",
+               o->steps, o->sched_lr, r->step, o->min_lr, o->steps);
+    }
     if (tok_from_json(&r->tok, c.tokenizer, r->o->out, err) != 0)
         goto out;
     r->o->model = r->m.cfg;

@@ -81,4 +81,19 @@ printf '\xff\xff\xff\xff' | dd of="$dir/c/model.safetensors" bs=1 seek=20000 con
 err "corrupted checkpoint" "checksum" "$bin" eval "$dir/c"
 err "missing run" "does not exist" "$bin" eval "$dir/none"
 
+# The schedule is part of the run: a new --steps on resume is refused (it would recompute the
+# cosine and the LR would jump); --extend-to moves the end with no jump; --val-frac is fixed.
+err "resume with another --steps" "use --extend-to 90" "$bin" train --resume "$dir/half" --steps 90 --quiet
+err "resume with another --val-frac" "would move trained tokens" "$bin" train --resume "$dir/half" --val-frac 0.2 --quiet
+err "--extend-to not past the end" "already ends at step 60" "$bin" train --resume "$dir/half" --extend-to 60 --quiet
+"$bin" train "${common[@]}" --steps 60 --stop-after 30 --out "$dir/ext" > /dev/null 2>&1
+"$bin" train --resume "$dir/ext" --extend-to 90 --quiet > "$dir/ext.out" 2>&1
+check "--extend-to trains on to the new end" "grep -q '\"step\":90,' $dir/ext/log.jsonl"
+lrs() { grep -o '"step":[0-9]*,"loss":[0-9.]*,"lr":[0-9.e-]*' "$1" | sed 's/"step":\([0-9]*\),"loss":[0-9.]*,"lr":/\1 /'; }
+lrs "$dir/ext/log.jsonl" > "$dir/ext.lr"
+check "--extend-to: no LR jump at the resume step, non-increasing after, min-lr at the end" \
+  "awk 'NR>1 && \$1>11 && \$2>p*1.0000001 {bad=1} {p=\$2; last=\$2} END{exit bad || last > 0.00031}' $dir/ext.lr"
+"$bin" train --resume "$dir/ext" --quiet > /dev/null 2>&1
+check "a resumed extended run keeps its end" "[ \$(grep -c '\"step\":9[0-9],' $dir/ext/log.jsonl) -eq 1 ]"
+
 exit $fail
