@@ -28,6 +28,7 @@ struct emit_ctx {
     const char *stop;
     char tail[512];
     size_t tail_len;
+    int32_t bad_id; /* -1, or the id that had no text: generation stopped there */
 };
 
 static int emit(void *vctx, int32_t id)
@@ -35,6 +36,10 @@ static int emit(void *vctx, int32_t id)
     struct emit_ctx *c = vctx;
     char buf[256];
     int n = tok_piece(c->tok, id, buf, sizeof buf);
+    if (n < 0) { /* never dropped silently: the caller reports it */
+        c->bad_id = id;
+        return 1;
+    }
     if (n > 0) {
         fwrite(buf, 1, (size_t)n, stdout);
         fflush(stdout);
@@ -176,7 +181,7 @@ int cmd_generate(int argc, char **argv)
     }
     int mode = slide ? INFER_SLIDE : no_cache ? INFER_RECOMPUTE : INFER_CACHE;
     int32_t *out_ids = mx_xmalloc((size_t)tokens * sizeof(int32_t));
-    struct emit_ctx ec = {.tok = r.tok, .stop = stop};
+    struct emit_ctx ec = {.tok = r.tok, .stop = stop, .bad_id = -1};
     /* A prompt longer than the context is refused by infer_generate: do not echo it first. */
     int echoed = n <= (size_t)r.m.cfg.block_size;
     if (echoed)
@@ -189,6 +194,13 @@ int cmd_generate(int argc, char **argv)
         goto out;
     }
     printf("\n");
+    if (ec.bad_id >= 0) {
+        fflush(stdout);
+        fprintf(stderr, "mixlm generate: the model produced token id %d, which the %s tokenizer (%d tokens) has no "
+                        "text for; generation stopped there: the run's tokenizer does not match its model\n",
+                ec.bad_id, tok_kind(r.tok), tok_vocab_size(r.tok));
+        goto out;
+    }
     status = 0;
 out:
     mx_free(ids);

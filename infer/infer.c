@@ -28,6 +28,15 @@ int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
         model_free(&r->m);
         goto out;
     }
+    if (tok_vocab_size(r->tok) != r->m.cfg.vocab_size) {
+        mx_errorf(err, "run '%s': the %s tokenizer has %d tokens but the model's vocab_size is %d: every id the "
+                       "model can produce must be one the tokenizer knows; the checkpoint or the run's tokenizer "
+                       "file was changed: use the tokenizer the run was trained with",
+                  dir, tok_kind(r->tok), tok_vocab_size(r->tok), r->m.cfg.vocab_size);
+        tok_free(r->tok);
+        model_free(&r->m);
+        goto out;
+    }
     /* Inference never runs backward: give the gradient buffer (as large as the model) back. */
     mx_free(r->m.grads);
     r->m.grads = NULL;

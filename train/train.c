@@ -247,6 +247,12 @@ static int setup_resume(struct run *r, struct mx_error *err)
     }
     if (tok_from_json(&r->tok, c.tokenizer, r->o->out, err) != 0)
         goto out;
+    if (tok_vocab_size(r->tok) != r->m.cfg.vocab_size) {
+        mx_errorf(err, "run '%s': the %s tokenizer has %d tokens but the model's vocab_size is %d: the checkpoint or "
+                       "the run's tokenizer file was changed; restore the tokenizer the run was trained with",
+                  r->o->out, tok_kind(r->tok), tok_vocab_size(r->tok), r->m.cfg.vocab_size);
+        goto out;
+    }
     r->o->model = r->m.cfg;
     rc = 0;
 out:

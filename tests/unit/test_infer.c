@@ -774,6 +774,44 @@ static int case_eval(void)
     return 0;
 }
 
+/* A run whose tokenizer does not cover the model's vocabulary (or has ids the model never
+ * produces) is refused at load, naming both sizes: never sampled ids dropped in generation. */
+static int case_vocab_mismatch(void)
+{
+    const int vocabs[2] = {5, 300}; /* smaller and larger than the byte tokenizer's 256 */
+    for (int k = 0; k < 2; k++) {
+        char dir[64] = "/tmp/mixlm_vocab_XXXXXX", path[128];
+        if (!mkdtemp(dir))
+            return check_skip("mkdtemp failed");
+        const char *specs[1] = {"dense"};
+        struct mx_model m;
+        struct mx_error err = {{0}};
+        if (make_model(&m, 1, specs, 8, vocabs[k], 3) != 0)
+            return 1;
+        cJSON *tj = cJSON_Parse("{\"type\":\"byte\"}");
+        cJSON *train = cJSON_Parse("{\"step\":1}");
+        struct mx_ckpt_extra x = {.tokenizer = tj, .train = train};
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        CHECK(ckpt_write(path, &m, &x, &err) == 0, "ckpt_write: %s", err.msg);
+        struct mx_run r;
+        int rc = infer_load_run(&r, dir, &err);
+        CHECK(rc != 0, "vocab %d with a 256-token tokenizer loaded", vocabs[k]);
+        if (rc == 0)
+            infer_free_run(&r);
+        char want[64];
+        snprintf(want, sizeof want, "has 256 tokens but the model's vocab_size is %d", vocabs[k]);
+        CHECK(rc == 0 || strstr(err.msg, want), "message lacks '%s': %s", want, err.msg);
+        if (rc)
+            fprintf(stderr, "  vocab %d -> %s\n", vocabs[k], err.msg);
+        cJSON_Delete(tj);
+        cJSON_Delete(train);
+        model_free(&m);
+        unlink(path);
+        rmdir(dir);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* One thread: at these sizes every OpenMP region costs more than its work (futex wake-ups
@@ -786,6 +824,7 @@ int main(int argc, char **argv)
         {"sampler", case_sampler},
         {"model_distribution", case_model_distribution},
         {"eval", case_eval},
+        {"vocab_mismatch", case_vocab_mismatch},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
