@@ -132,7 +132,11 @@ int mx_parse_int(const char *s, long lo, long hi, const char *what, long *out, s
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (*end == 'k' && end[1] == 0) { /* 64k */
+    if (end == s)
+        return mx_errorf(err, "%s: '%s' is not an integer (expected a value in [%ld, %ld])", what, s, lo, hi);
+    if (errno == ERANGE || (*end == 'k' && end[1] == 0 && (v > LONG_MAX / 1024 || v < LONG_MIN / 1024)))
+        return mx_errorf(err, "%s: '%s' is out of range; allowed [%ld, %ld]", what, s, lo, hi);
+    if (*end == 'k' && end[1] == 0) { /* 64k; the range was checked above, so no overflow */
         v *= 1024;
         end++;
     }

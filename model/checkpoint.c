@@ -34,9 +34,10 @@ cJSON *model_config_to_json(const struct mx_config *c)
 static int get_int(const cJSON *j, const char *key, int lo, int hi, int *out, struct mx_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < lo || v->valueint > hi)
+    /* WHY the range before any cast: converting a double outside int's range is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != floor(v->valuedouble))
         return mx_errorf(err, "config field '%s' is missing or not an integer in [%d, %d]", key, lo, hi);
-    *out = v->valueint;
+    *out = (int)v->valuedouble;
     return 0;
 }
 
