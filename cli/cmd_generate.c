@@ -29,6 +29,7 @@ struct emit_ctx {
     char tail[512];
     size_t tail_len;
     int32_t bad_id; /* -1, or the id that had no text: generation stopped there */
+    struct infer_utf8 utf8; /* a character split over pieces is printed once complete */
 };
 
 static int emit(void *vctx, int32_t id)
@@ -41,8 +42,12 @@ static int emit(void *vctx, int32_t id)
         return 1;
     }
     if (n > 0) {
-        fwrite(buf, 1, (size_t)n, stdout);
-        fflush(stdout);
+        char text[3 * (sizeof buf + 4)];
+        size_t w = infer_utf8_feed(&c->utf8, buf, (size_t)n, text);
+        if (w) {
+            fwrite(text, 1, w, stdout);
+            fflush(stdout);
+        }
     }
     if (!c->stop || !*c->stop || n <= 0)
         return 0;
@@ -188,6 +193,9 @@ int cmd_generate(int argc, char **argv)
         fwrite(ptext, 1, plen, stdout);
     long made = infer_generate(&r, ids, n, tokens, &s, mode, out_ids, emit, &ec, NULL, &err);
     mx_free(out_ids);
+    char tail[3];
+    size_t nt = infer_utf8_flush(&ec.utf8, tail); /* a character cut off at the end: U+FFFD */
+    fwrite(tail, 1, nt, stdout);
     if (made < 0) {
         fflush(stdout);
         fprintf(stderr, "%smixlm generate: %s\n", echoed ? "\n" : "", err.msg);

@@ -64,6 +64,18 @@ if [ "$(id -u)" != 0 ]; then
     chmod u+w "$TMP/run"
     echo "ok   eval --data on a read-only run"
 fi
+# A byte-tokenizer run samples bytes one at a time: the stream must still be valid UTF-8
+# (characters held back until complete, U+FFFD for bytes that can never complete).
+printf 'caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80 %.0s' $(seq 1 60) >"$TMP/utf8.txt"
+"$BIN" train --data "$TMP/utf8.txt" --tokenizer byte --layers 1 --heads 2 --dim 16 --context 16 --batch 2 --steps 2 \
+    --eval-every 0 --eval-batches 1 --threads 1 --quiet --out "$TMP/byterun" >"$TMP/train2.log" 2>&1 ||
+    fail "byte train exited $?: $(tail -3 "$TMP/train2.log")"
+"$BIN" generate "$TMP/byterun" --threads 1 --prompt "caf" --tokens 300 --temperature 2 --seed 3 >"$TMP/gen_bytes" 2>"$TMP/err" ||
+    fail "byte generate exited $?: $(cat "$TMP/err")"
+if command -v iconv >/dev/null; then
+    iconv -f UTF-8 -t UTF-8 "$TMP/gen_bytes" >/dev/null 2>&1 || fail "generate streamed invalid UTF-8: $(od -An -tx1 "$TMP/gen_bytes" | head -3)"
+    echo "ok   byte-level generation streams valid UTF-8"
+fi
 expect_error "eval: --data with unknown characters" "U+0071" "$BIN" eval "$TMP/run" --data "$TMP/q.txt"
 
 # Cached and --no-cache streams are the same text, also past the context (60 > 16 tokens);

@@ -812,6 +812,41 @@ static int case_vocab_mismatch(void)
     return 0;
 }
 
+/* Streaming UTF-8 out of pieces: a character split over pieces comes out whole once its last
+ * byte arrives; bytes that can never complete become U+FFFD, one per maximal subpart. */
+static int case_utf8_stream(void)
+{
+    static const struct {
+        const char *pieces[5];
+        const char *want;
+    } cases[] = {
+        {{"a\xC3", "\xA9" "b"}, "a\xC3\xA9" "b"},                                    /* é over two pieces */
+        {{"\xF0", "\x9F", "\x98", "\x80"}, "\xF0\x9F\x98\x80"},                    /* emoji, byte by byte */
+        {{"\xC3", "A"}, "\xEF\xBF\xBD" "A"},                                      /* start cut off */
+        {{"\xFF\x80x"}, "\xEF\xBF\xBD\xEF\xBF\xBDx"},                               /* never-valid bytes */
+        {{"\xE0\x80"}, "\xEF\xBF\xBD\xEF\xBF\xBD"},                                /* overlong */
+        {{"\xED\xA0\x80"}, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* surrogate */
+        {{"\xE2\x82", "\xC3\xA9"}, "\xEF\xBF\xBD\xC3\xA9"},                        /* cut, then a char */
+        {{"ok\xE2\x82"}, "ok\xEF\xBF\xBD"},                                      /* cut off by the end */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct infer_utf8 u = {0};
+        char out[256];
+        size_t w = 0;
+        for (int k = 0; k < 5 && cases[i].pieces[k]; k++) {
+            size_t before = w;
+            w += infer_utf8_feed(&u, cases[i].pieces[k], strlen(cases[i].pieces[k]), out + w);
+            /* Nothing of a started character is written before it completes. */
+            for (size_t j = before; j < w; j++)
+                CHECK(!((unsigned char)out[j] >= 0xC0 && j + 1 == w), "case %zu: a lead byte ended a write", i);
+        }
+        w += infer_utf8_flush(&u, out + w);
+        CHECK(w == strlen(cases[i].want) && !memcmp(out, cases[i].want, w), "case %zu: got %zu bytes, want %zu", i, w,
+              strlen(cases[i].want));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* One thread: at these sizes every OpenMP region costs more than its work (futex wake-ups
@@ -825,6 +860,7 @@ int main(int argc, char **argv)
         {"model_distribution", case_model_distribution},
         {"eval", case_eval},
         {"vocab_mismatch", case_vocab_mismatch},
+        {"utf8_stream", case_utf8_stream},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
