@@ -6,6 +6,7 @@
 #include "infer/infer.h"
 #include "run/run.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,7 +70,20 @@ int cmd_eval(int argc, char **argv)
         size_t begin = 0, end = 0;
         char tokpath[1100];
         if (data[0]) {
-            snprintf(tokpath, sizeof tokpath, "%s/eval-tokens.%d.bin", runs[i], (int)getpid());
+            /* The tokens go to a private temporary under $TMPDIR, never into the run directory
+             * (which may be read-only, or shared). */
+            const char *tmpdir = getenv("TMPDIR");
+            snprintf(tokpath, sizeof tokpath, "%s/mixlm-eval-tokens.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+            int fd = mkstemp(tokpath);
+            if (fd < 0) {
+                fprintf(stderr, "mixlm eval: cannot create a temporary file '%s' for the --data tokens: %s; set "
+                                "TMPDIR to a writable directory\n",
+                        tokpath, strerror(errno));
+                infer_free_run(&r);
+                status = 1;
+                break;
+            }
+            close(fd);
             if (data_prepare_text(data, r.tok, tokpath, &err) != 0 || data_open(&f, tokpath, &err) != 0) {
                 fprintf(stderr, "mixlm eval: %s\n", err.msg);
                 remove(tokpath);

@@ -28,6 +28,8 @@ struct emit_ctx {
     const char *stop;
     char tail[512];
     size_t tail_len;
+    int32_t bad_id; /* -1, or the id that had no text: generation stopped there */
+    struct infer_utf8 utf8; /* a character split over pieces is printed once complete */
 };
 
 static int emit(void *vctx, int32_t id)
@@ -35,9 +37,17 @@ static int emit(void *vctx, int32_t id)
     struct emit_ctx *c = vctx;
     char buf[256];
     int n = tok_piece(c->tok, id, buf, sizeof buf);
+    if (n < 0) { /* never dropped silently: the caller reports it */
+        c->bad_id = id;
+        return 1;
+    }
     if (n > 0) {
-        fwrite(buf, 1, (size_t)n, stdout);
-        fflush(stdout);
+        char text[3 * (sizeof buf + 4)];
+        size_t w = infer_utf8_feed(&c->utf8, buf, (size_t)n, text);
+        if (w) {
+            fwrite(text, 1, w, stdout);
+            fflush(stdout);
+        }
     }
     if (!c->stop || !*c->stop || n <= 0)
         return 0;
@@ -176,19 +186,29 @@ int cmd_generate(int argc, char **argv)
     }
     int mode = slide ? INFER_SLIDE : no_cache ? INFER_RECOMPUTE : INFER_CACHE;
     int32_t *out_ids = mx_xmalloc((size_t)tokens * sizeof(int32_t));
-    struct emit_ctx ec = {.tok = r.tok, .stop = stop};
+    struct emit_ctx ec = {.tok = r.tok, .stop = stop, .bad_id = -1};
     /* A prompt longer than the context is refused by infer_generate: do not echo it first. */
     int echoed = n <= (size_t)r.m.cfg.block_size;
     if (echoed)
         fwrite(ptext, 1, plen, stdout);
     long made = infer_generate(&r, ids, n, tokens, &s, mode, out_ids, emit, &ec, NULL, &err);
     mx_free(out_ids);
+    char tail[3];
+    size_t nt = infer_utf8_flush(&ec.utf8, tail); /* a character cut off at the end: U+FFFD */
+    fwrite(tail, 1, nt, stdout);
     if (made < 0) {
         fflush(stdout);
         fprintf(stderr, "%smixlm generate: %s\n", echoed ? "\n" : "", err.msg);
         goto out;
     }
     printf("\n");
+    if (ec.bad_id >= 0) {
+        fflush(stdout);
+        fprintf(stderr, "mixlm generate: the model produced token id %d, which the %s tokenizer (%d tokens) has no "
+                        "text for; generation stopped there: the run's tokenizer does not match its model\n",
+                ec.bad_id, tok_kind(r.tok), tok_vocab_size(r.tok));
+        goto out;
+    }
     status = 0;
 out:
     mx_free(ids);

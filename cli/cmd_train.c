@@ -9,7 +9,8 @@
 
 static const char *usage =
     "usage: mixlm train --data FILE [options]          train a new run into --out\n"
-    "       mixlm train --resume RUN_DIR [--steps N]   continue a run exactly where it stopped\n"
+    "       mixlm train --resume RUN_DIR               continue a run exactly where it stopped\n"
+    "       mixlm train --resume RUN_DIR --extend-to N train on to step N (LR: see --extend-to)\n"
     "\n"
     "Trains a GPT decoder (nanoGPT's architecture) whose token mixer is chosen per layer.\n"
     "Example (nanoGPT's CPU 'baby' shakespeare_char config):\n"
@@ -38,7 +39,7 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
-    long stop_after = 0;
+    long stop_after = 0, extend_to = 0;
     char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
     struct arg_list attn_layer = {0};
     struct arg a[] = {
@@ -72,6 +73,7 @@ int cmd_train(int argc, char **argv)
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
+        {"--extend-to", ARG_INT, &extend_to, 0, 2, 1L << 40, "with --resume: train on to step N; the LR decays from its value now to --min-lr at N", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
     const char *pos[1];
@@ -102,10 +104,26 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "mixlm train: %s\n", err.msg);
             return 1;
         }
+        /* The schedule and the data split are part of the run: a new total would recompute the
+         * cosine (the LR jumps), a new --val-frac would move trained tokens into validation. */
+        if (args_given(a, na, "--steps") && steps != s.steps) {
+            fprintf(stderr, "mixlm train: --steps %ld differs from the run's %ld steps; the learning-rate schedule "
+                            "is fixed by the run: to train further use --extend-to %ld (the LR decays smoothly "
+                            "from its current value; see README), or drop --steps\n",
+                    steps, s.steps, steps);
+            return 2;
+        }
+        if (args_given(a, na, "--val-frac") && val_frac != s.val_frac) {
+            fprintf(stderr, "mixlm train: --val-frac %g differs from the run's %g; changing it on resume would move "
+                            "trained tokens into the validation split; drop --val-frac, or start a new run with "
+                            "--out\n",
+                    val_frac, s.val_frac);
+            return 2;
+        }
+        s.extend_to = extend_to;
 #define OVERRIDE(flag, field, value)                                                          \
     if (args_given(a, na, flag))                                                              \
         s.field = value;
-        OVERRIDE("--steps", steps, steps);
         OVERRIDE("--batch", batch, (int)batch);
         OVERRIDE("--grad-accum", grad_accum, (int)accum);
         OVERRIDE("--lr", lr, lr);
@@ -119,13 +137,17 @@ int cmd_train(int argc, char **argv)
         OVERRIDE("--eval-batches", eval_batches, (int)eval_batches);
         OVERRIDE("--log-every", log_every, log_every);
         OVERRIDE("--ckpt-every", ckpt_every, ckpt_every);
-        OVERRIDE("--val-frac", val_frac, val_frac);
         OVERRIDE("--threads", threads, (int)threads);
 #undef OVERRIDE
         s.quiet = quiet;
         s.stop_after = stop_after;
         o = s;
     } else {
+        if (args_given(a, na, "--extend-to")) {
+            fprintf(stderr, "mixlm train: --extend-to moves the end of an existing run; use it with --resume "
+                            "RUN_DIR (a new run takes --steps)\n");
+            return 2;
+        }
         if (!o.data[0]) {
             fprintf(stderr, "mixlm train: --data FILE is required (any text file). For the default corpus, the King "
                             "James Bible from Debian's bible-kjv package:\n"

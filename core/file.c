@@ -43,6 +43,13 @@ char *mx_read_file(const char *path, size_t *len, struct mx_error *err)
     return buf;
 }
 
+static void write_error(struct mx_error *err, const char *tmp, const char *path, int e)
+{
+    mx_errorf(err, "cannot write '%s': %s; free space on that file system (or write to another directory) and "
+                   "run again; '%s' was left as it was",
+              tmp, e ? strerror(e) : "write error", path);
+}
+
 int mx_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx, struct mx_error *err),
                     void *ctx, struct mx_error *err)
 {
@@ -52,15 +59,22 @@ int mx_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx, struct m
     FILE *f = fopen(tmp, "wb");
     if (!f)
         return mx_errorf(err, "cannot create '%s': %s (is the directory writable?)", tmp, strerror(errno));
-    if (writer(f, ctx, err) != 0)
+    /* A failed stdio write (disk full, quota, I/O error) is reported here, with the file and
+     * errno's text, whatever the writer said: only this function knows the temporary's name. */
+    errno = 0;
+    if (writer(f, ctx, err) != 0) {
+        int e = errno;
+        if (ferror(f))
+            write_error(err, tmp, path, e);
         goto out_fail;
+    }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        mx_errorf(err, "cannot write '%s': %s (disk full?)", tmp, strerror(errno));
+        write_error(err, tmp, path, errno);
         goto out_fail;
     }
     if (fclose(f) != 0) {
         f = NULL;
-        mx_errorf(err, "cannot write '%s': %s", tmp, strerror(errno));
+        write_error(err, tmp, path, errno);
         goto out_fail;
     }
     f = NULL;
@@ -118,7 +132,11 @@ int mx_parse_int(const char *s, long lo, long hi, const char *what, long *out, s
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (*end == 'k' && end[1] == 0) { /* 64k */
+    if (end == s)
+        return mx_errorf(err, "%s: '%s' is not an integer (expected a value in [%ld, %ld])", what, s, lo, hi);
+    if (errno == ERANGE || (*end == 'k' && end[1] == 0 && (v > LONG_MAX / 1024 || v < LONG_MIN / 1024)))
+        return mx_errorf(err, "%s: '%s' is out of range; allowed [%ld, %ld]", what, s, lo, hi);
+    if (*end == 'k' && end[1] == 0) { /* 64k; the range was checked above, so no overflow */
         v *= 1024;
         end++;
     }

@@ -28,11 +28,29 @@ int infer_load_run(struct mx_run *r, const char *dir, struct mx_error *err)
         model_free(&r->m);
         goto out;
     }
+    if (tok_vocab_size(r->tok) != r->m.cfg.vocab_size) {
+        mx_errorf(err, "run '%s': the %s tokenizer has %d tokens but the model's vocab_size is %d: every id the "
+                       "model can produce must be one the tokenizer knows; the checkpoint or the run's tokenizer "
+                       "file was changed: use the tokenizer the run was trained with",
+                  dir, tok_kind(r->tok), tok_vocab_size(r->tok), r->m.cfg.vocab_size);
+        tok_free(r->tok);
+        model_free(&r->m);
+        goto out;
+    }
     /* Inference never runs backward: give the gradient buffer (as large as the model) back. */
     mx_free(r->m.grads);
     r->m.grads = NULL;
     memset(&r->m.g, 0, sizeof r->m.g);
     const cJSON *st = c.train ? cJSON_GetObjectItemCaseSensitive(c.train, "step") : NULL;
+    if (st && (!cJSON_IsNumber(st) || !(st->valuedouble >= 0 && st->valuedouble <= 1099511627776.0) ||
+               st->valuedouble != floor(st->valuedouble))) {
+        mx_errorf(err, "checkpoint '%s': training state field 'step' is not an integer in [0, 2^40]: the checkpoint "
+                       "is damaged or edited; use another checkpoint",
+                  path);
+        tok_free(r->tok);
+        model_free(&r->m);
+        goto out;
+    }
     r->step = cJSON_IsNumber(st) ? (long)st->valuedouble : 0;
     /* The parameters were last updated at step index step-1 (0-based), with that step's draw
      * of any step-dependent randomness (Performer features, LSH rotations): evaluate and
@@ -350,4 +368,62 @@ int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_
     mx_free(y);
     mx_free(losses);
     return rc;
+}
+
+/* ---- UTF-8 streaming --------------------------------------------------------------------------- */
+
+static size_t put_fffd(char *out)
+{
+    memcpy(out, "\xEF\xBF\xBD", 3);
+    return 3;
+}
+
+size_t infer_utf8_feed(struct infer_utf8 *u, const char *in, size_t n, char *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)in[i];
+        if (u->n > 0) {
+            /* The second byte's range depends on the lead (no overlongs, surrogates or > U+10FFFF). */
+            unsigned char lo = 0x80, hi = 0xBF, lead = u->pend[0];
+            if (u->n == 1) {
+                if (lead == 0xE0)
+                    lo = 0xA0;
+                else if (lead == 0xED)
+                    hi = 0x9F;
+                else if (lead == 0xF0)
+                    lo = 0x90;
+                else if (lead == 0xF4)
+                    hi = 0x8F;
+            }
+            if (b >= lo && b <= hi) {
+                u->pend[u->n++] = b;
+                if (u->n == u->need) {
+                    memcpy(out + w, u->pend, (size_t)u->n);
+                    w += (size_t)u->n;
+                    u->n = 0;
+                }
+                continue;
+            }
+            w += put_fffd(out + w); /* the held start can never complete; b starts afresh */
+            u->n = 0;
+        }
+        if (b < 0x80)
+            out[w++] = (char)b;
+        else if (b >= 0xC2 && b <= 0xF4) {
+            u->pend[0] = b;
+            u->n = 1;
+            u->need = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        } else
+            w += put_fffd(out + w);
+    }
+    return w;
+}
+
+size_t infer_utf8_flush(struct infer_utf8 *u, char *out)
+{
+    if (u->n == 0)
+        return 0;
+    u->n = 0;
+    return put_fffd(out);
 }

@@ -91,6 +91,21 @@ long infer_generate(struct mx_run *r, const int32_t *prompt, size_t n_prompt, lo
                     struct mx_error *err);
 const char *infer_mode_name(int mode); /* "cache", "recompute", "slide" */
 
+/* Streaming text out of token pieces: a UTF-8 character may be split over several pieces (byte
+ * tokens, SentencePiece byte fallback). infer_utf8_feed passes complete characters through,
+ * holds back the start of a character until its last byte arrives, and writes U+FFFD (EF BF BD)
+ * for each byte sequence that can never complete (a stray continuation byte, a byte never valid
+ * in UTF-8, a start cut off by a byte that does not continue it; overlongs and surrogates are
+ * refused at their first impossible byte, as WHATWG/Unicode's "maximal subpart"). out needs
+ * 3 * (n + 4) bytes; returns the bytes written. infer_utf8_flush ends the stream: a held-back
+ * incomplete character becomes one U+FFFD (out: 3 bytes). Zero-initialise the struct. */
+struct infer_utf8 {
+    unsigned char pend[4];
+    int n, need; /* bytes held, bytes the held character needs */
+};
+size_t infer_utf8_feed(struct infer_utf8 *u, const char *in, size_t n, char *out);
+size_t infer_utf8_flush(struct infer_utf8 *u, char *out);
+
 /* Time generation of `tokens` new tokens after the prompt ids (n) in each of the nm (1..8) modes,
  * `repeats` interleaved rounds, every run from a copy of s0; print to stdout a table (or with
  * json an array): prompt and generation tokens/s (medians), ms/token, shifts, cache and

@@ -5,7 +5,9 @@
  * Not the training state itself (train/ decides what goes in "train"). */
 #include "model/model.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +34,10 @@ cJSON *model_config_to_json(const struct mx_config *c)
 static int get_int(const cJSON *j, const char *key, int lo, int hi, int *out, struct mx_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < lo || v->valueint > hi)
+    /* WHY the range before any cast: converting a double outside int's range is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != floor(v->valuedouble))
         return mx_errorf(err, "config field '%s' is missing or not an integer in [%d, %d]", key, lo, hi);
-    *out = v->valueint;
+    *out = (int)v->valuedouble;
     return 0;
 }
 
@@ -115,7 +118,7 @@ static int ck_writer(FILE *f, void *ctx, struct mx_error *err)
     for (int i = 0; i < 8; i++)
         le[i] = (unsigned char)(hl >> (8 * i));
     if (fwrite(le, 1, 8, f) != 8 || fwrite(w->header, 1, w->header_len, f) != w->header_len)
-        return mx_errorf(err, "write failed (disk full?)");
+        return mx_errorf(err, "checkpoint write failed: %s", strerror(errno));
     const float *bufs[3] = {w->m->params, w->x->adam_m, w->x->adam_v};
     for (int b = 0; b < 3; b++) {
         if (!bufs[b])
@@ -123,7 +126,7 @@ static int ck_writer(FILE *f, void *ctx, struct mx_error *err)
         for (int i = 0; i < w->m->n_tensors; i++) {
             const struct mx_param *t = &w->m->tensors[i];
             if (fwrite(bufs[b] + t->offset, 4, t->numel, f) != t->numel)
-                return mx_errorf(err, "write failed (disk full?)");
+                return mx_errorf(err, "checkpoint write failed: %s", strerror(errno));
         }
     }
     return 0;
@@ -361,11 +364,73 @@ static int copy_tensor(struct mx_ckpt *c, const char *name, const struct mx_para
     return 0;
 }
 
+/* The rows of 2-d tensor `name` (its stored shape [rows, cols], consistent with its
+ * data_offsets), or -1 with err filled. */
+static long tensor_rows(const struct mx_ckpt *c, const char *name, int cols, struct mx_error *err)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->header, name);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!e || !cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 2 || !cJSON_IsArray(off)) {
+        mx_errorf(err, "checkpoint '%s' lacks the 2-d tensor '%s' (written by another version or config?)", c->path,
+                  name);
+        return -1;
+    }
+    double r = cJSON_GetArrayItem(shape, 0)->valuedouble, k = cJSON_GetArrayItem(shape, 1)->valuedouble;
+    double bytes = cJSON_GetArrayItem(off, 1)->valuedouble - cJSON_GetArrayItem(off, 0)->valuedouble;
+    if (!(r >= 1 && r <= (double)(1 << 24)) || r != floor(r) || !(k >= 1 && k <= (double)(1 << 24)) ||
+        k != floor(k) || r * k * 4 != bytes) {
+        mx_errorf(err, "checkpoint '%s': tensor '%s' has shape [%.0f, %.0f] but %.0f bytes (float32 needs "
+                       "rows*cols*4, each dimension in [1, %d]): the file is damaged; use another checkpoint",
+                  c->path, name, r, k, bytes, 1 << 24);
+        return -1;
+    }
+    if (k != (double)cols) {
+        mx_errorf(err, "checkpoint '%s': config field 'n_embd' is %d but tensor '%s' has %.0f columns: the "
+                       "checkpoint belongs to a different model config; use another checkpoint",
+                  c->path, cols, name, k);
+        return -1;
+    }
+    return (long)r;
+}
+
+/* WHY before model_create: building the mixers' layouts costs time and memory in the config's
+ * sizes (a sparse layout is O(blocks^2) in block_size), so an edited config claiming a huge
+ * context must be refused from the tensors actually stored, not after the build. */
+static int check_config_sizes(const struct mx_ckpt *c, const struct mx_config *cfg, struct mx_error *err)
+{
+    long wte = tensor_rows(c, "transformer.wte.weight", cfg->n_embd, err);
+    if (wte < 0)
+        return -1;
+    if (wte != cfg->vocab_size)
+        return mx_errorf(err, "checkpoint '%s': config field 'vocab_size' is %d but tensor 'transformer.wte.weight' "
+                              "has %ld rows: the checkpoint belongs to a different model config; use another checkpoint",
+                         c->path, cfg->vocab_size, wte);
+    long wpe = tensor_rows(c, "transformer.wpe.weight", cfg->n_embd, err);
+    if (wpe < 0)
+        return -1;
+    if (wpe != cfg->block_size)
+        return mx_errorf(err, "checkpoint '%s': config field 'block_size' is %d but tensor 'transformer.wpe.weight' "
+                              "has %ld rows: the checkpoint belongs to a different model config; use another checkpoint",
+                         c->path, cfg->block_size, wpe);
+    /* Every layer holds at least its MLP (8*C*C floats): a lower bound on the parameter bytes. */
+    double C = cfg->n_embd;
+    double need = 4.0 * (C * cfg->vocab_size + C * cfg->block_size + 8.0 * C * C * cfg->n_layer);
+    if (need > (double)(c->len - c->data_off))
+        return mx_errorf(err, "checkpoint '%s': config field 'n_layer' (%d) with n_embd %d needs at least %.0f bytes "
+                              "of parameters but the file holds %zu: the checkpoint belongs to a different model "
+                              "config; use another checkpoint",
+                         c->path, cfg->n_layer, cfg->n_embd, need, c->len - c->data_off);
+    return 0;
+}
+
 int ckpt_load_model(struct mx_ckpt *c, struct mx_model *m, struct mx_error *err)
 {
     struct mx_config cfg;
     if (model_config_from_json(&cfg, c->config, err) != 0)
         return mx_error_wrap(err, "checkpoint '%s'", c->path);
+    if (check_config_sizes(c, &cfg, err) != 0)
+        return -1;
     if (model_create(m, &cfg, err) != 0)
         return mx_error_wrap(err, "checkpoint '%s'", c->path);
     for (int i = 0; i < m->n_tensors; i++)

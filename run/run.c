@@ -4,10 +4,14 @@
 #include "run/run.h"
 #include "nn/isa.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 void run_paths_init(struct run_paths *p, const char *dir)
 {
@@ -15,6 +19,30 @@ void run_paths_init(struct run_paths *p, const char *dir)
     snprintf(p->log, sizeof p->log, "%.511s/%s", dir, MX_RUN_LOG);
     snprintf(p->summary, sizeof p->summary, "%.511s/%s", dir, MX_RUN_SUMMARY);
     snprintf(p->tokens, sizeof p->tokens, "%.511s/%s", dir, MX_RUN_TOKENS);
+}
+
+int run_remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp."), *digits = t ? t + 5 : NULL;
+        while (t && (t = strstr(t + 1, ".tmp.")))
+            digits = t + 5; /* the last ".tmp." */
+        if (!digits || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
+            continue;
+        long pid = atol(digits);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive, or not ours to judge (EPERM: another user's live process) */
+        char p[MX_RUN_PATH_MAX + 256];
+        snprintf(p, sizeof p, "%.511s/%s", dir, e->d_name);
+        removed += unlink(p) == 0;
+    }
+    closedir(d);
+    return removed;
 }
 
 /* ---- stored options ---------------------------------------------------------------------- */
@@ -73,15 +101,26 @@ cJSON *run_opts_to_json(const struct mx_train_opts *o)
     cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
     cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    if (o->sched_from > 0) {
+        cJSON_AddNumberToObject(j, "sched_from", (double)o->sched_from);
+        cJSON_AddNumberToObject(j, "sched_lr", o->sched_lr);
+    }
     return j;
 }
 
-static int num(const cJSON *j, const char *k, double *out, struct mx_error *err)
+/* WHY ranges before the casts: a double outside a long's or an int's range makes the cast
+ * undefined, and the values come from a file. The limits are the CLI's. */
+static int num(const cJSON *j, const char *k, double lo, double hi, int integer, double *out, struct mx_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
     if (!cJSON_IsNumber(v))
         return mx_errorf(err, "stored training option '%s' is missing", k);
-    *out = v->valuedouble;
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi) || (integer && d != floor(d)))
+        return mx_errorf(err, "stored training option '%s' is %g; it must be %s in [%g, %g]: the checkpoint is "
+                              "damaged or edited; use another checkpoint",
+                         k, d, integer ? "an integer" : "a number", lo, hi);
+    *out = d;
     return 0;
 }
 
@@ -94,11 +133,20 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
     snprintf(o->data, sizeof o->data, "%s", d->valuestring);
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", t->valuestring);
     double v[17];
-    const char *keys[17] = {"steps", "batch", "grad_accum", "lr", "min_lr", "warmup", "beta1", "beta2", "eps",
-                            "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
-                            "ckpt_every", "val_frac", "threads"};
+    static const struct {
+        const char *key;
+        double lo, hi;
+        int integer;
+    } keys[17] = {
+        {"steps", 1, 1099511627776.0, 1},      {"batch", 1, 1 << 20, 1},        {"grad_accum", 1, 1 << 16, 1},
+        {"lr", 0, 10, 0},                      {"min_lr", 0, 10, 0},            {"warmup", 0, 1099511627776.0, 1},
+        {"beta1", 0, 0.999999, 0},             {"beta2", 0, 0.999999, 0},       {"eps", 0, 1, 0},
+        {"weight_decay", 0, 10, 0},            {"grad_clip", 0, 1e9, 0},        {"eval_every", 0, 1099511627776.0, 1},
+        {"eval_batches", 1, 1 << 20, 1},       {"log_every", 1, 1099511627776.0, 1},
+        {"ckpt_every", 0, 1099511627776.0, 1}, {"val_frac", 0.0001, 0.9, 0},    {"threads", 0, 1024, 1},
+    };
     for (int i = 0; i < 17; i++)
-        if (num(j, keys[i], &v[i], err) != 0)
+        if (num(j, keys[i].key, keys[i].lo, keys[i].hi, keys[i].integer, &v[i], err) != 0)
             return -1;
     o->steps = (long)v[0];
     o->batch = (int)v[1];
@@ -117,6 +165,15 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
     o->ckpt_every = (long)v[14];
     o->val_frac = v[15];
     o->threads = (int)v[16];
+    o->sched_from = 0;
+    o->sched_lr = 0;
+    if (cJSON_GetObjectItemCaseSensitive(j, "sched_from")) {
+        double sf, sl;
+        if (num(j, "sched_from", 1, o->steps - 1, 1, &sf, err) != 0 || num(j, "sched_lr", 0, 10, 0, &sl, err) != 0)
+            return -1;
+        o->sched_from = (long)sf;
+        o->sched_lr = sl;
+    }
     return 0;
 }
 
@@ -142,6 +199,52 @@ int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err
 out:
     ckpt_close(&c);
     return rc;
+}
+
+int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error *err)
+{
+    const char *fix = "the checkpoint is damaged or edited; use another checkpoint";
+    memset(s, 0, sizeof *s);
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(train, "opts");
+    const cJSON *total = cJSON_GetObjectItemCaseSensitive(opts, "steps");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(train, "step");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(train, "rng");
+    const cJSON *el = cJSON_GetObjectItemCaseSensitive(train, "elapsed_s");
+    if (!cJSON_IsNumber(total) || !(total->valuedouble >= 1 && total->valuedouble <= 1099511627776.0))
+        return mx_errorf(err, "training state: stored option 'steps' is missing or not in [1, 2^40]; %s", fix);
+    if (!cJSON_IsNumber(st))
+        return mx_errorf(err, "training state: field 'step' is missing or not a number; %s", fix);
+    double d = st->valuedouble;
+    if (!(d >= 0 && d <= total->valuedouble) || d != floor(d))
+        return mx_errorf(err, "training state: field 'step' is %g; it must be an integer in [0, %.0f] (the run's "
+                              "total steps): %s",
+                         d, total->valuedouble, fix);
+    s->step = (long)d;
+    if (!cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4)
+        return mx_errorf(err, "training state: field 'rng' (the data position) must be 4 strings of 16 hex digits; %s",
+                         fix);
+    uint64_t any = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *h = cJSON_GetStringValue(cJSON_GetArrayItem(rng, i));
+        char *end = NULL;
+        if (h && strlen(h) == 16 && strspn(h, "0123456789abcdefABCDEF") == 16)
+            s->rng[i] = strtoull(h, &end, 16);
+        if (!end || *end)
+            return mx_errorf(err, "training state: field 'rng[%d]' (the data position) is '%s'; it must be 16 hex "
+                                  "digits: %s",
+                             i, h ? h : "(not a string)", fix);
+        any |= s->rng[i];
+    }
+    if (!any) /* xoshiro's one fixed point: it would draw the same batch forever */
+        return mx_errorf(err, "training state: field 'rng' (the data position) is all zero, which no run "
+                              "writes: %s",
+                         fix);
+    if (el) {
+        if (!cJSON_IsNumber(el) || !(el->valuedouble >= 0 && el->valuedouble <= 1e12))
+            return mx_errorf(err, "training state: field 'elapsed_s' must be a number in [0, 1e12]: %s", fix);
+        s->elapsed = el->valuedouble;
+    }
+    return 0;
 }
 
 /* ---- log.jsonl --------------------------------------------------------------------------- */

@@ -22,6 +22,11 @@ struct run_paths {
 /* Fill p with dir/model.safetensors, dir/log.jsonl, ... (dir as given; truncated past 511 chars). */
 void run_paths_init(struct run_paths *p, const char *dir);
 
+/* Remove the temporaries of atomic writes ("NAME.tmp.PID") in dir whose process PID no longer
+ * exists (a writer killed with -9 mid-write leaves one behind forever); a live PID's file is
+ * kept. Returns how many were removed (best effort: an unreadable directory removes none). */
+int run_remove_stale_tmp(const char *dir);
+
 /* ---- stored options ---------------------------------------------------------------------- */
 struct mx_train_opts {
     char data[512];      /* training text */
@@ -40,17 +45,37 @@ struct mx_train_opts {
     int threads;
     int quiet;       /* no progress line (tests) */
     long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
+    /* The schedule after an --extend-to (stored): from step index sched_from on, a half cosine
+     * from sched_lr (the schedule's LR at that step) down to min_lr at `steps`. sched_from 0:
+     * nanoGPT's schedule over the whole run. */
+    long sched_from;
+    double sched_lr;
+    long extend_to; /* > 0 (resume only, not stored): move the run's end to this step */
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
 /* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every
- * hyperparameter; not the model config (stored on its own), quiet or stop_after. */
+ * hyperparameter with the schedule (sched_from, sched_lr; absent in older runs: 0); not the
+ * model config (stored on its own), quiet, stop_after or extend_to. */
 cJSON *run_opts_to_json(const struct mx_train_opts *o);
 /* Inverse of run_opts_to_json; an error names the first missing key. */
 int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error *err);
 /* Read the options and model config stored in dir's checkpoint into o (o->out = dir).
  * Errors: no checkpoint, unreadable checkpoint, no stored options. */
 int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err);
+
+/* The training state stored beside the options (checkpoint metadata "train"): steps done,
+ * the batch-sampling RNG (the data position) and the training seconds so far. */
+struct run_state {
+    long step;
+    uint64_t rng[4];
+    double elapsed;
+};
+/* Read and validate the state in `train` (the checkpoint's "train" object): step an integer in
+ * [0, the stored opts.steps], rng four strings of 16 hex digits, not all zero, elapsed_s finite
+ * and >= 0 (0 when absent). Errors name the field, its value, the limit, and say the checkpoint
+ * is damaged or edited. */
+int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error *err);
 
 /* ---- log.jsonl --------------------------------------------------------------------------- */
 /* One line per logged step; val_loss NAN on steps without an evaluation. */

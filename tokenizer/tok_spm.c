@@ -4,6 +4,7 @@
 #include "tokenizer/spm_shim.h"
 #include "tokenizer/tok_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +73,7 @@ static int write_bytes(FILE *f, void *ctx, struct mx_error *err)
 {
     const struct bytes_ctx *b = ctx;
     if (b->n && fwrite(b->p, 1, b->n, f) != b->n)
-        return mx_errorf(err, "short write of %zu bytes (disk full?)", b->n);
+        return mx_errorf(err, "short write of %zu bytes: %s", b->n, strerror(errno));
     return 0;
 }
 

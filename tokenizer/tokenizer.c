@@ -395,8 +395,28 @@ int tok_from_json(struct tokenizer **t, const cJSON *j, const char *run_dir, str
                                   "file name inside the run directory)");
         char path[4096];
         const char *name = m->valuestring;
-        int w = name[0] == '/' || !run_dir || !*run_dir ? snprintf(path, sizeof path, "%s", name)
-                                                        : snprintf(path, sizeof path, "%s/%s", run_dir, name);
+        /* The model is read only from inside the run directory (training copies it there as
+         * tokenizer.model): a checkpoint must not make mixlm open an arbitrary file. */
+        if (name[0] == '/')
+            return mx_errorf(err, "tokenizer metadata: SentencePiece model path '%s' is absolute; only a file "
+                                  "inside the run directory is read (training stores 'tokenizer.model'); the "
+                                  "checkpoint is damaged or edited: use another checkpoint",
+                             name);
+        for (const char *p = name; *p;) {
+            size_t n = strcspn(p, "/");
+            if (n == 2 && p[0] == '.' && p[1] == '.')
+                return mx_errorf(err, "tokenizer metadata: SentencePiece model path '%s' has a '..' component; "
+                                      "only a file inside the run directory is read (training stores "
+                                      "'tokenizer.model'); the checkpoint is damaged or edited: use another "
+                                      "checkpoint",
+                                 name);
+            p += n + (p[n] == '/');
+        }
+        if (!run_dir || !*run_dir)
+            return mx_errorf(err, "tokenizer metadata: SentencePiece model '%s' needs the run directory it lives "
+                                  "in (internal: no run directory given)",
+                             name);
+        int w = snprintf(path, sizeof path, "%s/%s", run_dir, name);
         if (w < 0 || (size_t)w >= sizeof path)
             return mx_errorf(err, "tokenizer model path too long: '%s/%s'", run_dir, name);
         if (tok_create_spm(t, path, err) != 0)

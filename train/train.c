@@ -27,6 +27,12 @@ cJSON *train_opts_to_json(const struct mx_train_opts *o)
 
 double train_lr_at(const struct mx_train_opts *o, long it)
 {
+    if (o->sched_from > 0 && it >= o->sched_from) { /* after an --extend-to: no jump at sched_from */
+        if (it >= o->steps)
+            return o->min_lr;
+        double ratio = (double)(it - o->sched_from) / (double)(o->steps - o->sched_from);
+        return o->min_lr + 0.5 * (1.0 + cos(M_PI * ratio)) * (o->sched_lr - o->min_lr);
+    }
     if (it < o->warmup)
         return o->lr * (double)(it + 1) / (double)(o->warmup + 1);
     if (it >= o->steps || o->steps <= o->warmup)
@@ -141,6 +147,10 @@ static int save(struct run *r, struct mx_error *err)
     int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
     cJSON_Delete(tj);
     cJSON_Delete(st);
+    if (rc != 0)
+        mx_error_wrap(err, "checkpoint at step %ld not saved (the last saved one is intact; continue from it with "
+                           "`mixlm train --resume %s` once the problem is fixed)",
+                      r->step, r->o->out);
     return rc;
 }
 
@@ -211,21 +221,38 @@ static int setup_resume(struct run *r, struct mx_error *err)
         mx_errorf(err, "checkpoint '%s' holds no training state; it cannot be resumed", r->path.ckpt);
         goto out;
     }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(c.train, "step");
-    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(c.train, "rng");
-    const cJSON *el = cJSON_GetObjectItemCaseSensitive(c.train, "elapsed_s");
-    if (!cJSON_IsNumber(st) || !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4) {
-        mx_errorf(err, "checkpoint '%s': training state is incomplete", r->path.ckpt);
+    struct run_state rs;
+    if (run_state_from_json(c.train, &rs, err) != 0) {
+        mx_error_wrap(err, "checkpoint '%s'", r->path.ckpt);
         goto out;
     }
-    r->step = (long)st->valuedouble;
-    for (int i = 0; i < 4; i++) {
-        const cJSON *h = cJSON_GetArrayItem(rng, i);
-        r->rng.s[i] = cJSON_IsString(h) ? strtoull(h->valuestring, NULL, 16) : 0;
+    r->step = rs.step;
+    for (int i = 0; i < 4; i++)
+        r->rng.s[i] = rs.rng[i];
+    r->elapsed = rs.elapsed;
+    if (r->o->extend_to > 0) {
+        struct mx_train_opts *o = r->o;
+        if (o->extend_to <= o->steps) {
+            mx_errorf(err, "--extend-to %ld: the run already ends at step %ld; give a larger step to train further",
+                      o->extend_to, o->steps);
+            goto out;
+        }
+        /* WHY from the LR of this step: the old schedule continues unchanged up to here, and the
+         * new cosine starts at the value the old one has now, so the LR never jumps. */
+        o->sched_lr = train_lr_at(o, r->step);
+        o->sched_from = r->step;
+        o->steps = o->extend_to;
+        printf("--extend-to %ld: the learning rate decays from %.6g (step %ld) to --min-lr %.6g at step %ld\n",
+               o->steps, o->sched_lr, r->step, o->min_lr, o->steps);
     }
-    r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
     if (tok_from_json(&r->tok, c.tokenizer, r->o->out, err) != 0)
         goto out;
+    if (tok_vocab_size(r->tok) != r->m.cfg.vocab_size) {
+        mx_errorf(err, "run '%s': the %s tokenizer has %d tokens but the model's vocab_size is %d: the checkpoint or "
+                       "the run's tokenizer file was changed; restore the tokenizer the run was trained with",
+                  r->o->out, tok_kind(r->tok), tok_vocab_size(r->tok), r->m.cfg.vocab_size);
+        goto out;
+    }
     r->o->model = r->m.cfg;
     rc = 0;
 out:
@@ -255,6 +282,9 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     if (mx_mkdir_p(o->out, err) != 0)
         return -1;
     run_paths_init(&r.path, o->out);
+    int stale = run_remove_stale_tmp(o->out);
+    if (stale > 0)
+        printf("removed %d stale temporary file(s) left by an interrupted write in '%s'\n", stale, o->out);
     int rc = -1;
     /* Refuse a bidirectional mixer before any data is read or encoded. */
     for (int l = 0; l < o->model.n_layer; l++) {

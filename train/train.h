@@ -15,7 +15,8 @@ void train_opts_default(struct mx_train_opts *o);
 cJSON *train_opts_to_json(const struct mx_train_opts *o);
 
 /* nanoGPT's schedule: linear warmup lr*(it+1)/(warmup+1) for it < warmup, then cosine from lr
- * to min_lr reaching min_lr at `steps`; it is 0-based. */
+ * to min_lr reaching min_lr at `steps`; it is 0-based. After an --extend-to (o->sched_from > 0),
+ * from it = sched_from on: cosine from sched_lr to min_lr reaching min_lr at `steps`. */
 double train_lr_at(const struct mx_train_opts *o, long it);
 
 /* AdamW over the whole buffer (one parallel loop): g = grad * grad_scale (the clipping factor),
@@ -31,7 +32,8 @@ double grad_norm(const struct mx_model *m);
 const char *train_first_nonfinite(const struct mx_model *m);
 
 /* Train from scratch (resume = 0) or continue the run in o->out (resume = 1; o holds the
- * stored options (run_load_opts) with the caller's overrides applied). Prints progress
+ * stored options (run_load_opts) with the caller's overrides applied; o->extend_to > 0 moves
+ * the run's end there, refused unless past the stored end, and stores the new schedule). Prints progress
  * to stdout, writes out/model.safetensors, out/log.jsonl, out/summary.json. Returns 0, or -1
  * with err filled; on SIGINT/SIGTERM saves a checkpoint and returns 1. */
 int train_run(struct mx_train_opts *o, int resume, struct mx_error *err);

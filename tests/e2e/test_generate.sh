@@ -46,6 +46,36 @@ expect_error "eval: run without checkpoint" "no checkpoint" "$BIN" eval "$TMP/em
 expect_error "eval: --context above the model's" "larger than the model's context 16" "$BIN" eval "$TMP/run" --context 8,32
 expect_error "eval: --stride above --context" "stride" "$BIN" eval "$TMP/run" --context 8 --stride 9
 echo "quite" >"$TMP/q.txt"
+# eval --data writes nothing into the run directory (it may be read-only): the directory's
+# mtime (changed by any file created or removed in it) stays, and the tokens go under $TMPDIR.
+echo "the cat sat on the mat and the dog ate the hat, 1 times over." >"$TMP/ev.txt"
+mkdir -p "$TMP/tmpdir"
+before=$(stat -c %y "$TMP/run")
+sleep 0.05
+TMPDIR="$TMP/tmpdir" "$BIN" eval "$TMP/run" --data "$TMP/ev.txt" >"$TMP/out" 2>"$TMP/err" ||
+    fail "eval --data exited $?: $(cat "$TMP/err")"
+[ "$(stat -c %y "$TMP/run")" = "$before" ] || fail "eval --data wrote into the run directory"
+[ -z "$(ls -A "$TMP/tmpdir")" ] || fail "eval --data left a temporary in TMPDIR: $(ls "$TMP/tmpdir")"
+echo "ok   eval --data leaves the run directory untouched"
+if [ "$(id -u)" != 0 ]; then
+    chmod a-w "$TMP/run"
+    "$BIN" eval "$TMP/run" --data "$TMP/ev.txt" >"$TMP/out" 2>"$TMP/err" ||
+        fail "eval --data on a read-only run exited $?: $(cat "$TMP/err")"
+    chmod u+w "$TMP/run"
+    echo "ok   eval --data on a read-only run"
+fi
+# A byte-tokenizer run samples bytes one at a time: the stream must still be valid UTF-8
+# (characters held back until complete, U+FFFD for bytes that can never complete).
+printf 'caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80 %.0s' $(seq 1 60) >"$TMP/utf8.txt"
+"$BIN" train --data "$TMP/utf8.txt" --tokenizer byte --layers 1 --heads 2 --dim 16 --context 16 --batch 2 --steps 2 \
+    --eval-every 0 --eval-batches 1 --threads 1 --quiet --out "$TMP/byterun" >"$TMP/train2.log" 2>&1 ||
+    fail "byte train exited $?: $(tail -3 "$TMP/train2.log")"
+"$BIN" generate "$TMP/byterun" --threads 1 --prompt "caf" --tokens 300 --temperature 2 --seed 3 >"$TMP/gen_bytes" 2>"$TMP/err" ||
+    fail "byte generate exited $?: $(cat "$TMP/err")"
+if command -v iconv >/dev/null; then
+    iconv -f UTF-8 -t UTF-8 "$TMP/gen_bytes" >/dev/null 2>&1 || fail "generate streamed invalid UTF-8: $(od -An -tx1 "$TMP/gen_bytes" | head -3)"
+    echo "ok   byte-level generation streams valid UTF-8"
+fi
 expect_error "eval: --data with unknown characters" "U+0071" "$BIN" eval "$TMP/run" --data "$TMP/q.txt"
 
 # Cached and --no-cache streams are the same text, also past the context (60 > 16 tokens);

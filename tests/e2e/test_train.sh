@@ -29,8 +29,16 @@ check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v 
 "$bin" train "${common[@]}" --steps 60 --out "$dir/full" > /dev/null 2>&1
 "$bin" train "${common[@]}" --steps 60 --stop-after 25 --out "$dir/half" > /dev/null 2>&1
 check "stop-after leaves a checkpoint" "[ -f $dir/half/model.safetensors ]"
+# Temporaries of a writer killed mid-checkpoint (kill -9): a dead PID's goes at the next start,
+# a live process's stays.
+dead=$(sh -c 'echo $$')
+echo partial > "$dir/half/model.safetensors.tmp.$dead"
+echo partial > "$dir/half/model.safetensors.tmp.$$"
 "$bin" train --resume "$dir/half" --quiet > "$dir/resume.out" 2>&1
 check "resume exits 0" "[ $? -eq 0 ]"
+check "resume removes a dead writer's temporary" "[ ! -e $dir/half/model.safetensors.tmp.$dead ] && grep -q 'stale temporary' $dir/resume.out"
+check "resume keeps a live process's temporary" "[ -e $dir/half/model.safetensors.tmp.$$ ]"
+rm -f "$dir/half/model.safetensors.tmp.$$"
 strip() { grep -o '"step":[0-9]*,"loss":[0-9.]*' "$1"; }
 check "resumed losses equal uninterrupted losses bit for bit" "diff <(strip $dir/full/log.jsonl) <(strip $dir/half/log.jsonl) > /dev/null"
 check "final checkpoints identical in parameters" "cmp -s <(tail -c 4000 $dir/full/model.safetensors) <(tail -c 4000 $dir/half/model.safetensors)"
@@ -72,5 +80,20 @@ mkdir -p "$dir/c"; cp "$dir/a/model.safetensors" "$dir/c/model.safetensors"
 printf '\xff\xff\xff\xff' | dd of="$dir/c/model.safetensors" bs=1 seek=20000 conv=notrunc 2>/dev/null
 err "corrupted checkpoint" "checksum" "$bin" eval "$dir/c"
 err "missing run" "does not exist" "$bin" eval "$dir/none"
+
+# The schedule is part of the run: a new --steps on resume is refused (it would recompute the
+# cosine and the LR would jump); --extend-to moves the end with no jump; --val-frac is fixed.
+err "resume with another --steps" "use --extend-to 90" "$bin" train --resume "$dir/half" --steps 90 --quiet
+err "resume with another --val-frac" "would move trained tokens" "$bin" train --resume "$dir/half" --val-frac 0.2 --quiet
+err "--extend-to not past the end" "already ends at step 60" "$bin" train --resume "$dir/half" --extend-to 60 --quiet
+"$bin" train "${common[@]}" --steps 60 --stop-after 30 --out "$dir/ext" > /dev/null 2>&1
+"$bin" train --resume "$dir/ext" --extend-to 90 --quiet > "$dir/ext.out" 2>&1
+check "--extend-to trains on to the new end" "grep -q '\"step\":90,' $dir/ext/log.jsonl"
+lrs() { grep -o '"step":[0-9]*,"loss":[0-9.]*,"lr":[0-9.e-]*' "$1" | sed 's/"step":\([0-9]*\),"loss":[0-9.]*,"lr":/\1 /'; }
+lrs "$dir/ext/log.jsonl" > "$dir/ext.lr"
+check "--extend-to: no LR jump at the resume step, non-increasing after, min-lr at the end" \
+  "awk 'NR>1 && \$1>11 && \$2>p*1.0000001 {bad=1} {p=\$2; last=\$2} END{exit bad || last > 0.00031}' $dir/ext.lr"
+"$bin" train --resume "$dir/ext" --quiet > /dev/null 2>&1
+check "a resumed extended run keeps its end" "[ \$(grep -c '\"step\":9[0-9],' $dir/ext/log.jsonl) -eq 1 ]"
 
 exit $fail

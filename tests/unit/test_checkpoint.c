@@ -6,6 +6,7 @@
  * Not the training loop's resume (train/ tests it) nor the PyTorch reading (test_pytorch_ref). */
 #include "check.h"
 #include "model/model.h"
+#include "run/run.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -479,6 +480,171 @@ static int test_other_config(struct fixture *fx)
     return f;
 }
 
+/* A copy of the good file whose __metadata__ value `key` is replaced by `value` (the header
+ * rebuilt and padded, the checksum recomputed as mixlm computes it): what a deliberate editor
+ * writes. Returns the bytes (mx_free) and their length in *n. */
+static char *rewrite_meta(struct fixture *fx, const char *key, const char *value, size_t *n)
+{
+    cJSON *h = cJSON_ParseWithLength(fx->bytes + 8, fx->hl);
+    MX_ASSERT(h);
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(h, "__metadata__");
+    MX_ASSERT(cJSON_ReplaceItemInObjectCaseSensitive(meta, key, cJSON_CreateString(value)));
+    size_t data_len = fx->len - 8 - fx->hl;
+    uint64_t sum = fnv(0xcbf29ce484222325ull, (const unsigned char *)fx->bytes + 8 + fx->hl, data_len);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, meta) if (strcmp(e->string, "checksum"))
+    {
+        sum = fnv(sum, (const unsigned char *)e->string, strlen(e->string) + 1);
+        sum = fnv(sum, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
+    MX_ASSERT(cJSON_ReplaceItemInObjectCaseSensitive(meta, "checksum", cJSON_CreateString(hex)));
+    char *js = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    size_t jl = strlen(js), hl = (jl + 7) & ~(size_t)7;
+    *n = 8 + hl + data_len;
+    char *b = mx_xmalloc(*n);
+    for (int i = 0; i < 8; i++)
+        b[i] = (char)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, js, jl);
+    memset(b + 8 + jl, ' ', hl - jl);
+    memcpy(b + 8 + hl, fx->bytes + 8 + fx->hl, data_len);
+    free(js);
+    return b;
+}
+
+/* A resealed config claiming sizes its tensors do not have (a huge context with a sparse
+ * mixer would take minutes to lay out) is refused from the tensors, before the model is built. */
+static int test_config_sizes(struct fixture *fx)
+{
+    int f = 0;
+    const struct {
+        const char *config, *what, *needle;
+    } cases[] = {
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4,\"block_size\":4194304,\"vocab_size\":5,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"fixed:s=4,c=1\",\"fixed:s=4,c=1\"]}",
+         "huge block_size, sparse", "'block_size' is 4194304 but tensor 'transformer.wpe.weight' has 4 rows"},
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4,\"block_size\":4,\"vocab_size\":16000000,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"dense\",\"dense\"]}",
+         "huge vocab_size", "'vocab_size' is 16000000 but tensor 'transformer.wte.weight' has 5 rows"},
+        {"{\"n_layer\":2,\"n_head\":2,\"n_embd\":4096,\"block_size\":4,\"vocab_size\":5,\"bias\":true,"
+         "\"seed\":\"18446744073709551557\",\"attn\":[\"dense\",\"dense\"]}",
+         "huge n_embd", "'n_embd' is 4096"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        char *b = rewrite_meta(fx, "config", cases[i].config, &n);
+        double t0 = mx_now();
+        f |= expect_bad(fx, b, n, cases[i].what, (const char *const[]){cases[i].needle, NULL});
+        double dt = mx_now() - t0;
+        CHECK(dt < 1.0, "%s: refused after %.2f s (the model was built first?)", cases[i].what, dt);
+        mx_free(b);
+    }
+    /* The rewrite itself is right: the unedited config rewritten loads. */
+    cJSON *h = cJSON_ParseWithLength(fx->bytes + 8, fx->hl);
+    const char *cfg = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "__metadata__"), "config"));
+    size_t n;
+    char *b = rewrite_meta(fx, "config", cfg, &n);
+    cJSON_Delete(h);
+    struct mx_error err;
+    int stage;
+    if (write_file(fx->bad, b, n) != 0 || try_load(fx->bad, &err, &stage) != 0) {
+        fprintf(stderr, "  rewritten unedited copy refused: %s\n", err.msg);
+        f = 1;
+    }
+    mx_free(b);
+    return f;
+}
+
+/* The training state read by --resume: a step outside [0, steps] or a malformed data position
+ * (the batch RNG) is refused with the field named, never cast or used. */
+static int test_train_state(void)
+{
+    int f = 0;
+    const char *good = "{\"step\":25,\"rng\":[\"00000000000000ff\",\"0123456789abcdef\",\"0000000000000000\","
+                       "\"fedcba9876543210\"],\"elapsed_s\":1.5,\"opts\":{\"steps\":60}}";
+    struct run_state rs;
+    struct mx_error err = {{0}};
+    cJSON *j = cJSON_Parse(good);
+    CHECK(run_state_from_json(j, &rs, &err) == 0, "good state refused: %s", err.msg);
+    CHECK(rs.step == 25 && rs.rng[0] == 0xff && rs.rng[3] == 0xfedcba9876543210ull && rs.elapsed == 1.5,
+          "good state read wrong");
+    cJSON_Delete(j);
+    const struct {
+        const char *from, *to, *needle;
+    } bad[] = {
+        {"\"step\":25", "\"step\":-5", "'step' is -5"},
+        {"\"step\":25", "\"step\":61", "'step' is 61; it must be an integer in [0, 60]"},
+        {"\"step\":25", "\"step\":1e300", "'step' is 1e+300"},
+        {"\"step\":25", "\"step\":2.5", "'step' is 2.5"},
+        {"\"step\":25", "\"step\":\"25\"", "'step' is missing"},
+        {"\"00000000000000ff\"", "\"xyz\"", "'rng[0]' (the data position) is 'xyz'"},
+        {"\"00000000000000ff\"", "\"-0000000000000ff\"", "'rng[0]'"},
+        {"\"00000000000000ff\"", "7", "'rng[0]'"},
+        {"\"00000000000000ff\",", "", "'rng' (the data position) must be 4"},
+        {"\"elapsed_s\":1.5", "\"elapsed_s\":-1", "'elapsed_s'"},
+        {"\"steps\":60", "\"steps\":-60", "'steps'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        const char *at = strstr(good, bad[i].from);
+        MX_ASSERT(at);
+        snprintf(text, sizeof text, "%.*s%s%s", (int)(at - good), good, bad[i].to, at + strlen(bad[i].from));
+        j = cJSON_Parse(text);
+        MX_ASSERT(j);
+        int rc = run_state_from_json(j, &rs, &err);
+        CHECK(rc != 0 && strstr(err.msg, bad[i].needle), "%s: rc %d, message '%s' lacks '%s'", text, rc,
+              rc ? err.msg : "", bad[i].needle);
+        if (rc)
+            fprintf(stderr, "  %-28.28s -> %s\n", bad[i].to, err.msg);
+        cJSON_Delete(j);
+    }
+    /* An all-zero RNG is xoshiro's fixed point: refused too. */
+    j = cJSON_Parse("{\"step\":1,\"rng\":[\"0000000000000000\",\"0000000000000000\",\"0000000000000000\","
+                    "\"0000000000000000\"],\"opts\":{\"steps\":60}}");
+    CHECK(run_state_from_json(j, &rs, &err) != 0 && strstr(err.msg, "all zero"), "all-zero rng accepted");
+    cJSON_Delete(j);
+    /* Stored options out of range are refused before any cast. */
+    struct mx_train_opts o;
+    run_opts_default(&o);
+    cJSON *oj = run_opts_to_json(&o);
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "steps", cJSON_CreateNumber(1e300));
+    CHECK(run_opts_from_json(&o, oj, &err) != 0 && strstr(err.msg, "'steps' is 1e+300"), "steps 1e300: %s",
+          err.msg);
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "steps", cJSON_CreateNumber(100));
+    cJSON_ReplaceItemInObjectCaseSensitive(oj, "batch", cJSON_CreateNumber(-3));
+    CHECK(run_opts_from_json(&o, oj, &err) != 0 && strstr(err.msg, "'batch' is -3"), "batch -3: %s", err.msg);
+    cJSON_Delete(oj);
+    return f;
+}
+
+/* A full disk while checkpointing: the message names the file, errno's text and what to do,
+ * and no temporary is left. The temporary is made a link to /dev/full (every write: ENOSPC). */
+static int test_disk_full(struct fixture *fx)
+{
+    if (access("/dev/full", W_OK) != 0)
+        return check_skip("no writable /dev/full");
+    char path[200], tmp[260];
+    snprintf(path, sizeof path, "%s/full.safetensors", fx->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    if (symlink("/dev/full", tmp) != 0)
+        return check_skip("cannot make a symlink in %s", fx->dir);
+    struct mx_ckpt_extra x = {
+        .tokenizer = fx->tok, .train = fx->train, .adam_m = fx->adam_m, .adam_v = fx->adam_v};
+    struct mx_error err = {{0}};
+    int rc = ckpt_write(path, &fx->m, &x, &err);
+    fprintf(stderr, "  disk full -> %s\n", err.msg);
+    CHECK(rc != 0, "a write to a full disk succeeded");
+    CHECK(strstr(err.msg, tmp) != NULL, "message lacks the file '%s': %s", tmp, err.msg);
+    CHECK(strstr(err.msg, "No space left on device") != NULL, "message lacks strerror(ENOSPC): %s", err.msg);
+    CHECK(strstr(err.msg, "free space") != NULL, "message lacks what to do: %s", err.msg);
+    CHECK(access(tmp, F_OK) != 0 && !mx_file_exists(path), "a temporary or the target was left behind");
+    unlink(tmp);
+    return 0;
+}
+
 static int test_garbage(struct fixture *fx)
 {
     int f = 0;
@@ -585,6 +751,21 @@ static int case_other_config(void)
     return test_other_config(&the_fixture);
 }
 
+static int case_config_sizes(void)
+{
+    return test_config_sizes(&the_fixture);
+}
+
+static int case_train_state(void)
+{
+    return test_train_state();
+}
+
+static int case_disk_full(void)
+{
+    return test_disk_full(&the_fixture);
+}
+
 static int case_garbage(void)
 {
     return test_garbage(&the_fixture);
@@ -598,6 +779,9 @@ int main(int argc, char **argv)
         {"flipped_bytes", case_flipped_bytes},
         {"other_config", case_other_config},
         {"garbage", case_garbage},
+        {"config_sizes", case_config_sizes},
+        {"train_state", case_train_state},
+        {"disk_full", case_disk_full},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);

@@ -4,6 +4,7 @@
  * reachable) and sequential windows. */
 #include "check.h"
 #include "data/data.h"
+#include "model/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,41 @@ static void teardown(void)
         fprintf(stderr, "note: could not remove %s\n", dir);
 }
 
+/* Hostile numbers: a 'k' suffix whose product overflows a long (2^54+1 k wraps to 1024) and
+ * out-of-range values are refused before any multiply; a config integer far outside int's
+ * range is refused before any cast. */
+static int case_parse_numbers(void)
+{
+    struct mx_error err = {{0}};
+    long v = -1;
+    CHECK(mx_parse_int("64k", 1, 1 << 22, "--context", &v, &err) == 0 && v == 65536, "64k: %ld %s", v, err.msg);
+    const char *bad[] = {"18014398509481985k", "9223372036854775807k", "-9223372036854775807k",
+                         "99999999999999999999", "k", "", "12x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = -1;
+        int rc = mx_parse_int(bad[i], 1, 1 << 22, "--context", &v, &err);
+        CHECK(rc != 0, "'%s' accepted as %ld", bad[i], v);
+        CHECK(rc == 0 || strstr(err.msg, "--context"), "'%s': message lacks the flag: %s", bad[i], err.msg);
+        if (rc)
+            fprintf(stderr, "  %-24s -> %s\n", bad[i], err.msg);
+    }
+    const char *cfgs[] = {"1e300", "4294967298", "-4294967298", "2.5", "1e999"};
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        char js[400];
+        snprintf(js, sizeof js,
+                 "{\"n_layer\":%s,\"n_head\":1,\"n_embd\":4,\"block_size\":4,\"vocab_size\":5,\"bias\":false,"
+                 "\"seed\":\"1\",\"attn\":[\"dense\"]}",
+                 cfgs[i]);
+        cJSON *j = cJSON_Parse(js);
+        struct mx_config c;
+        int rc = j ? model_config_from_json(&c, j, &err) : -1;
+        CHECK(rc != 0 && (!j || strstr(err.msg, "'n_layer'")), "n_layer %s accepted or unnamed: %s", cfgs[i],
+              err.msg);
+        cJSON_Delete(j);
+    }
+    return 0;
+}
+
 static int case_files(void)
 {
     test_files();
@@ -334,6 +370,7 @@ int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
         {"files", case_files},
+        {"parse_numbers", case_parse_numbers},
         {"prepare", case_prepare},
         {"split", case_split},
         {"batches", case_batches},

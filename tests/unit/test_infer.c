@@ -774,6 +774,79 @@ static int case_eval(void)
     return 0;
 }
 
+/* A run whose tokenizer does not cover the model's vocabulary (or has ids the model never
+ * produces) is refused at load, naming both sizes: never sampled ids dropped in generation. */
+static int case_vocab_mismatch(void)
+{
+    const int vocabs[2] = {5, 300}; /* smaller and larger than the byte tokenizer's 256 */
+    for (int k = 0; k < 2; k++) {
+        char dir[64] = "/tmp/mixlm_vocab_XXXXXX", path[128];
+        if (!mkdtemp(dir))
+            return check_skip("mkdtemp failed");
+        const char *specs[1] = {"dense"};
+        struct mx_model m;
+        struct mx_error err = {{0}};
+        if (make_model(&m, 1, specs, 8, vocabs[k], 3) != 0)
+            return 1;
+        cJSON *tj = cJSON_Parse("{\"type\":\"byte\"}");
+        cJSON *train = cJSON_Parse("{\"step\":1}");
+        struct mx_ckpt_extra x = {.tokenizer = tj, .train = train};
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        CHECK(ckpt_write(path, &m, &x, &err) == 0, "ckpt_write: %s", err.msg);
+        struct mx_run r;
+        int rc = infer_load_run(&r, dir, &err);
+        CHECK(rc != 0, "vocab %d with a 256-token tokenizer loaded", vocabs[k]);
+        if (rc == 0)
+            infer_free_run(&r);
+        char want[64];
+        snprintf(want, sizeof want, "has 256 tokens but the model's vocab_size is %d", vocabs[k]);
+        CHECK(rc == 0 || strstr(err.msg, want), "message lacks '%s': %s", want, err.msg);
+        if (rc)
+            fprintf(stderr, "  vocab %d -> %s\n", vocabs[k], err.msg);
+        cJSON_Delete(tj);
+        cJSON_Delete(train);
+        model_free(&m);
+        unlink(path);
+        rmdir(dir);
+    }
+    return 0;
+}
+
+/* Streaming UTF-8 out of pieces: a character split over pieces comes out whole once its last
+ * byte arrives; bytes that can never complete become U+FFFD, one per maximal subpart. */
+static int case_utf8_stream(void)
+{
+    static const struct {
+        const char *pieces[5];
+        const char *want;
+    } cases[] = {
+        {{"a\xC3", "\xA9" "b"}, "a\xC3\xA9" "b"},                                    /* é over two pieces */
+        {{"\xF0", "\x9F", "\x98", "\x80"}, "\xF0\x9F\x98\x80"},                    /* emoji, byte by byte */
+        {{"\xC3", "A"}, "\xEF\xBF\xBD" "A"},                                      /* start cut off */
+        {{"\xFF\x80x"}, "\xEF\xBF\xBD\xEF\xBF\xBDx"},                               /* never-valid bytes */
+        {{"\xE0\x80"}, "\xEF\xBF\xBD\xEF\xBF\xBD"},                                /* overlong */
+        {{"\xED\xA0\x80"}, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* surrogate */
+        {{"\xE2\x82", "\xC3\xA9"}, "\xEF\xBF\xBD\xC3\xA9"},                        /* cut, then a char */
+        {{"ok\xE2\x82"}, "ok\xEF\xBF\xBD"},                                      /* cut off by the end */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct infer_utf8 u = {0};
+        char out[256];
+        size_t w = 0;
+        for (int k = 0; k < 5 && cases[i].pieces[k]; k++) {
+            size_t before = w;
+            w += infer_utf8_feed(&u, cases[i].pieces[k], strlen(cases[i].pieces[k]), out + w);
+            /* Nothing of a started character is written before it completes. */
+            for (size_t j = before; j < w; j++)
+                CHECK(!((unsigned char)out[j] >= 0xC0 && j + 1 == w), "case %zu: a lead byte ended a write", i);
+        }
+        w += infer_utf8_flush(&u, out + w);
+        CHECK(w == strlen(cases[i].want) && !memcmp(out, cases[i].want, w), "case %zu: got %zu bytes, want %zu", i, w,
+              strlen(cases[i].want));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* One thread: at these sizes every OpenMP region costs more than its work (futex wake-ups
@@ -786,6 +859,8 @@ int main(int argc, char **argv)
         {"sampler", case_sampler},
         {"model_distribution", case_model_distribution},
         {"eval", case_eval},
+        {"vocab_mismatch", case_vocab_mismatch},
+        {"utf8_stream", case_utf8_stream},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

@@ -274,6 +274,30 @@ static int case_run_dir(void)
             }
             rc = tok_from_json(&u, j, dir, &err); /* no tokenizer.model in dir */
             expect_error(rc, &err, "tokenizer.model", "from_json missing model");
+            /* A model path that leaves the run directory is refused even where the file exists. */
+            char evil[1200];
+            snprintf(evil, sizeof evil, "{\"type\":\"spm\",\"model\":\"%s\"}", uni_path);
+            cJSON *ja = cJSON_Parse(evil);
+            u = NULL;
+            rc = tok_from_json(&u, ja, run, &err);
+            expect_error(rc, &err, "is absolute", "from_json absolute model path");
+            CHECK(u == NULL, "absolute model path loaded");
+            tok_free(u);
+            cJSON_Delete(ja);
+            char sub[600];
+            snprintf(sub, sizeof sub, "%s/sub", dir);
+            CHECK(mx_mkdir_p(sub, &err) == 0, "mkdir %s", sub);
+            const char *climbs[] = {"{\"type\":\"spm\",\"model\":\"../run/tokenizer.model\"}",
+                                    "{\"type\":\"spm\",\"model\":\"x/../../run/tokenizer.model\"}"};
+            for (int k = 0; k < 2; k++) {
+                cJSON *jc = cJSON_Parse(climbs[k]);
+                u = NULL;
+                rc = tok_from_json(&u, jc, sub, &err);
+                expect_error(rc, &err, "'..' component", "from_json model path with ..");
+                CHECK(u == NULL, "model path with .. loaded: %s", climbs[k]);
+                tok_free(u);
+                cJSON_Delete(jc);
+            }
             free(js);
             cJSON_Delete(j);
             tok_free(t);
