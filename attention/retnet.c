@@ -115,8 +115,8 @@ static void state_update(struct rslot *s, float *S, const float *K, const float 
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, n, 1.0f, s->tmp, D, V, D, 1.0f, S, D);
 }
 
-static void forward_bh(struct rslot *s, float *O, const float *Q, const float *K, const float *V,
-                       float scale, int T, int D, int c)
+static void forward_bh(struct rslot *s, float *O, const float *Q, const float *K, const float *V, float scale,
+                       int T, int D, int c)
 {
     memset(s->S, 0, (size_t)D * D * sizeof(float));
     for (int t0 = 0; t0 < T; t0 += c) {
@@ -139,8 +139,8 @@ static void forward_bh(struct rslot *s, float *O, const float *Q, const float *K
     }
 }
 
-void retn_forward(float *o, float *work, const float *q, const float *k, const float *v,
-                  const double *gamma, float scale, int B, int H, int T, int D, int c)
+void retn_forward(float *o, float *work, const float *q, const float *k, const float *v, const double *gamma,
+                  float scale, int B, int H, int T, int D, int c)
 {
     MX_ASSERT(T >= 1 && D >= 1 && c >= 1);
     size_t per = rslot_floats(T, D, c);
@@ -163,8 +163,8 @@ void retn_forward(float *o, float *work, const float *q, const float *k, const f
  *   inter:  O += diag(γ^(i+1)) Qs S       ->  dQs += diag(γ^(i+1)) dO Sᵀ, dS += Qdᵀ dO
  * and dQ = scale·dQs. The states S before each chunk come from a forward sweep first (only
  * keys and values: D x D per chunk, scratch, never saved). */
-static void backward_bh(struct rslot *s, float *dQ, float *dK, float *dV, const float *dO,
-                        const float *Q, const float *K, const float *V, float scale, int T, int D, int c)
+static void backward_bh(struct rslot *s, float *dQ, float *dK, float *dV, const float *dO, const float *Q,
+                        const float *K, const float *V, float scale, int T, int D, int c)
 {
     const int nC = n_chunks(T, c);
     const size_t DD = (size_t)D * D;
@@ -185,7 +185,8 @@ static void backward_bh(struct rslot *s, float *dQ, float *dK, float *dV, const 
         decay_mask(s->A, s->pw, n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, 1.0f, dOc, D, Vc, D, 0.0f, s->P, n);
         decay_mask(s->P, s->pw, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->P, n, Kc, D, 0.0f, s->dqs, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->P, n, Kc, D, 0.0f, s->dqs,
+                    D);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->P, n, s->qs, D, 0.0f, dKc, D);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->A, n, dOc, D, 0.0f, dVc, D);
         /* This chunk's keys and values feed the state after it (not the last chunk's). */
@@ -198,26 +199,27 @@ static void backward_bh(struct rslot *s, float *dQ, float *dK, float *dV, const 
                     dKc[(size_t)j * D + d] += f * s->tmp[(size_t)j * D + d];
             }
             scale_rows(s->tmp, Kc, s->pw, n - 1, -1, n, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, D, 1.0f, s->tmp, D, s->dS, D, 1.0f, dVc,
-                        D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, D, 1.0f, s->tmp, D, s->dS, D, 1.0f,
+                        dVc, D);
             scale_copy(s->dS, s->dS, DD, s->pw[n]); /* now dL/d(state before this chunk), so far */
         }
         /* This chunk's queries read the state before it. */
         if (ci > 0) {
             const float *Sp = s->states + (size_t)ci * DD;
             scale_rows(s->tmp, dOc, s->pw, 1, 1, n, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, s->tmp, D, Sp, D, 1.0f, s->dqs,
-                        D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, s->tmp, D, Sp, D, 1.0f,
+                        s->dqs, D);
             scale_rows(s->qd, s->qs, s->pw, 1, 1, n, D);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, n, 1.0f, s->qd, D, dOc, D, 1.0f, s->dS, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, n, 1.0f, s->qd, D, dOc, D, 1.0f, s->dS,
+                        D);
         }
         scale_copy(dQ + (size_t)t0 * D, s->dqs, (size_t)n * D, scale);
     }
 }
 
-void retn_backward(float *dq, float *dk, float *dv, float *work, const float *dout,
-                   const float *q, const float *k, const float *v, const double *gamma,
-                   float scale, int B, int H, int T, int D, int c)
+void retn_backward(float *dq, float *dk, float *dv, float *work, const float *dout, const float *q,
+                   const float *k, const float *v, const double *gamma, float scale, int B, int H, int T,
+                   int D, int c)
 {
     MX_ASSERT(T >= 1 && D >= 1 && c >= 1);
     size_t per = rslot_floats(T, D, c);
@@ -230,8 +232,8 @@ void retn_backward(float *dq, float *dk, float *dv, float *work, const float *do
             rslot_bind(&s, work + bh * per, per, c, D, nC);
             powers(s.pw, gamma[h], c);
             /* every row of dq, dk, dv is assigned (beta 0 products) before any +=: overwrite */
-            backward_bh(&s, dq + off, dk + off, dv + off, dout + off, q + off, k + off, v + off, scale, T,
-                        D, c);
+            backward_bh(&s, dq + off, dk + off, dv + off, dout + off, q + off, k + off, v + off, scale, T, D,
+                        c);
         }
 }
 
@@ -390,8 +392,8 @@ static void gate_row(float *u, const float *a, const float *n, const float *w, i
         u[i] = a[i] * sigmoidf(a[i]) * w[i] * n[i];
 }
 
-static void retnet_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                           const float *params, int B, int T)
+static void retnet_forward(const struct mixer *m, float *y, float *saved, const float *x, const float *params,
+                           int B, int T)
 {
     MX_ASSERT(T >= 1 && T <= m->T_max);
     const struct retnet_cfg *cfg = m->cfg;
@@ -399,8 +401,8 @@ static void retnet_forward(const struct mixer *m, float *y, float *saved, const 
     size_t BTC = (size_t)B * T * C, BT = (size_t)B * T;
     struct retnet_params p = retnet_bind(m, params);
     float *q = saved, *k = q + BTC, *v = k + BTC, *nrm = v + BTC, *a = nrm + BTC, *rstd = a + BTC;
-    float *qkv = m->scratch;        /* (B,T,3C) */
-    float *u = m->scratch;          /* (B,T,C), once qkv is split */
+    float *qkv = m->scratch;         /* (B,T,3C) */
+    float *u = m->scratch;           /* (B,T,C), once qkv is split */
     float *o = m->scratch + 3 * BTC; /* (B,H,T,D) */
     float *work = m->scratch + 7 * BTC;
     mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, C, 3 * C);
@@ -427,10 +429,10 @@ static void retnet_backward(const struct mixer *m, float *dx, float *dparams, co
     struct retnet_params p = retnet_bind(m, params);
     struct retnet_params dp = retnet_bind(m, dparams);
     const float *q = saved, *k = q + BTC, *v = k + BTC, *nrm = v + BTC, *a = nrm + BTC, *rstd = a + BTC;
-    float *u = m->scratch, *du = u + BTC, *da = du + BTC; /* (B,T,C) */
-    float *dout = da + BTC;                                /* (B,H,T,D) */
+    float *u = m->scratch, *du = u + BTC, *da = du + BTC;   /* (B,T,C) */
+    float *dout = da + BTC;                                 /* (B,H,T,D) */
     float *dq = dout + BTC, *dk = dq + BTC, *dv = dk + BTC; /* (B,H,T,D) */
-    float *dqkv = m->scratch; /* (B,T,3C), reuses u..da once they are spent */
+    float *dqkv = m->scratch;                               /* (B,T,3C), reuses u..da once they are spent */
     float *work = m->scratch + 7 * BTC;
     float *dgn_w = (float *)dp.gn_w;
 

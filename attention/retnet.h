@@ -13,14 +13,14 @@ size_t retn_work_floats(int B, int H, int T, int D, int c);
 /* o (B,H,T,D) overwritten; work (retn_work_floats) scratch; q, k, v (B,H,T,D); gamma (H) the
  * per-head decay in [0, 1); scale multiplies every q·k; c >= 1 rows per chunk (any c gives
  * the same math, round-off aside). */
-void retn_forward(float *o, float *work, const float *q, const float *k, const float *v,
-                  const double *gamma, float scale, int B, int H, int T, int D, int c);
+void retn_forward(float *o, float *work, const float *q, const float *k, const float *v, const double *gamma,
+                  float scale, int B, int H, int T, int D, int c);
 
 /* dq, dk, dv (B,H,T,D) OVERWRITTEN (an engine's own outputs, like the attention cores);
  * work scratch; dout (B,H,T,D); the rest as given to retn_forward. Recomputes the chunk
  * states; nothing is saved between forward and backward. */
-void retn_backward(float *dq, float *dk, float *dv, float *work, const float *dout,
-                   const float *q, const float *k, const float *v, const double *gamma,
-                   float scale, int B, int H, int T, int D, int c);
+void retn_backward(float *dq, float *dk, float *dv, float *work, const float *dout, const float *q,
+                   const float *k, const float *v, const double *gamma, float scale, int B, int H, int T,
+                   int D, int c);
 
 #endif
