@@ -1,11 +1,8 @@
-/* retnet.c — "retnet": multi-scale retention (Sun et al. 2023, "Retentive Network").
- * Per head a fixed decay γ_h, no softmax: o_t = Σ_{s≤t} γ_h^(t−s) (q_t·k_s / √D) v_s, then a
- * GroupNorm per head over D with a learned per-channel gain, then the swish output gate:
- *     y = c_proj( swish(x W_Gᵀ) ⊙ GN(o) ).
- * Training runs the chunkwise-parallel form through BLAS (O(T·c·D + T·D²), O(T·D) saved);
- * generation the recurrent form with a D x D state per head (O(1) in t). Not xPos: positions
- * come from the model's learned embedding; not the paper's extra score normalisations (the
- * GroupNorm cancels any per-row scale, see retnet_parse). */
+/* retnet.c — "retnet": multi-scale retention (Sun et al. 2023). Per head a fixed decay γ_h, no
+ * softmax: o_t = Σ_{s≤t} γ_h^(t−s) (q_t·k_s/√D) v_s, GroupNorm per head, swish output gate,
+ * y = c_proj(swish(x W_Gᵀ) ⊙ GN(o)); trained chunkwise through BLAS (O(T·c·D + T·D²), O(T·D)
+ * saved), decoded with a D x D state per head. Not xPos (positions come from the model's learned
+ * embedding), not the paper's extra score normalisations (the GroupNorm cancels them). */
 #include "attention/retnet.h"
 
 #include "attention/attn_common.h"
