@@ -18,6 +18,7 @@
     X(attn_linear_ops)                                                                        \
     X(attn_performer_ops)                                                                     \
     X(attn_gla_ops)                                                                           \
+    X(attn_retnet_ops)                                                                        \
     X(attn_lsh_ops)                                                                           \
     X(fourier_ops)                                                                            \
     X(fnet_ops)                                                                               \
