@@ -289,6 +289,33 @@ int run_log_append(FILE *f, const struct run_log_line *l)
     return ok ? 0 : -1;
 }
 
+struct log_keep {
+    const char *buf;
+    size_t len;
+    long step;
+};
+
+static int write_kept_lines(FILE *f, void *ctx, struct mx_error *err)
+{
+    const struct log_keep *k = ctx;
+    (void)err;
+    const char *line = k->buf;
+    while (line < k->buf + k->len) {
+        const char *nl = memchr(line, '\n', (size_t)(k->buf + k->len - line));
+        size_t n = nl ? (size_t)(nl - line + 1) : (size_t)(k->buf + k->len - line);
+        cJSON *j = cJSON_ParseWithLength(line, n);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        int keep = cJSON_IsNumber(s) && s->valuedouble <= (double)k->step;
+        cJSON_Delete(j);
+        if (keep && fwrite(line, 1, n, f) != n)
+            return -1;
+        line += n;
+    }
+    return 0;
+}
+
+/* WHY atomically (temp, rename) and not truncate-then-rewrite: a resume killed between the
+ * truncation and the rewrite lost every logged step (found by tests/e2e/test_kill_resume.sh). */
 void run_log_trim(const char *dir, long step)
 {
     struct run_paths p;
@@ -298,23 +325,8 @@ void run_log_trim(const char *dir, long step)
     char *buf = mx_read_file(p.log, &len, &e);
     if (!buf)
         return;
-    FILE *f = fopen(p.log, "wb");
-    if (!f) {
-        mx_free(buf);
-        return;
-    }
-    char *line = buf;
-    while (line < buf + len) {
-        char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
-        cJSON *j = cJSON_ParseWithLength(line, n);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
-        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step)
-            fwrite(line, 1, n, f);
-        cJSON_Delete(j);
-        line += n;
-    }
-    fclose(f);
+    struct log_keep k = {.buf = buf, .len = len, .step = step};
+    mx_write_atomic(p.log, write_kept_lines, &k, &e);
     mx_free(buf);
 }
 

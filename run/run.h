@@ -88,7 +88,7 @@ FILE *run_log_open(const char *dir, struct mx_error *err);
 /* Append one line and flush. Returns 0, or -1 when the write failed. */
 int run_log_append(FILE *f, const struct run_log_line *l);
 /* Drop the lines with a step beyond `step` (a resumed run logs each step once). Best effort:
- * a missing or unreadable log is left as it is. */
+ * a missing or unreadable log is left as it is; the log is replaced atomically (temp, rename). */
 void run_log_trim(const char *dir, long step);
 
 /* The log read back in step order: a step that goes backwards (a resumed run that logged past
