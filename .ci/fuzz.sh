@@ -43,7 +43,7 @@ for h in $harnesses; do
       -print_final_stats=1 -artifact_prefix="$art" "$work" > "$log" 2>&1
   rc=$?
   # The last status line (runs, cov, ft, corpus) and the final stats; a failure's report in full.
-  if [ "$rc" -ne 0 ]; then tail -n 60 "$log"; else grep -E '^#[0-9]+' "$log" | tail -n 1; grep '^stat::' "$log"; fi
+  if [ "$rc" -ne 0 ]; then tail -n 60 "$log"; else grep -E '#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1; grep '^stat::' "$log"; fi
   if [ "$rc" -ne 0 ]; then
     echo "FAIL fuzz_$h (exit $rc): reproducers in $art; replay one with build-fuzz/tests/fuzz_$h <file>"
     fail=1

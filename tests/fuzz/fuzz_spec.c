@@ -2,7 +2,9 @@
  * "name:k=v,...") at small dimensions, every registered mixer reachable. Input: byte 0 picks the
  * dimensions (C, H, T_max, bias); the rest is the spec (cut at the first NUL). A spec accepted
  * must round-trip: its canonical form (m.spec) builds the same mixer (same canonical form, same
- * parameter count). */
+ * parameter count); then the mixer runs once, so a spec the parser accepts but the engine cannot
+ * serve shows up under ASan/UBSan: init, forward and backward at B = 1 and a T in [1, T_max] taken
+ * from byte 0, and step over those T positions when the mixer decodes incrementally. */
 #include "fuzz.h"
 
 #include "attention/mixer.h"
@@ -10,6 +12,44 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+static float *fz_alloc(size_t n)
+{
+    return mx_xcalloc((n + 1) * sizeof(float)); /* aligned as the model's buffers are */
+}
+
+static void run_mixer(struct mixer *m, int T)
+{
+    const struct mixer_ops *o = m->ops;
+    int C = m->C;
+    size_t np = mixer_n_params(m), nx = (size_t)T * C;
+    float *params = fz_alloc(np), *dparams = fz_alloc(np), *x = fz_alloc(nx), *y = fz_alloc(nx);
+    float *dy = fz_alloc(nx), *dx = fz_alloc(nx);
+    float *saved = fz_alloc(o->saved_floats(m, 1, T)), *scratch = fz_alloc(o->scratch_floats(m, 1, T));
+    struct mx_rng rng;
+    mx_rng_seed(&rng, 42);
+    mixer_init(m, params, &rng);
+    for (size_t i = 0; i < nx; i++) {
+        x[i] = (float)((int)mx_rng_below(&rng, 2001) - 1000) / 1000.0f;
+        dy[i] = (float)((int)mx_rng_below(&rng, 2001) - 1000) / 1000.0f;
+    }
+    m->scratch = scratch;
+    m->step = 0;
+    m->training = 1;
+    o->forward(m, y, saved, x, params, 1, T);
+    o->backward(m, dx, dparams, dy, saved, x, params, 1, T);
+    m->training = 0;
+    if (o->step && o->state_floats) {
+        float *state = fz_alloc(o->state_floats(m));
+        for (int t = 0; t < T; t++)
+            o->step(m, y + (size_t)t * C, state, x + (size_t)t * C, params, t);
+        mx_free(state);
+    }
+    m->scratch = NULL;
+    float *bufs[] = {params, dparams, x, y, dy, dx, saved, scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        mx_free(bufs[i]);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     mixer_destroy(&m2);
+    run_mixer(&m, 1 + (data[0] >> 4) % d.T_max);
     mixer_destroy(&m);
     return 0;
 }
