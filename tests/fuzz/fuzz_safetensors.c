@@ -16,22 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_path[512];
-
-static void cleanup(void)
-{
-    if (g_path[0]) {
-        unlink(g_path);
-        char dir[512];
-        snprintf(dir, sizeof dir, "%s", g_path);
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = 0;
-            rmdir(dir);
-        }
-    }
-}
-
 /* A model that loads must run: a few decoding steps (every layer's mixer, the head) from the
  * stored weights, whatever values they hold. */
 static void decode(struct mx_model *m)
@@ -53,18 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (1u << 20))
         return 0;
-    if (!g_path[0]) {
-        const char *tmp = getenv("TMPDIR");
-        char dir[400];
-        snprintf(dir, sizeof dir, "%s/mixlm_fuzz_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir))
-            abort();
-        snprintf(g_path, sizeof g_path, "%s/ckpt.safetensors", dir);
-        atexit(cleanup);
-    }
-    FILE *f = fopen(g_path, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
-        abort();
+    const char *g_path = fuzz_input_file("ckpt.safetensors", data, size);
     struct mx_ckpt c;
     struct mx_error err = {{0}};
     if (ckpt_open(&c, g_path, &err) != 0) {
