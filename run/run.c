@@ -273,7 +273,9 @@ FILE *run_log_open(const char *dir, struct mx_error *err)
     run_paths_init(&p, dir);
     FILE *f = fopen(p.log, "a");
     if (!f)
-        mx_errorf(err, "cannot open '%s' for writing", p.log);
+        mx_errorf(err, "cannot open '%s' for appending: %s; training writes into its run directory: make it "
+                       "writable (or copy the run to a writable place and resume it there)",
+                  p.log, strerror(errno));
     return f;
 }
 
@@ -286,7 +288,7 @@ static void add_raw(cJSON *o, const char *key, const char *fmt, double v)
     cJSON_AddRawToObject(o, key, b);
 }
 
-int run_log_append(FILE *f, const struct run_log_line *l)
+int run_log_append(FILE *f, const struct run_log_line *l, struct mx_error *err)
 {
     cJSON *o = cJSON_CreateObject();
     char b[32];
@@ -304,9 +306,15 @@ int run_log_append(FILE *f, const struct run_log_line *l)
         cJSON_AddStringToObject(o, "skipped_nonfinite", l->skipped);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
+    errno = 0;
     int ok = s && fprintf(f, "%s\n", s) >= 0 && fflush(f) == 0;
+    int e = errno;
     cJSON_free(s);
-    return ok ? 0 : -1;
+    if (!ok)
+        return mx_errorf(err, "cannot append step %ld to %s: %s; free space on that file system and continue with "
+                              "--resume (the last checkpoint is intact)",
+                         l->step, MX_RUN_LOG, e ? strerror(e) : "write error");
+    return 0;
 }
 
 struct log_keep {
@@ -457,7 +465,14 @@ out:
 
 /* ---- summary.json ------------------------------------------------------------------------ */
 
-int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s)
+static int write_text(FILE *f, void *ctx, struct mx_error *err)
+{
+    (void)err;
+    return fprintf(f, "%s\n", (const char *)ctx) >= 0 ? 0 : -1;
+}
+
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s,
+                      struct mx_error *err)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "config", model_config_to_json(cfg));
@@ -479,14 +494,9 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_Delete(j);
     struct run_paths p;
     run_paths_init(&p, dir);
-    FILE *f = fopen(p.summary, "w");
-    int ok = f != NULL;
-    if (f) {
-        ok = fprintf(f, "%s\n", text) >= 0;
-        ok = fclose(f) == 0 && ok;
-    }
+    int rc = mx_write_atomic(p.summary, write_text, text, err);
     cJSON_free(text);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 /* The attention column: one spec when every layer has it, else runs of equal layers. */

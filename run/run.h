@@ -94,8 +94,8 @@ struct run_log_line {
 };
 /* Open dir's log for appending; NULL with err when it cannot be opened. */
 FILE *run_log_open(const char *dir, struct mx_error *err);
-/* Append one line and flush. Returns 0, or -1 when the write failed. */
-int run_log_append(FILE *f, const struct run_log_line *l);
+/* Append one line and flush. Returns 0, or -1 with err (the step, errno's text) when the write failed. */
+int run_log_append(FILE *f, const struct run_log_line *l, struct mx_error *err);
 /* Drop the lines with a step beyond `step` (a resumed run logs each step once). Best effort:
  * a missing or unreadable log is left as it is; the log is replaced atomically (temp, rename). */
 void run_log_trim(const char *dir, long step);
@@ -124,9 +124,10 @@ struct run_summary {
     double skipped_nonfinite; /* steps skipped by --skip-nonfinite (NAN when absent: older runs) */
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
 };
-/* Write dir/summary.json: the config, attn (layer 0's spec), s->tokenizer and the numbers.
- * Best effort, as the end of training: returns -1 when the file could not be written. */
-int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s);
+/* Write dir/summary.json atomically: the config, attn (layer 0's spec), s->tokenizer and the
+ * numbers. Returns 0, or -1 with err naming the file and errno's text. */
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s,
+                      struct mx_error *err);
 /* Read dir/summary.json. Errors name the file and the key (missing file, bad JSON, a key of
  * the wrong type, no attention spec, no tokenizer). */
 int run_summary_read(const char *dir, struct run_summary *s, struct mx_error *err);

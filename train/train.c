@@ -151,10 +151,14 @@ static int save(struct run *r, struct mx_error *err)
     int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
     cJSON_Delete(tj);
     cJSON_Delete(st);
-    if (rc != 0)
+    if (rc != 0 && mx_file_exists(r->path.ckpt))
         mx_error_wrap(err, "checkpoint at step %ld not saved (the last saved one is intact; continue from it with "
                            "`mixlm train --resume %s` once the problem is fixed)",
                       r->step, r->o->out);
+    else if (rc != 0)
+        mx_error_wrap(err, "checkpoint at step %ld not saved (none was saved before: start the run again once the "
+                           "problem is fixed)",
+                      r->step);
     return rc;
 }
 
@@ -468,7 +472,10 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
                                       .ms_per_step = dt * 1000, .tokens_per_s = tokens_per_step / dt,
                                       .elapsed_s = r.elapsed, .val_loss = do_eval ? val_loss : NAN,
                                       .skipped = skip ? r.skip_tensor : NULL};
-            run_log_append(log, &ll);
+            if (run_log_append(log, &ll, err) != 0) {
+                mx_error_wrap(err, "run '%s'", o->out);
+                goto out_log;
+            }
         }
         if (o->stop_after > 0 && r.step - start_step >= o->stop_after && r.step < o->steps)
             g_stop_signal = -1;
@@ -501,7 +508,12 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
                                  .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads(),
                                  .skipped_nonfinite = (double)r.skipped};
         snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
-        run_summary_write(o->out, &r.m.cfg, &sm);
+        if (run_summary_write(o->out, &r.m.cfg, &sm, err) != 0) {
+            mx_error_wrap(err, "training finished and its checkpoint is saved, but summary.json was not written "
+                               "(`mixlm train --resume %s` writes it again)",
+                          o->out);
+            goto out_log;
+        }
         printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s, "
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
