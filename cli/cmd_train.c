@@ -39,7 +39,7 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
-    long stop_after = 0, extend_to = 0;
+    long stop_after = 0, extend_to = 0, skip_nonfinite = 0;
     char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
     struct arg_list attn_layer = {0};
     struct arg a[] = {
@@ -73,6 +73,7 @@ int cmd_train(int argc, char **argv)
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
+        {"--skip-nonfinite", ARG_INT, &skip_nonfinite, 0, 0, 1L << 40, "skip up to N steps of the run whose loss or gradients are not finite (no update; default 0: stop at the first)", 0},
         {"--extend-to", ARG_INT, &extend_to, 0, 2, 1L << 40, "with --resume: train on to step N; the LR decays from its value now to --min-lr at N", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
@@ -138,6 +139,7 @@ int cmd_train(int argc, char **argv)
         OVERRIDE("--log-every", log_every, log_every);
         OVERRIDE("--ckpt-every", ckpt_every, ckpt_every);
         OVERRIDE("--threads", threads, (int)threads);
+        OVERRIDE("--skip-nonfinite", skip_nonfinite, skip_nonfinite);
 #undef OVERRIDE
         s.quiet = quiet;
         s.stop_after = stop_after;
@@ -195,6 +197,7 @@ int cmd_train(int argc, char **argv)
         o.ckpt_every = ckpt_every;
         o.val_frac = val_frac;
         o.threads = (int)threads;
+        o.skip_nonfinite = skip_nonfinite;
         o.quiet = quiet;
         o.stop_after = stop_after;
     }

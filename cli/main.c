@@ -4,6 +4,8 @@
 #include "core/core.h"
 #include "nn/isa.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ int main(int argc, char **argv)
         execv("/proc/self/exe", argv);
         /* exec failed (no /proc): carry on with the default policy */
     }
+    /* cJSON's allocations: out of memory is a clear error, never a NULL cJSON passes on. */
+    cJSON_Hooks hooks = {.malloc_fn = mx_json_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
     /* The SIMD level of every kernel, decided once (MIXLM_ISA may force a lower one). */
     struct mx_error err;
     if (mx_isa_init(&err) != 0) {

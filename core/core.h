@@ -29,17 +29,34 @@ int mx_error_wrap(struct mx_error *err, const char *fmt, ...) __attribute__((for
             mx_assert_fail(#expr, __FILE__, __LINE__);                                        \
     } while (0)
 void mx_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
-/* Resource failure: print context and abort (out of memory is not recoverable mid-step). */
+/* Resource failure (an FFTW plan, memory): print "mixlm: error: ..." to stderr, flush stdout and
+ * exit 1 at once (_exit: no atexit handlers, safe from any thread). Not an abort: running out of
+ * a resource is not a bug, and no core file or signal should follow. */
 void mx_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Out of memory: mx_fatal with what was being allocated, the size and the remedy (a smaller
+ * --batch, --context or model, or more free memory). */
+void mx_fatal_oom(size_t bytes, const char *what) __attribute__((noreturn));
 
-/* ---- memory ---------------------------------------------------------------------------- */
-/* Abort with the requested size on failure; never return NULL. Memory is 64-byte aligned
- * for mx_xmalloc/mx_xcalloc (free with mx_free). */
-void *mx_xmalloc(size_t bytes);
-void *mx_xcalloc(size_t bytes);
+/* ---- memory ----------------------------------------------------------------------------
+ * Every allocation of the project goes through these (libraries' own buffers excepted:
+ * OpenBLAS, FFTW plans, libsentencepiece; cJSON's go through mx_json_malloc, installed by main).
+ * A request larger than the machine's RAM + swap fails at once, without asking the allocator:
+ * with overcommit it could succeed and the first write would bring the OOM killer instead of
+ * an error. */
+/* Never NULL: on failure mx_fatal_oom naming the calling function. 64-byte aligned; free with
+ * mx_free. */
+#define mx_xmalloc(bytes) mx_xmalloc_in((bytes), __func__)
+#define mx_xcalloc(bytes) mx_xcalloc_in((bytes), __func__)
+void *mx_xmalloc_in(size_t bytes, const char *func);
+void *mx_xcalloc_in(size_t bytes, const char *func);
+/* realloc of an mx_ allocation (or NULL): never NULL, 16-byte (malloc's) alignment only. */
+void *mx_xrealloc(void *p, size_t bytes, const char *what);
+char *mx_xstrdup(const char *s); /* free with mx_free */
+/* For cJSON_InitHooks: malloc that never returns NULL (mx_fatal_oom). Free with free(). */
+void *mx_json_malloc(size_t bytes);
 void mx_free(void *p);
 /* Allocation that may fail gracefully (large buffers sized from user input): returns NULL
- * and fills err naming the size and what to reduce. */
+ * and fills err naming what, the size and what to reduce. */
 void *mx_try_calloc(size_t bytes, const char *what, struct mx_error *err);
 
 /* Two-pass arena: bind once with base == NULL to count (mx_arena_floats returns NULL and

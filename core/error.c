@@ -1,10 +1,11 @@
-/* error.c — error values, always-on asserts and fatal resource failures.
+/* error.c — error values, always-on asserts (abort: a bug) and fatal resource failures (exit 1).
  * Not a logging framework: messages are built here and printed only by main(). */
 #include "core/core.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int mx_errorf(struct mx_error *err, const char *fmt, ...)
 {
@@ -45,11 +46,13 @@ void mx_assert_fail(const char *expr, const char *file, int line)
 
 void mx_fatal(const char *fmt, ...)
 {
+    fflush(stdout);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "mixlm: fatal: ");
+    fprintf(stderr, "mixlm: error: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-    abort();
+    fflush(stderr);
+    _exit(1);
 }

@@ -26,7 +26,9 @@ char *mx_read_file(const char *path, size_t *len, struct mx_error *err)
         return NULL;
     }
     size_t n = (size_t)st.st_size;
-    char *buf = mx_try_calloc(n + 1, path, err);
+    char what[600];
+    snprintf(what, sizeof what, "the contents of '%.560s'", path);
+    char *buf = mx_try_calloc(n + 1, what, err);
     if (!buf) {
         fclose(f);
         return NULL;

@@ -4,29 +4,97 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
+
+/* WHY a bound before asking: with overcommit a request far beyond RAM + swap may be granted and
+ * the process killed by the OOM killer at the first write (no message); under ASan such a request
+ * is a report, not NULL. Checked only for large requests (a syscall each).
+ * Test only: MIXLM_FAULT_ALLOC_MIN=BYTES makes every request of at least BYTES fail here, so a
+ * test reaches each out-of-memory path deterministically (and under ASan, which ulimit -v breaks). */
+static int beyond_machine(size_t bytes)
+{
+    const char *fault = getenv("MIXLM_FAULT_ALLOC_MIN");
+    if (fault && *fault && bytes >= strtoull(fault, NULL, 10))
+        return 1;
+    struct sysinfo si;
+    if (bytes < ((size_t)256 << 20) || sysinfo(&si) != 0)
+        return 0;
+    double have = ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
+    return (double)bytes > have;
+}
 
 static void *aligned(size_t bytes)
 {
     void *p = NULL;
     if (bytes == 0)
         bytes = 64;
-    if (posix_memalign(&p, 64, bytes) != 0)
+    if (beyond_machine(bytes) || posix_memalign(&p, 64, bytes) != 0)
         return NULL;
     return p;
 }
 
-void *mx_xmalloc(size_t bytes)
+/* "64.0 MiB (67108864 bytes)", "27001 bytes". */
+static const char *size_text(char *b, size_t cap, size_t bytes)
+{
+    static const char *unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1024 && u < 3)
+        v /= 1024, u++;
+    if (u < 0)
+        snprintf(b, cap, "%zu bytes", bytes);
+    else
+        snprintf(b, cap, "%.1f %s (%zu bytes)", v, unit[u], bytes);
+    return b;
+}
+
+void mx_fatal_oom(size_t bytes, const char *what)
+{
+    char sz[64];
+    mx_fatal("out of memory: could not allocate %s for %s; use a smaller --batch, --context or model (--dim, "
+             "--layers), or free memory",
+             size_text(sz, sizeof sz, bytes), what ? what : "a buffer");
+}
+
+void *mx_xmalloc_in(size_t bytes, const char *func)
 {
     void *p = aligned(bytes);
-    if (!p)
-        mx_fatal("out of memory allocating %zu bytes (%.1f MiB)", bytes, bytes / 1048576.0);
+    if (!p) {
+        char what[128];
+        snprintf(what, sizeof what, "a buffer in %s()", func ? func : "?");
+        mx_fatal_oom(bytes, what);
+    }
     return p;
 }
 
-void *mx_xcalloc(size_t bytes)
+void *mx_xcalloc_in(size_t bytes, const char *func)
 {
-    void *p = mx_xmalloc(bytes);
+    void *p = mx_xmalloc_in(bytes, func);
     memset(p, 0, bytes);
+    return p;
+}
+
+void *mx_xrealloc(void *p, size_t bytes, const char *what)
+{
+    void *q = beyond_machine(bytes) ? NULL : realloc(p, bytes ? bytes : 1);
+    if (!q)
+        mx_fatal_oom(bytes, what);
+    return q;
+}
+
+char *mx_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = mx_xmalloc_in(n, "mx_xstrdup");
+    memcpy(d, s, n);
+    return d;
+}
+
+void *mx_json_malloc(size_t bytes)
+{
+    void *p = beyond_machine(bytes) ? NULL : malloc(bytes ? bytes : 1);
+    if (!p)
+        mx_fatal_oom(bytes, "JSON (cJSON)");
     return p;
 }
 
@@ -39,8 +107,10 @@ void *mx_try_calloc(size_t bytes, const char *what, struct mx_error *err)
 {
     void *p = aligned(bytes);
     if (!p) {
-        mx_errorf(err, "out of memory allocating %s (%.1f MiB); reduce --batch, --context or the model size",
-                  what, bytes / 1048576.0);
+        char sz[64];
+        mx_errorf(err, "out of memory allocating %s, %s; use a smaller --batch, --context or model (--dim, "
+                       "--layers), or free memory",
+                  what, size_text(sz, sizeof sz, bytes));
         return NULL;
     }
     memset(p, 0, bytes);

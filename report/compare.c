@@ -143,16 +143,13 @@ void report_table_init(struct report_table *t, int ncol, int nrow, const char *c
 
 void report_table_set(struct report_table *t, int row, int col, const char *s)
 {
-    char *d = strdup(s);
-    if (!d)
-        mx_fatal("out of memory copying a table cell");
-    t->cell[(size_t)row * t->ncol + col] = d;
+    t->cell[(size_t)row * t->ncol + col] = mx_xstrdup(s);
 }
 
 void report_table_free(struct report_table *t)
 {
     for (size_t i = 0; i < (size_t)t->ncol * t->nrow; i++)
-        free(t->cell[i]);
+        mx_free(t->cell[i]);
     mx_free(t->cell);
 }
 

@@ -52,8 +52,8 @@ static void csv_set_free(struct csv_set *b)
         mx_free(b->series[s].t);
         mx_free(b->series[s].m);
     }
-    free(b->series);
-    free(b->rows);
+    mx_free(b->series);
+    mx_free(b->rows);
     memset(b, 0, sizeof *b);
 }
 
@@ -186,9 +186,7 @@ static int csv_set_load(struct csv_set *b, const char *path, struct mx_error *er
             return mx_errorf(err, "%s:%ld: %d fields, but the header has %d", path, at, nf, nh);
         if (b->nrow == b->cap) {
             b->cap = b->cap ? 2 * b->cap : 64;
-            b->rows = realloc(b->rows, b->cap * sizeof *b->rows);
-            if (!b->rows)
-                mx_fatal("out of memory reading %s", path);
+            b->rows = mx_xrealloc(b->rows, b->cap * sizeof *b->rows, "the rows of a bench CSV");
         }
         struct csv_row *r = &b->rows[b->nrow];
         memset(r, 0, sizeof *r);
@@ -222,9 +220,7 @@ static int csv_set_load(struct csv_set *b, const char *path, struct mx_error *er
 /* Group rows into series (one per attn spec and file) in order of first appearance. */
 static void csv_set_group(struct csv_set *b)
 {
-    b->series = calloc(b->nrow ? b->nrow : 1, sizeof *b->series);
-    if (!b->series)
-        mx_fatal("out of memory grouping bench rows");
+    b->series = mx_xcalloc((b->nrow ? b->nrow : 1) * sizeof *b->series);
     for (size_t i = 0; i < b->nrow; i++) {
         struct csv_row *r = &b->rows[i];
         int s = 0;

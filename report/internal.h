@@ -42,7 +42,7 @@ struct report_table {
     int ncol, nrow;
     const char *const *head; /* (ncol) */
     const int *num;          /* (ncol) 1: right-aligned number */
-    char **cell;             /* (nrow, ncol), each from strdup */
+    char **cell;             /* (nrow, ncol), each from mx_xstrdup */
 };
 
 void report_table_init(struct report_table *t, int ncol, int nrow, const char *const *head, const int *num);

@@ -105,6 +105,8 @@ cJSON *run_opts_to_json(const struct mx_train_opts *o)
         cJSON_AddNumberToObject(j, "sched_from", (double)o->sched_from);
         cJSON_AddNumberToObject(j, "sched_lr", o->sched_lr);
     }
+    if (o->skip_nonfinite > 0)
+        cJSON_AddNumberToObject(j, "skip_nonfinite", (double)o->skip_nonfinite);
     return j;
 }
 
@@ -173,6 +175,13 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
             return -1;
         o->sched_from = (long)sf;
         o->sched_lr = sl;
+    }
+    o->skip_nonfinite = 0;
+    if (cJSON_GetObjectItemCaseSensitive(j, "skip_nonfinite")) {
+        double sn;
+        if (num(j, "skip_nonfinite", 0, 1099511627776.0, 1, &sn, err) != 0)
+            return -1;
+        o->skip_nonfinite = (long)sn;
     }
     return 0;
 }
@@ -244,6 +253,15 @@ int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error
             return mx_errorf(err, "training state: field 'elapsed_s' must be a number in [0, 1e12]: %s", fix);
         s->elapsed = el->valuedouble;
     }
+    const cJSON *sk = cJSON_GetObjectItemCaseSensitive(train, "skipped_nonfinite");
+    if (sk) {
+        if (!cJSON_IsNumber(sk) || !(sk->valuedouble >= 0 && sk->valuedouble <= (double)s->step) ||
+            sk->valuedouble != floor(sk->valuedouble))
+            return mx_errorf(err, "training state: field 'skipped_nonfinite' must be an integer in [0, %ld] (the "
+                                  "steps done): %s",
+                             s->step, fix);
+        s->skipped = (long)sk->valuedouble;
+    }
     return 0;
 }
 
@@ -255,7 +273,9 @@ FILE *run_log_open(const char *dir, struct mx_error *err)
     run_paths_init(&p, dir);
     FILE *f = fopen(p.log, "a");
     if (!f)
-        mx_errorf(err, "cannot open '%s' for writing", p.log);
+        mx_errorf(err, "cannot open '%s' for appending: %s; training writes into its run directory: make it "
+                       "writable (or copy the run to a writable place and resume it there)",
+                  p.log, strerror(errno));
     return f;
 }
 
@@ -264,11 +284,11 @@ FILE *run_log_open(const char *dir, struct mx_error *err)
 static void add_raw(cJSON *o, const char *key, const char *fmt, double v)
 {
     char b[64];
-    snprintf(b, sizeof b, fmt, v);
+    snprintf(b, sizeof b, isfinite(v) ? fmt : "null", v); /* "nan" is not JSON */
     cJSON_AddRawToObject(o, key, b);
 }
 
-int run_log_append(FILE *f, const struct run_log_line *l)
+int run_log_append(FILE *f, const struct run_log_line *l, struct mx_error *err)
 {
     cJSON *o = cJSON_CreateObject();
     char b[32];
@@ -282,11 +302,19 @@ int run_log_append(FILE *f, const struct run_log_line *l)
     add_raw(o, "elapsed_s", "%.3f", l->elapsed_s);
     if (!isnan(l->val_loss))
         add_raw(o, "val_loss", "%.6f", l->val_loss);
+    if (l->skipped)
+        cJSON_AddStringToObject(o, "skipped_nonfinite", l->skipped);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
+    errno = 0;
     int ok = s && fprintf(f, "%s\n", s) >= 0 && fflush(f) == 0;
+    int e = errno;
     cJSON_free(s);
-    return ok ? 0 : -1;
+    if (!ok)
+        return mx_errorf(err, "cannot append step %ld to %s: %s; free space on that file system and continue with "
+                              "--resume (the last checkpoint is intact)",
+                         l->step, MX_RUN_LOG, e ? strerror(e) : "write error");
+    return 0;
 }
 
 struct log_keep {
@@ -418,7 +446,8 @@ int run_log_read(const char *dir, struct run_history *h, struct mx_error *err)
             h->n_log--;
         while (h->n_val && h->val_step[h->n_val - 1] >= st)
             h->n_val--;
-        h->step[h->n_log] = st, h->loss[h->n_log++] = lo;
+        if (isfinite(lo))
+            h->step[h->n_log] = st, h->loss[h->n_log++] = lo;
         if (isfinite(vl))
             h->val_step[h->n_val] = st, h->val_loss[h->n_val++] = vl;
     }
@@ -436,7 +465,14 @@ out:
 
 /* ---- summary.json ------------------------------------------------------------------------ */
 
-int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s)
+static int write_text(FILE *f, void *ctx, struct mx_error *err)
+{
+    (void)err;
+    return fprintf(f, "%s\n", (const char *)ctx) >= 0 ? 0 : -1;
+}
+
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s,
+                      struct mx_error *err)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "config", model_config_to_json(cfg));
@@ -451,20 +487,16 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "gflop_per_step", s->gflop_per_step);
     cJSON_AddNumberToObject(j, "peak_rss_mb", s->peak_rss_mb);
     cJSON_AddNumberToObject(j, "threads", s->threads);
+    cJSON_AddNumberToObject(j, "skipped_nonfinite", s->skipped_nonfinite);
     cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
     cJSON_AddStringToObject(j, "isa", mx_isa_name()); /* the SIMD level the kernels ran at */
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     struct run_paths p;
     run_paths_init(&p, dir);
-    FILE *f = fopen(p.summary, "w");
-    int ok = f != NULL;
-    if (f) {
-        ok = fprintf(f, "%s\n", text) >= 0;
-        ok = fclose(f) == 0 && ok;
-    }
+    int rc = mx_write_atomic(p.summary, write_text, text, err);
     cJSON_free(text);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 /* The attention column: one spec when every layer has it, else runs of equal layers. */
@@ -560,6 +592,7 @@ int run_summary_read(const char *dir, struct run_summary *r, struct mx_error *er
         json_number(j, "gflop_per_step", &r->gflop_per_step, path, err) ||
         json_number(j, "peak_rss_mb", &r->peak_rss_mb, path, err) ||
         json_number(j, "threads", &r->threads, path, err) ||
+        json_number(j, "skipped_nonfinite", &r->skipped_nonfinite, path, err) ||
         json_number(j, "bits_per_char", &r->bits_per_char, path, err) ||
         json_number(j, "bits_per_byte", &r->bits_per_byte, path, err))
         goto out;

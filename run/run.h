@@ -51,11 +51,15 @@ struct mx_train_opts {
     long sched_from;
     double sched_lr;
     long extend_to; /* > 0 (resume only, not stored): move the run's end to this step */
+    /* Stored (absent in older runs: 0), may be changed on resume: up to this many steps of the
+     * whole run whose loss or gradients are not finite are skipped (no update); one more stops. */
+    long skip_nonfinite;
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
 /* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every
- * hyperparameter with the schedule (sched_from, sched_lr; absent in older runs: 0); not the
+ * hyperparameter with the schedule (sched_from, sched_lr; absent in older runs: 0) and
+ * skip_nonfinite (written when > 0; absent: 0); not the
  * model config (stored on its own), quiet, stop_after or extend_to. */
 cJSON *run_opts_to_json(const struct mx_train_opts *o);
 /* Inverse of run_opts_to_json; an error names the first missing key. */
@@ -65,34 +69,40 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
 int run_load_opts(const char *dir, struct mx_train_opts *o, struct mx_error *err);
 
 /* The training state stored beside the options (checkpoint metadata "train"): steps done,
- * the batch-sampling RNG (the data position) and the training seconds so far. */
+ * the batch-sampling RNG (the data position), the training seconds so far and how many of the
+ * steps done were skipped as non-finite (--skip-nonfinite). */
 struct run_state {
     long step;
     uint64_t rng[4];
     double elapsed;
+    long skipped;
 };
 /* Read and validate the state in `train` (the checkpoint's "train" object): step an integer in
  * [0, the stored opts.steps], rng four strings of 16 hex digits, not all zero, elapsed_s finite
- * and >= 0 (0 when absent). Errors name the field, its value, the limit, and say the checkpoint
+ * and >= 0 (0 when absent), skipped_nonfinite an integer in [0, step] (0 when absent). Errors name the field, its value, the limit, and say the checkpoint
  * is damaged or edited. */
 int run_state_from_json(const cJSON *train, struct run_state *s, struct mx_error *err);
 
 /* ---- log.jsonl --------------------------------------------------------------------------- */
-/* One line per logged step; val_loss NAN on steps without an evaluation. */
+/* One line per logged step; val_loss NAN on steps without an evaluation. A number that is not
+ * finite is written as null. skipped: NULL, or the first non-finite tensor of a step skipped by
+ * --skip-nonfinite (written as "skipped_nonfinite": name). */
 struct run_log_line {
     long step;
     double loss, lr, grad_norm, ms_per_step, tokens_per_s, elapsed_s, val_loss;
+    const char *skipped;
 };
 /* Open dir's log for appending; NULL with err when it cannot be opened. */
 FILE *run_log_open(const char *dir, struct mx_error *err);
-/* Append one line and flush. Returns 0, or -1 when the write failed. */
-int run_log_append(FILE *f, const struct run_log_line *l);
+/* Append one line and flush. Returns 0, or -1 with err (the step, errno's text) when the write failed. */
+int run_log_append(FILE *f, const struct run_log_line *l, struct mx_error *err);
 /* Drop the lines with a step beyond `step` (a resumed run logs each step once). Best effort:
  * a missing or unreadable log is left as it is; the log is replaced atomically (temp, rename). */
 void run_log_trim(const char *dir, long step);
 
 /* The log read back in step order: a step that goes backwards (a resumed run that logged past
- * its checkpoint) drops the points at or after it. */
+ * its checkpoint) drops the points at or after it; a line without a finite loss (a skipped
+ * step) gives no loss point. */
 struct run_history {
     size_t n_log, n_val;
     double *step, *loss;         /* (n_log) */
@@ -111,11 +121,13 @@ struct run_summary {
     int n_layer, n_head, n_embd, block_size, vocab_size; /* read only (written from the config) */
     double params, steps, val_loss, train_seconds, tokens_per_s, ms_per_step_median, gflop_per_step;
     double peak_rss_mb, threads;
+    double skipped_nonfinite; /* steps skipped by --skip-nonfinite (NAN when absent: older runs) */
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
 };
-/* Write dir/summary.json: the config, attn (layer 0's spec), s->tokenizer and the numbers.
- * Best effort, as the end of training: returns -1 when the file could not be written. */
-int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s);
+/* Write dir/summary.json atomically: the config, attn (layer 0's spec), s->tokenizer and the
+ * numbers. Returns 0, or -1 with err naming the file and errno's text. */
+int run_summary_write(const char *dir, const struct mx_config *cfg, const struct run_summary *s,
+                      struct mx_error *err);
 /* Read dir/summary.json. Errors name the file and the key (missing file, bad JSON, a key of
  * the wrong type, no attention spec, no tokenizer). */
 int run_summary_read(const char *dir, struct run_summary *s, struct mx_error *err);

@@ -121,6 +121,8 @@ struct run {
     struct mx_rng rng; /* batch sampling: the data position */
     long step;         /* steps completed */
     double elapsed;    /* training seconds over all sessions */
+    long skipped;      /* steps of the run skipped as non-finite (--skip-nonfinite) */
+    const char *skip_tensor; /* the first non-finite tensor of the step just skipped */
     struct run_paths path;
 };
 
@@ -135,6 +137,8 @@ static cJSON *train_state_json(const struct run *r)
         cJSON_AddItemToArray(rng, cJSON_CreateString(h));
     }
     cJSON_AddNumberToObject(j, "elapsed_s", r->elapsed);
+    if (r->skipped > 0)
+        cJSON_AddNumberToObject(j, "skipped_nonfinite", (double)r->skipped);
     cJSON_AddStringToObject(j, "tokens", MX_RUN_TOKENS);
     cJSON_AddItemToObject(j, "opts", train_opts_to_json(r->o));
     return j;
@@ -147,10 +151,14 @@ static int save(struct run *r, struct mx_error *err)
     int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
     cJSON_Delete(tj);
     cJSON_Delete(st);
-    if (rc != 0)
+    if (rc != 0 && mx_file_exists(r->path.ckpt))
         mx_error_wrap(err, "checkpoint at step %ld not saved (the last saved one is intact; continue from it with "
                            "`mixlm train --resume %s` once the problem is fixed)",
                       r->step, r->o->out);
+    else if (rc != 0)
+        mx_error_wrap(err, "checkpoint at step %ld not saved (none was saved before: start the run again once the "
+                           "problem is fixed)",
+                      r->step);
     return rc;
 }
 
@@ -230,6 +238,7 @@ static int setup_resume(struct run *r, struct mx_error *err)
     for (int i = 0; i < 4; i++)
         r->rng.s[i] = rs.rng[i];
     r->elapsed = rs.elapsed;
+    r->skipped = rs.skipped;
     if (r->o->extend_to > 0) {
         struct mx_train_opts *o = r->o;
         if (o->extend_to <= o->steps) {
@@ -265,6 +274,71 @@ out:
     if (rc == 0)
         run_log_trim(r->o->out, r->step);
     return rc;
+}
+
+/* ---- non-finite steps --------------------------------------------------------------------- */
+
+/* Test only: MIXLM_FAULT_NAN_STEP=k[,k...] sets one gradient of the last trainable tensor to NaN
+ * after the backward pass of each listed 1-based step, so a test drives the real detection below
+ * (the norm, the tensor scan, the skip or the stop) at steps of its choosing. Unset: nothing. */
+static void fault_nan_grad(struct run *r, long step)
+{
+    const char *s = getenv("MIXLM_FAULT_NAN_STEP");
+    char *end;
+    for (; s && *s; s = *end ? end + 1 : end) {
+        long k = strtol(s, &end, 10);
+        if (end == s)
+            return;
+        if (k != step)
+            continue;
+        for (int t = r->m.n_tensors - 1; t >= 0; t--)
+            if (r->m.tensors[t].trainable) {
+                r->m.grads[r->m.tensors[t].offset] = NAN;
+                return;
+            }
+    }
+}
+
+static int params_finite(const struct mx_model *m)
+{
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i]))
+            return 0;
+    return 1;
+}
+
+/* After the backward pass of step index it: the gradient norm into *gn. Returns 0 when the loss
+ * and the norm are finite; 1 when the step is skipped (--skip-nonfinite has room left and the
+ * parameters are finite: the gradients are zeroed, r->skipped grows, a warning names the step and
+ * the first non-finite tensor, r->skip_tensor); -1 with err when training must stop. */
+static int check_step(struct run *r, long it, double loss, double *gn, struct mx_progress *pr,
+                      struct mx_error *err)
+{
+    fault_nan_grad(r, it + 1);
+    *gn = grad_norm(&r->m);
+    if (isfinite(loss) && isfinite(*gn))
+        return 0;
+    const char *bad = train_first_nonfinite(&r->m);
+    r->skip_tensor = bad ? bad : "none found";
+    int params_ok = params_finite(&r->m);
+    if (r->skipped < r->o->skip_nonfinite && params_ok) {
+        r->skipped++;
+        memset(r->m.grads, 0, r->m.n_params * sizeof(float));
+        mx_progress_print(pr, "warning: step %ld skipped: loss %g, gradient norm %g (first non-finite tensor: %s); "
+                              "%ld of --skip-nonfinite %ld used",
+                          it + 1, loss, *gn, r->skip_tensor, r->skipped, r->o->skip_nonfinite);
+        return 1;
+    }
+    char why[160] = "";
+    if (!params_ok)
+        snprintf(why, sizeof why, "; the parameters themselves are not finite, so no step can be skipped");
+    else if (r->o->skip_nonfinite > 0)
+        snprintf(why, sizeof why, "; --skip-nonfinite %ld is used up (%ld steps skipped)", r->o->skip_nonfinite,
+                 r->skipped);
+    return mx_errorf(err, "training diverged at step %ld: loss %g, gradient norm %g (first non-finite tensor: %s)%s; "
+                          "lower --lr or --grad-clip, or allow a few bad steps with --skip-nonfinite N; the last "
+                          "checkpoint is intact",
+                     it + 1, loss, *gn, r->skip_tensor, why);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -368,25 +442,23 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
             for (size_t i = 0; i < r.m.n_params; i++)
                 r.m.grads[i] *= s;
         }
-        double gn = grad_norm(&r.m);
-        const char *bad = !isfinite(loss) || !isfinite(gn) ? train_first_nonfinite(&r.m) : NULL;
-        if (!isfinite(loss) || !isfinite(gn)) {
-            mx_errorf(err, "training diverged at step %ld: loss %g, gradient norm %g (first non-finite tensor: %s); "
-                           "lower --lr or --grad-clip; the last checkpoint is intact",
-                      it + 1, loss, gn, bad ? bad : "none found");
+        double gn;
+        int skip = check_step(&r, it, loss, &gn, &pr, err); /* 1: no update at this step */
+        if (skip < 0)
             goto out_log;
-        }
         /* Clipping is folded into the optimizer's read of the gradient (one pass fewer). */
         float clip = o->grad_clip > 0 && gn > o->grad_clip ? (float)(o->grad_clip / (gn + 1e-6)) : 1.0f;
         double lr = train_lr_at(o, it);
-        adamw_update(&r.m, r.adam_m, r.adam_v, lr, o->beta1, o->beta2, o->eps, o->weight_decay, clip, it + 1);
+        if (!skip) /* bias correction counts the updates made: skipped steps made none */
+            adamw_update(&r.m, r.adam_m, r.adam_v, lr, o->beta1, o->beta2, o->eps, o->weight_decay, clip,
+                         it + 1 - r.skipped);
         r.step++;
         double dt = mx_now() - t0;
         r.elapsed += dt;
         times[ntimes++] = dt;
         last_loss = loss;
         int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || r.step == o->steps;
-        int do_log = do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
+        int do_log = skip || do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
         mx_progress_update(&pr, r.step, loss, lr, dt * 1000, tokens_per_step / dt);
         if (do_eval) {
             int ok;
@@ -398,8 +470,12 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         if (do_log) {
             struct run_log_line ll = {.step = r.step, .loss = loss, .lr = lr, .grad_norm = gn,
                                       .ms_per_step = dt * 1000, .tokens_per_s = tokens_per_step / dt,
-                                      .elapsed_s = r.elapsed, .val_loss = do_eval ? val_loss : NAN};
-            run_log_append(log, &ll);
+                                      .elapsed_s = r.elapsed, .val_loss = do_eval ? val_loss : NAN,
+                                      .skipped = skip ? r.skip_tensor : NULL};
+            if (run_log_append(log, &ll, err) != 0) {
+                mx_error_wrap(err, "run '%s'", o->out);
+                goto out_log;
+            }
         }
         if (o->stop_after > 0 && r.step - start_step >= o->stop_after && r.step < o->steps)
             g_stop_signal = -1;
@@ -429,13 +505,21 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         double gflop = model_flops_per_token(&r.m, T) * (double)tokens_per_step / 1e9;
         struct run_summary sm = {.params = (double)r.m.n_params, .steps = (double)r.step, .val_loss = val_loss,
                                  .train_seconds = r.elapsed, .tokens_per_s = tok_s, .ms_per_step_median = med * 1000,
-                                 .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads()};
+                                 .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads(),
+                                 .skipped_nonfinite = (double)r.skipped};
         snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
-        run_summary_write(o->out, &r.m.cfg, &sm);
+        if (run_summary_write(o->out, &r.m.cfg, &sm, err) != 0) {
+            mx_error_wrap(err, "training finished and its checkpoint is saved, but summary.json was not written "
+                               "(`mixlm train --resume %s` writes it again)",
+                          o->out);
+            goto out_log;
+        }
         printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s, "
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
                mx_peak_rss_mb(), r.path.ckpt);
+        if (r.skipped > 0)
+            printf("%ld step(s) skipped as non-finite (--skip-nonfinite %ld)\n", r.skipped, o->skip_nonfinite);
     }
     rc = stopped ? 1 : 0;
 out_log:

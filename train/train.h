@@ -31,7 +31,13 @@ double grad_norm(const struct mx_model *m);
 /* First tensor whose gradient or value is not finite, or NULL. */
 const char *train_first_nonfinite(const struct mx_model *m);
 
-/* Train from scratch (resume = 0) or continue the run in o->out (resume = 1; o holds the
+/* A step whose loss or gradient norm is not finite stops training with the step and the first
+ * non-finite tensor, unless o->skip_nonfinite allows it: then up to that many steps of the run
+ * (counted across resumes, in the checkpoint) are skipped: their batch is consumed, nothing is
+ * updated (AdamW's bias correction counts only the updates made), and a warning goes to stdout and
+ * log.jsonl ("skipped_nonfinite": tensor); summary.json has the count. Test only:
+ * MIXLM_FAULT_NAN_STEP=k[,k...] makes a gradient NaN at those 1-based steps.
+ * Train from scratch (resume = 0) or continue the run in o->out (resume = 1; o holds the
  * stored options (run_load_opts) with the caller's overrides applied; o->extend_to > 0 moves
  * the run's end there, refused unless past the stored end, and stores the new schedule). Prints progress
  * to stdout, writes out/model.safetensors, out/log.jsonl, out/summary.json. Returns 0, or -1
