@@ -99,6 +99,70 @@ static void elu1_backward_ref(float *dx, const float *dphi, const float *phi, co
         dx[i] += dphi[i] * (x[i] > 0.0f ? 1.0f : phi[i]);
 }
 
+static void scale_to_ref(float *dst, const float *src, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i] * s;
+}
+
+static void add_ref(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+static void axpy_ref(float *y, float a, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static float sum_ref(const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += x[i];
+    return s;
+}
+
+static float dot_exp_ref(const float *a, const float *b, const float *g, const float *h, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i] * mx_expf(g[i] - h[i]);
+    return s;
+}
+
+static void exp_axpy2_ref(float *ya, float *yb, const float *a, const float *b, float c, const float *g,
+                          const float *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float e = c * mx_expf(g[i] - h[i]);
+        ya[i] += e * b[i];
+        yb[i] += e * a[i];
+    }
+}
+
+static void swish_gate_ref(float *u, const float *a, const float *nrm, const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        u[i] = a[i] * (1.0f / (1.0f + mx_expf(-a[i]))) * w[i] * nrm[i];
+}
+
+static void swish_gate_backward_ref(float *da, float *du, float *dw, const float *a, const float *nrm,
+                                    const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + mx_expf(-a[i])), g = du[i];
+        if (dw)
+            dw[i] += g * a[i] * sg * nrm[i];
+        if (da) {
+            da[i] = g * w[i] * nrm[i] * sg * (1.0f + a[i] * (1.0f - sg));
+            du[i] = g * a[i] * sg * w[i];
+        }
+    }
+}
+
 const struct attn_kernels attn_kernels_ref = {
     .isa = "ref",
     .vw = 1,
@@ -111,4 +175,12 @@ const struct attn_kernels attn_kernels_ref = {
     .mul = mul_ref,
     .elu1_forward = elu1_forward_ref,
     .elu1_backward = elu1_backward_ref,
+    .scale_to = scale_to_ref,
+    .add = add_ref,
+    .axpy = axpy_ref,
+    .sum = sum_ref,
+    .dot_exp = dot_exp_ref,
+    .exp_axpy2 = exp_axpy2_ref,
+    .swish_gate = swish_gate_ref,
+    .swish_gate_backward = swish_gate_backward_ref,
 };

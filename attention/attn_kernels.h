@@ -37,6 +37,27 @@ struct attn_kernels {
     void (*elu1_forward)(float *phi, const float *x, size_t n);
     /* dx (n) += dphi · (x > 0 ? 1 : phi) (bitwise). */
     void (*elu1_backward)(float *dx, const float *dphi, const float *phi, const float *x, size_t n);
+    /* dst (n) = src · s (bitwise; dst may be src): a row brought to another unit. */
+    void (*scale_to)(float *dst, const float *src, float s, size_t n);
+    /* y (n) += x (bitwise). */
+    void (*add)(float *y, const float *x, size_t n);
+    /* y (n) += a · x (fused where the level has FMA: to rounding). */
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    /* Σ x. */
+    float (*sum)(const float *x, size_t n);
+    /* Σ a·b·exp(g − h) (gla's per-channel decayed dot products; to rounding). */
+    float (*dot_exp)(const float *a, const float *b, const float *g, const float *h, size_t n);
+    /* With e = c·exp(g − h): ya (n) += e·b, yb (n) += e·a (the backward of dot_exp; to rounding). */
+    void (*exp_axpy2)(float *ya, float *yb, const float *a, const float *b, float c, const float *g,
+                      const float *h, size_t n);
+    /* retnet's output gate, σ(a) = 1 / (1 + exp(−a)) (bitwise, left to right as written):
+     * u (n) = a·σ(a)·w·nrm. */
+    void (*swish_gate)(float *u, const float *a, const float *nrm, const float *w, size_t n);
+    /* Its backward for one row with du (n) the upstream gradient: dw (n) += du·a·σ·nrm (callers
+     * keep the row order fixed), then da (n) = du·w·nrm·σ·(1 + a(1 − σ)) and du becomes
+     * dnrm = du·a·σ·w (bitwise). dw NULL: skip it; da NULL: dw only. */
+    void (*swish_gate_backward)(float *da, float *du, float *dw, const float *a, const float *nrm,
+                                const float *w, size_t n);
 };
 
 /* The naive references (scalar loops, mx_expf, serial sums). */

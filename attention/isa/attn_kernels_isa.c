@@ -24,32 +24,39 @@ static float vmax(const float *x, float init, size_t n)
     return r;
 }
 
-/* Two accumulators (two independent add chains); the tail's unused lanes are zeroed before
- * they are added (exp(0 - shift) is not 0). Fixed order: deterministic at a level. */
+/* MX_VEXP_U vectors per step (mx_vexp_u: interleaved exp chains), one accumulator each; the
+ * tail's unused lanes are zeroed before they are added (exp(0 - shift) is not 0). Fixed order:
+ * deterministic at a level. */
+_Static_assert(MX_VEXP_U == 4, "exp_sum adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 static float exp_sum(float *y, const float *x, float shift, size_t n)
 {
     const size_t full = n / MX_VW * MX_VW, tail = n - full;
     const mx_vf vs = mx_vset1(shift);
-    mx_vf s0 = mx_vzero(), s1 = mx_vzero();
+    mx_vf s[MX_VEXP_U] = {0};
     size_t i = 0;
-    for (; i + 2 * MX_VW <= full; i += 2 * MX_VW) {
-        mx_vf e0 = mx_vexp(mx_vload(x + i) - vs), e1 = mx_vexp(mx_vload(x + i + MX_VW) - vs);
-        mx_vstore(y + i, e0);
-        mx_vstore(y + i + MX_VW, e1);
-        s0 += e0;
-        s1 += e1;
+    for (; i + MX_VEXP_U * MX_VW <= full; i += MX_VEXP_U * MX_VW) {
+        mx_vf e[MX_VEXP_U];
+#pragma GCC unroll 4
+        for (int j = 0; j < MX_VEXP_U; j++)
+            e[j] = mx_vload(x + i + (size_t)j * MX_VW) - vs;
+        mx_vexp_u(e, e, MX_VEXP_U);
+#pragma GCC unroll 4
+        for (int j = 0; j < MX_VEXP_U; j++) {
+            mx_vstore(y + i + (size_t)j * MX_VW, e[j]);
+            s[j] += e[j];
+        }
     }
     for (; i < full; i += MX_VW) {
         mx_vf e = mx_vexp(mx_vload(x + i) - vs);
         mx_vstore(y + i, e);
-        s0 += e;
+        s[0] += e;
     }
     if (tail) {
         mx_vf e = mx_vselect(mx_vmask_first(tail), mx_vexp(mx_vload_n(x + full, tail) - vs), mx_vzero());
         mx_vstore_n(y + full, e, tail);
-        s0 += e;
+        s[0] += e;
     }
-    return mx_vhsum(s0 + s1);
+    return mx_vhsum((s[0] + s[1]) + (s[2] + s[3]));
 }
 
 static void scale(float *x, float s, size_t n)
@@ -123,6 +130,96 @@ static void elu1_backward(float *dx, const float *dphi, const float *phi, const 
     }
 }
 
+static void scale_to(float *dst, const float *src, float s, size_t n)
+{
+    const mx_vf vs = mx_vset1(s);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(dst + i, mx_vload_k(src + i, k) * vs, k);
+    }
+}
+
+static void add(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vload_k(y + i, k) + mx_vload_k(x + i, k), k);
+    }
+}
+
+static void axpy(float *y, float a, const float *x, size_t n)
+{
+    const mx_vf va = mx_vset1(a);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vfma(va, mx_vload_k(x + i, k), mx_vload_k(y + i, k)), k);
+    }
+}
+
+/* Tail lanes load 0 and add nothing. */
+static float sum(const float *x, size_t n)
+{
+    mx_vf s0 = mx_vzero(), s1 = mx_vzero();
+    size_t i = 0;
+    for (; i + 2 * MX_VW <= n; i += 2 * MX_VW) {
+        s0 += mx_vload(x + i);
+        s1 += mx_vload(x + i + MX_VW);
+    }
+    for (; i < n; i += MX_VW)
+        s0 += mx_vload_k(x + i, mx_vblock_len(n, i));
+    return mx_vhsum(s0 + s1);
+}
+
+/* Tail lanes: a = b = 0 (g = h = 0, exp 1), so they add 0. */
+static float dot_exp(const float *a, const float *b, const float *g, const float *h, size_t n)
+{
+    mx_vf s = mx_vzero();
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf e = mx_vexp(mx_vload_k(g + i, k) - mx_vload_k(h + i, k));
+        s = mx_vfma(mx_vload_k(a + i, k) * mx_vload_k(b + i, k), e, s);
+    }
+    return mx_vhsum(s);
+}
+
+static void exp_axpy2(float *ya, float *yb, const float *a, const float *b, float c, const float *g,
+                      const float *h, size_t n)
+{
+    const mx_vf vc = mx_vset1(c);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf e = vc * mx_vexp(mx_vload_k(g + i, k) - mx_vload_k(h + i, k));
+        mx_vstore_k(ya + i, mx_vfma(e, mx_vload_k(b + i, k), mx_vload_k(ya + i, k)), k);
+        mx_vstore_k(yb + i, mx_vfma(e, mx_vload_k(a + i, k), mx_vload_k(yb + i, k)), k);
+    }
+}
+
+static void swish_gate(float *u, const float *a, const float *nrm, const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf va = mx_vload_k(a + i, k), sg = 1.0f / (1.0f + mx_vexp(-va));
+        mx_vstore_k(u + i, va * sg * mx_vload_k(w + i, k) * mx_vload_k(nrm + i, k), k);
+    }
+}
+
+static void swish_gate_backward(float *da, float *du, float *dw, const float *a, const float *nrm,
+                                const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf va = mx_vload_k(a + i, k), sg = 1.0f / (1.0f + mx_vexp(-va)), g = mx_vload_k(du + i, k);
+        mx_vf vn = mx_vload_k(nrm + i, k);
+        if (dw)
+            mx_vstore_k(dw + i, mx_vload_k(dw + i, k) + g * va * sg * vn, k);
+        if (da) {
+            mx_vf vw = mx_vload_k(w + i, k);
+            mx_vstore_k(da + i, g * vw * vn * sg * (1.0f + va * (1.0f - sg)), k);
+            mx_vstore_k(du + i, g * va * sg * vw, k);
+        }
+    }
+}
+
 const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .isa = MX_SIMD_NAME,
     .vw = MX_VW,
@@ -135,4 +232,12 @@ const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .mul = mul,
     .elu1_forward = elu1_forward,
     .elu1_backward = elu1_backward,
+    .scale_to = scale_to,
+    .add = add,
+    .axpy = axpy,
+    .sum = sum,
+    .dot_exp = dot_exp,
+    .exp_axpy2 = exp_axpy2,
+    .swish_gate = swish_gate,
+    .swish_gate_backward = swish_gate_backward,
 };
