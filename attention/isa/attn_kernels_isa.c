@@ -220,6 +220,134 @@ static void swish_gate_backward(float *da, float *du, float *dw, const float *a,
     }
 }
 
+/* ---- lsh's products -----------------------------------------------------------------------
+ * Every output element is the same chain: x[0]·y, then mx_vfma over d = 1.. (scores) or over
+ * the rows in order (P·y, xᵀP), so the tiles and the row kernels agree bit for bit. */
+
+static void xty_row(float *s, const float *x, const float *yt, size_t ldy, size_t n, int D)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf a = mx_vset1(x[0]) * mx_vload_k(yt + i, k);
+        for (int d = 1; d < D; d++)
+            a = mx_vfma(mx_vset1(x[d]), mx_vload_k(yt + (size_t)d * ldy + i, k), a);
+        mx_vstore_k(s + i, a, k);
+    }
+}
+
+static void py_row(float *o, const float *p, const float *y, size_t n, int D)
+{
+    for (size_t d = 0; d < (size_t)D; d += MX_VW) {
+        size_t k = mx_vblock_len((size_t)D, d);
+        mx_vf a = mx_vload_k(o + d, k);
+        for (size_t i = 0; i < n; i++)
+            a = mx_vfma(mx_vset1(p[i]), mx_vload_k(y + i * (size_t)D + d, k), a);
+        mx_vstore_k(o + d, a, k);
+    }
+}
+
+/* 4 rows x 16 columns per register block (16 / MX_VW vectors a row). */
+#define LV (16 / MX_VW)
+
+static void lsh_scores(float *S, size_t lds, const float *const *x, const float *yt, size_t ldy, int n16, int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += 16)
+        for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
+            const float *x0 = x[j0], *x1 = x[j0 + 1], *x2 = x[j0 + 2], *x3 = x[j0 + 3];
+            mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
+            const float *y = yt + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vf yl = mx_vload(y + l * MX_VW);
+                a0[l] = mx_vset1(x0[0]) * yl;
+                a1[l] = mx_vset1(x1[0]) * yl;
+                a2[l] = mx_vset1(x2[0]) * yl;
+                a3[l] = mx_vset1(x3[0]) * yl;
+            }
+            for (int d = 1; d < D; d++) {
+                mx_vf b0 = mx_vset1(x0[d]), b1 = mx_vset1(x1[d]), b2 = mx_vset1(x2[d]), b3 = mx_vset1(x3[d]);
+                y = yt + (size_t)d * ldy + i0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++) {
+                    mx_vf yl = mx_vload(y + l * MX_VW);
+                    mx_vkeep(&yl);
+                    a0[l] = mx_vfma(b0, yl, a0[l]);
+                    a1[l] = mx_vfma(b1, yl, a1[l]);
+                    a2[l] = mx_vfma(b2, yl, a2[l]);
+                    a3[l] = mx_vfma(b3, yl, a3[l]);
+                }
+            }
+            float *s0 = S + (size_t)j0 * lds + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vstore(s0 + l * MX_VW, a0[l]);
+                mx_vstore(s0 + lds + l * MX_VW, a1[l]);
+                mx_vstore(s0 + 2 * lds + l * MX_VW, a2[l]);
+                mx_vstore(s0 + 3 * lds + l * MX_VW, a3[l]);
+            }
+        }
+}
+
+static void lsh_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
+{
+    for (int d0 = 0; d0 < D; d0 += 16)
+        for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
+            mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
+            float *c0 = acc + (size_t)j0 * D + d0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                a0[l] = mx_vload(c0 + l * MX_VW);
+                a1[l] = mx_vload(c0 + D + l * MX_VW);
+                a2[l] = mx_vload(c0 + 2 * D + l * MX_VW);
+                a3[l] = mx_vload(c0 + 3 * D + l * MX_VW);
+            }
+            const float *p0 = P + (size_t)j0 * ldp;
+            for (int i = 0; i < n; i++) {
+                mx_vf b0 = mx_vset1(p0[i]), b1 = mx_vset1(p0[ldp + i]), b2 = mx_vset1(p0[2 * ldp + i]);
+                mx_vf b3 = mx_vset1(p0[3 * ldp + i]);
+                const float *yr = y + (size_t)i * D + d0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++) {
+                    mx_vf yl = mx_vload(yr + l * MX_VW);
+                    mx_vkeep(&yl);
+                    a0[l] = mx_vfma(b0, yl, a0[l]);
+                    a1[l] = mx_vfma(b1, yl, a1[l]);
+                    a2[l] = mx_vfma(b2, yl, a2[l]);
+                    a3[l] = mx_vfma(b3, yl, a3[l]);
+                }
+            }
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vstore(c0 + l * MX_VW, a0[l]);
+                mx_vstore(c0 + D + l * MX_VW, a1[l]);
+                mx_vstore(c0 + 2 * D + l * MX_VW, a2[l]);
+                mx_vstore(c0 + 3 * D + l * MX_VW, a3[l]);
+            }
+        }
+}
+
+static void lsh_xtp(float *zt, size_t ldz, const float *const *x, const float *P, size_t ldp, int n16, int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += 16)
+        for (int d = 0; d < D; d++) {
+            mx_vf a[LV];
+            float *z = zt + (size_t)d * ldz + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++)
+                a[l] = mx_vload(z + l * MX_VW);
+            for (int j = 0; j < ATTN_LSH_QB; j++) {
+                const mx_vf b = mx_vset1(x[j][d]);
+                const float *pj = P + (size_t)j * ldp + i0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++)
+                    a[l] = mx_vfma(b, mx_vload(pj + l * MX_VW), a[l]);
+            }
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++)
+                mx_vstore(z + l * MX_VW, a[l]);
+        }
+}
+
 const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .isa = MX_SIMD_NAME,
     .vw = MX_VW,
@@ -240,4 +368,9 @@ const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .exp_axpy2 = exp_axpy2,
     .swish_gate = swish_gate,
     .swish_gate_backward = swish_gate_backward,
+    .xty_row = xty_row,
+    .py_row = py_row,
+    .lsh_scores = lsh_scores,
+    .lsh_py = lsh_py,
+    .lsh_xtp = lsh_xtp,
 };

@@ -199,6 +199,76 @@ static void test_level(const struct attn_kernels *k, struct mx_rng *r)
     }
 }
 
+/* lsh's products: the row kernels against the references (to rounding: fused or not), and the
+ * QB-row tiles against the row kernels of the SAME level bit for bit (lsh's forward, step and
+ * causality rely on it). */
+static void test_lsh_products(const struct attn_kernels *k, struct mx_rng *r)
+{
+    const struct attn_kernels *ref = &attn_kernels_ref;
+    const int Ds[] = {1, 7, 16, 32, 33, 48};
+    const size_t ns[] = {1, 5, 16, 17, 32, 47};
+    for (size_t a = 0; a < sizeof Ds / sizeof Ds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int D = Ds[a];
+            const size_t n = ns[b], n16 = (n + 15) & ~(size_t)15, ld = n16 + 3;
+            float *yt = buf(r, (size_t)D * ld, 1.0f), *y = buf(r, n16 * D, 1.0f);
+            float *x = buf(r, (size_t)ATTN_LSH_QB * D, 1.0f), *P = buf(r, (size_t)ATTN_LSH_QB * ld, 1.0f);
+            float *s = buf(r, ld, 1.0f), *sr = buf(r, ld, 1.0f);
+            guard(s, n), guard(sr, n);
+            k->xty_row(s, x, yt, ld, n, D), ref->xty_row(sr, x, yt, ld, n, D);
+            for (size_t i = 0; i < n; i++) {
+                double mag = 0;
+                for (int d = 0; d < D; d++)
+                    mag += fabs((double)x[d] * yt[(size_t)d * ld + i]);
+                close_sum(k->isa, "xty_row", n, s[i], sr[i], mag);
+            }
+            for (size_t i = n; i < n + PAD; i++)
+                CHECK(s[i] == GUARD, "%s xty_row n=%zu wrote past the end", k->isa, n);
+            float *o = buf(r, (size_t)D, 1.0f), *orr = dup(o, (size_t)D);
+            k->py_row(o, P, y, n, D), ref->py_row(orr, P, y, n, D);
+            for (int d = 0; d < D; d++) {
+                double mag = fabs((double)orr[d]);
+                for (size_t i = 0; i < n; i++)
+                    mag += fabs((double)P[i] * y[i * D + d]);
+                close_sum(k->isa, "py_row", n, o[d], orr[d], mag);
+            }
+            if (D % 16 == 0) {
+                const float *xs[ATTN_LSH_QB];
+                for (int j = 0; j < ATTN_LSH_QB; j++)
+                    xs[j] = x + (size_t)j * D;
+                float *S = buf(r, (size_t)ATTN_LSH_QB * ld, 1.0f);
+                k->lsh_scores(S, ld, xs, yt, ld, (int)n16, D);
+                for (int j = 0; j < ATTN_LSH_QB; j++) {
+                    k->xty_row(s, xs[j], yt, ld, n16, D);
+                    CHECK(memcmp(S + (size_t)j * ld, s, n16 * sizeof(float)) == 0,
+                          "%s lsh_scores row %d (D %d, n16 %zu) differs from xty_row", k->isa, j, D, n16);
+                }
+                float *acc = buf(r, (size_t)ATTN_LSH_QB * D, 1.0f), *acc1 = dup(acc, (size_t)ATTN_LSH_QB * D);
+                k->lsh_py(acc, P, ld, y, (int)n, D);
+                for (int j = 0; j < ATTN_LSH_QB; j++) {
+                    k->py_row(acc1 + (size_t)j * D, P + (size_t)j * ld, y, n, D);
+                    CHECK(memcmp(acc + (size_t)j * D, acc1 + (size_t)j * D, (size_t)D * sizeof(float)) == 0,
+                          "%s lsh_py row %d (D %d, n %zu) differs from py_row", k->isa, j, D, n);
+                }
+                float *zt = buf(r, (size_t)D * ld, 1.0f), *ztr = dup(zt, (size_t)D * ld);
+                k->lsh_xtp(zt, ld, xs, P, ld, (int)n16, D), ref->lsh_xtp(ztr, ld, xs, P, ld, (int)n16, D);
+                for (int d = 0; d < D; d++)
+                    for (size_t i = 0; i < ld; i++) {
+                        double mag = fabs((double)ztr[(size_t)d * ld + i]);
+                        for (int j = 0; j < ATTN_LSH_QB; j++)
+                            mag += fabs((double)xs[j][d] * P[(size_t)j * ld + i]);
+                        if (i < n16)
+                            close_sum(k->isa, "lsh_xtp", n16, zt[(size_t)d * ld + i], ztr[(size_t)d * ld + i], mag);
+                        else
+                            CHECK(zt[(size_t)d * ld + i] == ztr[(size_t)d * ld + i], "%s lsh_xtp wrote past n16",
+                                  k->isa);
+                    }
+                mx_free(S), mx_free(acc), mx_free(acc1), mx_free(zt), mx_free(ztr);
+            }
+            mx_free(yt), mx_free(y), mx_free(x), mx_free(P), mx_free(s), mx_free(sr), mx_free(o), mx_free(orr);
+        }
+}
+
 /* One case per level: the case name is the level; skipped where this machine cannot run it. */
 static int case_level(void)
 {
@@ -212,6 +282,7 @@ static int case_level(void)
         struct mx_rng r;
         mx_rng_seed(&r, 4321);
         test_level(k, &r);
+        test_lsh_products(k, &r);
         return 0;
     }
     return check_skip("%s: no such level", check_case_name());
