@@ -26,38 +26,10 @@
 #define EB (MX_VEXP_U * MX_VW)
 _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 
-/* Same operations in the same order as layer_gelu_forward_ref, without FMA: same bits.
- * u vectors (u constant at each call: fully unrolled). */
-static inline void gelu_fwd_u(float *out, const float *x, size_t n, size_t i0, int u)
-{
-    mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
-#pragma GCC unroll 4
-    for (int j = 0; j < u; j++) {
-        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, mx_vblock_len(n, i0 + (size_t)j * MX_VW));
-        e[j] = -2.0f * (GELU_K * (v[j] + 0.044715f * v[j] * v[j] * v[j]));
-    }
-    mx_vexp_u(e, e, u);
-#pragma GCC unroll 4
-    for (int j = 0; j < u; j++) {
-        size_t i = i0 + (size_t)j * MX_VW;
-        mx_vstore_k(out + i, v[j] / (1.0f + e[j]), mx_vblock_len(n, i));
-    }
-}
-
-static void gelu_forward(float *out, const float *x, size_t n)
-{
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
-        size_t i0 = b * EB;
-        if (i0 + EB <= n)
-            gelu_fwd_u(out, x, n, i0, MX_VEXP_U);
-        else
-            for (size_t i = i0; i < n; i += MX_VW)
-                gelu_fwd_u(out, x, n, i, 1);
-    }
-}
-
-static inline void gelu_bwd_u(float *dx, const float *dout, const float *x, size_t n, size_t i0, int u)
+/* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
+ * i0 (u constant at each call: fully unrolled). The same operations in the same order as
+ * layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits. */
+static inline void gelu_u(float *out, const float *dout, const float *x, size_t n, size_t i0, int u)
 {
     mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
 #pragma GCC unroll 4
@@ -69,23 +41,37 @@ static inline void gelu_bwd_u(float *dx, const float *dout, const float *x, size
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
         size_t i = i0 + (size_t)j * MX_VW, k = mx_vblock_len(n, i);
+        if (!dout) {
+            mx_vstore_k(out + i, v[j] / (1.0f + e[j]), k);
+            continue;
+        }
         mx_vf sg = 1.0f / (1.0f + e[j]);
         mx_vf g = sg + 2.0f * v[j] * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v[j] * v[j]);
-        mx_vstore_k(dx + i, mx_vload_k(dout + i, k) * g, k);
+        mx_vstore_k(out + i, mx_vload_k(dout + i, k) * g, k);
     }
 }
 
-static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+static void gelu(float *out, const float *dout, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
         size_t i0 = b * EB;
         if (i0 + EB <= n)
-            gelu_bwd_u(dx, dout, x, n, i0, MX_VEXP_U);
+            gelu_u(out, dout, x, n, i0, MX_VEXP_U);
         else
             for (size_t i = i0; i < n; i += MX_VW)
-                gelu_bwd_u(dx, dout, x, n, i, 1);
+                gelu_u(out, dout, x, n, i, 1);
     }
+}
+
+static void gelu_forward(float *out, const float *x, size_t n)
+{
+    gelu(out, NULL, x, n);
+}
+
+static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
+{
+    gelu(dx, dout, x, n);
 }
 
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
