@@ -246,12 +246,15 @@ static void py_row(float *o, const float *p, const float *y, size_t n, int D)
     }
 }
 
-/* 4 rows x 16 columns per register block (16 / MX_VW vectors a row). */
-#define LV (16 / MX_VW)
+/* Register blocks of 4 rows x LV vectors: 16 columns at AVX2 and up; at SSE and scalar (16
+ * registers, 4 or 1 lanes) two vectors a row, so the 8 accumulators, the 4 broadcasts and a load
+ * never spill (16 / MX_VW per row spilled 4x slower at scalar). The blocks split the 16-column
+ * tiles; every element keeps its chain, so the bits do not depend on the blocking. */
+#define LV (MX_VW >= 8 ? 16 / MX_VW : 2)
 
 static void lsh_scores(float *S, size_t lds, const float *const *x, const float *yt, size_t ldy, int n16, int D)
 {
-    for (int i0 = 0; i0 < n16; i0 += 16)
+    for (int i0 = 0; i0 < n16; i0 += LV * MX_VW)
         for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
             const float *x0 = x[j0], *x1 = x[j0 + 1], *x2 = x[j0 + 2], *x3 = x[j0 + 3];
             mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
@@ -290,7 +293,7 @@ static void lsh_scores(float *S, size_t lds, const float *const *x, const float 
 
 static void lsh_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
 {
-    for (int d0 = 0; d0 < D; d0 += 16)
+    for (int d0 = 0; d0 < D; d0 += LV * MX_VW)
         for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
             mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
             float *c0 = acc + (size_t)j0 * D + d0;
@@ -328,7 +331,7 @@ static void lsh_py(float *acc, const float *P, size_t ldp, const float *y, int n
 
 static void lsh_xtp(float *zt, size_t ldz, const float *const *x, const float *P, size_t ldp, int n16, int D)
 {
-    for (int i0 = 0; i0 < n16; i0 += 16)
+    for (int i0 = 0; i0 < n16; i0 += LV * MX_VW)
         for (int d = 0; d < D; d++) {
             mx_vf a[LV];
             float *z = zt + (size_t)d * ldz + i0;
