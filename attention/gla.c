@@ -5,6 +5,7 @@
  * space (forward, hand-written backward including the gates); generation is the recurrence,
  * O(1) state. Not softmax attention, no normaliser, no output gate or norm (README). */
 #include "attention/attn_common.h"
+#include "attention/attn_kernels.h"
 #include "nn/nn.h"
 
 #include <cblas.h>
@@ -200,16 +201,12 @@ static void gla_intra(float *A, const float *lb, const float *Q, const float *K,
         }
         return;
     }
+    const struct attn_kernels *ak = attn_kernels();
     for (int i = 0; i < n; i++) {
         const float *qi = Q + (size_t)i * D, *li = lb + (size_t)i * D;
         float *row = A + (size_t)i * n;
-        for (int j = 0; j <= i; j++) {
-            const float *kj = K + (size_t)j * D, *lj = lb + (size_t)j * D;
-            float acc = 0.0f;
-            for (int d = 0; d < D; d++)
-                acc += qi[d] * kj[d] * expf(li[d] - lj[d]);
-            row[j] = sc * acc;
-        }
+        for (int j = 0; j <= i; j++)
+            row[j] = sc * ak->dot_exp(qi, K + (size_t)j * D, li, lb + (size_t)j * D, (size_t)D);
         for (int j = i + 1; j < n; j++)
             row[j] = 0.0f;
     }
@@ -326,17 +323,12 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
                         D);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, q, D, 1.0f, dk, D);
         } else {
+            const struct attn_kernels *ak = attn_kernels();
             for (int i = 0; i < n; i++) {
                 const float *li = s->lb + (size_t)i * D;
-                for (int j = 0; j < i; j++) {
-                    const float *lj = s->lb + (size_t)j * D;
-                    float g = sc * s->dA[(size_t)i * n + j];
-                    for (int d = 0; d < D; d++) {
-                        float e = g * expf(li[d] - lj[d]);
-                        dq[(size_t)i * D + d] += e * k[(size_t)j * D + d];
-                        dk[(size_t)j * D + d] += e * q[(size_t)i * D + d];
-                    }
-                }
+                for (int j = 0; j < i; j++) /* e = sc dA_ij e^{l_i - l_j}: dq_i += e k_j, dk_j += e q_i */
+                    ak->exp_axpy2(dq + (size_t)i * D, dk + (size_t)j * D, q + (size_t)i * D, k + (size_t)j * D,
+                                  sc * s->dA[(size_t)i * n + j], li, s->lb + (size_t)j * D, (size_t)D);
             }
         }
         memset(s->db, 0, (size_t)n * G * sizeof(float));

@@ -113,6 +113,7 @@ static void chunk_features(const struct kattn_map *map, struct kslot *s, const f
     }
     if (!map->scaled)
         return;
+    const struct attn_kernels *ak = attn_kernels();
     float gc = g_prev;
     for (int i = 0; i < n; i++) {
         if (g_in)
@@ -120,12 +121,8 @@ static void chunk_features(const struct kattn_map *map, struct kslot *s, const f
         else
             gc = (t0 + i == 0 || s->r[i] > gc) ? s->r[i] : gc;
         s->g[i] = gc;
-        if (s->r[i] != gc) {
-            float f = expf(s->r[i] - gc); /* <= 1 */
-            float *row = s->kf + (size_t)i * F;
-            for (int c = 0; c < F; c++)
-                row[c] *= f;
-        }
+        if (s->r[i] != gc)
+            ak->scale(s->kf + (size_t)i * F, expf(s->r[i] - gc), (size_t)F); /* a factor <= 1 */
     }
 }
 
@@ -144,18 +141,17 @@ static void mask_scale(const struct kattn_map *map, float *M, const float *g, in
     }
 }
 
-/* dst (n,cols) = src with row i scaled by f[i]. */
+/* dst (n,cols) = src with row i scaled by f[i] (the SIMD row kernel: attn_kernels.h). */
 static void scale_rows(float *dst, const float *src, const float *f, int n, int cols)
 {
+    const struct attn_kernels *ak = attn_kernels();
     for (int i = 0; i < n; i++)
-        for (int c = 0; c < cols; c++)
-            dst[(size_t)i * cols + c] = src[(size_t)i * cols + c] * f[i];
+        ak->scale_to(dst + (size_t)i * cols, src + (size_t)i * cols, f[i], (size_t)cols);
 }
 
 static void scale_all(float *x, size_t n, float f)
 {
-    for (size_t i = 0; i < n; i++)
-        x[i] *= f;
+    attn_kernels()->scale(x, f, n);
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
@@ -187,10 +183,7 @@ static void forward_bh(const struct kattn_map *map, struct kslot *s, float *O, f
         }
         for (int i = 0; i < n; i++) {
             const float *nr = s->nm + (size_t)i * E;
-            float *orow = O + ((size_t)t0 + i) * D;
-            float inv = 1.0f / (nr[D] + map->eps);
-            for (int d = 0; d < D; d++)
-                orow[d] = nr[d] * inv;
+            attn_kernels()->scale_to(O + ((size_t)t0 + i) * D, nr, 1.0f / (nr[D] + map->eps), (size_t)D);
             den[t0 + i] = nr[D];
             if (gsave)
                 gsave[t0 + i] = s->g[i];
@@ -247,6 +240,7 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
 {
     const int F = map->F, E = D + 1, L = map->chunk, nC = n_chunks(map, T);
     const size_t FE = (size_t)F * E;
+    const struct attn_kernels *ak = attn_kernels();
     /* Sweep 1: the state before each chunk, exactly as forward built it. */
     memset(s->states, 0, FE * sizeof(float));
     for (int c = 0; c + 1 < nC; c++) {
@@ -278,12 +272,9 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
         float *G = s->nm;
         for (int i = 0; i < n; i++) {
             const float *dor = dO + ((size_t)t0 + i) * D, *orow = O + ((size_t)t0 + i) * D;
-            float inv = 1.0f / (den[t0 + i] + map->eps), dot = 0.0f;
-            for (int d = 0; d < D; d++) {
-                G[(size_t)i * E + d] = dor[d] * inv;
-                dot += dor[d] * orow[d];
-            }
-            G[(size_t)i * E + D] = -dot * inv;
+            float inv = 1.0f / (den[t0 + i] + map->eps);
+            ak->scale_to(G + (size_t)i * E, dor, inv, (size_t)D);
+            G[(size_t)i * E + D] = -ak->dot(dor, orow, (size_t)D) * inv;
         }
         /* Intra-chunk. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F, 0.0f, s->A,
@@ -332,8 +323,7 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
         map->backward(map->ctx, dQ + (size_t)t0 * D, s->dqf, s->qf, Q + (size_t)t0 * D, n, D, 0, s->tmp);
         map->backward(map->ctx, dK + (size_t)t0 * D, s->dkf, s->kf, K + (size_t)t0 * D, n, D, 1, s->tmp);
         for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++)
-                dV[((size_t)t0 + i) * D + d] += s->dvp[(size_t)i * E + d];
+            ak->add(dV + ((size_t)t0 + i) * D, s->dvp + (size_t)i * E, (size_t)D);
     }
 }
 
@@ -383,6 +373,7 @@ void kattn_step(const struct mixer *m, float *o_t, float *state, const float *q_
     const struct kattn_map *map = map_of(m);
     const int H = m->H, D = m->D;
     const int F = map->F, E = D + 1;
+    const struct attn_kernels *ak = attn_kernels();
     size_t hs = head_state(map, D);
     float *qf = state + (size_t)H * hs, *kf = qf + F, *tmp = kf + F, *r = tmp + F, *nm = r + 16;
     for (int h = 0; h < H; h++) {
@@ -400,19 +391,13 @@ void kattn_step(const struct mixer *m, float *o_t, float *state, const float *q_
         }
         for (int f = 0; f < F; f++) {
             float *Sr = S + (size_t)f * E;
-            for (int d = 0; d < D; d++)
-                Sr[d] += kf[f] * v[d];
+            ak->axpy(Sr, kf[f], v, (size_t)D);
             Sr[D] += kf[f];
         }
         memset(nm, 0, (size_t)E * sizeof(float));
-        for (int f = 0; f < F; f++) {
-            const float *Sr = S + (size_t)f * E;
-            for (int d = 0; d < E; d++)
-                nm[d] += qf[f] * Sr[d];
-        }
-        float inv = 1.0f / (nm[D] + map->eps);
-        for (int d = 0; d < D; d++)
-            o_t[(size_t)h * D + d] = nm[d] * inv;
+        for (int f = 0; f < F; f++)
+            ak->axpy(nm, qf[f], S + (size_t)f * E, (size_t)E);
+        ak->scale_to(o_t + (size_t)h * D, nm, 1.0f / (nm[D] + map->eps), (size_t)D);
     }
 }
 

@@ -147,16 +147,10 @@ static int32_t lsh_hash_row(const float *x, const float *R, int D, int nb2)
     float xr[256];
     int32_t bp = 0, bn = 0;
     float vp = -INFINITY, vn = -INFINITY;
+    const struct attn_kernels *ak = attn_kernels();
     for (int j0 = 0; j0 < nb2; j0 += 256) {
         const int nj = nb2 - j0 < 256 ? nb2 - j0 : 256;
-        for (int j = 0; j < nj; j++)
-            xr[j] = x[0] * R[j0 + j];
-        for (int d = 1; d < D; d++) {
-            const float xd = x[d], *Rd = R + (size_t)d * nb2 + j0;
-#pragma omp simd
-            for (int j = 0; j < nj; j++)
-                xr[j] = mx_fmaf(xd, Rd[j], xr[j]);
-        }
+        ak->xty_row(xr, x, R + j0, (size_t)nb2, (size_t)nj, D);
         for (int j = 0; j < nj; j++) {
             if (xr[j] > vp) {
                 vp = xr[j];
@@ -186,19 +180,12 @@ void attn_lsh_hash(int32_t *bucket, const float *x, const float *R, int n, int D
 static float lsh_row_forward(float *o, float *s, const float *q, const float *kt, size_t ldk, const float *vr,
                              const float *vself, int n, int D, float scale)
 {
-    /* WHY mx_fmaf: ISO C mode compiles a*b+c as two roundings and two instructions; an FMA is one
-     * (and the same everywhere this kernel runs, so forward and step still agree bit-for-bit). */
-    for (int i = 0; i < n; i++)
-        s[i] = q[0] * kt[i];
-    for (int d = 1; d < D; d++) {
-        const float qd = q[d], *kd = kt + (size_t)d * ldk;
-#pragma omp simd
-        for (int i = 0; i < n; i++)
-            s[i] = mx_fmaf(qd, kd[i], s[i]);
-    }
+    /* The products are the SIMD row kernels (attention/attn_kernels.h): the blocked tiles give
+     * their bits, so forward and step agree bit for bit. */
+    const struct attn_kernels *ak = attn_kernels();
+    ak->xty_row(s, q, kt, ldk, (size_t)n, D);
     /* The softmax over the row: the same kernel calls on the same n scores as lsh_block_forward,
      * so the two give the same bits. */
-    const struct attn_kernels *ak = attn_kernels();
     ak->scale(s, scale, (size_t)n);
     float mx = ak->max(s, LSH_SELF_SCORE, (size_t)n);
     float sum = ak->exp_sum(s, s, mx, (size_t)n);
@@ -206,12 +193,7 @@ static float lsh_row_forward(float *o, float *s, const float *q, const float *kt
     sum += pself;
     for (int d = 0; d < D; d++)
         o[d] = pself * vself[d];
-    for (int i = 0; i < n; i++) {
-        const float pi = s[i], *vi = vr + (size_t)i * D;
-#pragma omp simd
-        for (int d = 0; d < D; d++)
-            o[d] = mx_fmaf(pi, vi[d], o[d]);
-    }
+    ak->py_row(o, s, vr, (size_t)n, D);
     const float inv = 1.0f / sum;
     for (int d = 0; d < D; d++)
         o[d] *= inv;
@@ -255,105 +237,11 @@ static size_t round16(size_t n)
  * bands. Scores are computed for the whole QB x nk tile (masked entries are ignored, their
  * probabilities set to 0), in 4-query x 16-key register tiles, so each key is loaded once per 4
  * queries instead of once per query. Every score is the same chain of fmaf over d = 0..D-1 as
- * lsh_row_forward computes, and a masked key adds mx_fmaf(0, v, acc) = acc, so a row's result does
+ * lsh_row_forward computes (attn_kernels' lsh_scores/lsh_py give xty_row/py_row's bits), and a
+ * masked key adds 0·v + acc = acc, so a row's result does
  * not depend on which block it fell in: forward stays causal bit-for-bit and equals the
  * per-query kernel (kept as the reference and for D % 16 != 0). */
-#define LSH_QB 16
-
-/* S (QB, lds) overwritten for i < n16 (a multiple of 16): S[j][i] = sum_d x_j[d] yt[d][i];
- * x: QB row pointers (D); yt (D, ldy) transposed, readable up to n16 columns. */
-static void lsh_tile_xyt(float *S, size_t lds, const float *const *x, const float *yt, size_t ldy, int n16,
-                         int D)
-{
-    for (int i0 = 0; i0 < n16; i0 += 16)
-        for (int j0 = 0; j0 < LSH_QB; j0 += 4) {
-            const float *x0 = x[j0], *x1 = x[j0 + 1], *x2 = x[j0 + 2], *x3 = x[j0 + 3];
-            float a0[16], a1[16], a2[16], a3[16];
-            const float *y = yt + i0;
-#pragma omp simd
-            for (int l = 0; l < 16; l++) {
-                a0[l] = x0[0] * y[l];
-                a1[l] = x1[0] * y[l];
-                a2[l] = x2[0] * y[l];
-                a3[l] = x3[0] * y[l];
-            }
-            for (int d = 1; d < D; d++) {
-                const float b0 = x0[d], b1 = x1[d], b2 = x2[d], b3 = x3[d];
-                y = yt + (size_t)d * ldy + i0;
-#pragma omp simd
-                for (int l = 0; l < 16; l++) {
-                    a0[l] = mx_fmaf(b0, y[l], a0[l]);
-                    a1[l] = mx_fmaf(b1, y[l], a1[l]);
-                    a2[l] = mx_fmaf(b2, y[l], a2[l]);
-                    a3[l] = mx_fmaf(b3, y[l], a3[l]);
-                }
-            }
-            float *s0 = S + (size_t)j0 * lds + i0;
-            for (int l = 0; l < 16; l++) {
-                s0[l] = a0[l];
-                s0[lds + l] = a1[l];
-                s0[2 * lds + l] = a2[l];
-                s0[3 * lds + l] = a3[l];
-            }
-        }
-}
-
-/* acc (QB, D) in/out: acc[j][d] = mx_fmaf(P[j][i], y[i][d], acc[j][d]) for i = 0..n-1 in order;
- * P (QB, ldp); y (n, D) rows. */
-static void lsh_tile_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
-{
-    for (int d0 = 0; d0 < D; d0 += 16)
-        for (int j0 = 0; j0 < LSH_QB; j0 += 4) {
-            float a0[16], a1[16], a2[16], a3[16];
-            float *c0 = acc + (size_t)j0 * D + d0;
-            for (int l = 0; l < 16; l++) {
-                a0[l] = c0[l];
-                a1[l] = c0[D + l];
-                a2[l] = c0[2 * D + l];
-                a3[l] = c0[3 * D + l];
-            }
-            const float *p0 = P + (size_t)j0 * ldp;
-            for (int i = 0; i < n; i++) {
-                const float b0 = p0[i], b1 = p0[ldp + i], b2 = p0[2 * ldp + i], b3 = p0[3 * ldp + i];
-                const float *yr = y + (size_t)i * D + d0;
-#pragma omp simd
-                for (int l = 0; l < 16; l++) {
-                    a0[l] = mx_fmaf(b0, yr[l], a0[l]);
-                    a1[l] = mx_fmaf(b1, yr[l], a1[l]);
-                    a2[l] = mx_fmaf(b2, yr[l], a2[l]);
-                    a3[l] = mx_fmaf(b3, yr[l], a3[l]);
-                }
-            }
-            for (int l = 0; l < 16; l++) {
-                c0[l] = a0[l];
-                c0[D + l] = a1[l];
-                c0[2 * D + l] = a2[l];
-                c0[3 * D + l] = a3[l];
-            }
-        }
-}
-
-/* zt (D, ldz) +=: zt[d][i] += sum_j x_j[d] P[j][i] for i < n16; x: QB row pointers (D);
- * P (QB, ldp) with zeros wherever nothing may flow. */
-static void lsh_tile_xtp(float *zt, size_t ldz, const float *const *x, const float *P, size_t ldp, int n16,
-                         int D)
-{
-    for (int i0 = 0; i0 < n16; i0 += 16)
-        for (int d = 0; d < D; d++) {
-            float a[16];
-            float *z = zt + (size_t)d * ldz + i0;
-            for (int l = 0; l < 16; l++)
-                a[l] = z[l];
-            for (int j = 0; j < LSH_QB; j++) {
-                const float b = x[j][d], *pj = P + (size_t)j * ldp + i0;
-#pragma omp simd
-                for (int l = 0; l < 16; l++)
-                    a[l] = mx_fmaf(b, pj[l], a[l]);
-            }
-            for (int l = 0; l < 16; l++)
-                z[l] = a[l];
-        }
-}
+#define LSH_QB ATTN_LSH_QB
 
 /* Tile width: a block's key range holds at most min(c, T) + QB - 1 keys. */
 static size_t lsh_tile_ld(const struct mixer *m, int T)
@@ -377,7 +265,7 @@ static void lsh_block_forward(float *orr, float *lr, float *S, size_t tl, float 
     for (int j = 0; j < LSH_QB; j++)
         x[j] = q + (size_t)pr[p0 + (j < nq ? j : nq - 1)] * D;
     if (n16 > 0)
-        lsh_tile_xyt(S, tl, x, KsT + klo, ld, n16, D);
+        ak->lsh_scores(S, tl, x, KsT + klo, ld, n16, D);
     for (int j = 0; j < LSH_QB; j++) {
         float *Sj = S + (size_t)j * tl, *aj = acc + (size_t)j * D;
         if (j >= nq) {
@@ -401,7 +289,7 @@ static void lsh_block_forward(float *orr, float *lr, float *S, size_t tl, float 
         inv[j] = 1.0f / sum;
         lr[t] = mx + logf(sum);
     }
-    lsh_tile_py(acc, S, tl, Vs + (size_t)klo * D, nk, D);
+    ak->lsh_py(acc, S, tl, Vs + (size_t)klo * D, nk, D);
     for (int j = 0; j < nq; j++) {
         float *ot = orr + (size_t)pr[p0 + j] * D;
         for (int d = 0; d < D; d++)
@@ -437,8 +325,8 @@ static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, fl
         xg[j] = gj;
     }
     if (n16 > 0) {
-        lsh_tile_xyt(S, tl, xq, KsT + klo, ld, n16, D);
-        lsh_tile_xyt(DP, tl, xg, VsT + klo, ld, n16, D);
+        ak->lsh_scores(S, tl, xq, KsT + klo, ld, n16, D);
+        ak->lsh_scores(DP, tl, xg, VsT + klo, ld, n16, D);
     }
     for (int j = 0; j < LSH_QB; j++) {
         float *Sj = S + (size_t)j * tl, *DPj = DP + (size_t)j * tl;
@@ -464,11 +352,11 @@ static void lsh_block_backward(float *dq, float *dKsT, float *dVsT, float *S, fl
             dVsT[(size_t)d * ld + p] += pself * gj[d];
     }
     if (n16 > 0) {
-        lsh_tile_xtp(dVsT + klo, ld, xg, S, tl, n16, D);
-        lsh_tile_xtp(dKsT + klo, ld, xq, DP, tl, n16, D);
+        ak->lsh_xtp(dVsT + klo, ld, xg, S, tl, n16, D);
+        ak->lsh_xtp(dKsT + klo, ld, xq, DP, tl, n16, D);
     }
     memset(acc, 0, (size_t)LSH_QB * D * sizeof(float));
-    lsh_tile_py(acc, DP, tl, Ks + (size_t)klo * D, nk, D);
+    ak->lsh_py(acc, DP, tl, Ks + (size_t)klo * D, nk, D);
     for (int j = 0; j < nq; j++) {
         float *dqt = dq + (size_t)pr[p0 + j] * D;
         for (int d = 0; d < D; d++)

@@ -60,10 +60,7 @@ static void perf_map_forward(const void *ctx, float *phi, float *lscale, const f
         ak->exp_sum(row, row, mx, (size_t)F);
         if (key) {
             const float *xr = x + (size_t)i * D;
-            float sq = 0.0f;
-            for (int d = 0; d < D; d++)
-                sq += xr[d] * xr[d];
-            lscale[i] = mx - sq * half_isd;
+            lscale[i] = mx - ak->dot(xr, xr, (size_t)D) * half_isd;
         }
     }
 }
@@ -75,18 +72,13 @@ static void perf_map_backward(const void *ctx, float *dx, const float *dphi, con
     const struct perf_cfg *c = ctx;
     const int F = c->M;
     const float isd = 1.0f / sqrtf((float)D);
-    attn_kernels()->mul(tmp, dphi, phi, (size_t)L * F);
+    const struct attn_kernels *ak = attn_kernels();
+    ak->mul(tmp, dphi, phi, (size_t)L * F);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, F, 1.0f, tmp, F, c->W, D, 1.0f, dx, D);
     if (!key)
         return;
-    for (int i = 0; i < L; i++) {
-        const float *du = tmp + (size_t)i * F, *xr = x + (size_t)i * D;
-        float s = 0.0f;
-        for (int f = 0; f < F; f++)
-            s += du[f];
-        for (int d = 0; d < D; d++)
-            dx[(size_t)i * D + d] -= s * xr[d] * isd;
-    }
+    for (int i = 0; i < L; i++)
+        ak->axpy(dx + (size_t)i * D, -ak->sum(tmp + (size_t)i * F, (size_t)F) * isd, x + (size_t)i * D, (size_t)D);
 }
 
 /* Draw n: blocks of D rows, Gram–Schmidt in double on a Gaussian block, then each kept row

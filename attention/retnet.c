@@ -6,6 +6,7 @@
 #include "attention/retnet.h"
 
 #include "attention/attn_common.h"
+#include "attention/attn_kernels.h"
 #include "nn/nn.h"
 
 #include <cblas.h>
@@ -362,11 +363,6 @@ static size_t retnet_scratch_floats(const struct mixer *m, int B, int T)
     return 7 * (size_t)B * T * m->C + retn_work_floats(B, m->H, T, m->D, cfg->c);
 }
 
-static float sigmoidf(float a)
-{
-    return 1.0f / (1.0f + expf(-a));
-}
-
 /* One head's D outputs o (D) -> n (D) = (o − mean)·rstd; returns rstd. */
 static float gn_row(float *n, const float *o, int D)
 {
@@ -382,11 +378,10 @@ static float gn_row(float *n, const float *o, int D)
     return r;
 }
 
-/* u (C) = swish(a) ⊙ (w ⊙ n), one token. */
+/* u (C) = swish(a) ⊙ (w ⊙ n), one token (the SIMD row kernel, attention/attn_kernels.h). */
 static void gate_row(float *u, const float *a, const float *n, const float *w, int C)
 {
-    for (int i = 0; i < C; i++)
-        u[i] = a[i] * sigmoidf(a[i]) * w[i] * n[i];
+    attn_kernels()->swish_gate(u, a, n, w, (size_t)C);
 }
 
 static void retnet_forward(const struct mixer *m, float *y, float *saved, const float *x, const float *params,
@@ -439,21 +434,14 @@ static void retnet_backward(const struct mixer *m, float *dx, float *dparams, co
     mx_linear_backward_set(du, (float *)dp.w_proj, (float *)dp.b_proj, dy, u, p.w_proj, B * T, C, C);
     /* u = swish(a)·w·n: da = du·w·n·swish'(a), swish'(a) = σ(a)(1 + a(1 − σ(a)));
      * dn = du·swish(a)·w; dw = Σ_bt du·swish(a)·n (serial: a reduction over rows). */
+    const struct attn_kernels *ak = attn_kernels();
     for (size_t bt = 0; bt < BT; bt++)
-        for (int i = 0; i < C; i++) {
-            size_t j = bt * C + i;
-            float sg = sigmoidf(a[j]);
-            dgn_w[i] += du[j] * a[j] * sg * nrm[j];
-        }
+        ak->swish_gate_backward(NULL, du + bt * C, dgn_w, a + bt * C, nrm + bt * C, p.gn_w, (size_t)C);
 #pragma omp parallel for schedule(static)
     for (size_t bt = 0; bt < BT; bt++) {
         size_t b = bt / T, t = bt % T;
-        for (int i = 0; i < C; i++) {
-            size_t j = bt * C + i;
-            float sg = sigmoidf(a[j]), g = du[j];
-            da[j] = g * p.gn_w[i] * nrm[j] * sg * (1.0f + a[j] * (1.0f - sg));
-            du[j] = g * a[j] * sg * p.gn_w[i]; /* now dn */
-        }
+        /* du becomes dn */
+        ak->swish_gate_backward(da + bt * C, du + bt * C, NULL, a + bt * C, nrm + bt * C, p.gn_w, (size_t)C);
         /* GroupNorm per head: dO = rstd·(dn − mean(dn) − n·mean(dn·n)). */
         for (int h = 0; h < H; h++) {
             const float *dn = du + bt * C + (size_t)h * D, *n = nrm + bt * C + (size_t)h * D;

@@ -238,33 +238,73 @@ static inline float mx_vhmax(mx_vf v)
  * WITHOUT fused multiply-adds, so every lane is bitwise equal to mx_expf(x) at every level
  * (elementwise kernels then give the same bits on AVX-512, AVX2, SSE, NEON and scalar).
  * Cephes: n = round(x / ln2), r = x - n ln2 with ln2 split in two constants so r is exact,
- * |r| <= ln2/2, a degree-6 polynomial for e^r, then 2^n built in the exponent bits as two
- * factors 2^h 2^(n-h) so every n in [-126, 128] stays a normal float (the first product is
- * exact, so the split — an arithmetic shift here, a truncating divide in mx_expf — does not
- * change the result). Accuracy (measured, tests/test_simd.c): within 2 ulp of exp for
- * x in [-87.33, 88.72]; below -87.33 gives 0, above 88.72 +inf, NaN stays NaN. */
-static inline mx_vf mx_vexp(mx_vf x)
+ * |r| <= ln2/2, a degree-6 polynomial p = e^r in [0.70, 1.42], then 2^n. mx_expf multiplies
+ * by two factors 2^h 2^(n-h); here n is added to p's exponent field. Both are exact (no
+ * rounding) whenever the result is a normal float, and it is for every x that is not replaced
+ * afterwards: x >= -87.33 gives r > 0, p > 1, n >= -126 (biased exponent >= 1), and
+ * x <= 88.72 gives n <= 128 with r < 0, p < 1 (biased exponent <= 254). So the bits are the same.
+ * Accuracy (measured, tests/test_simd.c): within 2 ulp of exp for x in [-87.33, 88.72]; below
+ * -87.33 gives 0, above 88.72 +inf, NaN stays NaN.
+ * mx_vexp_u: u (1..MX_VEXP_U) vectors at once, each step applied to all u before the next.
+ * WHY: one exp is a chain of ~25 dependent operations; a loop of single exps fills the
+ * out-of-order window with one chain and runs at its latency (GELU: ~40 cycles per vector on
+ * Zen 3), while u interleaved chains overlap. The same operations per lane: the same bits. */
+#define MX_VEXP_U 4
+static inline __attribute__((always_inline)) void mx_vexp_u(mx_vf *y, const mx_vf *x, int u)
 {
+    /* always_inline: u must be a constant where it is expanded (GCC would otherwise call it).
+     * Zero-initialised only to quiet GCC's maybe-uninitialized (lanes j >= u are never read). */
+    mx_vf v[MX_VEXP_U] = {0}, n[MX_VEXP_U] = {0}, r[MX_VEXP_U] = {0}, p[MX_VEXP_U] = {0};
+    mx_vi ni[MX_VEXP_U] = {0};
     /* Clamp first: NaN compares false and lands on -87.5, so the float-to-int below never
      * sees a NaN or an out-of-range value. */
-    mx_vf v = mx_vmin(mx_vmax(x, mx_vset1(-87.5f)), mx_vset1(88.75f));
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        v[j] = mx_vmin(mx_vmax(x[j], mx_vset1(-87.5f)), mx_vset1(88.75f));
     /* round to integer by adding and removing 1.5·2^23 (exact in the default rounding mode) */
-    mx_vf n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    mx_vf r = v - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    mx_vf p = mx_vset1(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    mx_vi ni = __builtin_convertvector(n, mx_vi), h = ni >> 1;
-    mx_vf s1 = (mx_vf)((h + 127) << 23), s2 = (mx_vf)((ni - h + 127) << 23);
-    mx_vf y = p * s1 * s2;
-    y = mx_vselect(x < -87.33f, mx_vzero(), y);
-    y = mx_vselect(x > 88.72f, mx_vset1(__builtin_inff()), y);
-    return mx_vselect(x == x, y, x);
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        n[j] = (v[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        r[j] = v[j] - n[j] * 0.693359375f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++) {
+        r[j] = r[j] - n[j] * -2.12194440e-4f;
+        ni[j] = __builtin_convertvector(n[j], mx_vi);
+        p[j] = mx_vset1(1.9875691500e-4f);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] + 1.3981999507e-3f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] + 8.3334519073e-3f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] + 4.1665795894e-2f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] + 1.6666665459e-1f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] + 5.0000001201e-1f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++)
+        p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++) {
+        mx_vf e = (mx_vf)((mx_vi)p[j] + (ni[j] << 23));
+        e = mx_vselect(x[j] < -87.33f, mx_vzero(), e);
+        e = mx_vselect(x[j] > 88.72f, mx_vset1(__builtin_inff()), e);
+        y[j] = mx_vselect(x[j] == x[j], e, x[j]);
+    }
+}
+static inline mx_vf mx_vexp(mx_vf x)
+{
+    mx_vf y;
+    mx_vexp_u(&y, &x, 1);
+    return y;
 }
 
 /* tanh(x) = 1 - 2 / (exp(2|x|) + 1) with the sign put back: mx_tanhf lane-wise, bitwise equal

@@ -24,32 +24,39 @@ static float vmax(const float *x, float init, size_t n)
     return r;
 }
 
-/* Two accumulators (two independent add chains); the tail's unused lanes are zeroed before
- * they are added (exp(0 - shift) is not 0). Fixed order: deterministic at a level. */
+/* MX_VEXP_U vectors per step (mx_vexp_u: interleaved exp chains), one accumulator each; the
+ * tail's unused lanes are zeroed before they are added (exp(0 - shift) is not 0). Fixed order:
+ * deterministic at a level. */
+_Static_assert(MX_VEXP_U == 4, "exp_sum adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 static float exp_sum(float *y, const float *x, float shift, size_t n)
 {
     const size_t full = n / MX_VW * MX_VW, tail = n - full;
     const mx_vf vs = mx_vset1(shift);
-    mx_vf s0 = mx_vzero(), s1 = mx_vzero();
+    mx_vf s[MX_VEXP_U] = {0};
     size_t i = 0;
-    for (; i + 2 * MX_VW <= full; i += 2 * MX_VW) {
-        mx_vf e0 = mx_vexp(mx_vload(x + i) - vs), e1 = mx_vexp(mx_vload(x + i + MX_VW) - vs);
-        mx_vstore(y + i, e0);
-        mx_vstore(y + i + MX_VW, e1);
-        s0 += e0;
-        s1 += e1;
+    for (; i + MX_VEXP_U * MX_VW <= full; i += MX_VEXP_U * MX_VW) {
+        mx_vf e[MX_VEXP_U];
+#pragma GCC unroll 4
+        for (int j = 0; j < MX_VEXP_U; j++)
+            e[j] = mx_vload(x + i + (size_t)j * MX_VW) - vs;
+        mx_vexp_u(e, e, MX_VEXP_U);
+#pragma GCC unroll 4
+        for (int j = 0; j < MX_VEXP_U; j++) {
+            mx_vstore(y + i + (size_t)j * MX_VW, e[j]);
+            s[j] += e[j];
+        }
     }
     for (; i < full; i += MX_VW) {
         mx_vf e = mx_vexp(mx_vload(x + i) - vs);
         mx_vstore(y + i, e);
-        s0 += e;
+        s[0] += e;
     }
     if (tail) {
         mx_vf e = mx_vselect(mx_vmask_first(tail), mx_vexp(mx_vload_n(x + full, tail) - vs), mx_vzero());
         mx_vstore_n(y + full, e, tail);
-        s0 += e;
+        s[0] += e;
     }
-    return mx_vhsum(s0 + s1);
+    return mx_vhsum((s[0] + s[1]) + (s[2] + s[3]));
 }
 
 static void scale(float *x, float s, size_t n)
@@ -123,6 +130,227 @@ static void elu1_backward(float *dx, const float *dphi, const float *phi, const 
     }
 }
 
+static void scale_to(float *dst, const float *src, float s, size_t n)
+{
+    const mx_vf vs = mx_vset1(s);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(dst + i, mx_vload_k(src + i, k) * vs, k);
+    }
+}
+
+static void add(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vload_k(y + i, k) + mx_vload_k(x + i, k), k);
+    }
+}
+
+static void axpy(float *y, float a, const float *x, size_t n)
+{
+    const mx_vf va = mx_vset1(a);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vfma(va, mx_vload_k(x + i, k), mx_vload_k(y + i, k)), k);
+    }
+}
+
+/* Tail lanes load 0 and add nothing. */
+static float sum(const float *x, size_t n)
+{
+    mx_vf s0 = mx_vzero(), s1 = mx_vzero();
+    size_t i = 0;
+    for (; i + 2 * MX_VW <= n; i += 2 * MX_VW) {
+        s0 += mx_vload(x + i);
+        s1 += mx_vload(x + i + MX_VW);
+    }
+    for (; i < n; i += MX_VW)
+        s0 += mx_vload_k(x + i, mx_vblock_len(n, i));
+    return mx_vhsum(s0 + s1);
+}
+
+/* Tail lanes: a = b = 0 (g = h = 0, exp 1), so they add 0. */
+static float dot_exp(const float *a, const float *b, const float *g, const float *h, size_t n)
+{
+    mx_vf s = mx_vzero();
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf e = mx_vexp(mx_vload_k(g + i, k) - mx_vload_k(h + i, k));
+        s = mx_vfma(mx_vload_k(a + i, k) * mx_vload_k(b + i, k), e, s);
+    }
+    return mx_vhsum(s);
+}
+
+static void exp_axpy2(float *ya, float *yb, const float *a, const float *b, float c, const float *g,
+                      const float *h, size_t n)
+{
+    const mx_vf vc = mx_vset1(c);
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf e = vc * mx_vexp(mx_vload_k(g + i, k) - mx_vload_k(h + i, k));
+        mx_vstore_k(ya + i, mx_vfma(e, mx_vload_k(b + i, k), mx_vload_k(ya + i, k)), k);
+        mx_vstore_k(yb + i, mx_vfma(e, mx_vload_k(a + i, k), mx_vload_k(yb + i, k)), k);
+    }
+}
+
+static void swish_gate(float *u, const float *a, const float *nrm, const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf va = mx_vload_k(a + i, k), sg = 1.0f / (1.0f + mx_vexp(-va));
+        mx_vstore_k(u + i, va * sg * mx_vload_k(w + i, k) * mx_vload_k(nrm + i, k), k);
+    }
+}
+
+static void swish_gate_backward(float *da, float *du, float *dw, const float *a, const float *nrm,
+                                const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf va = mx_vload_k(a + i, k), sg = 1.0f / (1.0f + mx_vexp(-va)), g = mx_vload_k(du + i, k);
+        mx_vf vn = mx_vload_k(nrm + i, k);
+        if (dw)
+            mx_vstore_k(dw + i, mx_vload_k(dw + i, k) + g * va * sg * vn, k);
+        if (da) {
+            mx_vf vw = mx_vload_k(w + i, k);
+            mx_vstore_k(da + i, g * vw * vn * sg * (1.0f + va * (1.0f - sg)), k);
+            mx_vstore_k(du + i, g * va * sg * vw, k);
+        }
+    }
+}
+
+/* ---- lsh's products -----------------------------------------------------------------------
+ * Every output element is the same chain: x[0]·y, then mx_vfma over d = 1.. (scores) or over
+ * the rows in order (P·y, xᵀP), so the tiles and the row kernels agree bit for bit. */
+
+static void xty_row(float *s, const float *x, const float *yt, size_t ldy, size_t n, int D)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vf a = mx_vset1(x[0]) * mx_vload_k(yt + i, k);
+        for (int d = 1; d < D; d++)
+            a = mx_vfma(mx_vset1(x[d]), mx_vload_k(yt + (size_t)d * ldy + i, k), a);
+        mx_vstore_k(s + i, a, k);
+    }
+}
+
+static void py_row(float *o, const float *p, const float *y, size_t n, int D)
+{
+    for (size_t d = 0; d < (size_t)D; d += MX_VW) {
+        size_t k = mx_vblock_len((size_t)D, d);
+        mx_vf a = mx_vload_k(o + d, k);
+        for (size_t i = 0; i < n; i++)
+            a = mx_vfma(mx_vset1(p[i]), mx_vload_k(y + i * (size_t)D + d, k), a);
+        mx_vstore_k(o + d, a, k);
+    }
+}
+
+/* Register blocks of 4 rows x LV vectors: 16 columns at AVX2 and up; at SSE and scalar (16
+ * registers, 4 or 1 lanes) two vectors a row, so the 8 accumulators, the 4 broadcasts and a load
+ * never spill (16 / MX_VW per row spilled 4x slower at scalar). The blocks split the 16-column
+ * tiles; every element keeps its chain, so the bits do not depend on the blocking. */
+#define LV (MX_VW >= 8 ? 16 / MX_VW : 2)
+
+static void lsh_scores(float *S, size_t lds, const float *const *x, const float *yt, size_t ldy, int n16, int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += LV * MX_VW)
+        for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
+            const float *x0 = x[j0], *x1 = x[j0 + 1], *x2 = x[j0 + 2], *x3 = x[j0 + 3];
+            mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
+            const float *y = yt + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vf yl = mx_vload(y + l * MX_VW);
+                a0[l] = mx_vset1(x0[0]) * yl;
+                a1[l] = mx_vset1(x1[0]) * yl;
+                a2[l] = mx_vset1(x2[0]) * yl;
+                a3[l] = mx_vset1(x3[0]) * yl;
+            }
+            for (int d = 1; d < D; d++) {
+                mx_vf b0 = mx_vset1(x0[d]), b1 = mx_vset1(x1[d]), b2 = mx_vset1(x2[d]), b3 = mx_vset1(x3[d]);
+                y = yt + (size_t)d * ldy + i0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++) {
+                    mx_vf yl = mx_vload(y + l * MX_VW);
+                    mx_vkeep(&yl);
+                    a0[l] = mx_vfma(b0, yl, a0[l]);
+                    a1[l] = mx_vfma(b1, yl, a1[l]);
+                    a2[l] = mx_vfma(b2, yl, a2[l]);
+                    a3[l] = mx_vfma(b3, yl, a3[l]);
+                }
+            }
+            float *s0 = S + (size_t)j0 * lds + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vstore(s0 + l * MX_VW, a0[l]);
+                mx_vstore(s0 + lds + l * MX_VW, a1[l]);
+                mx_vstore(s0 + 2 * lds + l * MX_VW, a2[l]);
+                mx_vstore(s0 + 3 * lds + l * MX_VW, a3[l]);
+            }
+        }
+}
+
+static void lsh_py(float *acc, const float *P, size_t ldp, const float *y, int n, int D)
+{
+    for (int d0 = 0; d0 < D; d0 += LV * MX_VW)
+        for (int j0 = 0; j0 < ATTN_LSH_QB; j0 += 4) {
+            mx_vf a0[LV], a1[LV], a2[LV], a3[LV];
+            float *c0 = acc + (size_t)j0 * D + d0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                a0[l] = mx_vload(c0 + l * MX_VW);
+                a1[l] = mx_vload(c0 + D + l * MX_VW);
+                a2[l] = mx_vload(c0 + 2 * D + l * MX_VW);
+                a3[l] = mx_vload(c0 + 3 * D + l * MX_VW);
+            }
+            const float *p0 = P + (size_t)j0 * ldp;
+            for (int i = 0; i < n; i++) {
+                mx_vf b0 = mx_vset1(p0[i]), b1 = mx_vset1(p0[ldp + i]), b2 = mx_vset1(p0[2 * ldp + i]);
+                mx_vf b3 = mx_vset1(p0[3 * ldp + i]);
+                const float *yr = y + (size_t)i * D + d0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++) {
+                    mx_vf yl = mx_vload(yr + l * MX_VW);
+                    mx_vkeep(&yl);
+                    a0[l] = mx_vfma(b0, yl, a0[l]);
+                    a1[l] = mx_vfma(b1, yl, a1[l]);
+                    a2[l] = mx_vfma(b2, yl, a2[l]);
+                    a3[l] = mx_vfma(b3, yl, a3[l]);
+                }
+            }
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++) {
+                mx_vstore(c0 + l * MX_VW, a0[l]);
+                mx_vstore(c0 + D + l * MX_VW, a1[l]);
+                mx_vstore(c0 + 2 * D + l * MX_VW, a2[l]);
+                mx_vstore(c0 + 3 * D + l * MX_VW, a3[l]);
+            }
+        }
+}
+
+static void lsh_xtp(float *zt, size_t ldz, const float *const *x, const float *P, size_t ldp, int n16, int D)
+{
+    for (int i0 = 0; i0 < n16; i0 += LV * MX_VW)
+        for (int d = 0; d < D; d++) {
+            mx_vf a[LV];
+            float *z = zt + (size_t)d * ldz + i0;
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++)
+                a[l] = mx_vload(z + l * MX_VW);
+            for (int j = 0; j < ATTN_LSH_QB; j++) {
+                const mx_vf b = mx_vset1(x[j][d]);
+                const float *pj = P + (size_t)j * ldp + i0;
+#pragma GCC unroll 16
+                for (int l = 0; l < LV; l++)
+                    a[l] = mx_vfma(b, mx_vload(pj + l * MX_VW), a[l]);
+            }
+#pragma GCC unroll 16
+            for (int l = 0; l < LV; l++)
+                mx_vstore(z + l * MX_VW, a[l]);
+        }
+}
+
 const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .isa = MX_SIMD_NAME,
     .vw = MX_VW,
@@ -135,4 +363,17 @@ const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .mul = mul,
     .elu1_forward = elu1_forward,
     .elu1_backward = elu1_backward,
+    .scale_to = scale_to,
+    .add = add,
+    .axpy = axpy,
+    .sum = sum,
+    .dot_exp = dot_exp,
+    .exp_axpy2 = exp_axpy2,
+    .swish_gate = swish_gate,
+    .swish_gate_backward = swish_gate_backward,
+    .xty_row = xty_row,
+    .py_row = py_row,
+    .lsh_scores = lsh_scores,
+    .lsh_py = lsh_py,
+    .lsh_xtp = lsh_xtp,
 };

@@ -21,29 +21,57 @@
 /* Elementwise kernels loop over blocks of MX_VW floats (mx_vblock_len: the last may be partial). */
 #define NBLOCKS(n) (((n) + MX_VW - 1) / MX_VW)
 
-/* Same operations in the same order as layer_gelu_forward_ref, without FMA: same bits. */
-static void gelu_forward(float *out, const float *x, size_t n)
+/* Elementwise exp kernels take MX_VEXP_U vectors at a time (mx_vexp_u: interleaved exp
+ * chains), the end of the array one vector at a time. EB: floats per such block. */
+#define EB (MX_VEXP_U * MX_VW)
+_Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
+
+/* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
+ * i0 (u constant at each call: fully unrolled). The same operations in the same order as
+ * layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits. */
+static inline void gelu_u(float *out, const float *dout, const float *x, size_t n, size_t i0, int u)
+{
+    mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++) {
+        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, mx_vblock_len(n, i0 + (size_t)j * MX_VW));
+        e[j] = -2.0f * (GELU_K * (v[j] + 0.044715f * v[j] * v[j] * v[j]));
+    }
+    mx_vexp_u(e, e, u);
+#pragma GCC unroll 4
+    for (int j = 0; j < u; j++) {
+        size_t i = i0 + (size_t)j * MX_VW, k = mx_vblock_len(n, i);
+        if (!dout) {
+            mx_vstore_k(out + i, v[j] / (1.0f + e[j]), k);
+            continue;
+        }
+        mx_vf sg = 1.0f / (1.0f + e[j]);
+        mx_vf g = sg + 2.0f * v[j] * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v[j] * v[j]);
+        mx_vstore_k(out + i, mx_vload_k(dout + i, k) * g, k);
+    }
+}
+
+static void gelu(float *out, const float *dout, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < NBLOCKS(n); b++) {
-        size_t i = b * MX_VW, k = mx_vblock_len(n, i);
-        mx_vf v = mx_vload_k(x + i, k);
-        mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
-        mx_vstore_k(out + i, v / (1.0f + mx_vexp(-2.0f * u)), k);
+    for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
+        size_t i0 = b * EB;
+        if (i0 + EB <= n)
+            gelu_u(out, dout, x, n, i0, MX_VEXP_U);
+        else
+            for (size_t i = i0; i < n; i += MX_VW)
+                gelu_u(out, dout, x, n, i, 1);
     }
+}
+
+static void gelu_forward(float *out, const float *x, size_t n)
+{
+    gelu(out, NULL, x, n);
 }
 
 static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < NBLOCKS(n); b++) {
-        size_t i = b * MX_VW, k = mx_vblock_len(n, i);
-        mx_vf v = mx_vload_k(x + i, k);
-        mx_vf u = GELU_K * (v + 0.044715f * v * v * v);
-        mx_vf sg = 1.0f / (1.0f + mx_vexp(-2.0f * u));
-        mx_vf g = sg + 2.0f * v * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
-        mx_vstore_k(dx + i, mx_vload_k(dout + i, k) * g, k);
-    }
+    gelu(dx, dout, x, n);
 }
 
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
@@ -147,7 +175,7 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
     }
 }
 
-/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with two vector accumulators
+/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with MX_VEXP_U vector accumulators
  * (the reference sums in double; the terms are in (0, 1] so the float sum's relative error is
  * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). */
 static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
@@ -159,23 +187,39 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < N; i++) {
         const float *l = logits + i * nv;
-        mx_vf mv = ninf;
-        for (size_t v = 0; v < full; v += MX_VW)
-            mv = mx_vmax(mx_vload(l + v), mv);
+        /* Four independent max chains (max is exact: the same result in any order). */
+        mx_vf mv = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+        size_t v0 = 0;
+        for (; v0 + 4 * MX_VW <= full; v0 += 4 * MX_VW) {
+            mv = mx_vmax(mx_vload(l + v0), mv);
+            m1 = mx_vmax(mx_vload(l + v0 + MX_VW), m1);
+            m2 = mx_vmax(mx_vload(l + v0 + 2 * MX_VW), m2);
+            m3 = mx_vmax(mx_vload(l + v0 + 3 * MX_VW), m3);
+        }
+        for (; v0 < full; v0 += MX_VW)
+            mv = mx_vmax(mx_vload(l + v0), mv);
+        mv = mx_vmax(mx_vmax(m1, mv), mx_vmax(m3, m2));
         if (tail)
             mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
         float mx = mx_vhmax(mv);
-        mx_vf vmx = mx_vset1(mx), s0 = mx_vzero(), s1 = mx_vzero();
+        mx_vf vmx = mx_vset1(mx), s[MX_VEXP_U] = {0};
         size_t v = 0;
-        for (; v + 2 * MX_VW <= full; v += 2 * MX_VW) {
-            s0 += mx_vexp(mx_vload(l + v) - vmx);
-            s1 += mx_vexp(mx_vload(l + v + MX_VW) - vmx);
+        for (; v + EB <= full; v += EB) {
+            mx_vf e[MX_VEXP_U];
+#pragma GCC unroll 4
+            for (int j = 0; j < MX_VEXP_U; j++)
+                e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
+            mx_vexp_u(e, e, MX_VEXP_U);
+#pragma GCC unroll 4
+            for (int j = 0; j < MX_VEXP_U; j++)
+                s[j] += e[j];
         }
         for (; v < full; v += MX_VW)
-            s0 += mx_vexp(mx_vload(l + v) - vmx);
+            s[0] += mx_vexp(mx_vload(l + v) - vmx);
+        mx_vf s0 = (s[0] + s[1]) + (s[2] + s[3]);
         if (tail) /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
             s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
-        float r = mx + logf(mx_vhsum(s0 + s1));
+        float r = mx + logf(mx_vhsum(s0));
         lse[i] = r;
         if (targets)
             losses[i] = r - l[targets[i]];
@@ -197,7 +241,18 @@ static void ce_backward(float *logits, const float *lse, const int32_t *targets,
     for (size_t i = 0; i < N; i++) {
         float *l = logits + i * nv;
         mx_vf r = mx_vset1(lse[i]);
-        for (size_t v = 0; v < nv; v += MX_VW) {
+        size_t v = 0;
+        for (; v + EB <= nv; v += EB) {
+            mx_vf e[MX_VEXP_U];
+#pragma GCC unroll 4
+            for (int j = 0; j < MX_VEXP_U; j++)
+                e[j] = mx_vload(l + v + (size_t)j * MX_VW) - r;
+            mx_vexp_u(e, e, MX_VEXP_U);
+#pragma GCC unroll 4
+            for (int j = 0; j < MX_VEXP_U; j++)
+                mx_vstore(l + v + (size_t)j * MX_VW, e[j] * vs);
+        }
+        for (; v < nv; v += MX_VW) {
             size_t k = mx_vblock_len(nv, v);
             mx_vstore_k(l + v, mx_vexp(mx_vload_k(l + v, k) - r) * vs, k);
         }
