@@ -51,6 +51,7 @@ struct mx_train_opts {
     long sched_from;
     double sched_lr;
     long extend_to; /* > 0 (resume only, not stored): move the run's end to this step */
+    long check_sync; /* > 0 (not stored): compare the ranks' parameters every N steps (train/dist.h) */
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
@@ -111,6 +112,7 @@ struct run_summary {
     int n_layer, n_head, n_embd, block_size, vocab_size; /* read only (written from the config) */
     double params, steps, val_loss, train_seconds, tokens_per_s, ms_per_step_median, gflop_per_step;
     double peak_rss_mb, threads;
+    double ranks, comm_wait_ms_per_step; /* MPI ranks (threads is per rank); time blocked in MPI */
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
 };
 /* Write dir/summary.json: the config, attn (layer 0's spec), s->tokenizer and the numbers.
