@@ -10,7 +10,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #define DIST_MAX_REQ 512 /* gradient buckets in flight at once (one per layer, a few more) */
 
@@ -55,22 +54,5 @@ int dist_agree_stop(struct dist *d, int stop);
 void dist_grads_arm(struct dist *d, float *grads);
 void dist_grads_ready(void *dist, size_t off, size_t n); /* grads[off, off+n) final on this rank */
 void dist_grads_wait(struct dist *d);
-
-/* FNV-1a 64 over 64-bit words, then the tail bytes, continuing from h (start with
- * DIST_HASH_BASIS): the option and parameter hashes compared across ranks. */
-#define DIST_HASH_BASIS 0xcbf29ce484222325ull
-static inline uint64_t dist_hash(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = (const unsigned char *)p;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    for (; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 #endif
