@@ -23,14 +23,14 @@ case $which in
 esac
 common=(--data "$data" "${shape[@]}" --steps "$steps" --warmup 2 --eval-every 0 --eval-batches 1 --ckpt-every 0
         --check-sync 0 --quiet)
-field() { grep -o "\"$2\":[^,}]*" "$1/summary.json" | head -1 | cut -d: -f2 | tr -d ' '; }
+field() { grep -o "\"$2\":[^,}]*" "$1/summary.json" | head -1 | cut -d: -f2 | tr -d ' \t'; }
 one() { # name, launcher words..., -- mixlm args...
   local name=$1; shift
   rm -rf "$tmp/$name"
   "$@" --out "$tmp/$name" > "$tmp/$name.out" 2>&1 || { cat "$tmp/$name.out"; exit 1; }
   echo "$(field "$tmp/$name" ms_per_step_median) $(field "$tmp/$name" tokens_per_s) $(field "$tmp/$name" comm_wait_ms_per_step)" \
     >> "$tmp/$name.txt"
-  echo "  $name: $(tail -1 "$tmp/$name.txt") (ms/step tok/s mpi-wait-ms)"
+  echo "  $name: $(tail -1 "$tmp/$name.txt") (ms/step tok/s mpi-wait-ms) | $(grep -m1 '^cpu:' "$tmp/$name.out")"
 }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $($mpirun --version | head -1)"
 echo "date: $(date -u +%F\ %H:%M) UTC; load average $(cut -d' ' -f1-3 /proc/loadavg); shape $which: ${shape[*]}, $steps steps"
