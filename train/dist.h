@@ -14,14 +14,14 @@
 #define DIST_MAX_REQ 512 /* gradient buckets in flight at once (one per layer, a few more) */
 
 struct dist {
-    int rank, size;  /* this process and the number of processes (1 when not launched by MPI) */
-    int local_size;  /* processes on this machine (for the default threads per rank) */
-    int mpi;         /* 1 when MPI was initialised */
+    int rank, size; /* this process and the number of processes (1 when not launched by MPI) */
+    int local_size; /* processes on this machine (for the default threads per rank) */
+    int mpi;        /* 1 when MPI was initialised */
     /* the gradient all-reduce of one optimizer step (dist_grads_*) */
-    float *grads;    /* the buffer being reduced in place (NULL when not armed) */
+    float *grads; /* the buffer being reduced in place (NULL when not armed) */
     int n_req;
-    void *req;       /* DIST_MAX_REQ MPI requests (mpi.c) */
-    double wait_s;   /* seconds spent blocked in MPI (waits, tests and the small reductions) */
+    void *req;        /* DIST_MAX_REQ MPI requests (mpi.c) */
+    double wait_s;    /* seconds spent blocked in MPI (waits, tests and the small reductions) */
     char library[64]; /* "Open MPI v4.1.4" or "none": what the binary was built with */
 };
 

@@ -33,8 +33,9 @@ int dist_init(struct dist *d, struct mx_error *err)
         return mx_errorf(err, "MPI_Init_thread failed; check the MPI installation (mpirun --version)");
     d->mpi = 1;
     if (provided < MPI_THREAD_FUNNELED)
-        return mx_errorf(err, "the MPI library gives thread level %d, below MPI_THREAD_FUNNELED; use an MPI built "
-                              "with thread support",
+        return mx_errorf(err,
+                         "the MPI library gives thread level %d, below MPI_THREAD_FUNNELED; use an MPI built "
+                         "with thread support",
                          provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
@@ -82,8 +83,8 @@ int dist_check_same(struct dist *d, uint64_t h, const char *what, struct mx_erro
             bad = r;
     int rc = 0;
     if (bad >= 0)
-        rc = mx_errorf(err, "rank %d of %d has different %s than rank 0 (hash %016llx vs %016llx)", bad, d->size, what,
-                       (unsigned long long)all[bad], (unsigned long long)all[0]);
+        rc = mx_errorf(err, "rank %d of %d has different %s than rank 0 (hash %016llx vs %016llx)", bad,
+                       d->size, what, (unsigned long long)all[bad], (unsigned long long)all[0]);
     mx_free(all);
     return rc;
 }
@@ -94,7 +95,8 @@ void dist_bcast(struct dist *d, void *buf, size_t bytes)
         return;
     const size_t chunk = (size_t)1 << 30; /* MPI counts are int */
     for (size_t at = 0; at < bytes; at += chunk)
-        MPI_Bcast((char *)buf + at, (int)(bytes - at < chunk ? bytes - at : chunk), MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + at, (int)(bytes - at < chunk ? bytes - at : chunk), MPI_BYTE, 0,
+                  MPI_COMM_WORLD);
 }
 
 void dist_sum(struct dist *d, double *v, int n)
@@ -133,8 +135,8 @@ void dist_grads_ready(void *dist, size_t off, size_t n)
     const size_t chunk = (size_t)1 << 28; /* floats per request: MPI counts are int */
     for (size_t at = 0; at < n; at += chunk) {
         MX_ASSERT(d->n_req < DIST_MAX_REQ);
-        MPI_Iallreduce(MPI_IN_PLACE, d->grads + off + at, (int)(n - at < chunk ? n - at : chunk), MPI_FLOAT, MPI_SUM,
-                       MPI_COMM_WORLD, &req[d->n_req++]);
+        MPI_Iallreduce(MPI_IN_PLACE, d->grads + off + at, (int)(n - at < chunk ? n - at : chunk), MPI_FLOAT,
+                       MPI_SUM, MPI_COMM_WORLD, &req[d->n_req++]);
     }
     /* WHY test here: OpenMPI moves a non-blocking collective forward only inside MPI calls
      * (no progress thread by default); testing at every bucket lets the earlier buckets travel

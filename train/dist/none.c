@@ -28,10 +28,11 @@ int dist_init(struct dist *d, struct mx_error *err)
     long n = 0;
     const char *var = launched_many(&n);
     if (var)
-        return mx_errorf(err, "started as one of %ld processes (%s=%ld) but this mixlm was built without MPI, so "
-                              "each would train alone and overwrite the same run directory; rebuild with MPI "
-                              "(apt-get install libopenmpi-dev openmpi-bin, then cmake -DMIXLM_MPI=ON) or start "
-                              "one process",
+        return mx_errorf(err,
+                         "started as one of %ld processes (%s=%ld) but this mixlm was built without MPI, so "
+                         "each would train alone and overwrite the same run directory; rebuild with MPI "
+                         "(apt-get install libopenmpi-dev openmpi-bin, then cmake -DMIXLM_MPI=ON) or start "
+                         "one process",
                          n, var, n);
     return 0;
 }
