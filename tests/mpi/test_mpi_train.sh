@@ -3,7 +3,8 @@
 # 2 ranks x --batch B take the same steps as 1 process with --grad-accum 2 (logged losses within
 # 1e-5 relative, parameters within 1e-6 after 30 steps), also with --grad-accum on top; a run
 # moves between 1 and 2 ranks on resume; a killed rank ends the job non-zero with its rank named
-# and the last checkpoint intact; bad launches (rank count, options differing) get clear errors.
+# and the last checkpoint intact; SIGTERM to mpirun saves one; bad launches (rank count, options
+# differing between ranks) get clear errors.
 # Case names as arguments run a subset: equal resume kill launch.
 set -u
 bin=${MIXLM_BIN:?MIXLM_BIN not set}
@@ -96,6 +97,16 @@ if run_case kill; then
   check "killed rank: the last checkpoint loads" "$diffbin $dir/kill/model.safetensors $dir/kill/model.safetensors > /dev/null"
   "$bin" train --resume "$dir/kill" --stop-after 1 --quiet > "$dir/kill2.out" 2>&1
   check "killed rank: the run resumes from it" "[ $? -eq 0 ] && grep -q 'checkpoint saved' $dir/kill2.out"
+  # SIGTERM to mpirun reaches every rank: they stop at the same step and rank 0 saves.
+  "${mpi[@]}" -np 2 "$bin" train "${common[@]}" --steps 100000 --ckpt-every 0 --eval-every 0 \
+    --out "$dir/term" > "$dir/term.out" 2>&1 &
+  job=$!
+  for _ in $(seq 600); do [ -s "$dir/term/log.jsonl" ] && break; sleep 0.1; done
+  sleep 0.5
+  kill -TERM $job
+  wait $job
+  check "SIGTERM to mpirun: the ranks stop together and rank 0 saves a checkpoint" \
+    "grep -q 'interrupted (signal 15): checkpoint saved' $dir/term.out && $diffbin $dir/term/model.safetensors $dir/term/model.safetensors > /dev/null"
 fi
 
 if run_case launch; then
