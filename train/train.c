@@ -352,9 +352,9 @@ static int check_sync(struct run *r, const char *when, struct mx_error *err)
     uint64_t h = mx_hash64(MX_HASH_BASIS, r->m.params, r->m.n_params * sizeof(float));
     if (dist_check_same(r->d, h, "parameters", err) == 0)
         return 0;
-    return mx_error_wrap(err, "%s: the ranks no longer hold the same model (every rank must read the same run "
-                              "directory, and a rank's memory or network may be faulty); the last checkpoint "
-                              "in '%s' is intact: resume from it",
+    return mx_error_wrap(err, "the ranks drifted apart %s (every rank must read the same run directory; else a "
+                              "rank's memory or network is faulty; the last checkpoint in '%s' is intact: resume "
+                              "from it)",
                          when, r->o->out);
 }
 
