@@ -3,6 +3,7 @@
  * that differ from the checkpoint are refused. Not the loop itself (train/). */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "train/dist.h"
 #include "train/train.h"
 
 #include <string.h>
@@ -18,6 +19,8 @@ static const char *usage =
     "      --batch 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 \\\n"
     "      --weight-decay 0.1 --grad-clip 1 --eval-every 250 --eval-batches 20 --attn dense \\\n"
     "      --seed 1337 --threads 2 --out runs/baby\n"
+    "Data-parallel over MPI (a build with MPI): mpirun -np N mixlm train ... (or srun) trains one model\n"
+    "on N processes; each runs --grad-accum micro-batches of --batch per step (N x as many per step).\n"
     "Mixer specs (--attn, for all layers; --attn-layer L=SPEC overrides layer L):";
 
 static void print_mixers(void)
@@ -35,6 +38,7 @@ int cmd_train(int argc, char **argv)
     long layers = o.model.n_layer, heads = o.model.n_head, dim = o.model.n_embd, ctx = o.model.block_size;
     long steps = o.steps, batch = o.batch, accum = o.grad_accum, warmup = o.warmup, eval_every = o.eval_every;
     long eval_batches = o.eval_batches, log_every = o.log_every, ckpt_every = o.ckpt_every, threads = 0;
+    long check_sync = o.check_sync;
     long seed = (long)o.model.seed;
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
@@ -55,7 +59,7 @@ int cmd_train(int argc, char **argv)
         {"--attn-layer", ARG_LIST, &attn_layer, 0, 0, 0, "L=SPEC: mixer of layer L (repeatable)", 0},
         {"--bias", ARG_FLAG, &bias, 0, 0, 0, "biases in linear layers and LayerNorms (default off)", 0},
         {"--batch", ARG_INT, &batch, 0, 1, 1 << 20, "sequences per micro-batch (default 12)", 0},
-        {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step (default 1)", 0},
+        {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step and rank (default 1)", 0},
         {"--steps", ARG_INT, &steps, 0, 1, 1L << 40, "optimizer steps in total (default 2000)", 0},
         {"--lr", ARG_FLOAT, &lr, 0, 0, 10, "peak learning rate (default 1e-3)", 0},
         {"--min-lr", ARG_FLOAT, &min_lr, 0, 0, 10, "final learning rate of the cosine decay (default 1e-4)", 0},
@@ -70,7 +74,8 @@ int cmd_train(int argc, char **argv)
         {"--ckpt-every", ARG_INT, &ckpt_every, 0, 0, 1L << 40, "checkpoint every N steps (0 = end only; default 500)", 0},
         {"--val-frac", ARG_FLOAT, &val_frac, 0, 0.0001, 0.9, "validation fraction at the end of the data (default 0.1)", 0},
         {"--seed", ARG_INT, &seed, 0, 0, (double)(1LL << 53), "seed for init, batches and mixer randomness (default 1337)", 0},
-        {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
+        {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores, shared among the ranks on a machine)", 0},
+        {"--check-sync", ARG_INT, &check_sync, 0, 0, 1L << 40, "MPI: compare the ranks' parameters every N steps (0 = start and end only; default 100)", 0},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
         {"--skip-nonfinite", ARG_INT, &skip_nonfinite, 0, 0, 1L << 40, "skip up to N steps of the run whose loss or gradients are not finite (no update; default 0: stop at the first)", 0},
@@ -143,6 +148,7 @@ int cmd_train(int argc, char **argv)
 #undef OVERRIDE
         s.quiet = quiet;
         s.stop_after = stop_after;
+        s.check_sync = check_sync;
         o = s;
     } else {
         if (args_given(a, na, "--extend-to")) {
@@ -200,12 +206,27 @@ int cmd_train(int argc, char **argv)
         o.skip_nonfinite = skip_nonfinite;
         o.quiet = quiet;
         o.stop_after = stop_after;
+        o.check_sync = check_sync;
     }
-    rc = train_run(&o, is_resume, &err);
-    if (rc < 0) {
+    struct dist d;
+    if (dist_init(&d, &err) != 0) {
         fprintf(stderr, "mixlm train: %s\n", err.msg);
+        dist_finish(&d, 1);
         return 1;
     }
+    /* --grad-accum is per rank; the run stores the micro-batches of a whole step. */
+    if (!is_resume || args_given(a, na, "--grad-accum"))
+        o.grad_accum = (int)accum * d.size;
+    rc = train_run(&o, is_resume, &d, &err);
+    if (rc < 0) {
+        if (d.size > 1)
+            fprintf(stderr, "mixlm train (rank %d of %d): %s\n", d.rank, d.size, err.msg);
+        else
+            fprintf(stderr, "mixlm train: %s\n", err.msg);
+        dist_finish(&d, 1);
+        return 1;
+    }
+    dist_finish(&d, 0);
     if (rc == 1) /* interrupted: 130 for a signal as shells do, 0 for --stop-after */
         return o.stop_after > 0 ? 0 : 130;
     return 0;

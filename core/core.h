@@ -114,6 +114,14 @@ void mx_progress_update(struct mx_progress *p, long step, double loss, double lr
 void mx_progress_print(struct mx_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mx_progress_end(struct mx_progress *p);
 
+/* ---- hashing ---------------------------------------------------------------------------- */
+/* FNV-1a 64 over 64-bit words (plus the tail bytes), continuing from h (start with
+ * MX_HASH_BASIS) so several segments hash in sequence: the checkpoint checksum, the option and
+ * parameter hashes compared across ranks. Detects truncation, bit flips and swapped tensors;
+ * fast enough for hundreds of MB. Not cryptographic. */
+#define MX_HASH_BASIS 0xcbf29ce484222325ull
+uint64_t mx_hash64(uint64_t h, const void *p, size_t n);
+
 /* ---- files ------------------------------------------------------------------------------ */
 /* Read a whole file; *len gets its size. Errors name the path and the reason. Caller frees
  * with mx_free. A trailing NUL is appended (not counted in len). */

@@ -73,22 +73,7 @@ int model_config_from_json(struct mx_config *c, const cJSON *j, struct mx_error 
 
 /* ---- safetensors ---------------------------------------------------------------------------- */
 
-/* FNV-1a over 64-bit words (plus the tail bytes): detects truncation, bit flips and
- * swapped tensors; fast enough for hundreds of MB. Not cryptographic. Continues from h, so
- * several segments hash in sequence (each segment's tail bytes are its own). */
-#define FNV_BASIS 0xcbf29ce484222325ull
-static uint64_t fnv_update(uint64_t h, const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
+/* The checksum is mx_hash64 (core.h), segment by segment (each segment's tail bytes are its own). */
 
 struct ck_write {
     const struct mx_model *m;
@@ -145,8 +130,8 @@ static int meta_checksum(uint64_t *h, const cJSON *meta)
             continue;
         if (!cJSON_IsString(e))
             return -1;
-        *h = fnv_update(*h, (const unsigned char *)e->string, strlen(e->string) + 1);
-        *h = fnv_update(*h, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
+        *h = mx_hash64(*h, (const unsigned char *)e->string, strlen(e->string) + 1);
+        *h = mx_hash64(*h, (const unsigned char *)e->valuestring, strlen(e->valuestring) + 1);
     }
     return 0;
 }
@@ -172,7 +157,7 @@ static uint64_t data_checksum(const struct mx_model *m, const struct mx_ckpt_ext
             at += t->numel * 4;
         }
     }
-    h = fnv_update(FNV_BASIS, tmp, at);
+    h = mx_hash64(MX_HASH_BASIS, tmp, at);
     mx_free(tmp);
     return h;
 }
@@ -326,7 +311,7 @@ int ckpt_open(struct mx_ckpt *c, const char *path, struct mx_error *err)
     }
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(meta, "checksum");
     char want[32];
-    uint64_t sum = fnv_update(FNV_BASIS, (const unsigned char *)c->buf + c->data_off, data_len);
+    uint64_t sum = mx_hash64(MX_HASH_BASIS, (const unsigned char *)c->buf + c->data_off, data_len);
     if (meta_checksum(&sum, meta) != 0) {
         mx_errorf(err, "checkpoint '%s': a __metadata__ value is not a string: %s", path, fix);
         goto fail;

@@ -321,6 +321,19 @@ void model_token_losses(const struct mx_model *m, float *out)
     memcpy(out, m->a.losses, (size_t)m->B * m->T * sizeof(float));
 }
 
+/* grads[off, off+n) are final for this backward: keep the buffers' (e.g. fixed random
+ * features) gradients zero, since they never learn, then tell the hook. */
+static void grads_done(struct mx_model *m, size_t off, size_t n)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const struct mx_param *t = &m->tensors[i];
+        if (!t->trainable && t->offset >= off && t->offset < off + n)
+            memset(m->grads + t->offset, 0, t->numel * sizeof(float));
+    }
+    if (m->grads_ready)
+        m->grads_ready(m->grads_ready_ctx, off, n);
+}
+
 void model_backward(struct mx_model *m)
 {
     MX_ASSERT(m->tgt != NULL);
@@ -352,12 +365,16 @@ void model_backward(struct mx_model *m)
         mx->ops->backward(mx, a->d_ln, g->mix, a->d_res, la->mix_saved, la->ln1, w->mix, B, T);
         layer_norm_backward(a->d_res, g->ln1_w, g->ln1_b, a->ln_work, a->d_ln, res_in, la->ln1_mean,
                             la->ln1_rstd, w->ln1_w, BT, C);
+        /* Layer l's tensors lie from its ln_1 to the next layer's (or ln_f), all final now. */
+        float *end = l + 1 < c->n_layer ? m->g.l[l + 1].ln1_w : m->g.lnf_w;
+        grads_done(m, (size_t)(g->ln1_w - m->grads), (size_t)(end - g->ln1_w));
     }
     layer_embed_backward(m->g.wte, m->g.wpe, a->d_res, m->tok, B, T, C);
-    /* Buffers (e.g. fixed random features) never learn: keep their gradients zero. */
-    for (int i = 0; i < m->n_tensors; i++)
-        if (!m->tensors[i].trainable)
-            memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
+    /* wte (also the output head, written first) and wpe lie before layer 0; ln_f after the last. */
+    size_t first = (size_t)(c->n_layer ? m->g.l[0].ln1_w - m->grads : m->g.lnf_w - m->grads);
+    size_t lnf = (size_t)(m->g.lnf_w - m->grads);
+    grads_done(m, 0, first);
+    grads_done(m, lnf, m->n_params - lnf);
 }
 
 /* ---- single-token decoding ---------------------------------------------------------------- */

@@ -82,6 +82,13 @@ struct mx_model {
     const int32_t *tok; /* inputs of the last forward (B,T) */
     const int32_t *tgt; /* targets of the last forward (NULL: no loss) */
     float loss;
+    /* Optional (NULL: none): model_backward calls grads_ready(grads_ready_ctx, off, n) as soon as
+     * grads[off, off+n) holds its final value for this backward — layer by layer from the last,
+     * then the embeddings and the final LayerNorm — so a data-parallel reduction of those
+     * gradients can start while the earlier layers still compute (train/dist.h). The range is
+     * not written again by this backward. */
+    void (*grads_ready)(void *ctx, size_t off, size_t n);
+    void *grads_ready_ctx;
 };
 
 /* Parse and validate a config (dims, every layer's mixer spec, causality); build the mixers

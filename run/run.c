@@ -77,6 +77,7 @@ void run_opts_default(struct mx_train_opts *o)
     o->ckpt_every = 500;
     o->val_frac = 0.1;
     o->threads = 0;
+    o->check_sync = 100;
 }
 
 cJSON *run_opts_to_json(const struct mx_train_opts *o)
@@ -488,6 +489,8 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "peak_rss_mb", s->peak_rss_mb);
     cJSON_AddNumberToObject(j, "threads", s->threads);
     cJSON_AddNumberToObject(j, "skipped_nonfinite", s->skipped_nonfinite);
+    cJSON_AddNumberToObject(j, "ranks", s->ranks);
+    cJSON_AddNumberToObject(j, "comm_wait_ms_per_step", s->comm_wait_ms_per_step);
     cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
     cJSON_AddStringToObject(j, "isa", mx_isa_name()); /* the SIMD level the kernels ran at */
     char *text = cJSON_Print(j);
@@ -593,6 +596,8 @@ int run_summary_read(const char *dir, struct run_summary *r, struct mx_error *er
         json_number(j, "peak_rss_mb", &r->peak_rss_mb, path, err) ||
         json_number(j, "threads", &r->threads, path, err) ||
         json_number(j, "skipped_nonfinite", &r->skipped_nonfinite, path, err) ||
+        json_number(j, "ranks", &r->ranks, path, err) ||
+        json_number(j, "comm_wait_ms_per_step", &r->comm_wait_ms_per_step, path, err) ||
         json_number(j, "bits_per_char", &r->bits_per_char, path, err) ||
         json_number(j, "bits_per_byte", &r->bits_per_byte, path, err))
         goto out;

@@ -54,6 +54,7 @@ struct mx_train_opts {
     /* Stored (absent in older runs: 0), may be changed on resume: up to this many steps of the
      * whole run whose loss or gradients are not finite are skipped (no update); one more stops. */
     long skip_nonfinite;
+    long check_sync; /* > 0 (not stored): compare the ranks' parameters every N steps (train/dist.h) */
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
@@ -122,6 +123,7 @@ struct run_summary {
     double params, steps, val_loss, train_seconds, tokens_per_s, ms_per_step_median, gflop_per_step;
     double peak_rss_mb, threads;
     double skipped_nonfinite; /* steps skipped by --skip-nonfinite (NAN when absent: older runs) */
+    double ranks, comm_wait_ms_per_step; /* MPI ranks (threads is per rank); time blocked in MPI */
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
 };
 /* Write dir/summary.json atomically: the config, attn (layer 0's spec), s->tokenizer and the

@@ -1,12 +1,15 @@
 /* train.c — the training loop: batches, forward/backward with gradient accumulation, global
  * norm clipping, AdamW, nanoGPT's LR schedule, periodic evaluation on fixed validation
  * batches, log.jsonl, atomic checkpoints (periodic, final, and on SIGINT/SIGTERM) and exact
- * resume (parameters, moments, step and the data RNG are all in the checkpoint).
+ * resume (parameters, moments, step and the data RNG are all in the checkpoint). Data-parallel
+ * over ranks (train/dist.h): every rank draws every micro-batch of a step and runs its own
+ * share, rank 0 alone writes the run directory.
  * Not argument parsing (cli/train.c) and not full-pass evaluation (infer/). */
 #include "train/train.h"
 
 #include "nn/isa.h"
 #include "nn/nn.h"
+#include "train/dist.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -124,6 +127,8 @@ struct run {
     long skipped;      /* steps of the run skipped as non-finite (--skip-nonfinite) */
     const char *skip_tensor; /* the first non-finite tensor of the step just skipped */
     struct run_paths path;
+    struct dist *d; /* the ranks (size 1: this process alone) */
+    double *parts;  /* (max(grad_accum, eval_batches)) per-micro-batch losses, summed over ranks */
 };
 
 static cJSON *train_state_json(const struct run *r)
@@ -146,6 +151,8 @@ static cJSON *train_state_json(const struct run *r)
 
 static int save(struct run *r, struct mx_error *err)
 {
+    if (r->d->rank != 0) /* rank 0 alone writes; every rank holds the same state */
+        return 0;
     cJSON *tj = tok_to_json(r->tok), *st = train_state_json(r);
     struct mx_ckpt_extra x = {.tokenizer = tj, .train = st, .adam_m = r->adam_m, .adam_v = r->adam_v};
     int rc = ckpt_write(r->path.ckpt, &r->m, &x, err);
@@ -169,6 +176,7 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
     mx_rng_seed(&er, 0xE7A1u); /* the same validation batches at every evaluation */
     double s = 0;
     *ok = 0;
+    /* Sharded: batch b on rank b mod size; every rank draws every batch (the same ones). */
     for (int b = 0; b < o->eval_batches; b++) {
         if (data_batch(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, &er, r->x, r->y,
                        err) != 0) {
@@ -177,8 +185,13 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
         }
         /* r->step updates are done, the last at step index r->step-1: evaluate with that
          * step's draw of step-dependent randomness (Performer features), as infer does. */
-        s += model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size, r->step > 0 ? r->step - 1 : 0, 0);
+        r->parts[b] = b % r->d->size != r->d->rank ? 0.0
+                      : model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size,
+                                      r->step > 0 ? r->step - 1 : 0, 0);
     }
+    dist_sum(r->d, r->parts, o->eval_batches); /* one non-zero term each: exact */
+    for (int b = 0; b < o->eval_batches; b++) /* in batch order: the same sum for any rank count */
+        s += r->parts[b];
     *ok = 1;
     return s / o->eval_batches;
 }
@@ -271,7 +284,7 @@ out:
         rc = ckpt_load_moments(&c, &r->m, r->adam_m, r->adam_v, err);
     }
     ckpt_close(&c);
-    if (rc == 0)
+    if (rc == 0 && r->d->rank == 0)
         run_log_trim(r->o->out, r->step);
     return rc;
 }
@@ -341,22 +354,115 @@ static int check_step(struct run *r, long it, double loss, double *gn, struct mx
                      it + 1, loss, *gn, r->skip_tensor, why);
 }
 
+/* A new run over several ranks: rank 0 creates it (tokenizer, tokens.bin, initial parameters)
+ * and hands the tokenizer and the parameters to the others, which read the run's files from
+ * the same directory (a file system every rank sees). */
+static int setup_new_ranks(struct run *r, struct mx_error *err)
+{
+    struct dist *d = r->d;
+    int rc = d->rank == 0 ? setup_new(r, err) : 0;
+    if (d->size < 2)
+        return rc;
+    char *text = NULL;
+    long hdr[2] = {rc, 0}; /* rank 0's result, the tokenizer JSON's length */
+    if (d->rank == 0 && rc == 0) {
+        cJSON *tj = tok_to_json(r->tok);
+        text = cJSON_PrintUnformatted(tj);
+        cJSON_Delete(tj);
+        hdr[1] = (long)strlen(text) + 1;
+    }
+    dist_bcast(d, hdr, sizeof hdr);
+    if (hdr[0] != 0) {
+        if (d->rank != 0)
+            mx_errorf(err, "rank 0 could not create the run in '%s' (its message says why)", r->o->out);
+        return -1;
+    }
+    if (d->rank != 0)
+        text = mx_xmalloc((size_t)hdr[1]);
+    dist_bcast(d, text, (size_t)hdr[1]);
+    if (d->rank != 0) {
+        cJSON *tj = cJSON_Parse(text);
+        rc = tok_from_json(&r->tok, tj, r->o->out, err);
+        cJSON_Delete(tj);
+        if (rc == 0) {
+            r->o->model.vocab_size = tok_vocab_size(r->tok);
+            rc = model_create(&r->m, &r->o->model, err);
+        }
+        mx_rng_seed3(&r->rng, r->o->model.seed, 0xDA7A, 0);
+        r->step = 0;
+    }
+    if (d->rank == 0)
+        cJSON_free(text);
+    else
+        mx_free(text);
+    if (rc != 0)
+        return rc;
+    dist_bcast(d, r->m.params, r->m.n_params * sizeof(float));
+    return 0;
+}
+
+/* The options every rank must share (those stored, the model, and this session's). */
+static uint64_t opts_hash(const struct mx_train_opts *o, int resume)
+{
+    cJSON *j = run_opts_to_json(o), *mj = model_config_to_json(&o->model);
+    char *a = cJSON_PrintUnformatted(j), *b = cJSON_PrintUnformatted(mj);
+    long v[4] = {resume, o->stop_after, o->extend_to, o->check_sync};
+    uint64_t h = mx_hash64(MX_HASH_BASIS, a, strlen(a));
+    h = mx_hash64(h, b, strlen(b));
+    h = mx_hash64(h, o->out, strlen(o->out));
+    h = mx_hash64(h, v, sizeof v);
+    cJSON_free(a);
+    cJSON_free(b);
+    cJSON_Delete(j);
+    cJSON_Delete(mj);
+    return h;
+}
+
+/* Every rank must hold the same parameters (a drift would be silent otherwise). */
+static int check_sync(struct run *r, const char *when, struct mx_error *err)
+{
+    if (r->d->size < 2)
+        return 0;
+    uint64_t h = mx_hash64(MX_HASH_BASIS, r->m.params, r->m.n_params * sizeof(float));
+    if (dist_check_same(r->d, h, "parameters", err) == 0)
+        return 0;
+    return mx_error_wrap(err, "the ranks drifted apart %s (every rank must read the same run directory; else a "
+                              "rank's memory or network is faulty; the last checkpoint in '%s' is intact: resume "
+                              "from it)",
+                         when, r->o->out);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
+int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_error *err)
 {
     struct run r;
     memset(&r, 0, sizeof r);
     r.o = o;
+    struct dist solo = {.size = 1, .local_size = 1, .library = "none"};
+    r.d = d ? d : &solo;
+    d = r.d;
     mx_set_threads(o->threads);
+    if (o->threads <= 0 && d->local_size > 1 && !getenv("OMP_NUM_THREADS")) { /* share the cores */
+        int t = mx_get_threads() / d->local_size;
+        mx_set_threads(t < 1 ? 1 : t);
+    }
+    if (dist_check_same(d, opts_hash(o, resume), "options", err) != 0)
+        return mx_error_wrap(err, "every rank must be started with the same command line");
+    if (o->grad_accum % d->size != 0)
+        return mx_errorf(err, "%d ranks cannot share the run's %d micro-batches per step (--grad-accum is per rank: "
+                              "a run keeps ranks x --grad-accum); start a number of ranks that divides %d, or give "
+                              "--grad-accum to set a new per-rank count",
+                         d->size, o->grad_accum, o->grad_accum);
+    int accum_mine = o->grad_accum / d->size; /* this rank's micro-batches: rank*accum_mine + [0, accum_mine) */
     if (mx_mkdir_p(o->out, err) != 0)
         return -1;
     run_paths_init(&r.path, o->out);
-    int stale = run_remove_stale_tmp(o->out);
+    int stale = d->rank == 0 ? run_remove_stale_tmp(o->out) : 0;
     if (stale > 0)
         printf("removed %d stale temporary file(s) left by an interrupted write in '%s'\n", stale, o->out);
     int rc = -1;
@@ -374,8 +480,14 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
             goto out;
         }
     }
-    if ((resume ? setup_resume(&r, err) : setup_new(&r, err)) != 0)
+    if ((resume ? setup_resume(&r, err) : setup_new_ranks(&r, err)) != 0)
         goto out;
+    if (check_sync(&r, "at the start", err) != 0)
+        goto out;
+    if (d->size > 1) {
+        r.m.grads_ready = dist_grads_ready;
+        r.m.grads_ready_ctx = d;
+    }
     if (data_open(&r.data, r.path.tokens, err) != 0)
         goto out;
     data_split(r.data.count, o->val_frac, &r.train_end);
@@ -396,14 +508,22 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     }
     r.x = mx_xmalloc((size_t)B * T * sizeof(int32_t));
     r.y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
+    r.parts = mx_xcalloc((size_t)(o->grad_accum > o->eval_batches ? o->grad_accum : o->eval_batches) *
+                         sizeof(double));
 
-    FILE *log = run_log_open(o->out, err);
-    if (!log)
+    FILE *log = NULL; /* rank 0 alone writes the run directory */
+    if (d->rank == 0 && !(log = run_log_open(o->out, err)))
         goto out;
+    char ranks[96] = "";
+    if (d->size > 1)
+        snprintf(ranks, sizeof ranks, "%d ranks x ", d->size);
     printf("mixlm train: %s | %d layers, %d heads, dim %d, context %d, vocab %d | %.2fM params | "
-           "mixer %s | batch %d x %d accum | %d threads\n",
+           "mixer %s | batch %d x %d accum | %s%d threads\n",
            o->out, r.m.cfg.n_layer, r.m.cfg.n_head, r.m.cfg.n_embd, T, r.m.cfg.vocab_size,
-           r.m.n_params / 1e6, r.m.cfg.attn[0], B, o->grad_accum, mx_get_threads());
+           r.m.n_params / 1e6, r.m.cfg.attn[0], B, o->grad_accum, ranks, mx_get_threads());
+    if (d->size > 1)
+        printf("mpi: %s | %d ranks (%d on this machine), rank r runs micro-batches r*%d .. r*%d+%d of each step\n",
+               d->library, d->size, d->local_size, accum_mine, accum_mine, accum_mine - 1);
     printf("cpu: %s | kernels %s\n", mx_cpu_name(), mx_isa_name());
     printf("data: %s | %zu tokens (%zu train, %zu val) | tokenizer %s%s\n", o->data, r.data.count, r.train_end,
            r.data.count - r.train_end, tok_kind(r.tok), resume ? "" : "");
@@ -424,18 +544,30 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     size_t tokens_per_step = (size_t)B * T * o->grad_accum;
     int stopped = 0;
     long start_step = r.step;
+    double *waits = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1)); /* seconds blocked in MPI per step */
     while (r.step < o->steps) {
         double t0 = mx_now();
         long it = r.step; /* 0-based index of this step */
         /* Gradients are zero here: the buffer starts zeroed and adamw_update zeroes what it
          * consumed (buffers' gradients are kept zero by model_backward). */
-        double loss = 0;
+        double loss = 0, wait0 = d->wait_s;
+        int mine = d->rank * accum_mine;
         for (int a = 0; a < o->grad_accum; a++) {
+            /* Every rank draws every micro-batch (the data position stays global), runs its own. */
             if (data_batch(&r.data, 0, r.train_end, B, T, &r.rng, r.x, r.y, err) != 0)
                 goto out_log;
-            loss += model_forward(&r.m, r.x, r.y, B, T, it, 1);
+            r.parts[a] = 0;
+            if (a < mine || a >= mine + accum_mine)
+                continue;
+            if (a == mine + accum_mine - 1) /* the last backward sends its gradients as they finish */
+                dist_grads_arm(d, r.m.grads);
+            r.parts[a] = model_forward(&r.m, r.x, r.y, B, T, it, 1);
             model_backward(&r.m);
         }
+        dist_grads_wait(d);                  /* grads: the sum over all micro-batches of the step */
+        dist_sum(d, r.parts, o->grad_accum); /* one non-zero term each: exact */
+        for (int a = 0; a < o->grad_accum; a++)
+            loss += r.parts[a];
         loss /= o->grad_accum;
         if (o->grad_accum > 1) {
             float s = 1.0f / o->grad_accum;
@@ -472,22 +604,30 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
                                       .ms_per_step = dt * 1000, .tokens_per_s = tokens_per_step / dt,
                                       .elapsed_s = r.elapsed, .val_loss = do_eval ? val_loss : NAN,
                                       .skipped = skip ? r.skip_tensor : NULL};
-            if (run_log_append(log, &ll, err) != 0) {
+            if (log && run_log_append(log, &ll, err) != 0) {
                 mx_error_wrap(err, "run '%s'", o->out);
                 goto out_log;
             }
         }
         if (o->stop_after > 0 && r.step - start_step >= o->stop_after && r.step < o->steps)
             g_stop_signal = -1;
-        if ((o->ckpt_every > 0 && r.step % o->ckpt_every == 0) || g_stop_signal) {
+        int stop = dist_agree_stop(d, g_stop_signal); /* every rank stops at the same step */
+        waits[ntimes - 1] = d->wait_s - wait0;
+        if (o->check_sync > 0 && r.step % o->check_sync == 0 && r.step < o->steps) {
+            char when[64];
+            snprintf(when, sizeof when, "after step %ld", r.step);
+            if (check_sync(&r, when, err) != 0)
+                goto out_log;
+        }
+        if ((o->ckpt_every > 0 && r.step % o->ckpt_every == 0) || stop) {
             if (save(&r, err) != 0)
                 goto out_log;
         }
-        if (g_stop_signal) {
-            if (g_stop_signal > 0)
+        if (stop) {
+            if (stop > 0)
                 mx_progress_print(&pr, "interrupted (signal %d): checkpoint saved at step %ld; continue with "
                                        "`mixlm train --resume %s`",
-                                  (int)g_stop_signal, r.step, o->out);
+                                  stop, r.step, o->out);
             else
                 mx_progress_print(&pr, "stopped after %ld steps (--stop-after): checkpoint saved at step %ld",
                                   o->stop_after, r.step);
@@ -497,23 +637,30 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     }
     mx_progress_end(&pr);
     if (!stopped) {
-        if (save(&r, err) != 0)
+        if (check_sync(&r, "at the end", err) != 0 || save(&r, err) != 0)
             goto out_log;
         qsort(times, (size_t)ntimes, sizeof(double), cmp_double);
+        qsort(waits, (size_t)ntimes, sizeof(double), cmp_double);
         double med = ntimes ? times[ntimes / 2] : 0;
         double tok_s = med > 0 ? tokens_per_step / med : 0;
         double gflop = model_flops_per_token(&r.m, T) * (double)tokens_per_step / 1e9;
         struct run_summary sm = {.params = (double)r.m.n_params, .steps = (double)r.step, .val_loss = val_loss,
                                  .train_seconds = r.elapsed, .tokens_per_s = tok_s, .ms_per_step_median = med * 1000,
                                  .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads(),
-                                 .skipped_nonfinite = (double)r.skipped};
+                                 .skipped_nonfinite = (double)r.skipped, .ranks = d->size,
+                                 .comm_wait_ms_per_step = ntimes ? waits[ntimes / 2] * 1000 : 0};
         snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
-        if (run_summary_write(o->out, &r.m.cfg, &sm, err) != 0) {
+        if (d->rank == 0 && run_summary_write(o->out, &r.m.cfg, &sm, err) != 0) {
             mx_error_wrap(err, "training finished and its checkpoint is saved, but summary.json was not written "
                                "(`mixlm train --resume %s` writes it again)",
                           o->out);
             goto out_log;
         }
+        if (d->size > 1)
+            printf("mpi: %d ranks x %d threads | median %.1f ms/step waiting for MPI (communication not hidden "
+                   "by compute, %.1f%% of the median step)\n",
+                   d->size, mx_get_threads(), sm.comm_wait_ms_per_step,
+                   med > 0 ? 100 * sm.comm_wait_ms_per_step / (med * 1000) : 0.0);
         printf("done: %ld steps, final train loss %.4f, val loss %.4f | median %.1f ms/step, %.0f tok/s, "
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
@@ -523,13 +670,16 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     }
     rc = stopped ? 1 : 0;
 out_log:
-    fclose(log);
+    if (log)
+        fclose(log);
     mx_free(times);
+    mx_free(waits);
 out:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     mx_free(r.x);
     mx_free(r.y);
+    mx_free(r.parts);
     mx_free(r.adam_m);
     mx_free(r.adam_v);
     data_close(&r.data);

@@ -42,6 +42,10 @@ const char *train_first_nonfinite(const struct mx_model *m);
  * the run's end there, refused unless past the stored end, and stores the new schedule). Prints progress
  * to stdout, writes out/model.safetensors, out/log.jsonl, out/summary.json. Returns 0, or -1
  * with err filled; on SIGINT/SIGTERM saves a checkpoint and returns 1. */
-int train_run(struct mx_train_opts *o, int resume, struct mx_error *err);
+struct dist;
+/* ... over the ranks in d (train/dist.h; NULL: this process alone): o->grad_accum is then the
+ * run's micro-batches per step over all ranks, a multiple of d->size; rank 0 alone writes.
+ * Parameters are compared across ranks at the start, every o->check_sync steps and at the end. */
+int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_error *err);
 
 #endif

@@ -392,15 +392,7 @@ static int edit_header(struct fixture *fx, char *b, const char *from, const char
  * length), as a deliberate editor would: then only the structural checks stand guard. */
 static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+    return mx_hash64(h, p, n);
 }
 
 static void reseal(struct fixture *fx, char *b)
