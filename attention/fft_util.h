@@ -16,6 +16,37 @@
  * used entry, so only that call pays planning (and its allocations) again. */
 #define FFT_CACHE 8
 
+/* Which sequence lengths a mixer's FFT cache holds (slot i holds T[i]; 0 = empty) and when each
+ * was last used: the least recently used slot is the one a new T replaces. The entries
+ * themselves (plans, spectra) live in the mixer's own array, index for index. */
+struct fft_cache {
+    int T[FFT_CACHE];
+    unsigned long used[FFT_CACHE];
+    unsigned long tick;
+};
+
+/* The slot for T, marked as used now. *hit = 1 when T was cached (the entry is ready);
+ * otherwise 0 and the slot (empty, or the least recently used one, whose entry the caller
+ * must release first) is now keyed to T for the caller to fill. */
+static inline int fft_cache_slot(struct fft_cache *c, int T, int *hit)
+{
+    int victim = 0;
+    c->tick++;
+    for (int i = 0; i < FFT_CACHE; i++) {
+        if (c->T[i] == T) {
+            c->used[i] = c->tick;
+            *hit = 1;
+            return i;
+        }
+        if (c->used[i] < c->used[victim])
+            victim = i;
+    }
+    c->T[victim] = T;
+    c->used[victim] = c->tick;
+    *hit = 0;
+    return victim;
+}
+
 /* Smallest n >= m of the form 2^a 3^b 5^c: FFTW is fastest on such sizes, and the nearest one
  * above 2T-1 wastes far less than the next power of two (e.g. T=20 -> 40, not 64). */
 static inline int fft_fast_size(int m)

@@ -34,15 +34,9 @@ static void fnet_flops(const struct mixer *m, int B, int T, double *fwd, double 
  * (swapping (k,l) with (t,c) leaves the angle unchanged), so Aᵀ = A: dx += Re(DFT2(dy))/sqrt(TC),
  * the forward applied to dy. */
 
-struct fnet_entry {
-    int T;
-    unsigned long used;
-    fftwf_plan r2c; /* (T,C) real -> (T, C/2+1) complex, 2-D */
-};
-
 struct fnet_cfg {
-    unsigned long tick;
-    struct fnet_entry cache[FFT_CACHE];
+    struct fft_cache keys;
+    fftwf_plan r2c[FFT_CACHE]; /* (T,C) real -> (T, C/2+1) complex, 2-D; NULL: empty */
 };
 
 static int fnet_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -61,8 +55,8 @@ static void fnet_destroy(struct mixer *m)
     if (!cfg)
         return;
     for (int i = 0; i < FFT_CACHE; i++)
-        if (cfg->cache[i].T)
-            fftwf_destroy_plan(cfg->cache[i].r2c);
+        if (cfg->r2c[i])
+            fftwf_destroy_plan(cfg->r2c[i]);
     mx_free(cfg);
 }
 
@@ -102,24 +96,15 @@ static size_t fnet_scratch_floats(const struct mixer *m, int B, int T)
 static fftwf_plan fnet_plan(const struct mixer *m, float *R, fftwf_complex *X, int T)
 {
     struct fnet_cfg *cfg = m->cfg;
-    struct fnet_entry *victim = &cfg->cache[0];
-    cfg->tick++;
-    for (int i = 0; i < FFT_CACHE; i++) {
-        if (cfg->cache[i].T == T) {
-            cfg->cache[i].used = cfg->tick;
-            return cfg->cache[i].r2c;
-        }
-        if (cfg->cache[i].used < victim->used)
-            victim = &cfg->cache[i];
-    }
-    if (victim->T)
-        fftwf_destroy_plan(victim->r2c);
-    victim->r2c = fftwf_plan_dft_r2c_2d(T, m->C, R, X, FFTW_ESTIMATE);
-    if (!victim->r2c)
+    int hit, i = fft_cache_slot(&cfg->keys, T, &hit);
+    if (hit)
+        return cfg->r2c[i];
+    if (cfg->r2c[i])
+        fftwf_destroy_plan(cfg->r2c[i]);
+    cfg->r2c[i] = fftwf_plan_dft_r2c_2d(T, m->C, R, X, FFTW_ESTIMATE);
+    if (!cfg->r2c[i])
         mx_fatal("fnet: FFTW could not plan a %d x %d transform", T, m->C);
-    victim->T = T;
-    victim->used = cfg->tick;
-    return victim->r2c;
+    return cfg->r2c[i];
 }
 
 /* out (B,T,C) overwritten (acc = 0) or accumulated (acc = 1) with Re(DFT2(in))/sqrt(TC). The
@@ -214,8 +199,7 @@ const struct mixer_ops fnet_ops = {
 #define CFNET_PI 3.14159265358979323846
 
 struct causal_fnet_entry {
-    int T, N;        /* T = 0: empty slot; N = FFT length (fast size >= 2T-1) */
-    unsigned long used;
+    int N;          /* 0: empty; the FFT length (fast size >= 2T-1) */
     fftw_plan fwd;  /* complex N -> N, in place */
     fftw_plan inv;
     fftw_complex *chirp; /* (T) c_n */
@@ -224,7 +208,7 @@ struct causal_fnet_entry {
 
 struct causal_fnet_cfg {
     float *W; /* (2C,C): rows l < C cos(2π lc/C), rows C+l -sin(2π lc/C) */
-    unsigned long tick;
+    struct fft_cache keys;
     struct causal_fnet_entry cache[FFT_CACHE];
 };
 
@@ -255,7 +239,7 @@ static int causal_fnet_parse(struct mixer *m, const char *args, struct mx_error 
 
 static void causal_fnet_entry_clear(struct causal_fnet_entry *e)
 {
-    if (e->T) {
+    if (e->N) {
         fftw_destroy_plan(e->fwd);
         fftw_destroy_plan(e->inv);
         fftw_free(e->chirp);
@@ -316,21 +300,10 @@ static size_t causal_fnet_saved_floats(const struct mixer *m, int B, int T)
 static struct causal_fnet_entry *causal_fnet_entry_get(const struct mixer *m, fftw_complex *buf, int T, int N)
 {
     struct causal_fnet_cfg *cfg = m->cfg;
-    struct causal_fnet_entry *e = NULL, *victim = &cfg->cache[0];
-    cfg->tick++;
-    for (int i = 0; i < FFT_CACHE; i++) {
-        if (cfg->cache[i].T == T) {
-            e = &cfg->cache[i];
-            break;
-        }
-        if (cfg->cache[i].used < victim->used)
-            victim = &cfg->cache[i];
-    }
-    if (e) {
-        e->used = cfg->tick;
+    int hit;
+    struct causal_fnet_entry *e = &cfg->cache[fft_cache_slot(&cfg->keys, T, &hit)];
+    if (hit)
         return e;
-    }
-    e = victim;
     causal_fnet_entry_clear(e);
     MX_ASSERT(fftw_alignment_of((double *)buf) == 0);
     e->fwd = fftw_plan_dft_1d(N, buf, buf, FFTW_FORWARD, FFTW_ESTIMATE);
@@ -339,9 +312,7 @@ static struct causal_fnet_entry *causal_fnet_entry_get(const struct mixer *m, ff
     e->Gf = fftw_malloc(sizeof(fftw_complex) * (size_t)N);
     if (!e->fwd || !e->inv || !e->chirp || !e->Gf)
         mx_fatal("causal_fnet: FFTW could not plan or allocate a length-%d transform", N);
-    e->T = T;
     e->N = N;
-    e->used = cfg->tick;
     /* WHY the 1/N in g's spectrum: FFTW's inverse is unnormalised; folding 1/N in once saves a
      * pass over every output. */
     for (int n = 0; n < N; n++) {

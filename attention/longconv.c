@@ -23,8 +23,7 @@
  * its index); vproj=0 drops it (C² fewer parameters, one GEMM less) for ablations. */
 
 struct longconv_entry {
-    int T, N;        /* T = 0: empty slot; N = FFT length (fast size >= 2T-1) */
-    unsigned long used;
+    int N;           /* 0: empty; the FFT length (fast size >= 2T-1) */
     fftwf_plan r2c;  /* one real signal of length N -> N/2+1 complex bins */
     fftwf_plan c2r;  /* the inverse */
     fftwf_complex *Hf_fixed; /* filter=fixed: spectrum of the fixed taps / N, as Hf in the layout */
@@ -34,7 +33,7 @@ struct longconv_cfg {
     int learned; /* filter=learned (parameters) or fixed (generated, stored nowhere) */
     int vproj;   /* value projection c_v before the convolution */
     int cc;      /* channels per FFT batch (a chunk); divides C */
-    unsigned long tick;
+    struct fft_cache keys;
     struct longconv_entry cache[FFT_CACHE];
 };
 
@@ -98,7 +97,7 @@ static int longconv_parse(struct mixer *m, const char *args, struct mx_error *er
 
 static void longconv_entry_clear(struct longconv_entry *e)
 {
-    if (e->T) {
+    if (e->N) {
         fftwf_destroy_plan(e->r2c);
         fftwf_destroy_plan(e->c2r);
         if (e->Hf_fixed)
@@ -300,21 +299,10 @@ static void longconv_pad_out(float *dst, int C, int c0, const float *R, size_t N
 static struct longconv_entry *longconv_entry_get(const struct mixer *m, const struct longconv_layout *L, int T)
 {
     struct longconv_cfg *cfg = m->cfg;
-    struct longconv_entry *e = NULL, *victim = &cfg->cache[0];
-    cfg->tick++;
-    for (int i = 0; i < FFT_CACHE; i++) {
-        if (cfg->cache[i].T == T) {
-            e = &cfg->cache[i];
-            break;
-        }
-        if (cfg->cache[i].used < victim->used)
-            victim = &cfg->cache[i];
-    }
-    if (e) {
-        e->used = cfg->tick;
+    int hit;
+    struct longconv_entry *e = &cfg->cache[fft_cache_slot(&cfg->keys, T, &hit)];
+    if (hit)
         return e;
-    }
-    e = victim;
     longconv_entry_clear(e);
     int N = L->N;
     float *R = unit_R(L, 0, 0);
@@ -324,9 +312,7 @@ static struct longconv_entry *longconv_entry_get(const struct mixer *m, const st
     e->c2r = fftwf_plan_dft_c2r_1d(N, X, R, FFTW_ESTIMATE);
     if (!e->r2c || !e->c2r)
         mx_fatal("longconv: FFTW could not plan a length-%d transform", N);
-    e->T = T;
     e->N = N;
-    e->used = cfg->tick;
     if (!cfg->learned) {
         size_t bytes = sizeof(fftwf_complex) * L->KR * (size_t)m->C;
         e->Hf_fixed = fftwf_malloc(bytes);

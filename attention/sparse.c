@@ -23,6 +23,11 @@ struct sparse_cfg {
     int nB;      /* bigbird blocks in T_max */
     int *rnd;    /* bigbird (H, nB, r) random key blocks per query block, -1 = none */
     int ring;    /* window/dilated generation: ring slots = the longest reach over heads */
+    /* strided, split=0: the two parts the fast core runs (strided_core below); lay above
+     * stays the whole pattern (FLOP count, generation, split=1). */
+    struct bsa_layout local; /* (t-s, t], at T_max */
+    struct bsa_layout cls;   /* strictly causal, at ceil(T_max/s): one residue class mod s */
+    int two_part;
 };
 
 /* ---- the patterns ----------------------------------------------------------------------- */
@@ -153,6 +158,33 @@ int sparse_bigbird_random_blocks(const struct mixer *m, int h, int Q, int *out)
     return n;
 }
 
+/* The two parts of strided (split=0), each a layout the engine runs as dense-ish tiles:
+ *   local: j in (i-s, i]                      — a band, at T_max;
+ *   cls:   j < i, strictly                    — within one residue class mod s, gathered:
+ *          class r holds positions r, r+s, r+2s, ..., so "j = i - ks, k >= 1" is "earlier in
+ *          the class". The two key sets are disjoint and cover the pattern exactly. */
+static void local_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    flag_range(flag, qb * bs - c->s + 1, qb * bs + bs - 1, bs, qb);
+}
+static int local_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)h;
+    return i - j < ((const struct sparse_cfg *)ctx)->s;
+}
+static void strict_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)ctx, (void)h;
+    flag_range(flag, 0, qb * bs + bs - 1, bs, qb);
+}
+static int strict_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)ctx, (void)h;
+    return j < i;
+}
+
 /* ---- parsing ---------------------------------------------------------------------------- */
 
 static int pow2_at_least(int x, int lo, int hi)
@@ -181,6 +213,10 @@ static void sparse_destroy(struct mixer *m)
     if (!c)
         return;
     bsa_layout_free(&c->lay);
+    if (c->two_part) {
+        bsa_layout_free(&c->local);
+        bsa_layout_free(&c->cls);
+    }
     mx_free(c->dil);
     mx_free(c->rnd);
     mx_free(c);
@@ -303,8 +339,18 @@ static int strided_parse(struct mixer *m, const char *args, struct mx_error *err
     c->split = (int)split;
     snprintf(m->spec, sizeof m->spec, "strided:s=%d,split=%d", c->s, c->split);
     /* WHY 32/16: the strided columns form one diagonal line per listed block, so small
-     * blocks waste less; the local part (length s) prefers larger tiles. */
-    return finish(m, c, c->s >= 64 ? 32 : 16, c->split);
+     * blocks waste less; the local part (length s) prefers larger tiles. This whole-pattern
+     * layout serves generation, the FLOP count and split=1; split=0 trains on two dense-tiled
+     * parts (strided_core). */
+    finish(m, c, c->s >= 64 ? 32 : 16, c->split);
+    if (!c->split) {
+        int n = (m->T_max + c->s - 1) / c->s;
+        c->two_part = 1;
+        bsa_layout_build(&c->local, m->T_max, m->H, pow2_at_least(c->s, 16, 64), 0, local_candidates,
+                         local_allowed, c);
+        bsa_layout_build(&c->cls, n, 1, n >= 64 ? 64 : n >= 32 ? 32 : 16, 0, strict_candidates, strict_allowed, c);
+    }
+    return 0;
 }
 
 static int fixed_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -430,6 +476,159 @@ static void ring_step(const struct mixer *m, float *o_t, float *state, const flo
     }
 }
 
+/* ---- strided: two dense-tiled parts ------------------------------------------------------
+ * The whole-pattern layout lists every tile that holds a piece of a stride diagonal and runs it
+ * whole: ~s/bs times the useful work of the strided part (11x at T = 16k, 22x at 64k for
+ * s = 128), and every lower-triangle tile when s < bs. Instead: the local band (t-s, t] through
+ * the engine on q, k, v as they are; the strided keys through the engine on q, k, v gathered by
+ * residue class mod s (class r = positions r, r+s, ...; (B*H*s) sequences of n = ceil(T/s),
+ * strictly causal), where they are dense. The two partial softmaxes merge by their
+ * log-sum-exps: o = (e^l1 o1 + e^l2 o2) / (e^l1 + e^l2), lse = log(e^l1 + e^l2).
+ * WHY backward needs no merge: with the FINAL o and lse, P_ij = exp(s_ij - lse_i) and
+ * dS_ij = P_ij (dout_i·v_j - dout_i·o_i) are the full pattern's, so each part's backward, run on
+ * its own key set with the final o and lse, gives exactly that part's share of dq, dk, dv.
+ * The first row of a class sees no strided key (l2 = -inf, the engine's o2 there is not used). */
+
+struct strided_work {
+    float *eng;                /* the engine's K/V-transposed work, the larger of the two parts */
+    float *qg, *kg, *vg, *og;  /* (B*H, s, n, D) gathered; padding rows (r + a*s >= T) zero */
+    float *lg;                 /* (B*H, s, n) */
+    float *dg, *dqg, *dkg, *dvg; /* backward: dout gathered, and the class part's gradients */
+};
+
+/* The next count floats of base (NULL while sizing), 64-byte multiples apart. */
+static float *strided_take(float *base, size_t *off, size_t count)
+{
+    float *p = base ? base + *off : NULL;
+    *off += mx_round_up(count, 16);
+    return p;
+}
+
+static size_t strided_work_bind(const struct mixer *m, int B, int T, float *base, struct strided_work *w)
+{
+    const struct sparse_cfg *c = m->cfg;
+    int s = c->s, n = (T + s - 1) / s;
+    size_t BHs = (size_t)B * m->H * s, G = BHs * n * m->D;
+    size_t e1 = 2 * (size_t)B * m->H * m->D * bsa_padded_T(T), e2 = 2 * BHs * m->D * bsa_padded_T(n);
+    size_t off = 0;
+    w->eng = strided_take(base, &off, e1 > e2 ? e1 : e2);
+    w->qg = strided_take(base, &off, G);
+    w->kg = strided_take(base, &off, G);
+    w->vg = strided_take(base, &off, G);
+    w->og = strided_take(base, &off, G);
+    w->lg = strided_take(base, &off, BHs * n);
+    w->dg = strided_take(base, &off, G);
+    w->dqg = strided_take(base, &off, G);
+    w->dkg = strided_take(base, &off, G);
+    w->dvg = strided_take(base, &off, G);
+    return off;
+}
+
+static size_t strided_work_floats(const struct mixer *m, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part)
+        return bsa_work_floats(m, B, T);
+    struct strided_work w;
+    return strided_work_bind(m, B, T, NULL, &w);
+}
+
+/* dst (B*H, s, n, D) <- the rows of src (B*H, T, D) by residue class, zero past T (dir = 0);
+ * or dst (B*H, T, D) += the class rows of src (dir = 1). width = D (vectors) or 1 (lse). */
+static void strided_gather(float *dst, const float *src, int BH, int T, int s, int n, int width, int dir)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bh = 0; bh < BH; bh++)
+        for (int r = 0; r < s; r++)
+            for (int a = 0; a < n; a++) {
+                int i = r + a * s;
+                float *g = (dir ? (float *)src : dst) + (((size_t)bh * s + r) * n + a) * width;
+                if (dir == 0) {
+                    if (i < T)
+                        memcpy(g, src + ((size_t)bh * T + i) * width, sizeof(float) * (size_t)width);
+                    else
+                        memset(g, 0, sizeof(float) * (size_t)width);
+                } else if (i < T) {
+                    float *d = dst + ((size_t)bh * T + i) * width;
+                    for (int e = 0; e < width; e++)
+                        d[e] += g[e];
+                }
+            }
+}
+
+static void strided_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                            const float *k, const float *v, const float *xp, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part) {
+        bsa_forward(m, o, saved, work, q, k, v, xp, B, T);
+        return;
+    }
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    struct strided_work w;
+    strided_work_bind(m, B, T, work, &w);
+    const struct bsa_engine *E = bsa_engine();
+    E->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T); /* o, lse <- the local part */
+    if (n < 2)
+        return; /* s >= T: no strided key */
+    strided_gather(w.qg, q, BH, T, s, n, D, 0);
+    strided_gather(w.kg, k, BH, T, s, n, D, 0);
+    strided_gather(w.vg, v, BH, T, s, n, D, 0);
+    E->forward(&c->cls, 1, D, w.og, w.lg, w.eng, w.qg, w.kg, w.vg, BH * s, n);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bh = 0; bh < BH; bh++)
+        for (int r = 0; r < s; r++)
+            for (int a = 1; a < n && r + a * s < T; a++) {
+                size_t gi = ((size_t)bh * s + r) * n + a, ti = (size_t)bh * T + r + (size_t)a * s;
+                float l1 = saved[ti], l2 = w.lg[gi], mx = l1 > l2 ? l1 : l2;
+                float w1 = expf(l1 - mx), w2 = expf(l2 - mx), inv = 1.0f / (w1 + w2);
+                float *oi = o + ti * D;
+                const float *o2 = w.og + gi * D;
+                for (int d = 0; d < D; d++)
+                    oi[d] = (w1 * oi[d] + w2 * o2[d]) * inv;
+                saved[ti] = mx + logf(w1 + w2);
+            }
+}
+
+static void strided_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                             const float *dout, const float *o, const float *saved, const float *q,
+                             const float *k, const float *v, const float *xp, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part) {
+        bsa_backward(m, dq, dk, dv, dxp, work, dout, o, saved, q, k, v, xp, B, T);
+        return;
+    }
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    struct strided_work w;
+    strided_work_bind(m, B, T, work, &w);
+    const struct bsa_engine *E = bsa_engine();
+    E->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
+    if (n < 2)
+        return;
+    strided_gather(w.qg, q, BH, T, s, n, D, 0);
+    strided_gather(w.kg, k, BH, T, s, n, D, 0);
+    strided_gather(w.vg, v, BH, T, s, n, D, 0);
+    strided_gather(w.og, o, BH, T, s, n, D, 0);
+    strided_gather(w.dg, dout, BH, T, s, n, D, 0);
+    strided_gather(w.lg, saved, BH, T, s, n, 1, 0);
+    E->backward(&c->cls, 1, D, w.dqg, w.dkg, w.dvg, 0, w.eng, w.dg, w.og, w.lg, w.qg, w.kg, w.vg, BH * s, n);
+    strided_gather(dq, w.dqg, BH, T, s, n, D, 1);
+    strided_gather(dk, w.dkg, BH, T, s, n, D, 1);
+    strided_gather(dv, w.dvg, BH, T, s, n, D, 1);
+}
+
+/* split=0 trains on the two parts; split=1 (whole heads per part) and generation use the
+ * whole-pattern layout (bsa.c's KV cache). */
+static const struct attn_core strided_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = strided_work_floats,
+    .forward = strided_forward,
+    .backward = strided_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
+
 /* ---- ops ------------------------------------------------------------------------------- */
 
 /* The engine's core with the ring-buffer step (window, dilated); the other patterns use
@@ -468,7 +667,7 @@ const struct mixer_ops attn_strided_ops = {
            "strided:s=sqrt(T_max),split=0 — Sparse Transformer strided: local (t-s, t] plus every j "
            "with (t-j) mod s = 0 (paper: s ~ sqrt(T)); split=1 puts the local part on the first "
            "half of the heads and the strided part on the rest, as the paper",
-             strided_tests, strided_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+             strided_tests, strided_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &strided_core),
 };
 const struct mixer_ops attn_fixed_ops = {
     ATTN_OPS("fixed",
