@@ -6,6 +6,8 @@
  * generation step of window/dilated, which reuses the engine's row kernels. */
 #include "attention/bsa.h"
 
+#include <cblas.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,20 @@ static int strict_allowed(const void *ctx, int h, int i, int j)
     return j < i;
 }
 
+/* fixed, own block: j in the block of i (the engine adds j <= i). */
+static void block_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    flag_range(flag, qb * bs / c->s * c->s, qb * bs + bs - 1, bs, qb);
+}
+static int block_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    return i / c->s == j / c->s;
+}
+
 /* ---- parsing ---------------------------------------------------------------------------- */
 
 static int pow2_at_least(int x, int lo, int hi)
@@ -215,7 +231,8 @@ static void sparse_destroy(struct mixer *m)
     bsa_layout_free(&c->lay);
     if (c->two_part) {
         bsa_layout_free(&c->local);
-        bsa_layout_free(&c->cls);
+        if (c->kind == PAT_STRIDED)
+            bsa_layout_free(&c->cls);
     }
     mx_free(c->dil);
     mx_free(c->rnd);
@@ -372,7 +389,13 @@ static int fixed_parse(struct mixer *m, const char *args, struct mx_error *err)
     c->s = (int)s;
     c->c = (int)cc;
     snprintf(m->spec, sizeof m->spec, "fixed:s=%d,c=%d", c->s, c->c);
-    return finish(m, c, pow2_at_least(c->c, 16, 64), 0);
+    /* The whole-pattern layout serves generation and the FLOP count; training runs the own
+     * block through the engine and the earlier blocks' summaries by GEMM (fixed_core). */
+    finish(m, c, pow2_at_least(c->c, 16, 64), 0);
+    c->two_part = 1;
+    bsa_layout_build(&c->local, m->T_max, m->H, pow2_at_least(c->s, 16, 64), 0, block_candidates, block_allowed, c);
+    memset(&c->cls, 0, sizeof c->cls);
+    return 0;
 }
 
 static int bigbird_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -629,6 +652,156 @@ static const struct attn_core strided_core = {
     .step = bsa_cache_step,
 };
 
+/* ---- fixed: the own block by the engine, the summaries by GEMM ----------------------------
+ * The whole-pattern layout cut the summary columns (c of every s) into 16-wide masked tiles.
+ * Instead: the own block (j in i's block, j <= i) through the engine; the summaries of the
+ * earlier blocks gathered per (batch, head) into packed Ks, Vs (nb*c, D), where query block b
+ * sees exactly the first b*c rows: one dense (rows x b*c) score GEMM per query block, softmax
+ * by rows, P Vs. The two partial softmaxes merge by log-sum-exp as for strided; backward uses
+ * the final o and lse (same argument) and scatters dKs, dVs back. */
+
+struct fixed_work {
+    float *eng;      /* the engine's work for the own-block part */
+    float *per_bh;   /* (B*H) units: Ks, Vs, dKs, dVs (P, D) each | S, dP (s, P) each */
+    size_t unit;
+    int P;           /* packed summary rows: (blocks - 1) * c */
+};
+
+static size_t fixed_work_bind(const struct mixer *m, int B, int T, float *base, struct fixed_work *w)
+{
+    const struct sparse_cfg *c = m->cfg;
+    int nbq = (T + c->s - 1) / c->s;
+    size_t off = 0;
+    w->P = (nbq - 1) * c->c;
+    size_t P = (size_t)(w->P > 0 ? w->P : 1);
+    w->unit = mx_round_up(4 * P * m->D + 2 * (size_t)c->s * P, 16);
+    w->eng = strided_take(base, &off, bsa_work_floats(m, B, T));
+    w->per_bh = strided_take(base, &off, (size_t)B * m->H * w->unit);
+    return off;
+}
+
+static size_t fixed_work_floats(const struct mixer *m, int B, int T)
+{
+    struct fixed_work w;
+    return fixed_work_bind(m, B, T, NULL, &w);
+}
+
+/* Ks, Vs (P, D) <- the summary rows (the last c of each block) of k, v (T, D), blocks 0..nbq-2. */
+static void fixed_pack(float *Ks, float *Vs, const float *k, const float *v, int s, int cc, int nbq, int D)
+{
+    for (int b = 0; b + 1 < nbq; b++) {
+        size_t src = ((size_t)b * s + s - cc) * D, dst = (size_t)b * cc * D;
+        memcpy(Ks + dst, k + src, sizeof(float) * (size_t)cc * D);
+        memcpy(Vs + dst, v + src, sizeof(float) * (size_t)cc * D);
+    }
+}
+
+static void fixed_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                          const float *k, const float *v, const float *xp, int B, int T)
+{
+    (void)xp;
+    const struct sparse_cfg *c = m->cfg;
+    const int H = m->H, D = m->D, s = c->s, nbq = (T + s - 1) / s, BH = B * H;
+    struct fixed_work w;
+    fixed_work_bind(m, B, T, work, &w);
+    bsa_engine()->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T);
+    if (nbq < 2)
+        return;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int P = w.P;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        float *Ks = w.per_bh + (size_t)bh * w.unit, *Vs = Ks + (size_t)P * D, *S = Vs + 3 * (size_t)P * D;
+        const size_t base = (size_t)bh * T;
+        fixed_pack(Ks, Vs, k + base * D, v + base * D, s, c->c, nbq, D);
+        for (int b = 1; b < nbq; b++) {
+            int i0 = b * s, ni = T - i0 < s ? T - i0 : s, nk = b * c->c;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, q + (base + i0) * D, D, Ks, D,
+                        0.0f, S, nk);
+            for (int r = 0; r < ni; r++) {
+                float *Sr = S + (size_t)r * nk, mx = -INFINITY, l = 0;
+                for (int j = 0; j < nk; j++)
+                    mx = Sr[j] > mx ? Sr[j] : mx;
+                for (int j = 0; j < nk; j++) {
+                    Sr[j] = expf(Sr[j] - mx);
+                    l += Sr[j];
+                }
+                /* merge with the own-block part: weights e^(l1 - M), e^(l2 - M), l2 = mx + log l */
+                size_t ti = base + i0 + r;
+                float l1 = saved[ti], l2 = mx + logf(l), M = l1 > l2 ? l1 : l2;
+                float w1 = expf(l1 - M), w2 = expf(l2 - M), inv = 1.0f / (w1 + w2);
+                float *oi = o + ti * D;
+                for (int d = 0; d < D; d++)
+                    oi[d] *= w1 * inv;
+                cblas_sgemv(CblasRowMajor, CblasTrans, nk, D, w2 * inv / l, Vs, D, Sr, 1, 1.0f, oi, 1);
+                saved[ti] = M + logf(w1 + w2);
+            }
+        }
+    }
+}
+
+static void fixed_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                           const float *dout, const float *o, const float *saved, const float *q,
+                           const float *k, const float *v, const float *xp, int B, int T)
+{
+    (void)dxp, (void)xp;
+    const struct sparse_cfg *c = m->cfg;
+    const int H = m->H, D = m->D, s = c->s, nbq = (T + s - 1) / s, BH = B * H;
+    struct fixed_work w;
+    fixed_work_bind(m, B, T, work, &w);
+    bsa_engine()->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
+    if (nbq < 2)
+        return;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int P = w.P;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        float *Ks = w.per_bh + (size_t)bh * w.unit, *Vs = Ks + (size_t)P * D;
+        float *dKs = Vs + (size_t)P * D, *dVs = dKs + (size_t)P * D;
+        float *S = dVs + (size_t)P * D, *dP = S + (size_t)s * P;
+        const size_t base = (size_t)bh * T;
+        fixed_pack(Ks, Vs, k + base * D, v + base * D, s, c->c, nbq, D);
+        memset(dKs, 0, sizeof(float) * 2 * (size_t)P * D);
+        for (int b = 1; b < nbq; b++) {
+            int i0 = b * s, ni = T - i0 < s ? T - i0 : s, nk = b * c->c;
+            const float *qb = q + (base + i0) * D, *gb = dout + (base + i0) * D, *ob = o + (base + i0) * D;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, qb, D, Ks, D, 0.0f, S, nk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, 1.0f, gb, D, Vs, D, 0.0f, dP, nk);
+            for (int r = 0; r < ni; r++) { /* P = exp(S - lse); dS = P (dP - dout·o) */
+                float *Sr = S + (size_t)r * nk, *dPr = dP + (size_t)r * nk, lse = saved[base + i0 + r], delta = 0;
+                for (int d = 0; d < D; d++)
+                    delta += gb[(size_t)r * D + d] * ob[(size_t)r * D + d];
+                for (int j = 0; j < nk; j++) {
+                    Sr[j] = expf(Sr[j] - lse);
+                    dPr[j] = Sr[j] * (dPr[j] - delta);
+                }
+            }
+            /* dVs += Pᵀ dout, dq += scale dS Ks, dKs += scale dSᵀ q */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, ni, 1.0f, S, nk, gb, D, 1.0f, dVs, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, D, nk, scale, dP, nk, Ks, D, 1.0f,
+                        dq + (base + i0) * D, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, ni, scale, dP, nk, qb, D, 1.0f, dKs, D);
+        }
+        for (int b = 0; b + 1 < nbq; b++)
+            for (int e = 0; e < c->c; e++) {
+                size_t src = ((size_t)b * c->c + e) * D, dst = (base + (size_t)b * s + s - c->c + e) * D;
+                for (int d = 0; d < D; d++) {
+                    dk[dst + d] += dKs[src + d];
+                    dv[dst + d] += dVs[src + d];
+                }
+            }
+    }
+}
+
+static const struct attn_core fixed_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = fixed_work_floats,
+    .forward = fixed_forward,
+    .backward = fixed_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
+
 /* ---- ops ------------------------------------------------------------------------------- */
 
 /* The engine's core with the ring-buffer step (window, dilated); the other patterns use
@@ -673,7 +846,7 @@ const struct mixer_ops attn_fixed_ops = {
     ATTN_OPS("fixed",
            "fixed:s=128,c=8 — Sparse Transformer fixed: t attends its own block of s positions "
            "plus the last c positions of every earlier block (paper: s=128, c in 8..32)",
-             fixed_tests, fixed_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+             fixed_tests, fixed_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &fixed_core),
 };
 const struct mixer_ops attn_bigbird_ops = {
     ATTN_OPS("bigbird",
