@@ -181,15 +181,19 @@ static void test_vs_brute(const char *spec, int C, int T_max, int B, int T)
     mc_free(&t);
 }
 
-/* fnet against y[k,l] = Σ_{t,c} x[t,c] cos(2π(kt/T + lc/C)) / sqrt(TC), and its backward
- * against the explicit transpose dx[t,c] = Σ_{k,l} A[(k,l),(t,c)] dy[k,l]. */
-static void test_fnet_dft(int C, int B, int T)
+/* fnet (causal = 0) against y[k,l] = Σ_{t,c} x[t,c] cos(2π(kt/T + lc/C)) / sqrt(TC), and
+ * causal_fnet (causal = 1) against its definition written out: y[k,l] = Σ_{t<=k} Σ_c
+ * cos(2π(kt/T_max + lc/C)) x[t,c] / sqrt((k+1)C) (T < T_max and odd T: the frequency is tied to
+ * T_max, not to the call's length); both in double, and the backward of each against the
+ * explicit transpose dx[t,c] = Σ_{k,l} A[(k,l),(t,c)] dy[k,l]. */
+static void test_dft_vs_direct(const char *spec, int causal, int C, int T_max, int B, int T)
 {
     struct mc_mixer t;
-    if (mc_create(&t, "fnet", C, 1, T, B, T, 5, 1.0f) != 0) {
+    if (mc_create(&t, spec, C, 1, T_max, B, T, 5, 1.0f) != 0) {
         check_failures++;
         return;
     }
+    CHECK(t.n_params == 0, "%s must have no parameters (has %zu)", spec, t.n_params);
     size_t n = (size_t)B * T * C;
     float *x = mx_xmalloc(n * sizeof(float)), *dy = mx_xmalloc(n * sizeof(float)), *y = mx_xmalloc(n * sizeof(float));
     float *dx = mx_xcalloc(n * sizeof(float));
@@ -198,62 +202,21 @@ static void test_fnet_dft(int C, int B, int T)
     mc_fill_normal(dy, n, 22, 1.0f);
     float *saved = mc_forward(&t, y, x, T);
     t.m.ops->backward(&t.m, dx, NULL, dy, saved, x, t.params, B, T);
-    double s = 1.0 / sqrt((double)T * C);
+    double period = causal ? T_max : T;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < T; k++)
             for (int l = 0; l < C; l++)
-                for (int tt = 0; tt < T; tt++)
+                for (int tt = 0; tt < (causal ? k + 1 : T); tt++)
                     for (int c = 0; c < C; c++) {
-                        double a = cos(2 * PI * ((double)k * tt / T + (double)l * c / C)) * s;
+                        double a = cos(2 * PI * ((double)k * tt / period + (double)l * c / C)) /
+                                   sqrt((causal ? k + 1.0 : (double)T) * C);
                         yr[((size_t)b * T + k) * C + l] += a * x[((size_t)b * T + tt) * C + c];
                         dxr[((size_t)b * T + tt) * C + c] += a * dy[((size_t)b * T + k) * C + l];
                     }
     double ey = rel_err_d(y, yr, n), ex = rel_err_d(dx, dxr, n);
-    fprintf(stderr, "  fnet C=%d B=%d T=%d vs direct DFT: y %.1e dx %.1e\n", C, B, T, ey, ex);
-    CHECK(ey < 1e-5 && ex < 1e-5, "fnet C=%d T=%d vs direct 2-D DFT: y %.2e dx %.2e", C, T, ey, ex);
-    mx_free(saved);
-    mx_free(x);
-    mx_free(dy);
-    mx_free(y);
-    mx_free(dx);
-    free(yr);
-    free(dxr);
-    mc_free(&t);
-}
-
-/* causal_fnet against its definition written out: y[t,l] = Σ_{s<=t} Σ_c cos(2π(ts/T_max +
- * lc/C)) x[s,c] / sqrt((t+1)C), in double, and its backward against the explicit transpose.
- * T < T_max and odd T: the frequency is tied to T_max, not to the call's length. */
-static void test_causal_fnet_direct(int C, int T_max, int B, int T)
-{
-    struct mc_mixer t;
-    if (mc_create(&t, "causal_fnet", C, 1, T_max, B, T, 5, 1.0f) != 0) {
-        check_failures++;
-        return;
-    }
-    CHECK(t.n_params == 0, "causal_fnet must have no parameters (has %zu)", t.n_params);
-    size_t n = (size_t)B * T * C;
-    float *x = mx_xmalloc(n * sizeof(float)), *dy = mx_xmalloc(n * sizeof(float)), *y = mx_xmalloc(n * sizeof(float));
-    float *dx = mx_xcalloc(n * sizeof(float));
-    double *yr = calloc(n, sizeof(double)), *dxr = calloc(n, sizeof(double));
-    mc_fill_normal(x, n, 23, 1.0f);
-    mc_fill_normal(dy, n, 24, 1.0f);
-    float *saved = mc_forward(&t, y, x, T);
-    t.m.ops->backward(&t.m, dx, NULL, dy, saved, x, t.params, B, T);
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < T; k++)
-            for (int l = 0; l < C; l++)
-                for (int s = 0; s <= k; s++)
-                    for (int c = 0; c < C; c++) {
-                        double a = cos(2 * PI * ((double)k * s / T_max + (double)l * c / C)) / sqrt((k + 1.0) * C);
-                        yr[((size_t)b * T + k) * C + l] += a * x[((size_t)b * T + s) * C + c];
-                        dxr[((size_t)b * T + s) * C + c] += a * dy[((size_t)b * T + k) * C + l];
-                    }
-    double ey = rel_err_d(y, yr, n), ex = rel_err_d(dx, dxr, n);
-    fprintf(stderr, "  causal_fnet C=%d T_max=%d B=%d T=%d vs the masked DFT: y %.1e dx %.1e\n", C, T_max, B, T,
-            ey, ex);
-    CHECK(ey < 1e-5 && ex < 1e-5, "causal_fnet C=%d T_max=%d T=%d vs the masked DFT: y %.2e dx %.2e", C, T_max, T,
-          ey, ex);
+    fprintf(stderr, "  %s C=%d T_max=%d B=%d T=%d vs the direct DFT: y %.1e dx %.1e\n", spec, C, T_max, B, T, ey, ex);
+    CHECK(ey < 1e-5 && ex < 1e-5, "%s C=%d T_max=%d T=%d vs the direct DFT: y %.2e dx %.2e", spec, C, T_max, T, ey,
+          ex);
     mx_free(saved);
     mx_free(x);
     mx_free(dy);
@@ -434,19 +397,19 @@ static int case_vs_brute(void)
 
 static int case_fnet_dft(void)
 {
-    test_fnet_dft(6, 2, 5);
-    test_fnet_dft(8, 1, 4);
-    test_fnet_dft(5, 2, 7);
-    test_fnet_dft(4, 1, 1);
+    test_dft_vs_direct("fnet", 0, 6, 5, 2, 5);
+    test_dft_vs_direct("fnet", 0, 8, 4, 1, 4);
+    test_dft_vs_direct("fnet", 0, 5, 7, 2, 7);
+    test_dft_vs_direct("fnet", 0, 4, 1, 1, 1);
     return 0;
 }
 
 static int case_causal_fnet_direct(void)
 {
-    test_causal_fnet_direct(6, 40, 2, 40);
-    test_causal_fnet_direct(8, 300, 1, 257);
-    test_causal_fnet_direct(5, 16, 2, 7);
-    test_causal_fnet_direct(4, 1, 1, 1);
+    test_dft_vs_direct("causal_fnet", 1, 6, 40, 2, 40);
+    test_dft_vs_direct("causal_fnet", 1, 8, 300, 1, 257);
+    test_dft_vs_direct("causal_fnet", 1, 5, 16, 2, 7);
+    test_dft_vs_direct("causal_fnet", 1, 4, 1, 1, 1);
     return 0;
 }
 
