@@ -165,7 +165,11 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     struct mx_param *t = tensor_list(m, &n);
     double weights = 0;
     for (int i = 0; i < n; i++)
-        if (t[i].ndim == 2 && t[i].trainable)
+        /* The weight matrices, applied to every token (2 FLOPs per entry forward, 4 backward).
+         * A 2-D tensor without weight decay is not one (longconv's (C,T_max) filter: its FFT
+         * convolution is in ops->flops); counting it per token overstated longconv's GFLOP/s
+         * about a hundredfold. */
+        if (t[i].ndim == 2 && t[i].trainable && t[i].decay)
             weights += (double)t[i].numel;
     mx_free(t);
     double tokens = (double)B * T, f = 2.0 * weights * tokens, b = 4.0 * weights * tokens;

@@ -415,6 +415,25 @@ static int case_causal_fnet_direct(void)
 
 /* The old name: `fourier` specs build `longconv` with the same canonical options, the same
  * tensors and bit-identical outputs and gradients. */
+/* mixer_flops counts longconv's two projections per token plus the FFT work ops->flops reports,
+ * not the (C,T_max) filter as if it were a weight matrix applied to every token. */
+static int case_longconv_flops(void)
+{
+    const int C = 16, Tm = 512, T = 300, B = 2;
+    struct mixer_dims d = {.C = C, .H = 2, .T_max = Tm, .bias = 1, .layer = 0, .n_layer = 2, .seed = 1};
+    struct mixer m;
+    struct mx_error err;
+    MX_ASSERT(mixer_create(&m, "longconv", &d, &err) == 0);
+    double f, b, mf, mb;
+    mixer_flops(&m, B, T, &f, &b);
+    m.ops->flops(&m, B, T, &mf, &mb);
+    double w = 2.0 * C * C, tok = (double)B * T;
+    CHECK(f == 2 * w * tok + mf && b == 4 * w * tok + mb, "longconv flops %.0f/%.0f, expected %.0f/%.0f", f, b,
+          2 * w * tok + mf, 4 * w * tok + mb);
+    mixer_destroy(&m);
+    return 0;
+}
+
 static int case_old_name(void)
 {
     const char *pairs[][3] = {
@@ -513,6 +532,7 @@ int main(int argc, char **argv)
         {"fnet_dft", case_fnet_dft},
         {"causal_fnet_direct", case_causal_fnet_direct},
         {"old_name", case_old_name},
+        {"longconv_flops", case_longconv_flops},
         {"generic_shapes", case_generic_shapes},
         {"plan_cache", case_plan_cache},
         {"learned_init_is_fixed", case_learned_init_is_fixed},
