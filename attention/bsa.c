@@ -338,18 +338,42 @@ void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float 
                     saved, q, k, v, B, T);
 }
 
+/* The allowed (query, key) pairs up to T of head h's listed tiles: a full tile's rows x keys
+ * below T, a masked tile's set bits below T. The pattern's own count, whatever the engine
+ * computes (a listed tile runs whole, its mask applied inside), so GFLOP/s is useful work. */
+static double bsa_head_pairs(const struct bsa_layout *L, int h, int T)
+{
+    int bs = L->bs, nbT = (int)(mx_round_up((size_t)T, (size_t)bs) / (size_t)bs);
+    double pairs = 0;
+    for (int qb = 0; qb < nbT; qb++) {
+        int i0 = qb * bs, ni = T - i0 < bs ? T - i0 : bs;
+        int n = bsa_row_count(L, h, qb);
+        for (int e = 0; e < n; e++) {
+            int kb, mid;
+            bsa_row_pair(L, h, qb, e, &kb, &mid);
+            int j0 = kb * bs, nj = T - j0 < bs ? T - j0 : bs;
+            if (mid < 0) {
+                pairs += (double)ni * nj;
+                continue;
+            }
+            const uint64_t *rows = L->masks + (size_t)mid * bs;
+            uint64_t below = bsa_lanes_below(nj);
+            for (int r = 0; r < ni; r++)
+                pairs += (double)__builtin_popcountll(rows[r] & below);
+        }
+    }
+    return pairs;
+}
+
 void bsa_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
     const struct bsa_layout *L = (const struct bsa_layout *)m->cfg;
-    double pairs;
+    double pairs = 0;
     if (L->implicit_causal) {
         pairs = (double)m->H * T * (T + 1.0) / 2.0; /* the visible pairs: masked ones are skipped */
     } else {
-        int nbT = (int)(mx_round_up((size_t)T, (size_t)L->bs) / (size_t)L->bs);
-        size_t blocks = 0;
         for (int h = 0; h < m->H; h++)
-            blocks += (size_t)L->maps[L->head_map[h]].row_ptr[nbT];
-        pairs = (double)blocks * L->bs * L->bs; /* listed tiles run whole, masks applied inside */
+            pairs += bsa_head_pairs(L, h, T);
     }
     attn_pairs_flops(pairs * B, m->D, fwd, bwd);
 }

@@ -83,8 +83,8 @@ void bsa_forward(const struct mixer *m, float *o, float *saved, float *work, con
 void bsa_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
                   const float *dout, const float *o, const float *saved, const float *q,
                   const float *k, const float *v, const float *xp, int B, int T);
-/* Token-mixing FLOPs at (B,T) (mixer_ops.flops): attn_pairs_flops over the visible causal
- * pairs (implicit layout) or over the listed tiles up to T, bs x bs pairs each. */
+/* Token-mixing FLOPs at (B,T) (mixer_ops.flops): attn_pairs_flops over the pattern's allowed
+ * causal pairs up to T (the useful work: not the whole listed tiles the engine computes). */
 void bsa_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd);
 /* Same, with the layout passed directly (tests; mixers go through m->cfg); this backward
  * ADDS to dq, dk, dv. Only m->H, m->D are read from m. */

@@ -20,7 +20,8 @@
     X(attn_gla_ops)                                                                           \
     X(attn_retnet_ops)                                                                        \
     X(attn_lsh_ops)                                                                           \
-    X(fourier_ops)                                                                            \
+    X(longconv_ops)                                                                           \
+    X(causal_fnet_ops)                                                                        \
     X(fnet_ops)                                                                               \
     X(shift_ops)
 
@@ -45,8 +46,27 @@ const struct mixer_ops *mixer_at(int i)
     return registry[i];
 }
 
+/* Old names still accepted, so checkpoints and command lines written with them load and run
+ * unchanged; the canonical spec a mixer writes (and so every new checkpoint) uses the new name. */
+static const struct {
+    const char *old, *now;
+} aliases[] = {
+    {"fourier", "longconv"}, /* it was always a learned long convolution, not FNet's fixed DFT */
+};
+
+const char *mixer_alias_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(aliases[i].old, name) == 0)
+            return aliases[i].now;
+    return NULL;
+}
+
 const struct mixer_ops *mixer_find(const char *name)
 {
+    const char *now = mixer_alias_of(name);
+    if (now)
+        name = now;
     for (int i = 0; i < mixer_count(); i++)
         if (strcmp(registry[i]->name, name) == 0)
             return registry[i];
@@ -145,7 +165,11 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     struct mx_param *t = tensor_list(m, &n);
     double weights = 0;
     for (int i = 0; i < n; i++)
-        if (t[i].ndim == 2 && t[i].trainable)
+        /* The weight matrices, applied to every token (2 FLOPs per entry forward, 4 backward).
+         * A 2-D tensor without weight decay is not one (longconv's (C,T_max) filter: its FFT
+         * convolution is in ops->flops); counting it per token overstated longconv's GFLOP/s
+         * about a hundredfold. */
+        if (t[i].ndim == 2 && t[i].trainable && t[i].decay)
             weights += (double)t[i].numel;
     mx_free(t);
     double tokens = (double)B * T, f = 2.0 * weights * tokens, b = 4.0 * weights * tokens;

@@ -97,7 +97,11 @@ struct mixer_ops {
 /* ---- registry ------------------------------------------------------------------------- */
 int mixer_count(void);
 const struct mixer_ops *mixer_at(int i);
-const struct mixer_ops *mixer_find(const char *name); /* NULL if unknown */
+/* The mixer registered as name, or under the new name of a deprecated one (fourier -> longconv);
+ * NULL if unknown. */
+const struct mixer_ops *mixer_find(const char *name);
+/* The current name of a deprecated mixer name ("fourier" -> "longconv"); NULL if name is not one. */
+const char *mixer_alias_of(const char *name);
 
 /* Build a mixer from a spec "name" or "name:k=v,...". Unknown names list the known ones.
  * On success the mixer must be released with mixer_destroy. */

@@ -6,6 +6,8 @@
  * generation step of window/dilated, which reuses the engine's row kernels. */
 #include "attention/bsa.h"
 
+#include <cblas.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,11 @@ struct sparse_cfg {
     int nB;      /* bigbird blocks in T_max */
     int *rnd;    /* bigbird (H, nB, r) random key blocks per query block, -1 = none */
     int ring;    /* window/dilated generation: ring slots = the longest reach over heads */
+    /* strided, split=0: the two parts the fast core runs (strided_core below); lay above
+     * stays the whole pattern (FLOP count, generation, split=1). */
+    struct bsa_layout local; /* (t-s, t], at T_max */
+    struct bsa_layout cls;   /* strictly causal, at ceil(T_max/s): one residue class mod s */
+    int two_part;
 };
 
 /* ---- the patterns ----------------------------------------------------------------------- */
@@ -153,6 +160,47 @@ int sparse_bigbird_random_blocks(const struct mixer *m, int h, int Q, int *out)
     return n;
 }
 
+/* The two parts of strided (split=0), each a layout the engine runs as dense-ish tiles:
+ *   local: j in (i-s, i]                      — a band, at T_max;
+ *   cls:   j < i, strictly                    — within one residue class mod s, gathered:
+ *          class r holds positions r, r+s, r+2s, ..., so "j = i - ks, k >= 1" is "earlier in
+ *          the class". The two key sets are disjoint and cover the pattern exactly. */
+static void local_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    flag_range(flag, qb * bs - c->s + 1, qb * bs + bs - 1, bs, qb);
+}
+static int local_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)h;
+    return i - j < ((const struct sparse_cfg *)ctx)->s;
+}
+static void strict_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)ctx, (void)h;
+    flag_range(flag, 0, qb * bs + bs - 1, bs, qb);
+}
+static int strict_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)ctx, (void)h;
+    return j < i;
+}
+
+/* fixed, own block: j in the block of i (the engine adds j <= i). */
+static void block_candidates(const void *ctx, int h, int qb, int bs, unsigned char *flag)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    flag_range(flag, qb * bs / c->s * c->s, qb * bs + bs - 1, bs, qb);
+}
+static int block_allowed(const void *ctx, int h, int i, int j)
+{
+    (void)h;
+    const struct sparse_cfg *c = ctx;
+    return i / c->s == j / c->s;
+}
+
 /* ---- parsing ---------------------------------------------------------------------------- */
 
 static int pow2_at_least(int x, int lo, int hi)
@@ -181,6 +229,11 @@ static void sparse_destroy(struct mixer *m)
     if (!c)
         return;
     bsa_layout_free(&c->lay);
+    if (c->two_part) {
+        bsa_layout_free(&c->local);
+        if (c->kind == PAT_STRIDED)
+            bsa_layout_free(&c->cls);
+    }
     mx_free(c->dil);
     mx_free(c->rnd);
     mx_free(c);
@@ -303,8 +356,18 @@ static int strided_parse(struct mixer *m, const char *args, struct mx_error *err
     c->split = (int)split;
     snprintf(m->spec, sizeof m->spec, "strided:s=%d,split=%d", c->s, c->split);
     /* WHY 32/16: the strided columns form one diagonal line per listed block, so small
-     * blocks waste less; the local part (length s) prefers larger tiles. */
-    return finish(m, c, c->s >= 64 ? 32 : 16, c->split);
+     * blocks waste less; the local part (length s) prefers larger tiles. This whole-pattern
+     * layout serves generation, the FLOP count and split=1; split=0 trains on two dense-tiled
+     * parts (strided_core). */
+    finish(m, c, c->s >= 64 ? 32 : 16, c->split);
+    if (!c->split) {
+        int n = (m->T_max + c->s - 1) / c->s;
+        c->two_part = 1;
+        bsa_layout_build(&c->local, m->T_max, m->H, pow2_at_least(c->s, 16, 64), 0, local_candidates,
+                         local_allowed, c);
+        bsa_layout_build(&c->cls, n, 1, n >= 64 ? 64 : n >= 32 ? 32 : 16, 0, strict_candidates, strict_allowed, c);
+    }
+    return 0;
 }
 
 static int fixed_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -326,7 +389,13 @@ static int fixed_parse(struct mixer *m, const char *args, struct mx_error *err)
     c->s = (int)s;
     c->c = (int)cc;
     snprintf(m->spec, sizeof m->spec, "fixed:s=%d,c=%d", c->s, c->c);
-    return finish(m, c, pow2_at_least(c->c, 16, 64), 0);
+    /* The whole-pattern layout serves generation and the FLOP count; training runs the own
+     * block through the engine and the earlier blocks' summaries by GEMM (fixed_core). */
+    finish(m, c, pow2_at_least(c->c, 16, 64), 0);
+    c->two_part = 1;
+    bsa_layout_build(&c->local, m->T_max, m->H, pow2_at_least(c->s, 16, 64), 0, block_candidates, block_allowed, c);
+    memset(&c->cls, 0, sizeof c->cls);
+    return 0;
 }
 
 static int bigbird_parse(struct mixer *m, const char *args, struct mx_error *err)
@@ -430,6 +499,309 @@ static void ring_step(const struct mixer *m, float *o_t, float *state, const flo
     }
 }
 
+/* ---- strided: two dense-tiled parts ------------------------------------------------------
+ * The whole-pattern layout lists every tile that holds a piece of a stride diagonal and runs it
+ * whole: ~s/bs times the useful work of the strided part (11x at T = 16k, 22x at 64k for
+ * s = 128), and every lower-triangle tile when s < bs. Instead: the local band (t-s, t] through
+ * the engine on q, k, v as they are; the strided keys through the engine on q, k, v gathered by
+ * residue class mod s (class r = positions r, r+s, ...; (B*H*s) sequences of n = ceil(T/s),
+ * strictly causal), where they are dense. The two partial softmaxes merge by their
+ * log-sum-exps: o = (e^l1 o1 + e^l2 o2) / (e^l1 + e^l2), lse = log(e^l1 + e^l2).
+ * WHY backward needs no merge: with the FINAL o and lse, P_ij = exp(s_ij - lse_i) and
+ * dS_ij = P_ij (dout_i·v_j - dout_i·o_i) are the full pattern's, so each part's backward, run on
+ * its own key set with the final o and lse, gives exactly that part's share of dq, dk, dv.
+ * The first row of a class sees no strided key (l2 = -inf, the engine's o2 there is not used). */
+
+struct strided_work {
+    float *eng;                /* the engine's K/V-transposed work, the larger of the two parts */
+    float *qg, *kg, *vg, *og;  /* (B*H, s, n, D) gathered; padding rows (r + a*s >= T) zero */
+    float *lg;                 /* (B*H, s, n) */
+    float *dg, *dqg, *dkg, *dvg; /* backward: dout gathered, and the class part's gradients */
+};
+
+/* The next count floats of base (NULL while sizing), 64-byte multiples apart. */
+static float *strided_take(float *base, size_t *off, size_t count)
+{
+    float *p = base ? base + *off : NULL;
+    *off += mx_round_up(count, 16);
+    return p;
+}
+
+static size_t strided_work_bind(const struct mixer *m, int B, int T, float *base, struct strided_work *w)
+{
+    const struct sparse_cfg *c = m->cfg;
+    int s = c->s, n = (T + s - 1) / s;
+    size_t BHs = (size_t)B * m->H * s, G = BHs * n * m->D;
+    size_t e1 = 2 * (size_t)B * m->H * m->D * bsa_padded_T(T), e2 = 2 * BHs * m->D * bsa_padded_T(n);
+    size_t off = 0;
+    w->eng = strided_take(base, &off, e1 > e2 ? e1 : e2);
+    w->qg = strided_take(base, &off, G);
+    w->kg = strided_take(base, &off, G);
+    w->vg = strided_take(base, &off, G);
+    w->og = strided_take(base, &off, G);
+    w->lg = strided_take(base, &off, BHs * n);
+    w->dg = strided_take(base, &off, G);
+    w->dqg = strided_take(base, &off, G);
+    w->dkg = strided_take(base, &off, G);
+    w->dvg = strided_take(base, &off, G);
+    return off;
+}
+
+static size_t strided_work_floats(const struct mixer *m, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part)
+        return bsa_work_floats(m, B, T);
+    struct strided_work w;
+    return strided_work_bind(m, B, T, NULL, &w);
+}
+
+/* dst (B*H, s, n, D) <- the rows of src (B*H, T, D) by residue class, zero past T (dir = 0);
+ * or dst (B*H, T, D) += the class rows of src (dir = 1). width = D (vectors) or 1 (lse). */
+static void strided_gather(float *dst, const float *src, int BH, int T, int s, int n, int width, int dir)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bh = 0; bh < BH; bh++)
+        for (int r = 0; r < s; r++)
+            for (int a = 0; a < n; a++) {
+                int i = r + a * s;
+                float *g = (dir ? (float *)src : dst) + (((size_t)bh * s + r) * n + a) * width;
+                if (dir == 0) {
+                    if (i < T)
+                        memcpy(g, src + ((size_t)bh * T + i) * width, sizeof(float) * (size_t)width);
+                    else
+                        memset(g, 0, sizeof(float) * (size_t)width);
+                } else if (i < T) {
+                    float *d = dst + ((size_t)bh * T + i) * width;
+                    for (int e = 0; e < width; e++)
+                        d[e] += g[e];
+                }
+            }
+}
+
+static void strided_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                            const float *k, const float *v, const float *xp, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part) {
+        bsa_forward(m, o, saved, work, q, k, v, xp, B, T);
+        return;
+    }
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    struct strided_work w;
+    strided_work_bind(m, B, T, work, &w);
+    const struct bsa_engine *E = bsa_engine();
+    E->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T); /* o, lse <- the local part */
+    if (n < 2)
+        return; /* s >= T: no strided key */
+    strided_gather(w.qg, q, BH, T, s, n, D, 0);
+    strided_gather(w.kg, k, BH, T, s, n, D, 0);
+    strided_gather(w.vg, v, BH, T, s, n, D, 0);
+    E->forward(&c->cls, 1, D, w.og, w.lg, w.eng, w.qg, w.kg, w.vg, BH * s, n);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bh = 0; bh < BH; bh++)
+        for (int r = 0; r < s; r++)
+            for (int a = 1; a < n && r + a * s < T; a++) {
+                size_t gi = ((size_t)bh * s + r) * n + a, ti = (size_t)bh * T + r + (size_t)a * s;
+                float l1 = saved[ti], l2 = w.lg[gi], mx = l1 > l2 ? l1 : l2;
+                float w1 = expf(l1 - mx), w2 = expf(l2 - mx), inv = 1.0f / (w1 + w2);
+                float *oi = o + ti * D;
+                const float *o2 = w.og + gi * D;
+                for (int d = 0; d < D; d++)
+                    oi[d] = (w1 * oi[d] + w2 * o2[d]) * inv;
+                saved[ti] = mx + logf(w1 + w2);
+            }
+}
+
+static void strided_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                             const float *dout, const float *o, const float *saved, const float *q,
+                             const float *k, const float *v, const float *xp, int B, int T)
+{
+    const struct sparse_cfg *c = m->cfg;
+    if (!c->two_part) {
+        bsa_backward(m, dq, dk, dv, dxp, work, dout, o, saved, q, k, v, xp, B, T);
+        return;
+    }
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    struct strided_work w;
+    strided_work_bind(m, B, T, work, &w);
+    const struct bsa_engine *E = bsa_engine();
+    E->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
+    if (n < 2)
+        return;
+    strided_gather(w.qg, q, BH, T, s, n, D, 0);
+    strided_gather(w.kg, k, BH, T, s, n, D, 0);
+    strided_gather(w.vg, v, BH, T, s, n, D, 0);
+    strided_gather(w.og, o, BH, T, s, n, D, 0);
+    strided_gather(w.dg, dout, BH, T, s, n, D, 0);
+    strided_gather(w.lg, saved, BH, T, s, n, 1, 0);
+    E->backward(&c->cls, 1, D, w.dqg, w.dkg, w.dvg, 0, w.eng, w.dg, w.og, w.lg, w.qg, w.kg, w.vg, BH * s, n);
+    strided_gather(dq, w.dqg, BH, T, s, n, D, 1);
+    strided_gather(dk, w.dkg, BH, T, s, n, D, 1);
+    strided_gather(dv, w.dvg, BH, T, s, n, D, 1);
+}
+
+/* split=0 trains on the two parts; split=1 (whole heads per part) and generation use the
+ * whole-pattern layout (bsa.c's KV cache). */
+static const struct attn_core strided_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = strided_work_floats,
+    .forward = strided_forward,
+    .backward = strided_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
+
+/* ---- fixed: the own block by the engine, the summaries by GEMM ----------------------------
+ * The whole-pattern layout cut the summary columns (c of every s) into 16-wide masked tiles.
+ * Instead: the own block (j in i's block, j <= i) through the engine; the summaries of the
+ * earlier blocks gathered per (batch, head) into packed Ks, Vs (nb*c, D), where query block b
+ * sees exactly the first b*c rows: one dense (rows x b*c) score GEMM per query block, softmax
+ * by rows, P Vs. The two partial softmaxes merge by log-sum-exp as for strided; backward uses
+ * the final o and lse (same argument) and scatters dKs, dVs back. */
+
+struct fixed_work {
+    float *eng;      /* the engine's work for the own-block part */
+    float *per_bh;   /* (B*H) units: Ks, Vs, dKs, dVs (P, D) each | S, dP (s, P) each */
+    size_t unit;
+    int P;           /* packed summary rows: (blocks - 1) * c */
+};
+
+static size_t fixed_work_bind(const struct mixer *m, int B, int T, float *base, struct fixed_work *w)
+{
+    const struct sparse_cfg *c = m->cfg;
+    int nbq = (T + c->s - 1) / c->s;
+    size_t off = 0;
+    w->P = (nbq - 1) * c->c;
+    size_t P = (size_t)(w->P > 0 ? w->P : 1);
+    w->unit = mx_round_up(4 * P * m->D + 2 * (size_t)c->s * P, 16);
+    w->eng = strided_take(base, &off, bsa_work_floats(m, B, T));
+    w->per_bh = strided_take(base, &off, (size_t)B * m->H * w->unit);
+    return off;
+}
+
+static size_t fixed_work_floats(const struct mixer *m, int B, int T)
+{
+    struct fixed_work w;
+    return fixed_work_bind(m, B, T, NULL, &w);
+}
+
+/* Ks, Vs (P, D) <- the summary rows (the last c of each block) of k, v (T, D), blocks 0..nbq-2. */
+static void fixed_pack(float *Ks, float *Vs, const float *k, const float *v, int s, int cc, int nbq, int D)
+{
+    for (int b = 0; b + 1 < nbq; b++) {
+        size_t src = ((size_t)b * s + s - cc) * D, dst = (size_t)b * cc * D;
+        memcpy(Ks + dst, k + src, sizeof(float) * (size_t)cc * D);
+        memcpy(Vs + dst, v + src, sizeof(float) * (size_t)cc * D);
+    }
+}
+
+static void fixed_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
+                          const float *k, const float *v, const float *xp, int B, int T)
+{
+    (void)xp;
+    const struct sparse_cfg *c = m->cfg;
+    const int H = m->H, D = m->D, s = c->s, nbq = (T + s - 1) / s, BH = B * H;
+    struct fixed_work w;
+    fixed_work_bind(m, B, T, work, &w);
+    bsa_engine()->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T);
+    if (nbq < 2)
+        return;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int P = w.P;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        float *Ks = w.per_bh + (size_t)bh * w.unit, *Vs = Ks + (size_t)P * D, *S = Vs + 3 * (size_t)P * D;
+        const size_t base = (size_t)bh * T;
+        fixed_pack(Ks, Vs, k + base * D, v + base * D, s, c->c, nbq, D);
+        for (int b = 1; b < nbq; b++) {
+            int i0 = b * s, ni = T - i0 < s ? T - i0 : s, nk = b * c->c;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, q + (base + i0) * D, D, Ks, D,
+                        0.0f, S, nk);
+            for (int r = 0; r < ni; r++) {
+                float *Sr = S + (size_t)r * nk, mx = -INFINITY, l = 0;
+                for (int j = 0; j < nk; j++)
+                    mx = Sr[j] > mx ? Sr[j] : mx;
+                for (int j = 0; j < nk; j++) {
+                    Sr[j] = expf(Sr[j] - mx);
+                    l += Sr[j];
+                }
+                /* merge with the own-block part: weights e^(l1 - M), e^(l2 - M), l2 = mx + log l */
+                size_t ti = base + i0 + r;
+                float l1 = saved[ti], l2 = mx + logf(l), M = l1 > l2 ? l1 : l2;
+                float w1 = expf(l1 - M), w2 = expf(l2 - M), inv = 1.0f / (w1 + w2);
+                float *oi = o + ti * D;
+                for (int d = 0; d < D; d++)
+                    oi[d] *= w1 * inv;
+                cblas_sgemv(CblasRowMajor, CblasTrans, nk, D, w2 * inv / l, Vs, D, Sr, 1, 1.0f, oi, 1);
+                saved[ti] = M + logf(w1 + w2);
+            }
+        }
+    }
+}
+
+static void fixed_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
+                           const float *dout, const float *o, const float *saved, const float *q,
+                           const float *k, const float *v, const float *xp, int B, int T)
+{
+    (void)dxp, (void)xp;
+    const struct sparse_cfg *c = m->cfg;
+    const int H = m->H, D = m->D, s = c->s, nbq = (T + s - 1) / s, BH = B * H;
+    struct fixed_work w;
+    fixed_work_bind(m, B, T, work, &w);
+    bsa_engine()->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
+    if (nbq < 2)
+        return;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int P = w.P;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < BH; bh++) {
+        float *Ks = w.per_bh + (size_t)bh * w.unit, *Vs = Ks + (size_t)P * D;
+        float *dKs = Vs + (size_t)P * D, *dVs = dKs + (size_t)P * D;
+        float *S = dVs + (size_t)P * D, *dP = S + (size_t)s * P;
+        const size_t base = (size_t)bh * T;
+        fixed_pack(Ks, Vs, k + base * D, v + base * D, s, c->c, nbq, D);
+        memset(dKs, 0, sizeof(float) * 2 * (size_t)P * D);
+        for (int b = 1; b < nbq; b++) {
+            int i0 = b * s, ni = T - i0 < s ? T - i0 : s, nk = b * c->c;
+            const float *qb = q + (base + i0) * D, *gb = dout + (base + i0) * D, *ob = o + (base + i0) * D;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, qb, D, Ks, D, 0.0f, S, nk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, 1.0f, gb, D, Vs, D, 0.0f, dP, nk);
+            for (int r = 0; r < ni; r++) { /* P = exp(S - lse); dS = P (dP - dout·o) */
+                float *Sr = S + (size_t)r * nk, *dPr = dP + (size_t)r * nk, lse = saved[base + i0 + r], delta = 0;
+                for (int d = 0; d < D; d++)
+                    delta += gb[(size_t)r * D + d] * ob[(size_t)r * D + d];
+                for (int j = 0; j < nk; j++) {
+                    Sr[j] = expf(Sr[j] - lse);
+                    dPr[j] = Sr[j] * (dPr[j] - delta);
+                }
+            }
+            /* dVs += Pᵀ dout, dq += scale dS Ks, dKs += scale dSᵀ q */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, ni, 1.0f, S, nk, gb, D, 1.0f, dVs, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, D, nk, scale, dP, nk, Ks, D, 1.0f,
+                        dq + (base + i0) * D, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, ni, scale, dP, nk, qb, D, 1.0f, dKs, D);
+        }
+        for (int b = 0; b + 1 < nbq; b++)
+            for (int e = 0; e < c->c; e++) {
+                size_t src = ((size_t)b * c->c + e) * D, dst = (base + (size_t)b * s + s - c->c + e) * D;
+                for (int d = 0; d < D; d++) {
+                    dk[dst + d] += dKs[src + d];
+                    dv[dst + d] += dVs[src + d];
+                }
+            }
+    }
+}
+
+static const struct attn_core fixed_core = {
+    .saved_floats = bsa_saved_floats,
+    .work_floats = fixed_work_floats,
+    .forward = fixed_forward,
+    .backward = fixed_backward,
+    .state_floats = bsa_cache_state_floats,
+    .step = bsa_cache_step,
+};
+
 /* ---- ops ------------------------------------------------------------------------------- */
 
 /* The engine's core with the ring-buffer step (window, dilated); the other patterns use
@@ -468,13 +840,13 @@ const struct mixer_ops attn_strided_ops = {
            "strided:s=sqrt(T_max),split=0 — Sparse Transformer strided: local (t-s, t] plus every j "
            "with (t-j) mod s = 0 (paper: s ~ sqrt(T)); split=1 puts the local part on the first "
            "half of the heads and the strided part on the rest, as the paper",
-             strided_tests, strided_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+             strided_tests, strided_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &strided_core),
 };
 const struct mixer_ops attn_fixed_ops = {
     ATTN_OPS("fixed",
            "fixed:s=128,c=8 — Sparse Transformer fixed: t attends its own block of s positions "
            "plus the last c positions of every earlier block (paper: s=128, c in 8..32)",
-             fixed_tests, fixed_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &bsa_core),
+             fixed_tests, fixed_parse, sparse_destroy, attn_tensors, attn_init, bsa_flops, &fixed_core),
 };
 const struct mixer_ops attn_bigbird_ops = {
     ATTN_OPS("bigbird",

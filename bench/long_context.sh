@@ -14,7 +14,7 @@ data=${DATA:-../shared/data/enwik8_prefix.xml}
 unset OPENBLAS_CORETYPE
 if [ $# -gt 0 ]; then specs=("$@"); else
   specs=(dense window:w=128 bigbird:b=32,w=3,r=2,g=1 lsh:h=2,nb=16,c=64 linformer:k=8,b=64 linear
-         performer:m=64 fourier)
+         performer:m=64 longconv causal_fnet)
 fi
 mkdir -p "$out"
 runs=()

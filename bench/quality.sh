@@ -15,7 +15,7 @@ export OMP_WAIT_POLICY=PASSIVE
 unset OPENBLAS_CORETYPE
 if [ $# -gt 0 ]; then specs=("$@"); else
   specs=(dense window:w=32 "dilated:w=16,d=1,1,2,4" strided:s=8 fixed:s=16,c=4 bigbird:b=8,w=3,r=2,g=1
-         lsh:h=2,nb=8,c=16 linformer:k=4,b=16 nystrom:m=4,b=16 linear performer:m=64 fourier)
+         lsh:h=2,nb=8,c=16 linformer:k=4,b=16 nystrom:m=4,b=16 linear performer:m=64 longconv causal_fnet)
 fi
 mkdir -p "$out"
 runs=()

@@ -475,7 +475,7 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         if (ops && !ops->causal) {
             mx_errorf(err, "layer %d: mixer '%s' sees the future (it is bidirectional), so a language model "
                            "trained with it would learn to copy the next token; use a causal mixer such as "
-                           "'fourier' instead",
+                           "'causal_fnet' (FNet with the future masked out) instead",
                       l, o->model.attn[l]);
             goto out;
         }

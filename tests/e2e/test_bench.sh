@@ -32,7 +32,7 @@ for r in rows:
 print("csv ok:", len(rows), "rows")
 EOF
 
-# 1b. A mixer without an attention core (fourier) leaves the core columns empty; lsh, an
+# 1b. A mixer without an attention core (longconv, by its old name fourier) leaves the core columns empty; lsh, an
 # attention core behind the shared-QK projection, fills them.
 "$BIN" bench --attn fourier --attn lsh --context 64 --dim 16 --heads 2 --repeats 1 --no-sgemm --csv \
     >"$TMP/nocore.csv" 2>"$TMP/err" || fail "bench fourier/lsh exited $?: $(cat "$TMP/err")"

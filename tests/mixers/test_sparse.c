@@ -173,6 +173,8 @@ static struct pat pats[] = {
     {.spec = "strided:s=5", .kind = 2, .s = 5},
     {.spec = "strided:s=6,split=1", .kind = 2, .s = 6, .split = 1},
     {.spec = "strided:s=70", .kind = 2, .s = 70},
+    {.spec = "strided:s=7", .kind = 2, .s = 7},   /* T not a multiple of s: padded classes */
+    {.spec = "strided:s=1", .kind = 2, .s = 1},   /* local part = the diagonal; one class = dense */
     {.spec = "fixed:s=8,c=2", .kind = 3, .s = 8, .c = 2},
     {.spec = "fixed:s=5,c=5", .kind = 3, .s = 5, .c = 5},
     {.spec = "fixed:s=40,c=20", .kind = 3, .s = 40, .c = 20},
@@ -194,6 +196,41 @@ static int case_brute_force(void)
         if (pats[i].kind >= 2)
             f += check_brute(&pats[i], 2, 16, 700, 1);
     return f;
+}
+
+/* ops->flops counts the pattern's own allowed pairs (useful work), not the tiles the engine
+ * computes: equal to attn_pairs_flops over a brute-force count of pat_allowed, at T = T_max and
+ * at a shorter odd T, for every pattern (s below and above the tile size included). */
+static int case_useful_flops(void)
+{
+    const int H = 4, D = 8, Tm = 150;
+    for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
+        struct pat *p = &pats[pi];
+        struct mixer m;
+        struct mixer_dims dm = {.C = H * D, .H = H, .T_max = Tm, .bias = 0, .layer = 3, .n_layer = 4, .seed = 99};
+        struct mx_error err;
+        if (mixer_create(&m, p->spec, &dm, &err) != 0) {
+            CHECK(0, "%s: %s", p->spec, err.msg);
+            continue;
+        }
+        p->m = &m;
+        p->H = H;
+        const int Ts[] = {Tm, 37};
+        for (int k = 0; k < 2; k++) {
+            int T = Ts[k];
+            double pairs = 0, f, b, ef, eb;
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < T; i++)
+                    for (int j = 0; j <= i; j++)
+                        pairs += pat_allowed(p, h, i, j);
+            attn_pairs_flops(2 * pairs, D, &ef, &eb);
+            m.ops->flops(&m, 2, T, &f, &b);
+            CHECK(f == ef && b == eb, "%s T=%d: flops %.0f/%.0f, the allowed pairs give %.0f/%.0f", p->spec, T, f,
+                  b, ef, eb);
+        }
+        mixer_destroy(&m);
+    }
+    return 0;
 }
 
 static int case_dense_equivalence(void)
@@ -302,6 +339,7 @@ int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
         {"brute_force", case_brute_force},
+        {"useful_flops", case_useful_flops},
         {"dense_equivalence", case_dense_equivalence},
         {"bad_specs", case_bad_specs},
         {"step_state_bounded", case_step_state_bounded},

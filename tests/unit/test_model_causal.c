@@ -1,7 +1,7 @@
 /* test_model_causal.c — the whole decoder, built with each registered causal mixer in every
  * layer (one case per mixer), does not leak the future: changing the tokens after t leaves the
- * logits at <= t unchanged (bit for bit; to the mixer's stated FFT round-off for `fourier`). The
- * mixer-level suite proves the same per mixer; this proves nothing around the mixers (embeddings,
+ * logits at <= t unchanged (bit for bit; to the mixer's stated FFT round-off for `longconv` and
+ * `causal_fnet`). The mixer-level suite proves the same per mixer; this proves nothing around the mixers (embeddings,
  * norms, residuals, batching, the output head) reintroduces a leak. */
 #include "check.h"
 #include "model/model.h"

@@ -1,8 +1,10 @@
-/* fourier.c — the Fourier family: `fourier`, FNet's FFT token mixing made causal (a per-channel
- * filter applied along time as a causal convolution, computed by zero-padded FFT through FFTW),
- * and `fnet`, the original bidirectional FNet mixer (Re of a 2-D DFT) for encoder benchmarks.
- * Not attention: no queries, keys or softmax, and not the attn_common projection path. `fnet`
- * sees the future (ops->causal = 0) and has no generation step; LM training refuses it. */
+/* longconv.c — `longconv`, a learned per-channel causal long convolution along time (value
+ * projection, C filters of T_max taps, output projection), computed by zero-padded FFT through
+ * FFTW: the long-convolution family (Hyena's implicit long filters, S4/S4D read as a convolution
+ * kernel), with the filter stored explicitly. Not FNet (that mixes with a fixed DFT and no
+ * parameters: `fnet` and `causal_fnet` in fnet.c) and not attention. The old name `fourier` is
+ * an accepted alias (attention/mixer.c), so old checkpoints and command lines still run. */
+#include "attention/fft_util.h"
 #include "attention/mixer.h"
 #include "nn/nn.h"
 
@@ -11,42 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Distinct sequence lengths whose FFTW plans (and fixed-filter spectra) a mixer keeps at once.
- * Training uses one T; evaluation and tests a few more. A ninth T evicts the least recently
- * used entry, so only that call pays planning (and its allocations) again. */
-#define FOURIER_CACHE 8
-
-/* Smallest n >= m of the form 2^a 3^b 5^c: FFTW is fastest on such sizes, and the nearest one
- * above 2T-1 wastes far less than the next power of two (e.g. T=20 -> 40, not 64). */
-static int fourier_fast_size(int m)
-{
-    for (int n = m > 1 ? m : 1;; n++) {
-        int r = n;
-        while (r % 2 == 0)
-            r /= 2;
-        while (r % 3 == 0)
-            r /= 3;
-        while (r % 5 == 0)
-            r /= 5;
-        if (r == 1)
-            return n;
-    }
-}
-
-/* Round a float count up to 16 floats (64 bytes): every FFT buffer then has the alignment the
- * plans were made for, which FFTW's new-array execute functions require. */
-static size_t fourier_round16(size_t n)
-{
-    return mx_round_up(n, 16);
-}
-
-static float *fourier_align64(float *p)
-{
-    return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
-
 /* ============================================================================================
- * fourier — causal long convolution by FFT
+ * longconv — causal long convolution by FFT
  * ============================================================================================
  * y = c_proj( h *_causal (c_v x) ):  u = x W_vᵀ + b_v  (the value projection, vproj=1),
  * z[b,t,c] = Σ_{s<=t} h[c,s] u[b,t-s,c],  y = z W_projᵀ + b_proj.
@@ -54,20 +22,19 @@ static float *fourier_align64(float *p)
  * get which filter (essential when the filter is fixed, where channel c's timescale is set by
  * its index); vproj=0 drops it (C² fewer parameters, one GEMM less) for ablations. */
 
-struct fourier_entry {
-    int T, N;        /* T = 0: empty slot; N = FFT length (fast size >= 2T-1) */
-    unsigned long used;
+struct longconv_entry {
+    int N;           /* 0: empty; the FFT length (fast size >= 2T-1) */
     fftwf_plan r2c;  /* one real signal of length N -> N/2+1 complex bins */
     fftwf_plan c2r;  /* the inverse */
     fftwf_complex *Hf_fixed; /* filter=fixed: spectrum of the fixed taps / N, as Hf in the layout */
 };
 
-struct fourier_cfg {
+struct longconv_cfg {
     int learned; /* filter=learned (parameters) or fixed (generated, stored nowhere) */
     int vproj;   /* value projection c_v before the convolution */
     int cc;      /* channels per FFT batch (a chunk); divides C */
-    unsigned long tick;
-    struct fourier_entry cache[FOURIER_CACHE];
+    struct fft_cache keys;
+    struct longconv_entry cache[FFT_CACHE];
 };
 
 /* The fixed filter, and the learned filter's initial value: multi-scale causal exponential
@@ -76,7 +43,7 @@ struct fourier_cfg {
  * constant input passes with gain 1 at every scale (no blow-up of the residual for long
  * timescales); short timescales act almost as the identity, long ones as running means.
  * Evaluated in double with exp() per tap, so forward, step and init agree to the last bit. */
-static float fourier_fixed_tap(int c, int C, int T_max, int s)
+static float longconv_fixed_tap(int c, int C, int T_max, int s)
 {
     double frac = C > 1 ? (double)c / (double)(C - 1) : 0.0;
     double tau = pow((double)T_max, frac);
@@ -84,11 +51,11 @@ static float fourier_fixed_tap(int c, int C, int T_max, int s)
     return (float)((1.0 - r) * exp(-(double)s / tau));
 }
 
-static int fourier_parse(struct mixer *m, const char *args, struct mx_error *err)
+static int longconv_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
     struct mixer_kv kv;
     long vproj;
-    if (mixer_kv_parse(&kv, "fourier", args, err) != 0)
+    if (mixer_kv_parse(&kv, "longconv", args, err) != 0)
         return -1;
     const char *filter = mixer_kv_str(&kv, "filter");
     int learned = 1;
@@ -98,20 +65,20 @@ static int fourier_parse(struct mixer *m, const char *args, struct mx_error *err
         else if (strcmp(filter, "fixed") == 0)
             learned = 0;
         else
-            return mx_errorf(err, "mixer fourier: filter='%s' is not a filter kind; use filter=learned "
+            return mx_errorf(err, "mixer longconv: filter='%s' is not a filter kind; use filter=learned "
                                   "(per-channel taps as parameters, the default) or filter=fixed "
                                   "(parameter-free multi-scale exponential decays)", filter);
     }
-    if (mixer_kv_int(&kv, "fourier", "vproj", 1, 0, 1, &vproj, err) != 0)
+    if (mixer_kv_int(&kv, "longconv", "vproj", 1, 0, 1, &vproj, err) != 0)
         return -1;
-    if (mixer_kv_finish(&kv, "fourier", "filter=learned|fixed, vproj=0|1", err) != 0)
+    if (mixer_kv_finish(&kv, "longconv", "filter=learned|fixed, vproj=0|1", err) != 0)
         return -1;
     if (m->T_max < 1)
-        return mx_errorf(err, "mixer fourier: context length %d must be >= 1", m->T_max);
+        return mx_errorf(err, "mixer longconv: context length %d must be >= 1", m->T_max);
     if (m->T_max > (1 << 28))
-        return mx_errorf(err, "mixer fourier: context length %d exceeds the FFT limit %d; use a shorter "
+        return mx_errorf(err, "mixer longconv: context length %d exceeds the FFT limit %d; use a shorter "
                               "--context", m->T_max, 1 << 28);
-    struct fourier_cfg *cfg = mx_xcalloc(sizeof *cfg);
+    struct longconv_cfg *cfg = mx_xcalloc(sizeof *cfg);
     cfg->learned = learned;
     cfg->vproj = (int)vproj;
     /* Chunks of up to 16 channels: the transposes in and out then move whole 64-byte rows of
@@ -123,14 +90,14 @@ static int fourier_parse(struct mixer *m, const char *args, struct mx_error *err
             break;
         }
     m->cfg = cfg;
-    snprintf(m->spec, sizeof m->spec, "fourier:filter=%s,vproj=%d", learned ? "learned" : "fixed",
+    snprintf(m->spec, sizeof m->spec, "longconv:filter=%s,vproj=%d", learned ? "learned" : "fixed",
              (int)vproj);
     return 0;
 }
 
-static void fourier_entry_clear(struct fourier_entry *e)
+static void longconv_entry_clear(struct longconv_entry *e)
 {
-    if (e->T) {
+    if (e->N) {
         fftwf_destroy_plan(e->r2c);
         fftwf_destroy_plan(e->c2r);
         if (e->Hf_fixed)
@@ -139,19 +106,19 @@ static void fourier_entry_clear(struct fourier_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-static void fourier_destroy(struct mixer *m)
+static void longconv_destroy(struct mixer *m)
 {
-    struct fourier_cfg *cfg = m->cfg;
+    struct longconv_cfg *cfg = m->cfg;
     if (!cfg)
         return;
-    for (int i = 0; i < FOURIER_CACHE; i++)
-        fourier_entry_clear(&cfg->cache[i]);
+    for (int i = 0; i < FFT_CACHE; i++)
+        longconv_entry_clear(&cfg->cache[i]);
     mx_free(cfg);
 }
 
-static int fourier_tensors(const struct mixer *m, struct mx_param *out)
+static int longconv_tensors(const struct mixer *m, struct mx_param *out)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     int n = 0, C = m->C;
     size_t at = 0;
     if (cfg->vproj) {
@@ -168,18 +135,18 @@ static int fourier_tensors(const struct mixer *m, struct mx_param *out)
     return n;
 }
 
-struct fourier_params {
+struct longconv_params {
     const float *w_v, *b_v; /* (C,C), (C) or NULL */
     const float *h;         /* (C,T_max) or NULL (fixed) */
     const float *w_proj, *b_proj;
 };
 
 /* The one place that knows the slice layout; forward, backward, step and init use it. */
-static struct fourier_params fourier_bind(const struct mixer *m, const float *params)
+static struct longconv_params longconv_bind(const struct mixer *m, const float *params)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     size_t C = (size_t)m->C;
-    struct fourier_params p = {0};
+    struct longconv_params p = {0};
     if (cfg->vproj) {
         p.w_v = params;
         params += C * C;
@@ -198,10 +165,10 @@ static struct fourier_params fourier_bind(const struct mixer *m, const float *pa
     return p;
 }
 
-static void fourier_init(const struct mixer *m, float *params, struct mx_rng *rng)
+static void longconv_init(const struct mixer *m, float *params, struct mx_rng *rng)
 {
     size_t C = (size_t)m->C;
-    struct fourier_params p = fourier_bind(m, params);
+    struct longconv_params p = longconv_bind(m, params);
     if (p.w_v) {
         mx_rng_fill_normal(rng, (float *)p.w_v, C * C, 0.02f);
         if (p.b_v)
@@ -210,7 +177,7 @@ static void fourier_init(const struct mixer *m, float *params, struct mx_rng *rn
     if (p.h)
         for (int c = 0; c < m->C; c++)
             for (int s = 0; s < m->T_max; s++)
-                ((float *)p.h)[(size_t)c * m->T_max + s] = fourier_fixed_tap(c, m->C, m->T_max, s);
+                ((float *)p.h)[(size_t)c * m->T_max + s] = longconv_fixed_tap(c, m->C, m->T_max, s);
     mx_rng_fill_normal(rng, (float *)p.w_proj, C * C, 0.02f / sqrtf(2.0f * (float)m->n_layer));
     if (p.b_proj)
         memset((float *)p.b_proj, 0, C * sizeof(float));
@@ -218,9 +185,9 @@ static void fourier_init(const struct mixer *m, float *params, struct mx_rng *rn
 
 /* Saved for backward: z (B,T,C) for c_proj's weight gradient, and u (B,T,C) for the filter's
  * gradient when there is a value projection (without one, u is x itself). */
-static size_t fourier_saved_floats(const struct mixer *m, int B, int T)
+static size_t longconv_saved_floats(const struct mixer *m, int B, int T)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     return (cfg->vproj ? 2 : 1) * (size_t)B * T * m->C;
 }
 
@@ -231,7 +198,7 @@ static size_t fourier_saved_floats(const struct mixer *m, int B, int T)
  * WHY one contiguous row per channel (a transpose on the way in and out) rather than FFTs
  * strided across the (T,C) layout: FFTW ran 2-9x slower on interleaved signals (measured at
  * N = 2^11..2^17), and one channel at a time keeps an FFT's working set (R row + X1) in L2. */
-struct fourier_layout {
+struct longconv_layout {
     int N, K, cc, nch; /* K = N/2+1 complex bins */
     size_t NR, KR;     /* row strides: NR floats >= N, KR complex >= K (64-byte multiples) */
     size_t unit;       /* floats per unit */
@@ -240,50 +207,50 @@ struct fourier_layout {
     float *dz, *du;    /* (B,T,C) each */
 };
 
-static size_t fourier_layout(const struct mixer *m, int B, int T, float *base, struct fourier_layout *L)
+static size_t longconv_layout(const struct mixer *m, int B, int T, float *base, struct longconv_layout *L)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     size_t BTC = (size_t)B * T * m->C;
     /* WHY N >= 2T-1: the FFT computes a circular convolution, index arithmetic mod N. With the
      * signal and the taps zero beyond T, output t < T sums u[(t-s) mod N] h[s] for s < T; a
      * negative t-s wraps to N+t-s >= N-T+1 >= T, which is padding (zero) exactly when
      * N >= 2T-1. A shorter N would wrap the END of the sequence into the start: the future
      * leaking into the past. The same bound keeps the backward correlations free of wrap. */
-    L->N = fourier_fast_size(2 * T - 1);
+    L->N = fft_fast_size(2 * T - 1);
     L->K = L->N / 2 + 1;
     L->cc = cfg->cc;
     L->nch = m->C / cfg->cc;
-    L->NR = fourier_round16((size_t)L->N);
-    L->KR = fourier_round16(2 * (size_t)L->K) / 2;
+    L->NR = fft_round16((size_t)L->N);
+    L->KR = fft_round16(2 * (size_t)L->K) / 2;
     L->unit = (size_t)L->cc * L->NR + 2 * L->KR + (size_t)L->cc * 2 * L->KR;
     size_t off = 0;
-    float *p = base ? fourier_align64(base) : NULL;
+    float *p = base ? fft_align64(base) : NULL;
     L->units = p ? p + off : NULL;
     off += (size_t)B * L->nch * L->unit;
     L->Hf = p ? (fftwf_complex *)(p + off) : NULL;
     off += (size_t)m->C * 2 * L->KR;
     L->dz = p ? p + off : NULL;
-    off += fourier_round16(BTC);
+    off += fft_round16(BTC);
     L->du = p ? p + off : NULL;
-    off += cfg->vproj ? fourier_round16(BTC) : 0;
+    off += cfg->vproj ? fft_round16(BTC) : 0;
     return off + 16; /* + 16 floats of slack for the 64-byte alignment of base */
 }
 
-static size_t fourier_scratch_floats(const struct mixer *m, int B, int T)
+static size_t longconv_scratch_floats(const struct mixer *m, int B, int T)
 {
-    struct fourier_layout L;
-    return fourier_layout(m, B, T, NULL, &L);
+    struct longconv_layout L;
+    return longconv_layout(m, B, T, NULL, &L);
 }
 
-static float *unit_R(const struct fourier_layout *L, int b, int j) /* (cc, NR) */
+static float *unit_R(const struct longconv_layout *L, int b, int j) /* (cc, NR) */
 {
     return L->units + ((size_t)b * L->nch + j) * L->unit;
 }
-static fftwf_complex *unit_X1(const struct fourier_layout *L, int b, int j) /* (KR) */
+static fftwf_complex *unit_X1(const struct longconv_layout *L, int b, int j) /* (KR) */
 {
     return (fftwf_complex *)(unit_R(L, b, j) + (size_t)L->cc * L->NR);
 }
-static fftwf_complex *unit_X2(const struct fourier_layout *L, int b, int j) /* (cc, KR) */
+static fftwf_complex *unit_X2(const struct longconv_layout *L, int b, int j) /* (cc, KR) */
 {
     return unit_X1(L, b, j) + L->KR;
 }
@@ -291,7 +258,7 @@ static fftwf_complex *unit_X2(const struct fourier_layout *L, int b, int j) /* (
 /* R (cc, NR) <- the transpose of src[0:T, c0:c0+cc] of a (T,C) block, each row zero from T
  * to N (the causal padding). In blocks of 16 time steps: the 16 source rows stay in L1 while
  * each channel's 16 values are written contiguously (a plain loop was 14% of a training step). */
-static void fourier_pad_in(float *R, size_t NR, const float *src, int T, int C, int c0, int cc, int N)
+static void longconv_pad_in(float *R, size_t NR, const float *src, int T, int C, int c0, int cc, int N)
 {
     for (int t0 = 0; t0 < T; t0 += 16) {
         int t1 = t0 + 16 < T ? t0 + 16 : T;
@@ -307,8 +274,8 @@ static void fourier_pad_in(float *R, size_t NR, const float *src, int T, int C, 
 }
 
 /* dst[0:T, c0:c0+cc] of a (T,C) block = (acc ? += : =) the transpose of R (cc, NR)[:, 0:T],
- * blocked like fourier_pad_in. */
-static void fourier_pad_out(float *dst, int C, int c0, const float *R, size_t NR, int T, int cc, int acc)
+ * blocked like longconv_pad_in. */
+static void longconv_pad_out(float *dst, int C, int c0, const float *R, size_t NR, int T, int cc, int acc)
 {
     for (int t0 = 0; t0 < T; t0 += 16) {
         int t1 = t0 + 16 < T ? t0 + 16 : T;
@@ -329,25 +296,14 @@ static void fourier_pad_out(float *dst, int C, int c0, const float *R, size_t NR
  * parallel region (FFTW's planner is not thread-safe; its execute functions are, and every
  * buffer they get is 64-byte aligned like the ones planned on). Only the first call for a T
  * allocates (FFTW's plans; the fixed filter's spectrum). */
-static struct fourier_entry *fourier_entry_get(const struct mixer *m, const struct fourier_layout *L, int T)
+static struct longconv_entry *longconv_entry_get(const struct mixer *m, const struct longconv_layout *L, int T)
 {
-    struct fourier_cfg *cfg = m->cfg;
-    struct fourier_entry *e = NULL, *victim = &cfg->cache[0];
-    cfg->tick++;
-    for (int i = 0; i < FOURIER_CACHE; i++) {
-        if (cfg->cache[i].T == T) {
-            e = &cfg->cache[i];
-            break;
-        }
-        if (cfg->cache[i].used < victim->used)
-            victim = &cfg->cache[i];
-    }
-    if (e) {
-        e->used = cfg->tick;
+    struct longconv_cfg *cfg = m->cfg;
+    int hit;
+    struct longconv_entry *e = &cfg->cache[fft_cache_slot(&cfg->keys, T, &hit)];
+    if (hit)
         return e;
-    }
-    e = victim;
-    fourier_entry_clear(e);
+    longconv_entry_clear(e);
     int N = L->N;
     float *R = unit_R(L, 0, 0);
     fftwf_complex *X = unit_X1(L, 0, 0);
@@ -355,19 +311,17 @@ static struct fourier_entry *fourier_entry_get(const struct mixer *m, const stru
     e->r2c = fftwf_plan_dft_r2c_1d(N, R, X, FFTW_ESTIMATE);
     e->c2r = fftwf_plan_dft_c2r_1d(N, X, R, FFTW_ESTIMATE);
     if (!e->r2c || !e->c2r)
-        mx_fatal("fourier: FFTW could not plan a length-%d transform", N);
-    e->T = T;
+        mx_fatal("longconv: FFTW could not plan a length-%d transform", N);
     e->N = N;
-    e->used = cfg->tick;
     if (!cfg->learned) {
         size_t bytes = sizeof(fftwf_complex) * L->KR * (size_t)m->C;
         e->Hf_fixed = fftwf_malloc(bytes);
         if (!e->Hf_fixed)
-            mx_fatal("fourier: out of memory for the fixed filter spectrum (%zu bytes)", bytes);
+            mx_fatal("longconv: out of memory for the fixed filter spectrum (%zu bytes)", bytes);
         MX_ASSERT(fftwf_alignment_of((float *)e->Hf_fixed) == 0);
         for (int c = 0; c < m->C; c++) {
             for (int t = 0; t < T; t++)
-                R[t] = fourier_fixed_tap(c, m->C, m->T_max, t) / (float)N;
+                R[t] = longconv_fixed_tap(c, m->C, m->T_max, t) / (float)N;
             memset(R + T, 0, (size_t)(N - T) * sizeof(float));
             fftwf_execute_dft_r2c(e->r2c, R, e->Hf_fixed + (size_t)c * L->KR);
         }
@@ -378,8 +332,8 @@ static struct fourier_entry *fourier_entry_get(const struct mixer *m, const stru
 /* Hf (C, KR) <- FFT of the taps h[:, 0:T] / N (learned), or the cached fixed spectrum.
  * WHY the 1/N in the taps: FFTW's inverse is unnormalised (c2r(r2c(v)) = N v); folding 1/N into
  * the filter's spectrum once saves a pass over every output, in forward and in backward. */
-static const fftwf_complex *fourier_filter_spectrum(const struct mixer *m, const struct fourier_layout *L,
-                                                    const struct fourier_entry *e, const float *h, int T)
+static const fftwf_complex *longconv_filter_spectrum(const struct mixer *m, const struct longconv_layout *L,
+                                                    const struct longconv_entry *e, const float *h, int T)
 {
     if (!h)
         return e->Hf_fixed;
@@ -401,8 +355,8 @@ static const fftwf_complex *fourier_filter_spectrum(const struct mixer *m, const
 }
 
 /* z (B,T,C) overwritten = causal conv of u (B,T,C) with the filter spectrum Hf (already /N). */
-static void fourier_conv_fft(const struct mixer *m, const struct fourier_layout *L,
-                             const struct fourier_entry *e, const fftwf_complex *Hf, float *z,
+static void longconv_conv_fft(const struct mixer *m, const struct longconv_layout *L,
+                             const struct longconv_entry *e, const fftwf_complex *Hf, float *z,
                              const float *u, int B, int T)
 {
     int C = m->C, cc = L->cc, nch = L->nch, N = L->N, K = L->K;
@@ -411,7 +365,7 @@ static void fourier_conv_fft(const struct mixer *m, const struct fourier_layout 
         for (int j = 0; j < nch; j++) {
             float *R = unit_R(L, b, j);
             fftwf_complex *X = unit_X1(L, b, j);
-            fourier_pad_in(R, L->NR, u + (size_t)b * T * C, T, C, j * cc, cc, N);
+            longconv_pad_in(R, L->NR, u + (size_t)b * T * C, T, C, j * cc, cc, N);
             for (int i = 0; i < cc; i++) {
                 const fftwf_complex *H = Hf + (size_t)(j * cc + i) * L->KR;
                 float *Ri = R + (size_t)i * L->NR;
@@ -423,26 +377,26 @@ static void fourier_conv_fft(const struct mixer *m, const struct fourier_layout 
                 }
                 fftwf_execute_dft_c2r(e->c2r, X, Ri);
             }
-            fourier_pad_out(z + (size_t)b * T * C, C, j * cc, R, L->NR, T, cc, 0);
+            longconv_pad_out(z + (size_t)b * T * C, C, j * cc, R, L->NR, T, cc, 0);
         }
 }
 
-static void fourier_forward(const struct mixer *m, float *y, float *saved, const float *x,
+static void longconv_forward(const struct mixer *m, float *y, float *saved, const float *x,
                             const float *params, int B, int T)
 {
     MX_ASSERT(T >= 1 && T <= m->T_max);
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     size_t BTC = (size_t)B * T * m->C;
-    struct fourier_params p = fourier_bind(m, params);
-    struct fourier_layout L;
-    fourier_layout(m, B, T, m->scratch, &L);
+    struct longconv_params p = longconv_bind(m, params);
+    struct longconv_layout L;
+    longconv_layout(m, B, T, m->scratch, &L);
     float *z = saved;                                   /* (B,T,C) */
     float *u = cfg->vproj ? saved + BTC : (float *)x;   /* (B,T,C) */
     if (cfg->vproj)
         mx_linear_forward(u, x, p.w_v, p.b_v, B * T, m->C, m->C);
-    const struct fourier_entry *e = fourier_entry_get(m, &L, T);
-    const fftwf_complex *Hf = fourier_filter_spectrum(m, &L, e, p.h, T);
-    fourier_conv_fft(m, &L, e, Hf, z, u, B, T);
+    const struct longconv_entry *e = longconv_entry_get(m, &L, T);
+    const fftwf_complex *Hf = longconv_filter_spectrum(m, &L, e, p.h, T);
+    longconv_conv_fft(m, &L, e, Hf, z, u, B, T);
     mx_linear_forward(y, z, p.w_proj, p.b_proj, B * T, m->C, m->C);
 }
 
@@ -453,16 +407,16 @@ static void fourier_forward(const struct mixer *m, float *y, float *saved, const
  * WHY conj: for real a, b, IDFT(conj(A)·B)[s] = Σ_t a[t] b[(t+s) mod N] (correlation), and with
  * N >= 2T-1 and zeros beyond T the index t+s <= 2T-2 never wraps. The batch sum of dh is taken
  * in the frequency domain (linear), per channel in fixed b order: deterministic. */
-static void fourier_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
+static void longconv_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
                              const float *saved, const float *x, const float *params, int B, int T)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     int C = m->C;
     size_t BTC = (size_t)B * T * C;
-    struct fourier_params p = fourier_bind(m, params);
-    struct fourier_params dp = fourier_bind(m, dparams);
-    struct fourier_layout L;
-    fourier_layout(m, B, T, m->scratch, &L);
+    struct longconv_params p = longconv_bind(m, params);
+    struct longconv_params dp = longconv_bind(m, dparams);
+    struct longconv_layout L;
+    longconv_layout(m, B, T, m->scratch, &L);
     const float *z = saved;                          /* (B,T,C) */
     const float *u = cfg->vproj ? saved + BTC : x;   /* (B,T,C) */
     float *dz = L.dz;                                /* (B,T,C) */
@@ -471,8 +425,8 @@ static void fourier_backward(const struct mixer *m, float *dx, float *dparams, c
     memset(dz, 0, BTC * sizeof(float));
     mx_linear_backward(dz, (float *)dp.w_proj, (float *)dp.b_proj, dy, z, p.w_proj, B * T, C, C);
 
-    const struct fourier_entry *e = fourier_entry_get(m, &L, T);
-    const fftwf_complex *Hf = fourier_filter_spectrum(m, &L, e, p.h, T);
+    const struct longconv_entry *e = longconv_entry_get(m, &L, T);
+    const fftwf_complex *Hf = longconv_filter_spectrum(m, &L, e, p.h, T);
     int cc = L.cc, nch = L.nch, N = L.N, K = L.K, learned = cfg->learned, acc = !cfg->vproj;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -480,11 +434,11 @@ static void fourier_backward(const struct mixer *m, float *dx, float *dparams, c
             float *R = unit_R(&L, b, j);
             fftwf_complex *X1 = unit_X1(&L, b, j), *X2 = unit_X2(&L, b, j);
             if (learned) { /* X2 rows <- U, the spectra of this chunk's u */
-                fourier_pad_in(R, L.NR, u + (size_t)b * T * C, T, C, j * cc, cc, N);
+                longconv_pad_in(R, L.NR, u + (size_t)b * T * C, T, C, j * cc, cc, N);
                 for (int i = 0; i < cc; i++)
                     fftwf_execute_dft_r2c(e->r2c, R + (size_t)i * L.NR, X2 + (size_t)i * L.KR);
             }
-            fourier_pad_in(R, L.NR, dz + (size_t)b * T * C, T, C, j * cc, cc, N);
+            longconv_pad_in(R, L.NR, dz + (size_t)b * T * C, T, C, j * cc, cc, N);
             for (int i = 0; i < cc; i++) {
                 const fftwf_complex *H = Hf + (size_t)(j * cc + i) * L.KR;
                 fftwf_complex *Ui = X2 + (size_t)i * L.KR;
@@ -503,7 +457,7 @@ static void fourier_backward(const struct mixer *m, float *dx, float *dparams, c
                 }
                 fftwf_execute_dft_c2r(e->c2r, X1, Ri);
             }
-            fourier_pad_out(du + (size_t)b * T * C, C, j * cc, R, L.NR, T, cc, acc);
+            longconv_pad_out(du + (size_t)b * T * C, C, j * cc, R, L.NR, T, cc, acc);
         }
     if (learned) {
         float *dh = (float *)dp.h; /* (C,T_max); taps >= T get no gradient from this call */
@@ -535,21 +489,21 @@ static void fourier_backward(const struct mixer *m, float *dx, float *dparams, c
  * z_t[c] = Σ_{s<=t} h[c,s] U[t-s,c]: O(t·C) per token (O(T²·C) for a whole generation; the FFT
  * only pays off over a whole sequence), followed by c_proj. It is also the naive reference the
  * FFT forward is checked against (step == forward in the generic suite). */
-static size_t fourier_state_floats(const struct mixer *m)
+static size_t longconv_state_floats(const struct mixer *m)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     size_t TC = (size_t)m->T_max * m->C;
     return TC + (cfg->learned ? 0 : TC) + 2 * (size_t)m->C;
 }
 
-static void fourier_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
+static void longconv_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
                          const float *params, int t)
 {
-    const struct fourier_cfg *cfg = m->cfg;
+    const struct longconv_cfg *cfg = m->cfg;
     MX_ASSERT(t >= 0 && t < m->T_max);
     int C = m->C, Tm = m->T_max;
     size_t TC = (size_t)Tm * C;
-    struct fourier_params p = fourier_bind(m, params);
+    struct longconv_params p = longconv_bind(m, params);
     float *U = state;                                   /* (T_max,C) */
     float *taps = cfg->learned ? NULL : state + TC;     /* (C,T_max) */
     float *ut = state + TC + (cfg->learned ? 0 : TC);   /* (C) */
@@ -557,7 +511,7 @@ static void fourier_step(const struct mixer *m, float *y_t, float *state, const 
     if (taps && t == 0)
         for (int c = 0; c < C; c++)
             for (int s = 0; s < Tm; s++)
-                taps[(size_t)c * Tm + s] = fourier_fixed_tap(c, C, Tm, s);
+                taps[(size_t)c * Tm + s] = longconv_fixed_tap(c, C, Tm, s);
     const float *h = taps ? taps : p.h;
     if (cfg->vproj)
         mx_linear_forward(ut, x_t, p.w_v, p.b_v, 1, C, C);
@@ -576,227 +530,46 @@ static void fourier_step(const struct mixer *m, float *y_t, float *state, const 
 
 /* WHY a tolerance, not bit-for-bit: every output of an FFT convolution is a sum over all N
  * frequency bins, each of which mixes all positions, so changing inputs after t changes the
- * rounding (not the value) of outputs at <= t, in the last bits. Measured (tests/test_fourier.c,
+ * rounding (not the value) of outputs at <= t, in the last bits. Measured (tests/mixers/test_longconv.c,
  * inputs after t perturbed by 3σ, max over t of max|Δy[<=t]| / max|y[<=t]|): 4e-7..9e-7 for
  * T = 20..1000, C = 16..64, both filters — float epsilon times a small factor, not growing with
  * T. 1e-5 leaves a 10x margin; a real leak is far above it (an FFT of 2T-3 instead of 2T-1, which
  * wraps the last input onto the first output, measured 2e-3..9e-2 and fails the suite). */
-static const char *const fourier_tests[] = {"fourier", "fourier:filter=fixed",
-                                            "fourier:filter=learned,vproj=0",
-                                            "fourier:filter=fixed,vproj=0", NULL};
-
-/* FLOPs of one real FFT of length N: the usual 2.5 N log2 N. */
-static double fourier_rfft_flops(double N)
-{
-    return 2.5 * N * log2(N);
-}
+static const char *const longconv_tests[] = {"longconv", "longconv:filter=fixed",
+                                             "longconv:filter=learned,vproj=0",
+                                             "longconv:filter=fixed,vproj=0", NULL};
 
 /* Per batch row and channel: the input's rFFT and the product's inverse (length N, the
  * zero-padded 2T-1 rounded to a fast size), the complex product (6 per bin); once per call and
  * channel the filter's rFFT. Backward: the same transforms for dx and (learned) dfilter: 2x. */
-static void fourier_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
+static void longconv_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
 {
-    double N = (double)fourier_fast_size(2 * T - 1), C = m->C;
-    double per = 2.0 * fourier_rfft_flops(N) + 6.0 * (N / 2 + 1);
-    double f = (double)B * C * per + C * fourier_rfft_flops(N);
+    double N = (double)fft_fast_size(2 * T - 1), C = m->C;
+    double per = 2.0 * fft_rfft_flops(N) + 6.0 * (N / 2 + 1);
+    double f = (double)B * C * per + C * fft_rfft_flops(N);
     *fwd = f;
     *bwd = 2.0 * f;
 }
 
-/* The 2-D DFT of each (T,C) slab (a DFT along C for every t, then along T for every channel,
- * complex after the first, ~2x a real transform); backward is the same transform again. */
-static void fnet_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd)
-{
-    double C = m->C;
-    double f = (double)B * (T * fourier_rfft_flops(C) + C * 2.0 * fourier_rfft_flops((double)T));
-    *fwd = f;
-    *bwd = f;
-}
-
-const struct mixer_ops fourier_ops = {
-    .flops = fourier_flops,
-    .name = "fourier",
-    .summary = "fourier:filter=learned|fixed,vproj=1|0 — FNet made causal: value projection, per-channel "
-               "causal long convolution by zero-padded FFT (filter learned (C,T_max) taps, default, or "
-               "fixed multi-scale exponential moving averages), output projection; O(T log T)",
+const struct mixer_ops longconv_ops = {
+    .flops = longconv_flops,
+    .name = "longconv",
+    .summary = "longconv:filter=learned|fixed,vproj=1|0 — learned long convolution (Hyena/S4-style "
+               "long filters, stored explicitly): value projection, per-channel causal convolution by "
+               "zero-padded FFT (filter learned (C,T_max) taps, default, or fixed multi-scale exponential "
+               "moving averages), output projection; old name 'fourier' still accepted; O(T log T)",
     .causal = 1,
-    .test_specs = fourier_tests,
+    .test_specs = longconv_tests,
     .test_causal_tol = 1e-5,
-    .parse = fourier_parse,
-    .destroy = fourier_destroy,
-    .tensors = fourier_tensors,
-    .init = fourier_init,
-    .saved_floats = fourier_saved_floats,
-    .scratch_floats = fourier_scratch_floats,
-    .forward = fourier_forward,
-    .backward = fourier_backward,
-    .state_floats = fourier_state_floats,
-    .step = fourier_step,
+    .parse = longconv_parse,
+    .destroy = longconv_destroy,
+    .tensors = longconv_tensors,
+    .init = longconv_init,
+    .saved_floats = longconv_saved_floats,
+    .scratch_floats = longconv_scratch_floats,
+    .forward = longconv_forward,
+    .backward = longconv_backward,
+    .state_floats = longconv_state_floats,
+    .step = longconv_step,
 };
 
-/* ============================================================================================
- * fnet — the original bidirectional FNet mixer
- * ============================================================================================
- * y[b] = Re(DFT_T(DFT_C(x[b]))) / sqrt(T·C), parameter-free. FNet's encoder has post-LN, which
- * absorbs any scale; our decoder is pre-LN and adds y to the residual, so we use the
- * orthonormal DFT (1/sqrt(TC)) to keep |y| ~ |x|.
- * Backward: y = A x with A[(k,l),(t,c)] = cos(2π(kt/T + lc/C)) / sqrt(TC). A is symmetric
- * (swapping (k,l) with (t,c) leaves the angle unchanged), so Aᵀ = A: dx += Re(DFT2(dy))/sqrt(TC),
- * the forward applied to dy. */
-
-struct fnet_entry {
-    int T;
-    unsigned long used;
-    fftwf_plan r2c; /* (T,C) real -> (T, C/2+1) complex, 2-D */
-};
-
-struct fnet_cfg {
-    unsigned long tick;
-    struct fnet_entry cache[FOURIER_CACHE];
-};
-
-static int fnet_parse(struct mixer *m, const char *args, struct mx_error *err)
-{
-    struct mixer_kv kv;
-    if (mixer_kv_parse(&kv, "fnet", args, err) != 0 || mixer_kv_finish(&kv, "fnet", "", err) != 0)
-        return -1;
-    m->cfg = mx_xcalloc(sizeof(struct fnet_cfg));
-    snprintf(m->spec, sizeof m->spec, "fnet");
-    return 0;
-}
-
-static void fnet_destroy(struct mixer *m)
-{
-    struct fnet_cfg *cfg = m->cfg;
-    if (!cfg)
-        return;
-    for (int i = 0; i < FOURIER_CACHE; i++)
-        if (cfg->cache[i].T)
-            fftwf_destroy_plan(cfg->cache[i].r2c);
-    mx_free(cfg);
-}
-
-static int fnet_tensors(const struct mixer *m, struct mx_param *out)
-{
-    (void)m;
-    (void)out;
-    return 0;
-}
-
-static void fnet_init(const struct mixer *m, float *params, struct mx_rng *rng)
-{
-    (void)m;
-    (void)params;
-    (void)rng;
-}
-
-static size_t fnet_saved_floats(const struct mixer *m, int B, int T)
-{
-    (void)m;
-    (void)B;
-    (void)T;
-    return 0;
-}
-
-/* Per batch row: R (T,C) real copy of the input (aligned for the plan) | X (T, C/2+1) complex. */
-static size_t fnet_unit(const struct mixer *m, int T)
-{
-    return fourier_round16((size_t)T * m->C) + fourier_round16(2 * (size_t)T * (m->C / 2 + 1));
-}
-
-static size_t fnet_scratch_floats(const struct mixer *m, int B, int T)
-{
-    return (size_t)B * fnet_unit(m, T) + 16;
-}
-
-static fftwf_plan fnet_plan(const struct mixer *m, float *R, fftwf_complex *X, int T)
-{
-    struct fnet_cfg *cfg = m->cfg;
-    struct fnet_entry *victim = &cfg->cache[0];
-    cfg->tick++;
-    for (int i = 0; i < FOURIER_CACHE; i++) {
-        if (cfg->cache[i].T == T) {
-            cfg->cache[i].used = cfg->tick;
-            return cfg->cache[i].r2c;
-        }
-        if (cfg->cache[i].used < victim->used)
-            victim = &cfg->cache[i];
-    }
-    if (victim->T)
-        fftwf_destroy_plan(victim->r2c);
-    victim->r2c = fftwf_plan_dft_r2c_2d(T, m->C, R, X, FFTW_ESTIMATE);
-    if (!victim->r2c)
-        mx_fatal("fnet: FFTW could not plan a %d x %d transform", T, m->C);
-    victim->T = T;
-    victim->used = cfg->tick;
-    return victim->r2c;
-}
-
-/* out (B,T,C) overwritten (acc = 0) or accumulated (acc = 1) with Re(DFT2(in))/sqrt(TC). The
- * r2c transform keeps only bins l <= C/2; the others follow from Hermitian symmetry of a real
- * input's DFT, X[k,l] = conj(X[-k mod T, C-l]), whose real part is the same. */
-static void fnet_apply(const struct mixer *m, float *out, const float *in, int B, int T, int acc)
-{
-    int C = m->C, Ch = C / 2 + 1;
-    size_t unit = fnet_unit(m, T);
-    float *base = fourier_align64(m->scratch);
-    fftwf_plan plan = fnet_plan(m, base, (fftwf_complex *)(base + fourier_round16((size_t)T * C)), T);
-    MX_ASSERT(fftwf_alignment_of(base) == 0);
-    const float scale = (float)(1.0 / sqrt((double)T * (double)C));
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        float *R = base + (size_t)b * unit;
-        fftwf_complex *X = (fftwf_complex *)(R + fourier_round16((size_t)T * C));
-        memcpy(R, in + (size_t)b * T * C, (size_t)T * C * sizeof(float));
-        fftwf_execute_dft_r2c(plan, R, X);
-        float *ob = out + (size_t)b * T * C;
-        for (int k = 0; k < T; k++)
-            for (int l = 0; l < C; l++) {
-                float v = l < Ch ? X[(size_t)k * Ch + l][0]
-                                 : X[(size_t)((T - k) % T) * Ch + (C - l)][0];
-                if (acc)
-                    ob[(size_t)k * C + l] += scale * v;
-                else
-                    ob[(size_t)k * C + l] = scale * v;
-            }
-    }
-}
-
-static void fnet_forward(const struct mixer *m, float *y, float *saved, const float *x,
-                         const float *params, int B, int T)
-{
-    (void)saved;
-    (void)params;
-    MX_ASSERT(T >= 1 && T <= m->T_max);
-    fnet_apply(m, y, x, B, T, 0);
-}
-
-static void fnet_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
-                          const float *saved, const float *x, const float *params, int B, int T)
-{
-    (void)dparams;
-    (void)saved;
-    (void)x;
-    (void)params;
-    fnet_apply(m, dx, dy, B, T, 1);
-}
-
-static const char *const fnet_tests[] = {"fnet", NULL};
-
-const struct mixer_ops fnet_ops = {
-    .flops = fnet_flops,
-    .name = "fnet",
-    .summary = "fnet — original FNet (Re of a 2-D DFT over time and channels, orthonormal, no "
-               "parameters); BIDIRECTIONAL: every output sees the future, so it is for encoder-style "
-               "benchmarks only and LM training/eval refuse it; O(T log T)",
-    .causal = 0,
-    .test_specs = fnet_tests,
-    .parse = fnet_parse,
-    .destroy = fnet_destroy,
-    .tensors = fnet_tensors,
-    .init = fnet_init,
-    .saved_floats = fnet_saved_floats,
-    .scratch_floats = fnet_scratch_floats,
-    .forward = fnet_forward,
-    .backward = fnet_backward,
-};

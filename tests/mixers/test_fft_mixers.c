@@ -1,7 +1,8 @@
-/* test_fourier.c — the Fourier family against brute force: `fourier` (FFT causal convolution)
+/* test_fft_mixers.c — the FFT mixers against brute force: `longconv` (FFT causal convolution)
  * against a direct O(T^2) convolution in double, forward and every gradient; `fnet` against a
- * direct O(T^2 C^2) 2-D DFT; finite differences, causality round-off, the plan cache, the fixed
- * filter's formula, bad specs. The generic suite (test_mixers) covers the rest. */
+ * direct O(T^2 C^2) 2-D DFT; `causal_fnet` against the masked DFT written out, and its transpose;
+ * finite differences, causality round-off, the plan caches, the fixed filter's formula, the old
+ * name `fourier`, bad specs. The generic suite (test_mixers) covers the rest. */
 #include "check.h"
 #include "mixer_check.h"
 
@@ -58,9 +59,9 @@ static double rel_err_d(const float *a, const double *b, size_t n)
     return md / mb;
 }
 
-/* The whole `fourier` mixer by brute force, in double: forward y and, for the projection loss
+/* The whole `longconv` mixer by brute force, in double: forward y and, for the projection loss
  * L = Σ y·r, the gradients dx and dparams (same layout as the mixer's slice). */
-static void fourier_brute(const struct mc_mixer *t, const float *xf, const float *r, int T,
+static void longconv_brute(const struct mc_mixer *t, const float *xf, const float *r, int T,
                           double *y, double *dx, double *dp)
 {
     int B = t->B, C = t->m.C, Tm = t->m.T_max;
@@ -149,7 +150,7 @@ static void test_vs_brute(const char *spec, int C, int T_max, int B, int T)
     mc_fill_normal(r, n, 12, 1.0f);
     float *saved = mc_forward(&t, y, x, T);
     t.m.ops->backward(&t.m, dx, dp, r, saved, x, t.params, B, T);
-    fourier_brute(&t, x, r, T, yr, dxr, dpr);
+    longconv_brute(&t, x, r, T, yr, dxr, dpr);
     double ey = rel_err_d(y, yr, n), ex = rel_err_d(dx, dxr, n);
     double ep = 0;
     /* Per tensor, so a small tensor's error is not hidden behind a large one's scale. */
@@ -180,15 +181,19 @@ static void test_vs_brute(const char *spec, int C, int T_max, int B, int T)
     mc_free(&t);
 }
 
-/* fnet against y[k,l] = Σ_{t,c} x[t,c] cos(2π(kt/T + lc/C)) / sqrt(TC), and its backward
- * against the explicit transpose dx[t,c] = Σ_{k,l} A[(k,l),(t,c)] dy[k,l]. */
-static void test_fnet_dft(int C, int B, int T)
+/* fnet (causal = 0) against y[k,l] = Σ_{t,c} x[t,c] cos(2π(kt/T + lc/C)) / sqrt(TC), and
+ * causal_fnet (causal = 1) against its definition written out: y[k,l] = Σ_{t<=k} Σ_c
+ * cos(2π(kt/T_max + lc/C)) x[t,c] / sqrt((k+1)C) (T < T_max and odd T: the frequency is tied to
+ * T_max, not to the call's length); both in double, and the backward of each against the
+ * explicit transpose dx[t,c] = Σ_{k,l} A[(k,l),(t,c)] dy[k,l]. */
+static void test_dft_vs_direct(const char *spec, int causal, int C, int T_max, int B, int T)
 {
     struct mc_mixer t;
-    if (mc_create(&t, "fnet", C, 1, T, B, T, 5, 1.0f) != 0) {
+    if (mc_create(&t, spec, C, 1, T_max, B, T, 5, 1.0f) != 0) {
         check_failures++;
         return;
     }
+    CHECK(t.n_params == 0, "%s must have no parameters (has %zu)", spec, t.n_params);
     size_t n = (size_t)B * T * C;
     float *x = mx_xmalloc(n * sizeof(float)), *dy = mx_xmalloc(n * sizeof(float)), *y = mx_xmalloc(n * sizeof(float));
     float *dx = mx_xcalloc(n * sizeof(float));
@@ -197,19 +202,21 @@ static void test_fnet_dft(int C, int B, int T)
     mc_fill_normal(dy, n, 22, 1.0f);
     float *saved = mc_forward(&t, y, x, T);
     t.m.ops->backward(&t.m, dx, NULL, dy, saved, x, t.params, B, T);
-    double s = 1.0 / sqrt((double)T * C);
+    double period = causal ? T_max : T;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < T; k++)
             for (int l = 0; l < C; l++)
-                for (int tt = 0; tt < T; tt++)
+                for (int tt = 0; tt < (causal ? k + 1 : T); tt++)
                     for (int c = 0; c < C; c++) {
-                        double a = cos(2 * PI * ((double)k * tt / T + (double)l * c / C)) * s;
+                        double a = cos(2 * PI * ((double)k * tt / period + (double)l * c / C)) /
+                                   sqrt((causal ? k + 1.0 : (double)T) * C);
                         yr[((size_t)b * T + k) * C + l] += a * x[((size_t)b * T + tt) * C + c];
                         dxr[((size_t)b * T + tt) * C + c] += a * dy[((size_t)b * T + k) * C + l];
                     }
     double ey = rel_err_d(y, yr, n), ex = rel_err_d(dx, dxr, n);
-    fprintf(stderr, "  fnet C=%d B=%d T=%d vs direct DFT: y %.1e dx %.1e\n", C, B, T, ey, ex);
-    CHECK(ey < 1e-5 && ex < 1e-5, "fnet C=%d T=%d vs direct 2-D DFT: y %.2e dx %.2e", C, T, ey, ex);
+    fprintf(stderr, "  %s C=%d T_max=%d B=%d T=%d vs the direct DFT: y %.1e dx %.1e\n", spec, C, T_max, B, T, ey, ex);
+    CHECK(ey < 1e-5 && ex < 1e-5, "%s C=%d T_max=%d T=%d vs the direct DFT: y %.2e dx %.2e", spec, C, T_max, T, ey,
+          ex);
     mx_free(saved);
     mx_free(x);
     mx_free(dy);
@@ -309,8 +316,8 @@ static void test_learned_init_is_fixed(void)
     struct mixer_dims d = {.C = C, .H = 2, .T_max = T, .bias = 1, .layer = 0, .n_layer = 2, .seed = 1};
     struct mixer a, b;
     struct mx_error err;
-    MX_ASSERT(mixer_create(&a, "fourier:filter=learned", &d, &err) == 0);
-    MX_ASSERT(mixer_create(&b, "fourier:filter=fixed", &d, &err) == 0);
+    MX_ASSERT(mixer_create(&a, "longconv:filter=learned", &d, &err) == 0);
+    MX_ASSERT(mixer_create(&b, "longconv:filter=fixed", &d, &err) == 0);
     float *pa = mx_xcalloc(mixer_n_params(&a) * sizeof(float)), *pb = mx_xcalloc(mixer_n_params(&b) * sizeof(float));
     struct mx_rng r;
     mx_rng_seed(&r, 3);
@@ -376,40 +383,99 @@ static void expect_error(const char *spec, const char *needle)
  * C = 8 (chunks of 8), 12 (4), 6 (2), 5 (1: every chunk alignment path). */
 static int case_vs_brute(void)
 {
-    const char *specs[] = {"fourier", "fourier:filter=fixed", "fourier:vproj=0", "fourier:filter=fixed,vproj=0"};
+    const char *specs[] = {"longconv", "longconv:filter=fixed", "longconv:vproj=0", "longconv:filter=fixed,vproj=0"};
     for (int i = 0; i < 4; i++) {
         test_vs_brute(specs[i], 8, 32, 2, 32);
         test_vs_brute(specs[i], 12, 40, 2, 29);
         test_vs_brute(specs[i], 6, 24, 3, 1);
     }
-    test_vs_brute("fourier", 5, 50, 2, 17);
-    test_vs_brute("fourier", 16, 64, 1, 48);
-    test_vs_brute("fourier:filter=fixed", 16, 100, 2, 75);
+    test_vs_brute("longconv", 5, 50, 2, 17);
+    test_vs_brute("longconv", 16, 64, 1, 48);
+    test_vs_brute("longconv:filter=fixed", 16, 100, 2, 75);
     return 0;
 }
 
 static int case_fnet_dft(void)
 {
-    test_fnet_dft(6, 2, 5);
-    test_fnet_dft(8, 1, 4);
-    test_fnet_dft(5, 2, 7);
-    test_fnet_dft(4, 1, 1);
+    test_dft_vs_direct("fnet", 0, 6, 5, 2, 5);
+    test_dft_vs_direct("fnet", 0, 8, 4, 1, 4);
+    test_dft_vs_direct("fnet", 0, 5, 7, 2, 7);
+    test_dft_vs_direct("fnet", 0, 4, 1, 1, 1);
+    return 0;
+}
+
+static int case_causal_fnet_direct(void)
+{
+    test_dft_vs_direct("causal_fnet", 1, 6, 40, 2, 40);
+    test_dft_vs_direct("causal_fnet", 1, 8, 300, 1, 257);
+    test_dft_vs_direct("causal_fnet", 1, 5, 16, 2, 7);
+    test_dft_vs_direct("causal_fnet", 1, 4, 1, 1, 1);
+    return 0;
+}
+
+/* The old name: `fourier` specs build `longconv` with the same canonical options, the same
+ * tensors and bit-identical outputs and gradients. */
+/* mixer_flops counts longconv's two projections per token plus the FFT work ops->flops reports,
+ * not the (C,T_max) filter as if it were a weight matrix applied to every token. */
+static int case_longconv_flops(void)
+{
+    const int C = 16, Tm = 512, T = 300, B = 2;
+    struct mixer_dims d = {.C = C, .H = 2, .T_max = Tm, .bias = 1, .layer = 0, .n_layer = 2, .seed = 1};
+    struct mixer m;
+    struct mx_error err;
+    MX_ASSERT(mixer_create(&m, "longconv", &d, &err) == 0);
+    double f, b, mf, mb;
+    mixer_flops(&m, B, T, &f, &b);
+    m.ops->flops(&m, B, T, &mf, &mb);
+    double w = 2.0 * C * C, tok = (double)B * T;
+    CHECK(f == 2 * w * tok + mf && b == 4 * w * tok + mb, "longconv flops %.0f/%.0f, expected %.0f/%.0f", f, b,
+          2 * w * tok + mf, 4 * w * tok + mb);
+    mixer_destroy(&m);
+    return 0;
+}
+
+static int case_old_name(void)
+{
+    const char *pairs[][3] = {
+        {"fourier", "longconv", "longconv:filter=learned,vproj=1"},
+        {"fourier:filter=fixed", "longconv:filter=fixed", "longconv:filter=fixed,vproj=1"},
+        {"fourier:filter=learned,vproj=0", "longconv:vproj=0", "longconv:filter=learned,vproj=0"},
+    };
+    CHECK(mixer_find("fourier") == mixer_find("longconv"), "mixer_find(\"fourier\") must give longconv");
+    CHECK(mixer_alias_of("fourier") && strcmp(mixer_alias_of("fourier"), "longconv") == 0,
+          "fourier must be an alias of longconv");
+    CHECK(mixer_alias_of("longconv") == NULL, "longconv is not an alias");
+    for (int i = 0; i < 3; i++) {
+        struct mixer_dims d = {.C = 8, .H = 2, .T_max = 16, .bias = 1, .layer = 0, .n_layer = 2, .seed = 1};
+        struct mixer m;
+        struct mx_error err = {{0}};
+        CHECK(mixer_create(&m, pairs[i][0], &d, &err) == 0, "'%s' refused: %s", pairs[i][0], err.msg);
+        CHECK(strcmp(m.spec, pairs[i][2]) == 0, "'%s' gives spec '%s', expected '%s'", pairs[i][0], m.spec,
+              pairs[i][2]);
+        mixer_destroy(&m);
+        CHECK(mc_check_equivalent(pairs[i][0], pairs[i][1], 8, 2, 2, 13, 5, 0.0) == 0, "'%s' differs from '%s'",
+              pairs[i][0], pairs[i][1]);
+    }
     return 0;
 }
 
 static int case_generic_shapes(void)
 {
-    test_generic_shapes("fourier", 8, 16, 1);
-    test_generic_shapes("fourier", 6, 32, 13);
-    test_generic_shapes("fourier:filter=fixed", 5, 9, 9);
-    test_generic_shapes("fourier:vproj=0", 12, 27, 27);
+    test_generic_shapes("longconv", 8, 16, 1);
+    test_generic_shapes("longconv", 6, 32, 13);
+    test_generic_shapes("longconv:filter=fixed", 5, 9, 9);
+    test_generic_shapes("longconv:vproj=0", 12, 27, 27);
+    test_generic_shapes("causal_fnet", 8, 16, 1);
+    test_generic_shapes("causal_fnet", 6, 32, 13);
+    test_generic_shapes("causal_fnet", 5, 9, 9);
     return 0;
 }
 
 static int case_plan_cache(void)
 {
-    test_plan_cache("fourier");
-    test_plan_cache("fourier:filter=fixed");
+    test_plan_cache("longconv");
+    test_plan_cache("longconv:filter=fixed");
+    test_plan_cache("causal_fnet");
     return 0;
 }
 
@@ -421,22 +487,23 @@ static int case_learned_init_is_fixed(void)
 
 static int case_registration(void)
 {
-    const struct mixer_ops *fo = mixer_find("fourier"), *fn = mixer_find("fnet");
-    CHECK(fo && fo->causal == 1 && fo->step, "fourier must be registered, causal, with a step");
+    const struct mixer_ops *fo = mixer_find("longconv"), *fn = mixer_find("fnet");
+    CHECK(fo && fo->causal == 1 && fo->step, "longconv must be registered, causal, with a step");
     CHECK(fn && fn->causal == 0 && !fn->step, "fnet must be registered with causal = 0 and no step");
     CHECK(fn && strstr(fn->summary, "future"), "fnet's summary must say that it sees the future");
+    const struct mixer_ops *cf = mixer_find("causal_fnet");
+    CHECK(cf && cf->causal == 1 && cf->step, "causal_fnet must be registered, causal, with a step");
     return 0;
 }
 
 /* Causality round-off vs the documented tolerance, at the suite's size and larger. */
 static int case_causal_roundoff(void)
 {
-    const struct mixer_ops *fo = mixer_find("fourier");
-    double tol = fo ? fo->test_causal_tol : 0;
     const int sizes[][3] = {{16, 2, 20}, {16, 2, 64}, {32, 1, 256}, {64, 1, 1000}};
     for (int i = 0; i < 4; i++)
-        for (int s = 0; s < 2; s++) {
-            const char *spec = s ? "fourier:filter=fixed" : "fourier";
+        for (int s = 0; s < 3; s++) {
+            const char *spec = s == 2 ? "causal_fnet" : s ? "longconv:filter=fixed" : "longconv";
+            double tol = mixer_find(spec[0] == 'c' ? "causal_fnet" : "longconv")->test_causal_tol;
             double e = causal_roundoff(spec, sizes[i][0], sizes[i][1], sizes[i][2]);
             fprintf(stderr, "  %-22s C=%-2d T=%-4d causality round-off %.2e (tol %.0e)\n", spec, sizes[i][0],
                     sizes[i][2], e, tol);
@@ -447,12 +514,14 @@ static int case_causal_roundoff(void)
 
 static int case_bad_specs(void)
 {
-    expect_error("fourier:filter=foo", "filter='foo'");
-    expect_error("fourier:filter=foo", "learned");
-    expect_error("fourier:decay=2", "unknown key 'decay'");
-    expect_error("fourier:decay=2", "filter=learned|fixed");
-    expect_error("fourier:vproj=2", "vproj");
+    expect_error("longconv:filter=foo", "filter='foo'");
+    expect_error("longconv:filter=foo", "learned");
+    expect_error("longconv:decay=2", "unknown key 'decay'");
+    expect_error("longconv:decay=2", "filter=learned|fixed");
+    expect_error("longconv:vproj=2", "vproj");
     expect_error("fnet:filter=fixed", "unknown key 'filter'");
+    expect_error("causal_fnet:filter=fixed", "unknown key 'filter'");
+    expect_error("fourier:filter=foo", "filter='foo'");
     return 0;
 }
 
@@ -461,6 +530,9 @@ int main(int argc, char **argv)
     static const struct check_case cases[] = {
         {"vs_brute", case_vs_brute},
         {"fnet_dft", case_fnet_dft},
+        {"causal_fnet_direct", case_causal_fnet_direct},
+        {"old_name", case_old_name},
+        {"longconv_flops", case_longconv_flops},
         {"generic_shapes", case_generic_shapes},
         {"plan_cache", case_plan_cache},
         {"learned_init_is_fixed", case_learned_init_is_fixed},
