@@ -15,7 +15,12 @@ cp -r "$FIX" "$TMP/run"
 
 # 1. eval: the old binary printed "loss": 1.6390671415461435 for this run (eval --json --threads 1).
 "$BIN" eval "$TMP/run" --json --threads 1 >"$TMP/eval.json" 2>"$TMP/err" || fail "eval exited $?: $(cat "$TMP/err")"
-grep -q '"loss":[[:space:]]*1.6390671415461435,' "$TMP/eval.json" || fail "eval loss differs: $(cat "$TMP/eval.json")"
+# That figure came from the AVX2 kernels; another ISA level (MIXLM_ISA=scalar in CI) rounds
+# differently in the last bits (1.6390671376828794 at scalar), so the loss must agree to 1e-7
+# relative: a wrong mapping of the old name (other filter, no value projection) moves it by >1e-2.
+loss=$(sed -n 's/.*"loss":[[:space:]]*\([-0-9.eE+]*\),.*/\1/p' "$TMP/eval.json")
+[ -n "$loss" ] && awk -v l="$loss" 'BEGIN { r = 1.6390671415461435; d = (l - r) / r; exit !(d < 1e-7 && d > -1e-7) }' ||
+    fail "eval loss differs: $(cat "$TMP/eval.json")"
 grep -q '"attn":[[:space:]]*"longconv:filter=learned,vproj=1"' "$TMP/eval.json" ||
     fail "eval does not report the mixer as longconv: $(grep attn "$TMP/eval.json")"
 echo "ok   eval of the old run: same loss, mixer reported as longconv"
