@@ -39,7 +39,8 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
-    long stop_after = 0, extend_to = 0;
+    long stop_after = 0, extend_to = 0, align = 0;
+    double time_budget = 0;
     char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
     struct arg_list attn_layer = {0};
     struct arg a[] = {
@@ -73,6 +74,8 @@ int cmd_train(int argc, char **argv)
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores)", 0},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
+        {"--align", ARG_INT, &align, 0, 0, 1 << 23, "windows start at multiples of N (data of N-token sequences, e.g. mixlm data recall: N = context + 1; default 0 = anywhere)", 0},
+        {"--time-budget", ARG_FLOAT, &time_budget, 0, 0, 1e9, "end the run after this many seconds of training (evaluations excluded): final eval, checkpoint, summary (default 0 = off)", 0},
         {"--extend-to", ARG_INT, &extend_to, 0, 2, 1L << 40, "with --resume: train on to step N; the LR decays from its value now to --min-lr at N", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
@@ -91,7 +94,7 @@ int cmd_train(int argc, char **argv)
     if (is_resume) {
         /* Architecture and data are fixed by the checkpoint. */
         const char *fixed[] = {"--data", "--tokenizer", "--layers", "--heads", "--dim", "--context", "--attn",
-                               "--attn-layer", "--bias", "--seed", "--out"};
+                               "--attn-layer", "--bias", "--seed", "--out", "--align"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (args_given(a, na, fixed[i])) {
                 fprintf(stderr, "mixlm train: %s cannot be changed when resuming (the checkpoint in '%s' fixes it); "
@@ -141,6 +144,7 @@ int cmd_train(int argc, char **argv)
 #undef OVERRIDE
         s.quiet = quiet;
         s.stop_after = stop_after;
+        s.time_budget = time_budget;
         o = s;
     } else {
         if (args_given(a, na, "--extend-to")) {
@@ -197,6 +201,8 @@ int cmd_train(int argc, char **argv)
         o.threads = (int)threads;
         o.quiet = quiet;
         o.stop_after = stop_after;
+        o.time_budget = time_budget;
+        o.align = align;
     }
     rc = train_run(&o, is_resume, &err);
     if (rc < 0) {

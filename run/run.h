@@ -51,6 +51,12 @@ struct mx_train_opts {
     long sched_from;
     double sched_lr;
     long extend_to; /* > 0 (resume only, not stored): move the run's end to this step */
+    /* > 0 (stored; absent in older runs: 0): the data are sequences of `align` tokens, and
+     * every training and validation window starts at a multiple of it (data_batch_aligned). */
+    long align;
+    /* > 0 (not stored): end the run once this session has trained for this many seconds
+     * (evaluation excluded), as if it had reached `steps`: final evaluation, checkpoint, summary. */
+    double time_budget;
 };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);

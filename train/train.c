@@ -162,8 +162,8 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
     double s = 0;
     *ok = 0;
     for (int b = 0; b < o->eval_batches; b++) {
-        if (data_batch(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, &er, r->x, r->y,
-                       err) != 0) {
+        if (data_batch_aligned(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, o->align,
+                               &er, r->x, r->y, err) != 0) {
             mx_error_wrap(err, "validation split");
             return 0;
         }
@@ -350,6 +350,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     size_t tokens_per_step = (size_t)B * T * o->grad_accum;
     int stopped = 0;
     long start_step = r.step;
+    double start_elapsed = r.elapsed;
     while (r.step < o->steps) {
         double t0 = mx_now();
         long it = r.step; /* 0-based index of this step */
@@ -357,7 +358,7 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
          * consumed (buffers' gradients are kept zero by model_backward). */
         double loss = 0;
         for (int a = 0; a < o->grad_accum; a++) {
-            if (data_batch(&r.data, 0, r.train_end, B, T, &r.rng, r.x, r.y, err) != 0)
+            if (data_batch_aligned(&r.data, 0, r.train_end, B, T, o->align, &r.rng, r.x, r.y, err) != 0)
                 goto out_log;
             loss += model_forward(&r.m, r.x, r.y, B, T, it, 1);
             model_backward(&r.m);
@@ -385,8 +386,10 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         r.elapsed += dt;
         times[ntimes++] = dt;
         last_loss = loss;
-        int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || r.step == o->steps;
-        int do_log = do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
+        /* --time-budget: this step is the last; it ends as the run's last step would. */
+        int last = r.step == o->steps || (o->time_budget > 0 && r.elapsed - start_elapsed >= o->time_budget);
+        int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || last;
+        int do_log = do_eval || r.step % o->log_every == 0 || last || r.step == 1;
         mx_progress_update(&pr, r.step, loss, lr, dt * 1000, tokens_per_step / dt);
         if (do_eval) {
             int ok;
@@ -416,6 +419,11 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
                 mx_progress_print(&pr, "stopped after %ld steps (--stop-after): checkpoint saved at step %ld",
                                   o->stop_after, r.step);
             stopped = 1;
+            break;
+        }
+        if (last && r.step < o->steps) {
+            mx_progress_print(&pr, "--time-budget %g s spent after %ld of %ld steps", o->time_budget, r.step,
+                              o->steps);
             break;
         }
     }
