@@ -18,12 +18,7 @@ done
 [ "$fail" = 0 ] || exit 1
 # shellcheck disable=SC2086
 "$root/bench/study.sh" $mode --list > "$dir/.expected" || { bad "study.sh $mode --list failed"; exit 1; }
-AWK_CSV='
-function parse(line,   n, i, c, q, f) { n = 0; f = ""; q = 0
-  for (i = 1; i <= length(line); i++) { c = substr(line, i, 1)
-    if (q) { if (c == "\"") { if (substr(line, i + 1, 1) == "\"") { f = f c; i++ } else q = 0 } else f = f c }
-    else if (c == "\"") q = 1; else if (c == ",") { F[++n] = f; f = "" } else f = f c }
-  F[++n] = f; return n }
+AWK_CSV=$(cat "$root/bench/csv.awk")'
 function cols(file,   n, i) { n = parse($0); for (i = 1; i <= n; i++) H[file, F[i]] = i; return n }
 function get(file, name) { return (file SUBSEP name) in H ? F[H[file, name]] : "\001missing column " name }
 function k2(n) { return n ~ /k$/ ? substr(n, 1, length(n) - 1) * 1024 : n + 0 }'

@@ -13,7 +13,8 @@
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
-#   full     ~55 min on 2 cores; --quick ~5 min (context 1024, recall 256/1024, cost to 16k);
+#   full     ~55 min on 2 cores; --quick ~5 min (context 1024, recall at 256, cost to 16k, a
+#            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
 # env: MIXLM_BIN (default build/mixlm), LM_BUDGET / RECALL_BUDGET (seconds of training per run)
 set -euo pipefail
@@ -61,15 +62,15 @@ spec_for() { # mixer, context -> the spec string used for quality and cost alike
 # ---- sizes and budgets per mode -------------------------------------------------------------------
 case $mode in
   full)
-    LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=4 LM_DIM=128 LM_HEADS=4 LM_TOKENS=8192
+    LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.03
-    RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-20} RC_SEQS=4000
-    COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=5 ;;
+    RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-15} RC_SEQS=4000
+    COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
-    LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-6} LM_LAYERS=4 LM_DIM=128 LM_HEADS=4 LM_TOKENS=8192
+    LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
-    RC_T=(256 1024) RECALL_BUDGET=${RECALL_BUDGET:-5} RC_SEQS=1500
-    COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=4 ;;
+    RC_T=(256) RECALL_BUDGET=${RECALL_BUDGET:-4} RC_SEQS=1500
+    COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
   smoke)
     LM_CTX=(128) LM_BUDGET=${LM_BUDGET:-1} LM_LAYERS=1 LM_DIM=32 LM_HEADS=2 LM_TOKENS=512
     DATA_BYTES=60000 VAL_FRAC=0.1
@@ -104,15 +105,7 @@ log=$out/study.log
 : > "$log"
 say() { echo "$*" | tee -a "$log"; }
 head -c "$DATA_BYTES" "$data" > "$out/data/lm.txt"
-# CSV in POSIX awk (mawk): parse() splits a line into F[1..n] (quoted fields may hold commas),
-# csv() quotes a field that holds a comma or a quote. Specs hold commas ("window:w=128,g=0").
-AWK_CSV='
-function parse(line,   n, i, c, q, f) { n = 0; f = ""; q = 0
-  for (i = 1; i <= length(line); i++) { c = substr(line, i, 1)
-    if (q) { if (c == "\"") { if (substr(line, i + 1, 1) == "\"") { f = f c; i++ } else q = 0 } else f = f c }
-    else if (c == "\"") q = 1; else if (c == ",") { F[++n] = f; f = "" } else f = f c }
-  F[++n] = f; return n }
-function csv(s,   t) { if (s ~ /[",]/) { t = s; gsub(/"/, "\"\"", t); return "\"" t "\"" } return s }'
+AWK_CSV=$(cat "$root/bench/csv.awk") # parse() and csv(): specs hold commas
 jnum() { # file key -> the first number stored under "key" in a JSON file ("" when absent)
   { grep -o "\"$2\":[[:space:]]*[-+0-9.eE]*" "$1" || true; } | head -1 | sed 's/.*:[[:space:]]*//'
 }
