@@ -166,7 +166,10 @@ for T in "${LM_CTX[@]}"; do
     s=$dir/summary.json
     done_steps=$(jnum "$s" steps)
     veq=$(val_at "$dir" "$eq")
-    awk -v spec="$spec" -v T="$T" -v bpb="$(jnum "$dir/eval.json" bits_per_byte)" -v ms="$(jnum "$s" ms_per_step_median)" -v tps=$((B * T)) -v peak="$(jnum "$s" peak_rss_mb)" -v steps="$done_steps" -v planned="${steps[$m]}" -v secs="$(jnum "$s" train_seconds)" -v budget="$LM_BUDGET" -v veq="$veq" -v eq="$eq" -v params="$(jnum "$s" params)" -v B="$B" "$AWK_CSV"' BEGIN {
+    awk -v spec="$spec" -v T="$T" -v bpb="$(jnum "$dir/eval.json" bits_per_byte)" \
+        -v ms="$(jnum "$s" ms_per_step_median)" -v tps=$((B * T)) -v peak="$(jnum "$s" peak_rss_mb)" \
+        -v steps="$done_steps" -v planned="${steps[$m]}" -v secs="$(jnum "$s" train_seconds)" \
+        -v budget="$LM_BUDGET" -v veq="$veq" -v eq="$eq" -v params="$(jnum "$s" params)" -v B="$B" "$AWK_CSV"' BEGIN {
       printf "%s,%d,%.4f,%.5f,%.1f,%d,%d,%d,%.1f,%g,%s,%d,%d,%d\n", csv(spec), T, bpb, ms / tps, peak, steps, planned,
         steps * tps, secs, budget, veq == "" ? "" : sprintf("%.4f", veq / log(2)), eq * tps, params, B }' >> "$lm_rows"
     # validation bits/byte against training time, from the run's log
@@ -200,7 +203,9 @@ for T in "${RC_T[@]}"; do
     train_to "$dir" "$st" "$RECALL_BUDGET" 0 "${common[@]}" --attn "$spec"
     "$bin" eval "$dir" --recall --json --batch 8 --threads "$threads" > "$dir/recall.json" 2>> "$log"
     acc=$(jnum "$dir/recall.json" accuracy)
-    awk -v spec="$spec" -v T="$T" -v acc="$acc" -v n="$(jnum "$dir/recall.json" answers)" -v steps="$(jnum "$dir/summary.json" steps)" -v tps=$((B * T)) -v secs="$(jnum "$dir/summary.json" train_seconds)" -v V="$RC_VOCAB" -v K="$RC_PAIRS" "$AWK_CSV"' BEGIN {
+    awk -v spec="$spec" -v T="$T" -v acc="$acc" -v n="$(jnum "$dir/recall.json" answers)" \
+        -v steps="$(jnum "$dir/summary.json" steps)" -v tps=$((B * T)) \
+        -v secs="$(jnum "$dir/summary.json" train_seconds)" -v V="$RC_VOCAB" -v K="$RC_PAIRS" "$AWK_CSV"' BEGIN {
       printf "%s,%d,%.4f,%d,%d,%d,%.1f,%.4f,%d\n", csv(spec), T, acc, n, steps, steps * tps, secs, 1 / V, K }' >> "$rc_rows"
     say "recall T=$T $spec: $(jnum "$dir/summary.json" steps) steps, accuracy $acc"
     rm -f "$dir/tokens.bin"
