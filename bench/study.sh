@@ -63,7 +63,7 @@ spec_for() { # mixer, context -> the spec string used for quality and cost alike
 case $mode in
   full)
     LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
-    DATA_BYTES=3000000 VAL_FRAC=0.03
+    DATA_BYTES=3000000 VAL_FRAC=0.01
     RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-15} RC_SEQS=4000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
