@@ -211,31 +211,40 @@ static void chart_pareto(FILE *f, struct study *st, long T)
     fputs("</figure>\n", f);
 }
 
+/* One series per run of consecutive rows with the same spec (rows with c_filter == filter only,
+ * when c_filter >= 0): x from column cx, y from cy, into buf (2 x the rows). Returns the count. */
+static int spec_series(struct study *st, const struct sheet *sh, int c_spec, int c_filter, long filter, int cx,
+                       int cy, double *buf, const char *kind, struct svg_series *s)
+{
+    int n = 0;
+    size_t used = 0;
+    for (int r = 0; r < sh->nrow && n < STUDY_SERIES;) {
+        const char *spec = cell(sh, r, c_spec);
+        if (c_filter >= 0 && (long)num(sh, r, c_filter) != filter) {
+            r++;
+            continue;
+        }
+        double *x = buf + used, *y = buf + sh->nrow + used;
+        size_t k = 0;
+        for (; r < sh->nrow && !strcmp(cell(sh, r, c_spec), spec) &&
+               (c_filter < 0 || (long)num(sh, r, c_filter) == filter);
+             r++, k++)
+            x[k] = num(sh, r, cx), y[k] = num(sh, r, cy);
+        used += k;
+        s[n] = (struct svg_series){.label = spec, .key = spec, .kind = kind, .x = x, .y = y, .n = k,
+                                   .color = color_of(&st->pal, spec), .marker = n, .flags = SVG_MARKERS};
+        n++;
+    }
+    return n;
+}
+
 static void chart_curves(FILE *f, struct study *st, long T)
 {
     if (!st->curves.text)
         return;
     struct svg_series s[STUDY_SERIES];
     double *buf = mx_xmalloc(2 * (size_t)st->curves.nrow * sizeof(double) + 1);
-    int n = 0;
-    size_t used = 0;
-    for (int r = 0; r < st->curves.nrow && n < STUDY_SERIES;) {
-        const char *spec = cell(&st->curves, r, st->cv_spec);
-        if ((long)num(&st->curves, r, st->cv_ctx) != T) {
-            r++;
-            continue;
-        }
-        double *x = buf + used, *y = x + st->curves.nrow;
-        size_t k = 0;
-        for (; r < st->curves.nrow && !strcmp(cell(&st->curves, r, st->cv_spec), spec) &&
-               (long)num(&st->curves, r, st->cv_ctx) == T;
-             r++, k++)
-            x[k] = num(&st->curves, r, st->cv_el), y[k] = num(&st->curves, r, st->cv_bpb);
-        used += k;
-        s[n] = (struct svg_series){.label = spec, .key = spec, .kind = "val", .x = x, .y = y, .n = k,
-                                   .color = color_of(&st->pal, spec), .marker = n, .flags = SVG_MARKERS};
-        n++;
-    }
+    int n = spec_series(st, &st->curves, st->cv_spec, st->cv_ctx, T, st->cv_el, st->cv_bpb, buf, "val", s);
     char title[96];
     snprintf(title, sizeof title, "Validation bits per byte against training time, context %ld", T);
     struct svg_chart c = {.title = title, .subtitle = "the fixed validation batches of `mixlm train`, at every evaluation",
@@ -286,19 +295,8 @@ static void chart_cost(FILE *f, struct study *st, int memory)
 {
     struct svg_series s[STUDY_SERIES];
     double *buf = mx_xmalloc(2 * (size_t)st->cost.nrow * sizeof(double) + 1);
-    int n = 0;
-    size_t used = 0;
-    for (int r = 0; r < st->cost.nrow && n < STUDY_SERIES;) {
-        const char *spec = cell(&st->cost, r, st->c_spec);
-        double *x = buf + used, *y = buf + st->cost.nrow + used;
-        size_t k = 0;
-        for (; r < st->cost.nrow && !strcmp(cell(&st->cost, r, st->c_spec), spec); r++, k++)
-            x[k] = num(&st->cost, r, st->c_T), y[k] = num(&st->cost, r, memory ? st->c_peak : st->c_ms);
-        used += k;
-        s[n] = (struct svg_series){.label = spec, .key = spec, .kind = memory ? "memory" : "time", .x = x, .y = y,
-                                   .n = k, .color = color_of(&st->pal, spec), .marker = n, .flags = SVG_MARKERS};
-        n++;
-    }
+    int n = spec_series(st, &st->cost, st->c_spec, -1, 0, st->c_T, memory ? st->c_peak : st->c_ms, buf,
+                        memory ? "memory" : "time", s);
     struct svg_chart c = {
         .title = memory ? "Peak memory against context length" : "Forward + backward time against context length",
         .subtitle = "one mixer sublayer (`mixlm bench`), the specs of the quality tables; missing points: skipped",
