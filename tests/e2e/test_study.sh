@@ -17,4 +17,17 @@ if ! MIXLM_BIN=$bin "$src/bench/study.sh" --smoke --out "$dir/out" --data "$data
   echo "FAIL study.sh --smoke"; tail -30 "$dir/study.out"; tail -30 "$dir/out/study.log" 2>/dev/null; exit 1
 fi
 tail -3 "$dir/study.out"
-"$src/bench/check_study.sh" "$dir/out" --smoke
+fail=0
+"$src/bench/check_study.sh" "$dir/out" --smoke || fail=1
+# The check itself fails on a missing row, an incomplete row and a cost row of another spec.
+broken() { # name, then a command that damages a copy in $dir/bad
+  local name=$1; shift
+  rm -rf "$dir/bad"; cp -r "$dir/out" "$dir/bad"; "$@"
+  if "$src/bench/check_study.sh" "$dir/bad" --smoke > "$dir/bad.out" 2>&1; then echo "FAIL check_study.sh passes with $name"; fail=1
+  else echo "ok   check_study.sh refuses $name: $(grep -m1 FAIL "$dir/bad.out")"; fi
+}
+broken "a mixer's row removed" sed -i '/^shift,/d' "$dir/bad/study.csv"
+broken "an empty bits/byte" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\1/' "$dir/bad/study.csv"
+broken "a recall accuracy above 1" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\11.5/' "$dir/bad/recall.csv"
+broken "cost measured for another spec" sed -i 's/^dense,/dense:x,/' "$dir/bad/cost.csv"
+exit $fail
