@@ -122,5 +122,11 @@ enum mx_recall_sym data_recall_classify(uint32_t cp);
  * sym[p] is a value and sym[p-1] a key seen at an earlier position of the sequence (a query),
  * else 0. Returns the count of answers. */
 int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer);
+/* The answer-only loss (`train --loss-on recall`): windows x, y (B,T) of recall sequences
+ * (each x row starts at a sequence; y is x shifted by one token), cp_of (V) the code point of
+ * each token id (tok_code_point). Every target of y that is not an answer of data_recall_answers
+ * over the row's T + 1 symbols (x[0], y[0..T-1]) becomes NN_CE_IGNORE (-1). Returns the
+ * targets kept. */
+long data_recall_mask_targets(const uint32_t *cp_of, const int32_t *x, int32_t *y, int B, int T);
 
 #endif

@@ -3,6 +3,7 @@
  * finds the scored positions again from the text alone. The layout is documented in data.h.
  * Not the scoring (infer/ runs the model) and not a tokenizer: one code point is one token. */
 #include "data/data.h"
+#include "nn/nn.h"
 
 #include <string.h>
 
@@ -161,4 +162,25 @@ int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer)
         }
     }
     return count;
+}
+
+long data_recall_mask_targets(const uint32_t *cp_of, const int32_t *x, int32_t *y, int B, int T)
+{
+    uint32_t *cp = mx_xmalloc(((size_t)T + 1) * sizeof(uint32_t));
+    unsigned char *ans = mx_xmalloc((size_t)T + 1);
+    long kept = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *xr = x + (size_t)b * T;
+        int32_t *yr = y + (size_t)b * T;
+        cp[0] = cp_of[xr[0]];
+        for (int t = 0; t < T; t++)
+            cp[t + 1] = cp_of[yr[t]];
+        kept += data_recall_answers(cp, T + 1, ans);
+        for (int t = 0; t < T; t++)
+            if (!ans[t + 1])
+                yr[t] = NN_CE_IGNORE;
+    }
+    mx_free(cp);
+    mx_free(ans);
+    return kept;
 }

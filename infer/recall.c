@@ -6,21 +6,6 @@
 
 #include <string.h>
 
-/* The code point of a token that is exactly one UTF-8 character, else 0. */
-static uint32_t token_code_point(const struct tokenizer *tok, int32_t id)
-{
-    char b[64];
-    int n = tok_piece(tok, id, b, sizeof b);
-    const unsigned char *u = (const unsigned char *)b;
-    if (n == 1 && u[0] < 0x80)
-        return u[0];
-    if (n == 2 && (u[0] & 0xE0) == 0xC0 && (u[1] & 0xC0) == 0x80)
-        return (uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F);
-    if (n == 3 && (u[0] & 0xF0) == 0xE0 && (u[1] & 0xC0) == 0x80 && (u[2] & 0xC0) == 0x80)
-        return (uint32_t)(u[0] & 0x0F) << 12 | (uint32_t)(u[1] & 0x3F) << 6 | (u[2] & 0x3F);
-    return 0;
-}
-
 int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_t end, int B,
                  struct mx_recall_result *res, struct mx_error *err)
 {
@@ -33,7 +18,7 @@ int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, siz
     uint32_t *cp_of = mx_xmalloc((size_t)V * sizeof(uint32_t));
     int n_kv = 0;
     for (int32_t id = 0; id < V; id++) {
-        cp_of[id] = token_code_point(r->tok, id);
+        cp_of[id] = tok_code_point(r->tok, id);
         enum mx_recall_sym s = data_recall_classify(cp_of[id]);
         n_kv += s == MX_RECALL_KEY || s == MX_RECALL_VALUE;
     }

@@ -54,10 +54,14 @@ struct mx_train_opts {
     /* > 0 (stored; absent in older runs: 0): the data are sequences of `align` tokens, and
      * every training and validation window starts at a multiple of it (data_batch_aligned). */
     long align;
+    /* MX_LOSS_RECALL (stored as "loss_on": "recall"; absent: MX_LOSS_ALL): the loss counts only
+     * the answers of the associative-recall task (data_recall_mask_targets), needs align. */
+    int loss_on;
     /* > 0 (not stored): end the run once this session has trained for this many seconds
      * (evaluation excluded), as if it had reached `steps`: final evaluation, checkpoint, summary. */
     double time_budget;
 };
+enum { MX_LOSS_ALL, MX_LOSS_RECALL };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
 /* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every

@@ -118,6 +118,7 @@ struct run {
     size_t train_end;
     float *adam_m, *adam_v;
     int32_t *x, *y;
+    uint32_t *cp_of;   /* --loss-on recall: code point of each token id (tok_code_point) */
     struct mx_rng rng; /* batch sampling: the data position */
     long step;         /* steps completed */
     double elapsed;    /* training seconds over all sessions */
@@ -167,12 +168,32 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
             mx_error_wrap(err, "validation split");
             return 0;
         }
+        if (r->cp_of)
+            data_recall_mask_targets(r->cp_of, r->x, r->y, o->batch, o->model.block_size);
         /* r->step updates are done, the last at step index r->step-1: evaluate with that
          * step's draw of step-dependent randomness (Performer features), as infer does. */
         s += model_forward(&r->m, r->x, r->y, o->batch, o->model.block_size, r->step > 0 ? r->step - 1 : 0, 0);
     }
     *ok = 1;
     return s / o->eval_batches;
+}
+
+/* --loss-on recall: the code point of every token, and a refusal when none is a recall key or
+ * value (the loss would be empty). */
+static int setup_recall_loss(struct run *r, struct mx_error *err)
+{
+    int V = r->m.cfg.vocab_size, n_kv = 0;
+    r->cp_of = mx_xmalloc((size_t)V * sizeof(uint32_t));
+    for (int32_t id = 0; id < V; id++) {
+        r->cp_of[id] = tok_code_point(r->tok, id);
+        enum mx_recall_sym s = data_recall_classify(r->cp_of[id]);
+        n_kv += s == MX_RECALL_KEY || s == MX_RECALL_VALUE;
+    }
+    if (n_kv == 0)
+        return mx_errorf(err, "--loss-on recall: the %s tokenizer of run '%s' has no token that is a recall key or "
+                              "value; train on `mixlm data recall` output with --tokenizer char",
+                         tok_kind(r->tok), r->o->out);
+    return 0;
 }
 
 static int setup_new(struct run *r, struct mx_error *err)
@@ -322,6 +343,8 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
     }
     r.x = mx_xmalloc((size_t)B * T * sizeof(int32_t));
     r.y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
+    if (o->loss_on == MX_LOSS_RECALL && setup_recall_loss(&r, err) != 0)
+        goto out;
 
     FILE *log = run_log_open(o->out, err);
     if (!log)
@@ -360,6 +383,8 @@ int train_run(struct mx_train_opts *o, int resume, struct mx_error *err)
         for (int a = 0; a < o->grad_accum; a++) {
             if (data_batch_aligned(&r.data, 0, r.train_end, B, T, o->align, &r.rng, r.x, r.y, err) != 0)
                 goto out_log;
+            if (r.cp_of)
+                data_recall_mask_targets(r.cp_of, r.x, r.y, B, T);
             loss += model_forward(&r.m, r.x, r.y, B, T, it, 1);
             model_backward(&r.m);
         }
@@ -454,6 +479,7 @@ out:
     signal(SIGTERM, SIG_DFL);
     mx_free(r.x);
     mx_free(r.y);
+    mx_free(r.cp_of);
     mx_free(r.adam_m);
     mx_free(r.adam_v);
     data_close(&r.data);
