@@ -2,8 +2,9 @@
 # test_recall.sh — the associative-recall task through the binary, and the training flags the
 # study uses. `cli`: `mixlm data recall` writes what it says (and refuses bad sizes), `eval
 # --recall` scores exactly the queries of the validation split, `train --time-budget` ends a run
-# early with its summary and final evaluation, `--align` is fixed on resume. `learns` (a longer
-# test, label `long`): a dense model trained on a small instance answers far above chance.
+# early with its summary and final evaluation, `--align` and `--loss-on` are fixed on resume,
+# `--loss-on recall` is refused where it cannot work. `learns` (label `long`, ~20 s): a dense
+# model trained on a small instance with the answer-only loss answers far above chance.
 set -u
 bin=${MIXLM_BIN:?MIXLM_BIN not set}
 what=${1:-cli}
@@ -46,6 +47,24 @@ if [ "$what" = cli ]; then
   check "accuracy in [0, 1] ($acc)" "awk -v a=$acc 'BEGIN { exit !(a >= 0 && a <= 1) }'"
   err "--recall with --context" "drop --context" "$bin" eval "$dir/run" --recall --context 16
   err "--align fixed on resume" "cannot be changed" "$bin" train --resume "$dir/run" --align 10
+  # --loss-on recall: refused without --align, with an unknown value, on a run without recall
+  # symbols, and as a change on resume; a short run stores it and logs a finite answer-only loss.
+  err "--loss-on recall needs --align" "add --align" "$bin" train --data "$dir/r.txt" --tokenizer char --context 32 \
+      --loss-on recall --out "$dir/noalign"
+  err "--loss-on unknown value" "not known" "$bin" train --data "$dir/r.txt" --tokenizer char --context 32 --align 33 \
+      --loss-on values --out "$dir/badloss"
+  err "--loss-on fixed on resume" "cannot be changed" "$bin" train --resume "$dir/run" --loss-on recall
+  "$bin" train --data "$dir/r.txt" --tokenizer char --context 32 --align 33 --layers 1 --dim 32 --heads 2 \
+      --batch 8 --steps 3 --eval-every 0 --eval-batches 2 --threads 2 --quiet --loss-on recall \
+      --out "$dir/ans" > "$dir/ans.out" 2>&1
+  check "--loss-on recall run exits 0" "[ $? -eq 0 ]"
+  vl=$(grep -o '"val_loss":[-+0-9.eE]*' "$dir/ans/log.jsonl" | tail -1 | cut -d: -f2)
+  check "--loss-on recall: finite validation loss ($vl)" "awk -v v=${vl:-nan} 'BEGIN { exit !(v > 0 && v < 10) }'"
+  "$bin" train --resume "$dir/ans" --extend-to 4 --threads 2 --quiet > "$dir/ans2.out" 2>&1
+  check "--loss-on recall resumes (stored with the run)" "[ $? -eq 0 ] && grep -q 'step 4' $dir/ans2.out"
+  err "--loss-on recall: byte tokenizer refused" "no token that is a recall key" "$bin" train --data "$dir/r.txt" \
+      --tokenizer byte --context 32 --align 33 --layers 1 --dim 16 --heads 2 --batch 2 --steps 1 --threads 2 \
+      --quiet --loss-on recall --out "$dir/byteans"
   # A byte-level run has no recall symbols (a key is 3 byte tokens): a clear error.
   "$bin" train --data "$dir/r.txt" --tokenizer byte --context 32 --layers 1 --dim 16 --heads 2 --batch 2 \
       --steps 1 --eval-batches 1 --threads 2 --quiet --out "$dir/byte" > /dev/null 2>&1
@@ -53,16 +72,18 @@ if [ "$what" = cli ]; then
 fi
 
 if [ "$what" = learns ]; then
-  # T 16: 4 pairs then 4 queries, 16 keys and values. Chance 1/16; guessing among the values of
-  # the sequence 1/4. Dense attention needs ~2,000 steps to form the recall circuit here.
+  # T 16: 4 pairs then 4 queries, 16 keys and values (values drawn with replacement). Chance 1/16;
+  # guessing among the values of the sequence ~1/4 (a little more when a value repeats). The loss
+  # is on the answers only (--loss-on recall): dense forms the recall circuit in ~300 steps
+  # (0.54 at 400 steps; with the loss on every position it needed ~3,000 steps for 0.57).
   "$bin" data recall --out "$dir/r.txt" --T 16 --pairs 4 --queries 4 --vocab 16 --seqs 20000 --seed 1 > /dev/null
-  "$bin" train --data "$dir/r.txt" --tokenizer char --context 16 --align 17 --layers 2 --heads 4 --dim 64 \
-      --batch 64 --steps 3000 --lr 3e-3 --min-lr 3e-4 --warmup 50 --weight-decay 0 --eval-every 500 \
+  "$bin" train --data "$dir/r.txt" --tokenizer char --context 16 --align 17 --loss-on recall --layers 2 --heads 4 \
+      --dim 64 --batch 64 --steps 400 --lr 3e-3 --min-lr 3e-4 --warmup 30 --weight-decay 0 --eval-every 0 \
       --eval-batches 4 --threads 2 --quiet --out "$dir/dense" > "$dir/train.out" 2>&1
   check "training exits 0" "[ $? -eq 0 ]"
   "$bin" eval "$dir/dense" --recall --json > "$dir/recall.json"
   acc=$(jnum "$dir/recall.json" accuracy)
-  echo "     dense recall accuracy $acc on $(jnum "$dir/recall.json" answers) answers (chance 0.0625, in-sequence guess 0.25)"
-  check "dense recall accuracy > 0.4 (0.567 measured)" "awk -v a=${acc:-0} 'BEGIN { exit !(a > 0.4) }'"
+  echo "     dense recall accuracy $acc on $(jnum "$dir/recall.json" answers) answers (chance 0.0625, in-sequence guess ~0.25)"
+  check "dense recall accuracy > 0.4 (0.5435 measured)" "awk -v a=${acc:-0} 'BEGIN { exit !(a > 0.4) }'"
 fi
 exit $fail
