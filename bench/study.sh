@@ -13,10 +13,11 @@
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
-#   full     ~55 min on 2 cores; --quick ~5 min (context 1024, recall at 256, cost to 16k, a
+#   full     ~60 min on 2 cores; --quick ~5 min (context 1024, recall at 256, cost to 16k, a
 #            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
-# env: MIXLM_BIN (default build/mixlm), LM_BUDGET / RECALL_BUDGET (seconds of training per run)
+# env: MIXLM_BIN (default build/mixlm), LM_BUDGET / RECALL_BUDGET / RECALL_LONG_BUDGET (seconds of
+#      training per run; recall: T <= 256 / above)
 set -euo pipefail
 trap 'echo "study.sh: failed at line $LINENO (see the log in the output directory)" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,23 +65,30 @@ case $mode in
   full)
     LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.01
-    RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-15} RC_SEQS=4000
+    RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-50} RECALL_LONG_BUDGET=${RECALL_LONG_BUDGET:-6} RC_SEQS=4000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
     LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
-    RC_T=(256) RECALL_BUDGET=${RECALL_BUDGET:-4} RC_SEQS=1500
+    RC_T=(256) RECALL_BUDGET=${RECALL_BUDGET:-4} RECALL_LONG_BUDGET=4 RC_SEQS=1500
     COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
   smoke)
     LM_CTX=(128) LM_BUDGET=${LM_BUDGET:-1} LM_LAYERS=1 LM_DIM=32 LM_HEADS=2 LM_TOKENS=512
     DATA_BYTES=60000 VAL_FRAC=0.1
-    RC_T=(64) RECALL_BUDGET=${RECALL_BUDGET:-1} RC_SEQS=300
+    RC_T=(64) RECALL_BUDGET=${RECALL_BUDGET:-1} RECALL_LONG_BUDGET=1 RC_SEQS=300
     COST_T=64,128,256 COST_REPEATS=1 COST_BUDGET=10 CAL_STEPS=3 ;;
 esac
 # Recall: the same small model at every T; K pairs and Q queries fixed, the rest filler, so the
-# distance between a pair and its query grows with T.
-RC_LAYERS=2 RC_DIM=64 RC_HEADS=2 RC_PAIRS=8 RC_QUERIES=8 RC_VOCAB=16 RC_TOKENS=4096
-[ "$mode" = smoke ] && RC_DIM=32 RC_PAIRS=4 RC_QUERIES=4 RC_TOKENS=1024
+# distance between a pair and its query grows with T. The loss is on the answers only (--loss-on
+# recall, as Zoology trains MQAR). RECALL_BUDGET is T = 256's budget, RECALL_LONG_BUDGET that of
+# 1024 and 4096: there even dense stays near chance within any budget the study can afford
+# (README), so they get a short one. 4 heads (of 16 channels): dense forms the recall circuit in
+# about half the steps it needs with 2.
+RC_LAYERS=2 RC_DIM=64 RC_HEADS=4 RC_PAIRS=8 RC_QUERIES=8 RC_VOCAB=16 RC_TOKENS=2048
+# 10 calibration steps at T <= 256 (a step is short there: the median of 3 was often a slow
+# first step, planning half the budget's steps).
+RC_CAL_STEPS=10
+[ "$mode" = smoke ] && RC_DIM=32 RC_HEADS=2 RC_PAIRS=4 RC_QUERIES=4 RC_TOKENS=1024 RC_CAL_STEPS=3
 CAP=${CAP:-$([ "$mode" = smoke ] && echo 10 || echo 2)} # --time-budget = CAP x budget: the hard stop for a run slower than calibrated
 
 if [ "$list" = 1 ]; then
@@ -192,15 +200,16 @@ for T in "${RC_T[@]}"; do
   "$bin" data recall --out "$file" --T "$T" --pairs "$RC_PAIRS" --queries "$RC_QUERIES" --vocab "$RC_VOCAB" \
       --seqs "$RC_SEQS" --seed 1 >> "$log"
   B=$((RC_TOKENS / T)); [ "$B" -ge 1 ] || B=1
+  rb=$RECALL_BUDGET cs=$RC_CAL_STEPS; [ "$T" -gt 256 ] && rb=$RECALL_LONG_BUDGET cs=$CAL_STEPS
   common=(--data "$file" --tokenizer char --layers "$RC_LAYERS" --dim "$RC_DIM" --heads "$RC_HEADS"
-          --context "$T" --align $((T + 1)) --batch "$B" --lr 3e-3 --min-lr 3e-4 --beta2 0.99 --weight-decay 0.1
+          --context "$T" --align $((T + 1)) --loss-on recall --batch "$B" --lr 3e-3 --min-lr 3e-4 --beta2 0.99 --weight-decay 0.1
           --grad-clip 1 --eval-batches 1 --seed 1337)
   for m in "${MIXERS[@]}"; do
     spec=$(spec_for "$m" "$T")
     dir=$out/runs/recall-$T-$m
-    ms=$(calibrate "$out/runs/cal" "${common[@]}" --attn "$spec")
-    st=$(steps_for "$ms" "$RECALL_BUDGET")
-    train_to "$dir" "$st" "$RECALL_BUDGET" 0 "${common[@]}" --attn "$spec"
+    ms=$(CAL_STEPS=$cs calibrate "$out/runs/cal" "${common[@]}" --attn "$spec")
+    st=$(steps_for "$ms" "$rb")
+    train_to "$dir" "$st" "$rb" 0 "${common[@]}" --attn "$spec"
     "$bin" eval "$dir" --recall --json --batch 8 --threads "$threads" > "$dir/recall.json" 2>> "$log"
     acc=$(jnum "$dir/recall.json" accuracy)
     awk -v spec="$spec" -v T="$T" -v acc="$acc" -v n="$(jnum "$dir/recall.json" answers)" \
@@ -252,7 +261,7 @@ threads: $threads
 cores: $(nproc)
 data: $data (first $DATA_BYTES bytes, validation fraction $VAL_FRAC)
 lm: $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x)
-recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_TOKENS tokens per step, ${RECALL_BUDGET} s per run; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, $RC_SEQS sequences
+recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_TOKENS tokens per step, ${RECALL_BUDGET} s per run at T <= 256, ${RECALL_LONG_BUDGET} s above; answer-only loss; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, $RC_SEQS sequences
 cost: mixlm bench, 1 layer, dim 128, 4 heads, batch 1, $COST_REPEATS repeats (median), T = $COST_T
 EOF
 "$bin" report --study "$out" -o "$out/report.html" >> "$log"
