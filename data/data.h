@@ -122,6 +122,9 @@ enum mx_recall_sym data_recall_classify(uint32_t cp);
  * sym[p] is a value and sym[p-1] a key seen at an earlier position of the sequence (a query),
  * else 0. Returns the count of answers. */
 int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer);
+/* The code point of each of the V token ids of tok (tok_code_point; 0 for a multi-character
+ * token), freed with mx_free; *n_kv = how many are recall keys or values (0: not a recall run). */
+uint32_t *data_recall_token_table(const struct tokenizer *tok, int V, int *n_kv);
 /* The answer-only loss (`train --loss-on recall`): windows x, y (B,T) of recall sequences
  * (each x row starts at a sequence; y is x shifted by one token), cp_of (V) the code point of
  * each token id (tok_code_point). Every target of y that is not an answer of data_recall_answers

@@ -184,3 +184,15 @@ long data_recall_mask_targets(const uint32_t *cp_of, const int32_t *x, int32_t *
     mx_free(ans);
     return kept;
 }
+
+uint32_t *data_recall_token_table(const struct tokenizer *tok, int V, int *n_kv)
+{
+    uint32_t *cp_of = mx_xmalloc((size_t)V * sizeof(uint32_t));
+    *n_kv = 0;
+    for (int32_t id = 0; id < V; id++) {
+        cp_of[id] = tok_code_point(tok, id);
+        enum mx_recall_sym s = data_recall_classify(cp_of[id]);
+        *n_kv += s == MX_RECALL_KEY || s == MX_RECALL_VALUE;
+    }
+    return cp_of;
+}

@@ -15,13 +15,8 @@ int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, siz
     if (f->vocab > V)
         return mx_errorf(err, "token file vocabulary %d exceeds the model's %d: data prepared with another tokenizer",
                          f->vocab, V);
-    uint32_t *cp_of = mx_xmalloc((size_t)V * sizeof(uint32_t));
-    int n_kv = 0;
-    for (int32_t id = 0; id < V; id++) {
-        cp_of[id] = tok_code_point(r->tok, id);
-        enum mx_recall_sym s = data_recall_classify(cp_of[id]);
-        n_kv += s == MX_RECALL_KEY || s == MX_RECALL_VALUE;
-    }
+    int n_kv;
+    uint32_t *cp_of = data_recall_token_table(r->tok, V, &n_kv);
     int rc = -1;
     int32_t *x = NULL;
     uint32_t *cp = NULL;

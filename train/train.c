@@ -182,13 +182,8 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
  * value (the loss would be empty). */
 static int setup_recall_loss(struct run *r, struct mx_error *err)
 {
-    int V = r->m.cfg.vocab_size, n_kv = 0;
-    r->cp_of = mx_xmalloc((size_t)V * sizeof(uint32_t));
-    for (int32_t id = 0; id < V; id++) {
-        r->cp_of[id] = tok_code_point(r->tok, id);
-        enum mx_recall_sym s = data_recall_classify(r->cp_of[id]);
-        n_kv += s == MX_RECALL_KEY || s == MX_RECALL_VALUE;
-    }
+    int n_kv;
+    r->cp_of = data_recall_token_table(r->tok, r->m.cfg.vocab_size, &n_kv);
     if (n_kv == 0)
         return mx_errorf(err, "--loss-on recall: the %s tokenizer of run '%s' has no token that is a recall key or "
                               "value; train on `mixlm data recall` output with --tokenizer char",

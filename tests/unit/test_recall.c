@@ -195,6 +195,51 @@ static int case_aligned_batches(void)
     return 0;
 }
 
+/* The answer-only loss: data_recall_mask_targets keeps exactly the targets that are query
+ * values (position t + 1 of the sequence, after a key asked again), unchanged, and ignores the rest. */
+static int case_mask_targets(void)
+{
+    struct mx_recall_opts o;
+    data_recall_default(&o);
+    o.T = 40, o.pairs = 4, o.queries = 3, o.vocab = 8;
+    enum { B = 3, T = 40, V = 8 };
+    /* token ids: 0 filler, 1 newline, 2.. keys, 2+V.. values */
+    uint32_t cp_of[2 + 2 * V];
+    cp_of[0] = MX_RECALL_FILLER, cp_of[1] = '\n';
+    for (int i = 0; i < V; i++)
+        cp_of[2 + i] = MX_RECALL_KEY0 + (uint32_t)i, cp_of[2 + V + i] = MX_RECALL_VALUE0 + (uint32_t)i;
+    int32_t x[B * T], y[B * T], y0[B * T];
+    uint32_t seq[T + 1];
+    for (int b = 0; b < B; b++) {
+        data_recall_sequence(&o, b, seq);
+        for (int t = 0; t <= T; t++) {
+            uint32_t c = seq[t];
+            int32_t id = c == MX_RECALL_FILLER ? 0 : c == '\n' ? 1 : c >= MX_RECALL_VALUE0 ? (int32_t)(2 + V + c - MX_RECALL_VALUE0) : (int32_t)(2 + c - MX_RECALL_KEY0);
+            if (t < T)
+                x[b * T + t] = id;
+            if (t > 0)
+                y[b * T + t - 1] = y0[b * T + t - 1] = id;
+        }
+    }
+    long kept = data_recall_mask_targets(cp_of, x, y, B, T);
+    CHECK(kept == B * o.queries, "%ld targets kept, expected %d (the answers)", kept, B * o.queries);
+    long bad = 0, n = 0;
+    for (int b = 0; b < B; b++) {
+        int seen[V] = {0};
+        for (int t = 0; t < T; t++) {
+            int32_t cur = x[b * T + t];
+            int query = cur >= 2 && cur < 2 + V && seen[cur - 2];
+            if (cur >= 2 && cur < 2 + V)
+                seen[cur - 2] = 1;
+            int32_t want = query ? y0[b * T + t] : -1;
+            bad += y[b * T + t] != want;
+            n += y[b * T + t] >= 0;
+        }
+    }
+    CHECK(bad == 0 && n == kept, "%ld targets masked wrongly (%ld kept)", bad, n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
@@ -202,6 +247,7 @@ int main(int argc, char **argv)
         {"determinism", case_determinism},
         {"bad_sizes", case_bad_sizes},
         {"aligned_batches", case_aligned_batches},
+        {"mask_targets", case_mask_targets},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);
