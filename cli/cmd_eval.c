@@ -13,19 +13,23 @@
 
 static const char *usage =
     "usage: mixlm eval RUN_DIR... [--data FILE] [--context N[,N...]] [--stride N] [--batch N] [--json]\n"
+    "       mixlm eval RUN_DIR... --recall [--data FILE] [--batch N] [--json]\n"
     "\n"
     "Full pass over the run's validation split (the last 10%% of its training text) or over --data,\n"
     "in non-overlapping windows of --context tokens (default: each model's context), or windows moved\n"
     "by --stride where every scored token sees at least context - stride tokens of history.\n"
     "Reports loss (nats/token), perplexity, bits per character and bits per byte of the text scored.\n"
-    "--json prints one object for one run and context, else an array of objects.";
+    "--json prints one object for one run and context, else an array of objects.\n"
+    "--recall: recall accuracy on the associative-recall task (`mixlm data recall`) instead: each\n"
+    "sequence (line) of the split is one window; the argmax prediction of the value after every\n"
+    "query key is right or wrong; reports sequences, answers and accuracy (chance is 1/V).";
 
 int cmd_eval(int argc, char **argv)
 {
     char data[512] = "";
     struct arg_ints ctxs = {0};
     long stride = 0, batch = 8, threads = 0;
-    int json = 0;
+    int json = 0, recall = 0;
     struct arg a[] = {
         {"--data", ARG_STR, data, sizeof data, 0, 0, "evaluate on this text file instead of the run's validation split", 0},
         {"--context", ARG_INTS, &ctxs, 0, 1, 1 << 22, "comma-separated window lengths (default: model context)", 0},
@@ -33,6 +37,7 @@ int cmd_eval(int argc, char **argv)
         {"--batch", ARG_INT, &batch, 0, 1, 4096, "windows per forward pass (default 8)", 0},
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads (default: all cores)", 0},
         {"--json", ARG_FLAG, &json, 0, 0, 0, "machine-readable output", 0},
+        {"--recall", ARG_FLAG, &recall, 0, 0, 0, "recall accuracy on the associative-recall task (see above)", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
     const char *runs[64];
@@ -48,6 +53,10 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "mixlm eval: give at least one run directory, e.g. mixlm eval runs/baby\n");
         return 2;
     }
+    if (recall && (ctxs.n || stride)) {
+        fprintf(stderr, "mixlm eval: --recall scores each sequence as one window; drop --context and --stride\n");
+        return 2;
+    }
     int nctx = ctxs.n;
     mx_set_threads((int)threads);
     cJSON *arr = cJSON_CreateArray();
@@ -56,7 +65,9 @@ int cmd_eval(int argc, char **argv)
     for (int i = 0; i < npos; i++)
         if ((int)strlen(runs[i]) > wrun)
             wrun = (int)strlen(runs[i]);
-    if (!json)
+    if (!json && recall)
+        printf("%-*s %-28s %7s %9s %9s %9s\n", wrun, "run", "attn", "T", "seqs", "answers", "accuracy");
+    else if (!json)
         printf("%-*s %-28s %7s %10s %9s %8s %8s %10s %9s\n", wrun, "run", "attn", "context", "tokens", "loss", "ppl",
                "bpc", "bits/byte", "tok/s");
     for (int i = 0; i < npos && status == 0; i++) {
@@ -113,7 +124,30 @@ int cmd_eval(int argc, char **argv)
             data_split(f.count, o.val_frac, &begin);
             end = f.count;
         }
-        int nc = nctx ? nctx : 1;
+        int nc = recall ? 0 : nctx ? nctx : 1;
+        if (recall) {
+            struct mx_recall_result rr;
+            if (infer_recall(&r, &f, begin, end, (int)batch, &rr, &err) != 0) {
+                fprintf(stderr, "mixlm eval: %s\n", err.msg);
+                status = 1;
+            } else if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "run", runs[i]);
+                cJSON_AddStringToObject(o, "attn", r.m.cfg.attn[0]);
+                cJSON_AddNumberToObject(o, "context", r.m.cfg.block_size);
+                cJSON_AddNumberToObject(o, "sequences", (double)rr.sequences);
+                cJSON_AddNumberToObject(o, "answers", (double)rr.answers);
+                cJSON_AddNumberToObject(o, "correct", (double)rr.correct);
+                cJSON_AddNumberToObject(o, "accuracy", rr.accuracy);
+                cJSON_AddNumberToObject(o, "step", (double)r.step);
+                cJSON_AddItemToArray(arr, o);
+                rows++;
+            } else {
+                printf("%-*s %-28s %7d %9zu %9zu %9.4f\n", wrun, runs[i], r.m.cfg.attn[0], r.m.cfg.block_size,
+                       rr.sequences, rr.answers, rr.accuracy);
+                rows++;
+            }
+        }
         for (int c = 0; c < nc; c++) {
             int T = nctx ? (int)ctxs.v[c] : r.m.cfg.block_size;
             int st = stride ? (int)stride : T;

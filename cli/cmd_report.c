@@ -57,6 +57,8 @@ int cmd_compare(int argc, char **argv)
 
 static const char *report_usage =
     "usage: mixlm report RUN_DIR... [--bench FILE.csv ...] [--title TEXT] -o report.html\n"
+    "       mixlm report --study DIR -o DIR/report.html   the page of bench/study.sh (also writes\n"
+    "                                                   DIR/README_table.md)\n"
     "\n"
     "Writes one self-contained HTML page (inline SVG charts, no scripts, nothing fetched): the\n"
     "training loss of every run against step on one chart (validation loss dashed, with markers),\n"
@@ -70,12 +72,13 @@ static const char *report_usage =
 
 int cmd_report(int argc, char **argv)
 {
-    char out[1024] = "", title[512] = "mixlm report";
+    char out[1024] = "", title[512] = "mixlm report", study[1024] = "";
     struct arg_list *benches = mx_xcalloc(sizeof *benches);
     struct arg a[] = {
         {"--out", ARG_STR, out, sizeof out, 0, 0, "the HTML file to write (also -o FILE)", 0},
         {"--bench", ARG_LIST, benches, 0, 0, 0, "CSV from `mixlm bench --csv-out` (repeatable)", 0},
         {"--title", ARG_STR, title, sizeof title, 0, 0, "page title (default \"mixlm report\")", 0},
+        {"--study", ARG_STR, study, sizeof study, 0, 0, "the output directory of bench/study.sh: its page instead", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos, status = 2;
     /* args_parse knows only long flags: -o becomes --out. */
@@ -92,6 +95,14 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "mixlm report: %s\n", err.msg);
     } else if (!out[0]) {
         fprintf(stderr, "mixlm report: give the output file with -o report.html\n");
+    } else if (study[0]) {
+        status = 1;
+        if (npos > 0 || benches->n > 0)
+            fprintf(stderr, "mixlm report: --study DIR takes no run directories or --bench files\n"), status = 2;
+        else if (report_study(out, study, &err) != 0)
+            fprintf(stderr, "mixlm report: %s\n", err.msg);
+        else
+            printf("wrote %s and %s/README_table.md\n", out, study), status = 0;
     } else if (npos == 0 && benches->n == 0) {
         fprintf(stderr, "mixlm report: give at least one run directory or --bench CSV, e.g. "
                         "mixlm report runs/dense runs/window --bench bench.csv -o report.html\n");

@@ -43,7 +43,9 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
-    long stop_after = 0, extend_to = 0, skip_nonfinite = 0;
+    long stop_after = 0, extend_to = 0, skip_nonfinite = 0, align = 0;
+    double time_budget = 0;
+    char loss_on[16] = "all";
     char attn[MX_SPEC_MAX] = "dense", resume[512] = "";
     struct arg_list attn_layer = {0};
     struct arg a[] = {
@@ -79,6 +81,9 @@ int cmd_train(int argc, char **argv)
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
         {"--skip-nonfinite", ARG_INT, &skip_nonfinite, 0, 0, 1L << 40, "skip up to N steps of the run whose loss or gradients are not finite (no update; default 0: stop at the first)", 0},
+        {"--align", ARG_INT, &align, 0, 0, 1 << 23, "windows start at multiples of N (data of N-token sequences, e.g. mixlm data recall: N = context + 1; default 0 = anywhere)", 0},
+        {"--loss-on", ARG_STR, loss_on, sizeof loss_on, 0, 0, "all | recall: the loss of every position (default) or only the answers of `mixlm data recall` sequences (needs --align)", 0},
+        {"--time-budget", ARG_FLOAT, &time_budget, 0, 0, 1e9, "end the run after this many seconds of training (evaluations excluded): final eval, checkpoint, summary (default 0 = off)", 0},
         {"--extend-to", ARG_INT, &extend_to, 0, 2, 1L << 40, "with --resume: train on to step N; the LR decays from its value now to --min-lr at N", 0},
     };
     int na = (int)(sizeof a / sizeof a[0]), npos;
@@ -97,7 +102,8 @@ int cmd_train(int argc, char **argv)
     if (is_resume) {
         /* Architecture and data are fixed by the checkpoint. */
         const char *fixed[] = {"--data", "--tokenizer", "--layers", "--heads", "--dim", "--context", "--attn",
-                               "--attn-layer", "--bias", "--seed", "--out"};
+                               "--attn-layer", "--bias", "--seed", "--out", "--align",
+                               "--loss-on"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (args_given(a, na, fixed[i])) {
                 fprintf(stderr, "mixlm train: %s cannot be changed when resuming (the checkpoint in '%s' fixes it); "
@@ -149,6 +155,7 @@ int cmd_train(int argc, char **argv)
         s.quiet = quiet;
         s.stop_after = stop_after;
         s.check_sync = check_sync;
+        s.time_budget = time_budget;
         o = s;
     } else {
         if (args_given(a, na, "--extend-to")) {
@@ -207,6 +214,19 @@ int cmd_train(int argc, char **argv)
         o.quiet = quiet;
         o.stop_after = stop_after;
         o.check_sync = check_sync;
+        o.time_budget = time_budget;
+        o.align = align;
+        if (strcmp(loss_on, "all") != 0 && strcmp(loss_on, "recall") != 0) {
+            fprintf(stderr, "mixlm train: --loss-on '%s' is not known; use 'all' (every position, the default) or "
+                            "'recall' (only the answers of `mixlm data recall` sequences)\n", loss_on);
+            return 2;
+        }
+        o.loss_on = strcmp(loss_on, "recall") == 0 ? MX_LOSS_RECALL : MX_LOSS_ALL;
+        if (o.loss_on == MX_LOSS_RECALL && o.align == 0) {
+            fprintf(stderr, "mixlm train: --loss-on recall needs whole sequences in every window: add --align with the "
+                            "task's sequence length (--context + 1 for `mixlm data recall --T CONTEXT`)\n");
+            return 2;
+        }
     }
     struct dist d;
     if (dist_init(&d, &err) != 0) {

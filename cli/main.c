@@ -21,7 +21,8 @@ static void usage(FILE *f)
                "  bench      time and memory of mixers across context lengths\n"
                "  compare    quality table across training runs (loss, bits/char, speed, memory)\n"
                "  report     one self-contained HTML page: loss curves, cost vs context, tables\n"
-               "  tokenizer  train/inspect SentencePiece tokenizers\n");
+               "  tokenizer  train/inspect SentencePiece tokenizers\n"
+               "  data       synthetic tasks: the associative-recall task (mixlm data recall --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"train", cmd_train}, {"generate", cmd_generate}, {"eval", cmd_eval},
         {"bench", cmd_bench}, {"tokenizer", cmd_tokenizer},
-        {"compare", cmd_compare}, {"report", cmd_report},
+        {"compare", cmd_compare}, {"report", cmd_report}, {"data", cmd_data},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))

@@ -292,6 +292,30 @@ int data_batch(const struct mx_tokfile *f, size_t begin, size_t end, int B, int 
     return 0;
 }
 
+int data_batch_aligned(const struct mx_tokfile *f, size_t begin, size_t end, int B, int T, long align,
+                       struct mx_rng *rng, int32_t *x, int32_t *y, struct mx_error *err)
+{
+    if (align <= 1)
+        return data_batch(f, begin, end, B, T, rng, x, y, err);
+    if (B < 1 || T < 1)
+        return mx_errorf(err, "batch size %d and context %d must both be >= 1", B, T);
+    if (begin > end || end > f->count)
+        return mx_errorf(err, "token range [%zu, %zu) is outside the token file's %zu tokens", begin, end, f->count);
+    size_t a = (size_t)align, first = (begin + a - 1) / a; /* index of the first start >= begin */
+    size_t last = end >= (size_t)T + 1 ? (end - (size_t)T - 1) / a : 0; /* of the last that fits */
+    if (end < (size_t)T + 1 || last < first)
+        return mx_errorf(err,
+                         "the token range [%zu, %zu) holds no window of %d + 1 tokens starting at a multiple of "
+                         "--align %ld; use more data or a larger split, or a --context below --align",
+                         begin, end, T, align);
+    uint64_t n = (uint64_t)(last - first + 1);
+    for (int b = 0; b < B; b++) {
+        size_t s = (first + (size_t)rng_below64(rng, n)) * a;
+        copy_window(f, s, T, x + (size_t)b * T, y + (size_t)b * T);
+    }
+    return 0;
+}
+
 size_t data_num_windows(size_t begin, size_t end, int T)
 {
     MX_ASSERT(T >= 1);

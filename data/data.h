@@ -66,11 +66,70 @@ void data_split(size_t count, double val_frac, size_t *train_end);
 int data_batch(const struct mx_tokfile *f, size_t begin, size_t end, int B, int T, struct mx_rng *rng,
                int32_t *x, int32_t *y, struct mx_error *err);
 
+/* As data_batch, but every window starts at a multiple of `align` (the data are sequences of
+ * align tokens; with T = align - 1 each window is one whole sequence): starts uniform over the
+ * multiples s with begin <= s and s + T + 1 <= end. align <= 1: data_batch. Errors: as
+ * data_batch, and no such start in the range (names align, T and the range). */
+int data_batch_aligned(const struct mx_tokfile *f, size_t begin, size_t end, int B, int T, long align,
+                       struct mx_rng *rng, int32_t *x, int32_t *y, struct mx_error *err);
+
 /* Sequential windows for a full pass: window k of [begin, end) starts at begin + k*T; there are
  * floor((end - begin - 1) / T) of them (0 when the range is shorter than T + 1). */
 size_t data_num_windows(size_t begin, size_t end, int T);
 /* x = ids[start, start+T), y = ids[start+1, start+T+1); x, y: (T) overwritten.
  * Precondition start + T + 1 <= f->count (checked: a violation is a bug and aborts). */
 void data_window(const struct mx_tokfile *f, size_t start, int T, int32_t *x, int32_t *y);
+
+/* ---- the associative-recall task (data/recall.c) ---------------------------------------------
+ * Multi-query associative recall (MQAR, Zoology: Arora et al. 2023; Based) as text, one
+ * sequence per line, one Unicode code point per token (train it with --tokenizer char):
+ *   positions 0 .. 2K-1      K pairs "k v": K distinct keys, each followed by its value
+ *   positions 2K .. T-1      filler '.' with Q queries "k v" at random even offsets from 2K:
+ *                            Q distinct keys of the K pairs (random order), each followed by
+ *                            the value it had in its pair
+ *   position T               '\n'
+ * so a line is T + 1 tokens: train with --context T --align T+1 and every training window is
+ * one whole sequence. Key i is U+4E00 + i, value j is U+AC00 + j (i, j < V; values drawn with
+ * replacement). Only the value after a query key can be predicted from the context: that is
+ * what recall accuracy scores (infer_recall). */
+#define MX_RECALL_KEY0 0x4E00u   /* key i: U+4E00 + i (CJK ideographs) */
+#define MX_RECALL_VALUE0 0xAC00u /* value j: U+AC00 + j (Hangul syllables) */
+#define MX_RECALL_FILLER '.'
+#define MX_RECALL_VOCAB_MAX 8192
+
+struct mx_recall_opts {
+    int T;        /* tokens per sequence before its newline */
+    int pairs;    /* K, 1 <= K <= V */
+    int queries;  /* Q, 1 <= Q <= K and 2K + 2Q <= T */
+    int vocab;    /* V keys and V values, <= MX_RECALL_VOCAB_MAX */
+    long seqs;    /* sequences (lines) */
+    uint64_t seed;
+};
+/* T 256, 16 pairs, 16 queries, V 64, 2000 sequences, seed 1. */
+void data_recall_default(struct mx_recall_opts *o);
+/* Check the sizes; errors name the flag, its value, the limit and a fix. */
+int data_recall_check(const struct mx_recall_opts *o, struct mx_error *err);
+/* Sequence number `index` (deterministic in seed and index alone) as code points into cp
+ * (T + 1 of them, the last '\n'). */
+void data_recall_sequence(const struct mx_recall_opts *o, long index, uint32_t *cp);
+/* Write o->seqs sequences as UTF-8 text to path, atomically. */
+int data_recall_write(const char *path, const struct mx_recall_opts *o, struct mx_error *err);
+
+/* What a token is in the recall task, from its code point. */
+enum mx_recall_sym { MX_RECALL_OTHER, MX_RECALL_KEY, MX_RECALL_VALUE, MX_RECALL_FILL, MX_RECALL_EOL };
+enum mx_recall_sym data_recall_classify(uint32_t cp);
+/* Mark the scored positions of one sequence of n symbols (no newline): is_answer[p] = 1 when
+ * sym[p] is a value and sym[p-1] a key seen at an earlier position of the sequence (a query),
+ * else 0. Returns the count of answers. */
+int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer);
+/* The code point of each of the V token ids of tok (tok_code_point; 0 for a multi-character
+ * token), freed with mx_free; *n_kv = how many are recall keys or values (0: not a recall run). */
+uint32_t *data_recall_token_table(const struct tokenizer *tok, int V, int *n_kv);
+/* The answer-only loss (`train --loss-on recall`): windows x, y (B,T) of recall sequences
+ * (each x row starts at a sequence; y is x shifted by one token), cp_of (V) the code point of
+ * each token id (tok_code_point). Every target of y that is not an answer of data_recall_answers
+ * over the row's T + 1 symbols (x[0], y[0..T-1]) becomes NN_CE_IGNORE (-1). Returns the
+ * targets kept. */
+long data_recall_mask_targets(const uint32_t *cp_of, const int32_t *x, int32_t *y, int B, int T);
 
 #endif

@@ -129,4 +129,21 @@ struct mx_eval_result {
 int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_t end, int T,
                int stride, int B, struct mx_eval_result *res, struct mx_error *err);
 
+/* Recall accuracy on the associative-recall task (data.h: `mixlm data recall`): the sequences
+ * (lines) in ids [begin, end) of a token file whose tokens are one code point each (--tokenizer
+ * char); a range that starts inside a line skips to the next one, an unfinished last line is
+ * dropped. Each sequence of n symbols goes through the model as one window of n tokens (n <=
+ * the model's context), B sequences per forward; at every answer (data_recall_answers: the value
+ * after a query key) the prediction is the argmax over the whole vocabulary at the position
+ * before it. Errors: a tokenizer whose tokens are not single code points, no key/value symbols
+ * in the vocabulary, sequences of different lengths, a sequence longer than the context, no
+ * complete sequence in the range. */
+struct mx_recall_result {
+    size_t sequences, answers, correct;
+    double accuracy; /* correct / answers */
+    double seconds;
+};
+int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_t end, int B,
+                 struct mx_recall_result *res, struct mx_error *err);
+
 #endif

@@ -341,8 +341,12 @@ void model_backward(struct mx_model *m)
     int B = m->B, T = m->T, C = c->n_embd, V = c->vocab_size;
     size_t BT = (size_t)B * T;
     struct mx_acts *a = &m->a;
-    /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / BT. */
-    layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, 1.0f / (float)BT);
+    /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / (counted rows),
+     * BT unless some targets are ignored (negative: `train --loss-on recall`). */
+    size_t counted = 0;
+    for (size_t i = 0; i < BT; i++)
+        counted += m->tgt[i] >= 0;
+    layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, counted ? 1.0f / (float)counted : 0.0f);
     mx_linear_backward_set(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
     const float *res_last = c->n_layer ? a->l[c->n_layer - 1].res : a->emb;
     memset(a->d_res, 0, BT * C * sizeof(float));

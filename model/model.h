@@ -111,7 +111,8 @@ const struct mx_param *model_find_tensor(const struct mx_model *m, const char *n
 double model_flops_per_token(const struct mx_model *m, int T);
 
 /* Forward: tokens x (B,T) -> logits (B,T,V) in m->a.logits. With targets y (B,T) also the
- * mean cross-entropy (nats/token), returned; returns 0 without targets. Mixers get
+ * mean cross-entropy (nats/token), returned; returns 0 without targets. A negative target
+ * (NN_CE_IGNORE) is left out of the loss and its mean (and of model_backward's gradient). Mixers get
  * m->mix[l].step = step and .training = training. Token ids must be < vocab_size
  * (MX_ASSERT: validated where data enters). */
 float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T,

@@ -160,15 +160,23 @@ float layer_ce_forward_ref(float *lse, float *losses, const float *logits, const
         float r = mx + (float)log(s);
         lse[i] = r;
         if (targets)
-            losses[i] = r - l[targets[i]];
+            losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
     }
-    if (!targets)
-        return 0.0f;
-    /* Serial sum in double: the same value whatever the thread count. */
+    return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
+}
+
+float nn_ce_mean(const float *losses, const int32_t *targets, size_t N)
+{
+    /* Serial sum in double: the same value whatever the thread count. Ignored rows hold 0,
+     * so the sum is the plain one; only the divisor changes (N when nothing is ignored: the
+     * same bits as before ignored targets existed). */
     double total = 0;
-    for (size_t i = 0; i < N; i++)
+    size_t counted = 0;
+    for (size_t i = 0; i < N; i++) {
         total += losses[i];
-    return (float)(total / (double)N);
+        counted += targets[i] >= 0;
+    }
+    return counted ? (float)(total / (double)counted) : 0.0f;
 }
 
 void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
@@ -178,6 +186,10 @@ void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targe
     for (size_t i = 0; i < N; i++) {
         float *l = logits + i * V;
         float r = lse[i];
+        if (targets[i] < 0) { /* ignored row: no gradient */
+            memset(l, 0, (size_t)V * sizeof(float));
+            continue;
+        }
         for (int v = 0; v < V; v++)
             l[v] = expf(l[v] - r) * scale;
         l[targets[i]] -= scale;

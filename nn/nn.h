@@ -49,12 +49,19 @@ void layer_gelu_forward(float *out, const float *x, size_t n);
 void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n);
 
 /* Row log-sum-exp of logits (N,V) into lse (N); with targets, per-row losses (N) and their
- * mean (summed serially in double) is returned; without, returns 0 and losses is unused. */
+ * mean (summed serially in double) is returned; without, returns 0 and losses is unused.
+ * A negative target (NN_CE_IGNORE) is an ignored row: its loss is 0 and the mean is over the
+ * counted rows only (0 when none is counted); nothing ignored gives the plain mean over N. */
+#define NN_CE_IGNORE (-1)
 float layer_ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets,
                        size_t N, int V);
-/* logits (N,V) overwritten in place by d(mean loss)/d logits = (softmax - onehot) * scale. */
+/* logits (N,V) overwritten in place by d(mean loss)/d logits = (softmax - onehot) * scale;
+ * an ignored row (negative target) becomes zeros. scale: 1 / the counted rows for the mean. */
 void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                        float scale);
+/* The mean of losses (N) over the rows whose target is not negative, summed serially in
+ * double (0 when none): the cross-entropy kernels' return value. */
+float nn_ce_mean(const float *losses, const int32_t *targets, size_t N);
 
 /* ---- AdamW ------------------------------------------------------------------------------
  * One step over n contiguous floats of one tensor: g (n) is read, scaled by grad_scale and

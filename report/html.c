@@ -60,7 +60,7 @@ static void csv_set_free(struct csv_set *b)
 /* Split one CSV record (RFC 4180: quoted fields may hold commas, "" and newlines) in place.
  * *p moves past the record's line end; *line counts newlines. Returns the field count, 0 at the
  * end of the text, -1 with err on a malformed record. */
-static int csv_record(char **p, char **field, int max, long *line, const char *path, struct mx_error *err)
+int report_csv_record(char **p, char **field, int max, long *line, const char *path, struct mx_error *err)
 {
     char *r = *p, *w = *p;
     if (!*r)
@@ -152,7 +152,7 @@ static int csv_set_load(struct csv_set *b, const char *path, struct mx_error *er
     b->path[fi] = path;
     char *p = text, *head[CSV_FIELDS_MAX], *f[CSV_FIELDS_MAX];
     long line = 1;
-    int nh = csv_record(&p, head, CSV_FIELDS_MAX, &line, path, err);
+    int nh = report_csv_record(&p, head, CSV_FIELDS_MAX, &line, path, err);
     if (nh < 0)
         return -1;
     if (nh == 0)
@@ -175,7 +175,7 @@ static int csv_set_load(struct csv_set *b, const char *path, struct mx_error *er
         c_r = csv_col(head, nh, "repeats");
     for (;;) {
         long at = line;
-        int nf = csv_record(&p, f, CSV_FIELDS_MAX, &line, path, err);
+        int nf = report_csv_record(&p, f, CSV_FIELDS_MAX, &line, path, err);
         if (nf < 0)
             return -1;
         if (nf == 0)
@@ -316,7 +316,7 @@ static void html_spec(FILE *f, const char *s)
     }
 }
 
-static void html_table(FILE *f, const struct report_table *t, const int *swatch, const char *cls)
+void report_html_table(FILE *f, const struct report_table *t, const int *swatch, const char *cls)
 {
     fprintf(f, "<div class=\"tablewrap\"><table class=\"%s\">\n<thead><tr>", cls);
     for (int c = 0; c < t->ncol; c++) {
@@ -425,7 +425,7 @@ static const char *const bench_head[] = {"attn",     "spec",     "context",  "fo
                                          "GFLOP/s",  "note"};
 static const int bench_num[] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0};
 
-static const char html_css[] =
+const char report_html_css[] =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;"
     "color:#222;background:#fafafa;margin:0;padding:24px 32px 48px;line-height:1.45}\n"
     "main{max-width:1120px;margin:0 auto}\n"
@@ -463,7 +463,7 @@ static int write_report(FILE *f, void *ctx, struct mx_error *err)
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
           f);
     svg_escape(f, rp->title);
-    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n<h1>", html_css);
+    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n<h1>", report_html_css);
     svg_escape(f, rp->title);
     fprintf(f,
             "</h1>\n<p class=\"meta\">Generated %s by <code>mixlm report</code> from %d run%s and %d bench "
@@ -480,7 +480,7 @@ static int write_report(FILE *f, void *ctx, struct mx_error *err)
         int sw[REPORT_RUNS_MAX];
         for (int i = 0; i < rp->nrun; i++)
             sw[i] = rp->order[i];
-        html_table(f, &t, sw, "compare");
+        report_html_table(f, &t, sw, "compare");
         report_table_free(&t);
         fputs("<ul class=\"notes\">\n<li>Sorted by validation loss, best first. Validation loss is the "
               "estimate "
@@ -563,7 +563,7 @@ static int write_report(FILE *f, void *ctx, struct mx_error *err)
             report_table_set(&t, (int)i, c++, v);
             report_table_set(&t, (int)i, c++, r->note[0] ? r->note : isfinite(r->train_ms) ? "" : "not measured");
         }
-        html_table(f, &t, sw, "bench");
+        report_html_table(f, &t, sw, "bench");
         report_table_free(&t);
         mx_free(sw);
         mx_free(sorted);

@@ -56,4 +56,14 @@ void report_compare_table(struct report_table *t, const struct report_run *runs,
 /* Whether the runs differ in "tokenizer", "vocab" or "threads". */
 int report_compare_mixed(const struct report_run *runs, int n, const char *what);
 
+/* Split one CSV record (RFC 4180: quoted fields may hold commas, "" and newlines) in place.
+ * *p moves past the record's line end; *line counts newlines. Returns the field count (at most
+ * max), 0 at the end of the text, -1 with err (naming path and line) on a malformed record. */
+int report_csv_record(char **p, char **field, int max, long *line, const char *path, struct mx_error *err);
+/* The page's style sheet and one table as HTML (swatch: palette index per row, or NULL; column 1
+ * is set as a spec, with break points after commas). */
+extern const char report_html_css[];
+void report_html_table(FILE *f, const struct report_table *t, const int *swatch, const char *cls);
+
+/* The study's page and README table (study.c); see report_study in report.h. */
 #endif

@@ -27,4 +27,11 @@ int report_compare(const char *const *dirs, int n, enum report_format fmt, struc
 int report_html(const char *path, const char *title, const char *const *dirs, int n_dirs,
                 const char *const *bench_csv, int n_bench, size_t *n_rows, struct mx_error *err);
 
+/* The page of `bench/study.sh`: read dir/study.csv, recall.csv, cost.csv, curves.csv (optional)
+ * and machine.txt as the script writes them, and write `path` (one self-contained HTML page:
+ * bits/byte against training ms per token with the Pareto front per context, validation
+ * bits/byte against training time, recall accuracy against T per mixer, time and memory of
+ * every spec against T, the tables and the machine) and dir/README_table.md (the tables in
+ * Markdown). Both atomically. Errors name the file and the missing column or bad value. */
+int report_study(const char *path, const char *dir, struct mx_error *err);
 #endif

@@ -102,6 +102,10 @@ cJSON *run_opts_to_json(const struct mx_train_opts *o)
     cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
     cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    if (o->align > 0)
+        cJSON_AddNumberToObject(j, "align", (double)o->align);
+    if (o->loss_on == MX_LOSS_RECALL)
+        cJSON_AddStringToObject(j, "loss_on", "recall");
     if (o->sched_from > 0) {
         cJSON_AddNumberToObject(j, "sched_from", (double)o->sched_from);
         cJSON_AddNumberToObject(j, "sched_lr", o->sched_lr);
@@ -170,6 +174,21 @@ int run_opts_from_json(struct mx_train_opts *o, const cJSON *j, struct mx_error 
     o->threads = (int)v[16];
     o->sched_from = 0;
     o->sched_lr = 0;
+    o->align = 0;
+    if (cJSON_GetObjectItemCaseSensitive(j, "align")) {
+        double al;
+        if (num(j, "align", 1, 1 << 23, 1, &al, err) != 0)
+            return -1;
+        o->align = (long)al;
+    }
+    o->loss_on = MX_LOSS_ALL;
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(j, "loss_on");
+    if (lo) {
+        if (!cJSON_IsString(lo) || (strcmp(lo->valuestring, "recall") != 0 && strcmp(lo->valuestring, "all") != 0))
+            return mx_errorf(err, "stored option loss_on must be \"all\" or \"recall\"; the checkpoint metadata was "
+                                  "edited or damaged");
+        o->loss_on = strcmp(lo->valuestring, "recall") == 0 ? MX_LOSS_RECALL : MX_LOSS_ALL;
+    }
     if (cJSON_GetObjectItemCaseSensitive(j, "sched_from")) {
         double sf, sl;
         if (num(j, "sched_from", 1, o->steps - 1, 1, &sf, err) != 0 || num(j, "sched_lr", 0, 10, 0, &sl, err) != 0)

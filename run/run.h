@@ -55,7 +55,17 @@ struct mx_train_opts {
      * whole run whose loss or gradients are not finite are skipped (no update); one more stops. */
     long skip_nonfinite;
     long check_sync; /* > 0 (not stored): compare the ranks' parameters every N steps (train/dist.h) */
+    /* > 0 (stored; absent in older runs: 0): the data are sequences of `align` tokens, and
+     * every training and validation window starts at a multiple of it (data_batch_aligned). */
+    long align;
+    /* MX_LOSS_RECALL (stored as "loss_on": "recall"; absent: MX_LOSS_ALL): the loss counts only
+     * the answers of the associative-recall task (data_recall_mask_targets), needs align. */
+    int loss_on;
+    /* > 0 (not stored): end the run once this session has trained for this many seconds
+     * (evaluation excluded), as if it had reached `steps`: final evaluation, checkpoint, summary. */
+    double time_budget;
 };
+enum { MX_LOSS_ALL, MX_LOSS_RECALL };
 /* nanoGPT's CPU "baby" defaults (the values `mixlm train --help` names). */
 void run_opts_default(struct mx_train_opts *o);
 /* The stored form (checkpoint metadata "train"."opts"): data, tokenizer and every

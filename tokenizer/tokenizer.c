@@ -496,3 +496,18 @@ int tok_create_from_flag(struct tokenizer **t, const char *flag, const char *tex
     snprintf((*t)->model_name, sizeof (*t)->model_name, "tokenizer.model");
     return 0;
 }
+
+/* The code point of a token that is exactly one UTF-8 character, else 0. */
+uint32_t tok_code_point(const struct tokenizer *tok, int32_t id)
+{
+    char b[64];
+    int n = tok_piece(tok, id, b, sizeof b);
+    const unsigned char *u = (const unsigned char *)b;
+    if (n == 1 && u[0] < 0x80)
+        return u[0];
+    if (n == 2 && (u[0] & 0xE0) == 0xC0 && (u[1] & 0xC0) == 0x80)
+        return (uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F);
+    if (n == 3 && (u[0] & 0xF0) == 0xE0 && (u[1] & 0xC0) == 0x80 && (u[2] & 0xC0) == 0x80)
+        return (uint32_t)(u[0] & 0x0F) << 12 | (uint32_t)(u[1] & 0x3F) << 6 | (u[2] & 0x3F);
+    return 0;
+}

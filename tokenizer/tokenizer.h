@@ -82,6 +82,8 @@ int tok_decode(const struct tokenizer *t, const int32_t *ids, size_t n, char **t
  * suffice for char/byte; spm pieces can be longer (use 256). For spm a byte-fallback token is a
  * single raw byte, so a multi-byte character may arrive over several calls. */
 int tok_piece(const struct tokenizer *t, int32_t id, char *buf, size_t cap);
+/* The code point of a token whose piece is exactly one UTF-8 character (up to 3 bytes), else 0. */
+uint32_t tok_code_point(const struct tokenizer *t, int32_t id);
 
 /* ---- serialisation (checkpoint metadata) -----------------------------------------------------
  * tok_to_json: a new cJSON object (caller deletes):

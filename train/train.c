@@ -121,6 +121,7 @@ struct run {
     size_t train_end;
     float *adam_m, *adam_v;
     int32_t *x, *y;
+    uint32_t *cp_of;   /* --loss-on recall: code point of each token id (tok_code_point) */
     struct mx_rng rng; /* batch sampling: the data position */
     long step;         /* steps completed */
     double elapsed;    /* training seconds over all sessions */
@@ -178,11 +179,13 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
     *ok = 0;
     /* Sharded: batch b on rank b mod size; every rank draws every batch (the same ones). */
     for (int b = 0; b < o->eval_batches; b++) {
-        if (data_batch(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, &er, r->x, r->y,
-                       err) != 0) {
+        if (data_batch_aligned(&r->data, r->train_end, r->data.count, o->batch, o->model.block_size, o->align,
+                               &er, r->x, r->y, err) != 0) {
             mx_error_wrap(err, "validation split");
             return 0;
         }
+        if (r->cp_of)
+            data_recall_mask_targets(r->cp_of, r->x, r->y, o->batch, o->model.block_size);
         /* r->step updates are done, the last at step index r->step-1: evaluate with that
          * step's draw of step-dependent randomness (Performer features), as infer does. */
         r->parts[b] = b % r->d->size != r->d->rank ? 0.0
@@ -194,6 +197,19 @@ static double evaluate(struct run *r, struct mx_error *err, int *ok)
         s += r->parts[b];
     *ok = 1;
     return s / o->eval_batches;
+}
+
+/* --loss-on recall: the code point of every token, and a refusal when none is a recall key or
+ * value (the loss would be empty). */
+static int setup_recall_loss(struct run *r, struct mx_error *err)
+{
+    int n_kv;
+    r->cp_of = data_recall_token_table(r->tok, r->m.cfg.vocab_size, &n_kv);
+    if (n_kv == 0)
+        return mx_errorf(err, "--loss-on recall: the %s tokenizer of run '%s' has no token that is a recall key or "
+                              "value; train on `mixlm data recall` output with --tokenizer char",
+                         tok_kind(r->tok), r->o->out);
+    return 0;
 }
 
 static int setup_new(struct run *r, struct mx_error *err)
@@ -510,6 +526,8 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     r.y = mx_xmalloc((size_t)B * T * sizeof(int32_t));
     r.parts = mx_xcalloc((size_t)(o->grad_accum > o->eval_batches ? o->grad_accum : o->eval_batches) *
                          sizeof(double));
+    if (o->loss_on == MX_LOSS_RECALL && setup_recall_loss(&r, err) != 0)
+        goto out;
 
     FILE *log = NULL; /* rank 0 alone writes the run directory */
     if (d->rank == 0 && !(log = run_log_open(o->out, err)))
@@ -545,6 +563,7 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     int stopped = 0;
     long start_step = r.step;
     double *waits = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1)); /* seconds blocked in MPI per step */
+    double start_elapsed = r.elapsed;
     while (r.step < o->steps) {
         double t0 = mx_now();
         long it = r.step; /* 0-based index of this step */
@@ -554,11 +573,13 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         int mine = d->rank * accum_mine;
         for (int a = 0; a < o->grad_accum; a++) {
             /* Every rank draws every micro-batch (the data position stays global), runs its own. */
-            if (data_batch(&r.data, 0, r.train_end, B, T, &r.rng, r.x, r.y, err) != 0)
+            if (data_batch_aligned(&r.data, 0, r.train_end, B, T, o->align, &r.rng, r.x, r.y, err) != 0)
                 goto out_log;
             r.parts[a] = 0;
             if (a < mine || a >= mine + accum_mine)
                 continue;
+            if (r.cp_of)
+                data_recall_mask_targets(r.cp_of, r.x, r.y, B, T);
             if (a == mine + accum_mine - 1) /* the last backward sends its gradients as they finish */
                 dist_grads_arm(d, r.m.grads);
             r.parts[a] = model_forward(&r.m, r.x, r.y, B, T, it, 1);
@@ -589,8 +610,16 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         r.elapsed += dt;
         times[ntimes++] = dt;
         last_loss = loss;
-        int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || r.step == o->steps;
-        int do_log = skip || do_eval || r.step % o->log_every == 0 || r.step == o->steps || r.step == 1;
+        /* --time-budget: this step is the last; it ends as the run's last step would (over MPI the
+         * ranks agree: the budget is spent when any rank has spent it, so all stop at one step). */
+        int last = r.step == o->steps;
+        if (o->time_budget > 0) {
+            double spent = r.elapsed - start_elapsed >= o->time_budget;
+            dist_sum(d, &spent, 1);
+            last = last || spent > 0;
+        }
+        int do_eval = (o->eval_every > 0 && r.step % o->eval_every == 0) || last;
+        int do_log = skip || do_eval || r.step % o->log_every == 0 || last || r.step == 1;
         mx_progress_update(&pr, r.step, loss, lr, dt * 1000, tokens_per_step / dt);
         if (do_eval) {
             int ok;
@@ -632,6 +661,11 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                 mx_progress_print(&pr, "stopped after %ld steps (--stop-after): checkpoint saved at step %ld",
                                   o->stop_after, r.step);
             stopped = 1;
+            break;
+        }
+        if (last && r.step < o->steps) {
+            mx_progress_print(&pr, "--time-budget %g s spent after %ld of %ld steps", o->time_budget, r.step,
+                              o->steps);
             break;
         }
     }
@@ -680,6 +714,7 @@ out:
     mx_free(r.x);
     mx_free(r.y);
     mx_free(r.parts);
+    mx_free(r.cp_of);
     mx_free(r.adam_m);
     mx_free(r.adam_v);
     data_close(&r.data);

@@ -4,6 +4,7 @@
  * exactly as the references in nn/layers.c do, so results are bitwise reproducible at a fixed
  * level and thread count. Not the dispatch (nn/kernels.c) and not the references. */
 #include "nn/kernels.h"
+#include "nn/nn.h"
 #include "nn/simd.h"
 
 /* Built only through mixlm_isa_variants (hence its own folder nn/isa/, outside the glob of nn/ that
@@ -222,15 +223,9 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
         float r = mx + logf(mx_vhsum(s0));
         lse[i] = r;
         if (targets)
-            losses[i] = r - l[targets[i]];
+            losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
     }
-    if (!targets)
-        return 0.0f;
-    /* Serial sum in double: the same value whatever the thread count. */
-    double total = 0;
-    for (size_t i = 0; i < N; i++)
-        total += losses[i];
-    return (float)(total / (double)N);
+    return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
 }
 
 static void ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V, float scale)
@@ -240,6 +235,10 @@ static void ce_backward(float *logits, const float *lse, const int32_t *targets,
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < N; i++) {
         float *l = logits + i * nv;
+        if (targets[i] < 0) { /* ignored row: no gradient */
+            memset(l, 0, nv * sizeof(float));
+            continue;
+        }
         mx_vf r = mx_vset1(lse[i]);
         size_t v = 0;
         for (; v + EB <= nv; v += EB) {

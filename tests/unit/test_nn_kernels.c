@@ -3,7 +3,9 @@
  * lengths and tails: GELU forward/backward, AdamW and the embedding (forward, backward) bit for bit
  * (elementwise, no FMA), LayerNorm forward/backward and softmax cross-entropy forward/backward to rounding;
  * plus bitwise determinism (two runs, same level and threads). Gradients against finite
- * differences are test_layers.c's job; this file only compares implementations. */
+ * differences are test_layers.c's job, except for cross-entropy with ignored targets (negative:
+ * `train --loss-on recall`), checked here at each level against central differences and against
+ * the same call with nothing ignored. */
 #include "check.h"
 #include "core/core.h"
 #include "nn/isa.h"
@@ -162,6 +164,104 @@ static void test_ce(const struct nn_kernels *k, struct mx_rng *r)
         }
 }
 
+/* Ignored targets (negative) at this level: the rows that are counted give exactly the bits of
+ * a call where nothing is ignored, ignored rows a loss of 0 and a zero gradient, the mean is
+ * over the counted rows, the gradient matches central differences of that mean, and with none
+ * counted the mean is 0. */
+struct ce_fd {
+    const struct nn_kernels *k;
+    float *l, *lse, *loss;
+    const int32_t *tg;
+    size_t N, V;
+};
+
+static double ce_fd_mean(const struct ce_fd *c)
+{
+    c->k->ce_forward(c->lse, c->loss, c->l, c->tg, c->N, (int)c->V);
+    double s = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < c->N; i++)
+        if (c->tg[i] >= 0)
+            s += c->loss[i], n++;
+    return s / (double)n;
+}
+
+static void test_ce_ignore(const struct nn_kernels *k, struct mx_rng *r)
+{
+    const size_t N = 23, lv[] = {3, 9, 17, 40};
+    for (size_t q = 0; q < sizeof lv / sizeof lv[0]; q++) {
+        size_t V = lv[q], n = N * V, counted = 0;
+        float *l = randn(r, n, 2.0f);
+        int32_t *all = mx_xmalloc(N * sizeof(int32_t)), *tg = mx_xmalloc(N * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++) {
+            all[i] = (int32_t)mx_rng_below(r, (uint32_t)V);
+            tg[i] = i % 3 == 1 || i == N - 1 ? NN_CE_IGNORE : all[i];
+            counted += tg[i] >= 0;
+        }
+        float *lse = mx_xmalloc(N * sizeof(float)), *lsea = mx_xmalloc(N * sizeof(float));
+        float *loss = mx_xmalloc(N * sizeof(float)), *lossa = mx_xmalloc(N * sizeof(float));
+        float mean = k->ce_forward(lse, loss, l, tg, N, (int)V);
+        k->ce_forward(lsea, lossa, l, all, N, (int)V);
+        cmp(k->isa, "ce ignore: lse", N, V, lse, lsea, N, 0, 0);
+        double want = 0;
+        for (size_t i = 0; i < N; i++) {
+            float expect = tg[i] < 0 ? 0.0f : lossa[i];
+            cmp(k->isa, "ce ignore: row loss (counted: unmasked bits; ignored: 0)", N, V, &loss[i], &expect, 1, 0, 0);
+            want += tg[i] < 0 ? 0.0 : (double)lossa[i];
+        }
+        float wantf = (float)(want / (double)counted);
+        cmp(k->isa, "ce ignore: mean over the counted rows", N, V, &mean, &wantf, 1, 0, 0);
+        float *lser = mx_xmalloc(N * sizeof(float)), *lossr = mx_xmalloc(N * sizeof(float));
+        float meanr = layer_ce_forward_ref(lser, lossr, l, tg, N, (int)V);
+        cmp(k->isa, "ce ignore: losses vs reference", N, V, loss, lossr, N, 4e-6, 2e-6);
+        cmp(k->isa, "ce ignore: mean vs reference", N, V, &mean, &meanr, 1, 4e-6, 2e-6);
+        float *gr = dup(l, n);
+        layer_ce_backward_ref(gr, lser, tg, N, (int)V, 1.0f / (float)counted);
+        float scale = 1.0f / (float)counted;
+        float *g = dup(l, n), *ga = dup(l, n);
+        k->ce_backward(g, lse, tg, N, (int)V, scale);
+        k->ce_backward(ga, lsea, all, N, (int)V, scale);
+        for (size_t i = 0; i < N; i++) {
+            if (tg[i] < 0)
+                memset(ga + i * V, 0, V * sizeof(float)); /* ignored: zero gradient */
+        }
+        cmp(k->isa, "ce ignore: backward (counted rows: unmasked bits; ignored rows: 0)", N, V, g, ga, n, 0, 0);
+        cmp(k->isa, "ce ignore: backward vs reference", N, V, g, gr, n, 1e-7, 4e-7);
+        /* Central differences of the mean over the counted rows, in double. */
+        struct ce_fd c = {.k = k, .l = dup(l, n), .lse = lse, .loss = loss, .tg = tg, .N = N, .V = V};
+        const float h = 1e-2f;
+        double worst = 0;
+        for (size_t j = 0; j < n; j++) {
+            float keep = c.l[j];
+            c.l[j] = keep + h;
+            double up = ce_fd_mean(&c);
+            c.l[j] = keep - h;
+            double dn = ce_fd_mean(&c);
+            c.l[j] = keep;
+            double fd = (up - dn) / (2.0 * (double)h), err = fabs(fd - g[j]);
+            worst = err > worst ? err : worst;
+        }
+        if (worst > 2e-4) {
+            fprintf(stderr, "  %s: ce with ignored targets, V=%zu: gradient differs from central differences by %.2e\n",
+                    k->isa, V, worst);
+            check_failures++;
+        }
+        /* Nothing counted: mean 0, all-zero gradient. */
+        for (size_t i = 0; i < N; i++)
+            tg[i] = NN_CE_IGNORE;
+        float none = k->ce_forward(lse, loss, l, tg, N, (int)V), zero = 0.0f;
+        cmp(k->isa, "ce ignore: mean with nothing counted", N, V, &none, &zero, 1, 0, 0);
+        float *g0 = dup(l, n), *z = mx_xcalloc(n * sizeof(float));
+        k->ce_backward(g0, lse, tg, N, (int)V, 1.0f);
+        cmp(k->isa, "ce ignore: backward with nothing counted", N, V, g0, z, n, 0, 0);
+        float *fr[] = {l, lse, lsea, loss, lossa, lser, lossr, gr, g, ga, c.l, g0, z};
+        for (size_t i = 0; i < sizeof fr / sizeof fr[0]; i++)
+            mx_free(fr[i]);
+        mx_free(all);
+        mx_free(tg);
+    }
+}
+
 /* AdamW inside a parallel region, as adamw_update calls it. */
 static void test_adamw(const struct nn_kernels *k, struct mx_rng *r)
 {
@@ -244,6 +344,7 @@ static int case_level(void)
         test_gelu(k, &r);
         test_layer_norm(k, &r);
         test_ce(k, &r);
+        test_ce_ignore(k, &r);
         test_adamw(k, &r);
         test_embed(k, &r);
         return 0;

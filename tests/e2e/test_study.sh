@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# test_study.sh — bench/study.sh --smoke end to end (tiny models and budgets: the machinery, not
+# the figures), then bench/check_study.sh on its outputs: every mixer present, every row
+# complete, the specs of quality and cost identical per row, the report and README table written.
+set -u
+bin=${MIXLM_BIN:?MIXLM_BIN not set}
+src=${MIXLM_SOURCE_DIR:?MIXLM_SOURCE_DIR not set}
+dir=$(mktemp -d /tmp/mixlm-study.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+# Text for part 1: the enwik8 sample when present, else a generated one (the smoke run reads 60 kB).
+data=$src/../shared/data/enwik8_prefix.xml
+if [ ! -f "$data" ]; then
+  data=$dir/text.txt
+  awk 'BEGIN { srand(3); for (i = 0; i < 12000; i++) printf "<w id=\"%d\">word%d</w>%s", i, int(rand() * 50), i % 8 ? " " : "\n" }' > "$data"
+fi
+if ! MIXLM_BIN=$bin "$src/bench/study.sh" --smoke --out "$dir/out" --data "$data" > "$dir/study.out" 2>&1; then
+  echo "FAIL study.sh --smoke"; tail -30 "$dir/study.out"; tail -30 "$dir/out/study.log" 2>/dev/null; exit 1
+fi
+tail -3 "$dir/study.out"
+fail=0
+"$src/bench/check_study.sh" "$dir/out" --smoke || fail=1
+# The check itself fails on a missing row, an incomplete row and a cost row of another spec.
+broken() { # name, then a command that damages a copy in $dir/bad
+  local name=$1; shift
+  rm -rf "$dir/bad"; cp -r "$dir/out" "$dir/bad"; "$@"
+  if "$src/bench/check_study.sh" "$dir/bad" --smoke > "$dir/bad.out" 2>&1; then echo "FAIL check_study.sh passes with $name"; fail=1
+  else echo "ok   check_study.sh refuses $name: $(grep -m1 FAIL "$dir/bad.out")"; fi
+}
+broken "a mixer's row removed" sed -i '/^shift,/d' "$dir/bad/study.csv"
+broken "an empty bits/byte" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\1/' "$dir/bad/study.csv"
+broken "a recall accuracy above 1" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\11.5/' "$dir/bad/recall.csv"
+broken "cost measured for another spec" sed -i 's/^dense,/dense:x,/' "$dir/bad/cost.csv"
+exit $fail
