@@ -40,7 +40,7 @@ done
 
 # ---- the mixers: one name per entry; spec_for sizes each for a context --------------------------
 # A new mixer is one more name here and, when it takes sizes, one case in spec_for.
-MIXERS=(dense window dilated strided fixed bigbird lsh linformer nystrom linear performer gla retnet fourier shift)
+MIXERS=(dense window dilated strided fixed bigbird lsh linformer nystrom linear performer gla retnet longconv causal_fnet shift)
 
 isqrt() { awk -v t="$1" 'BEGIN { printf "%d", int(sqrt(t) + 0.5) }'; }
 pow2_le() { awk -v x="$1" 'BEGIN { p = 1; while (p * 2 <= x) p *= 2; printf "%d", p }'; }
