@@ -394,9 +394,11 @@ int bench_plan(const struct bench_opts *o, struct bench_result *res, struct mx_e
                 struct mixer_dims d = {
                     .C = o->C, .H = o->H, .T_max = T, .bias = 0, .layer = l, .n_layer = o->L, .seed = o->seed};
                 if (mixer_create(&m, o->attn[a], &d, err) != 0) {
-                    mx_error_wrap(err, "--attn %s at --context %d", o->attn[a], T);
-                    mx_free(rows);
-                    return -1;
+                    /* A spec sized for long contexts (window:w=512) is not valid at a short one:
+                     * that row is skipped with the reason; a spec valid at no length is an error. */
+                    snprintf(r->skipped, sizeof r->skipped, "skipped: not valid at this context: %s", err->msg);
+                    snprintf(r->canon, sizeof r->canon, "%s", o->attn[a]);
+                    break;
                 }
                 if (l == 0) {
                     snprintf(r->canon, sizeof r->canon, "%s", m.spec);
@@ -412,6 +414,18 @@ int bench_plan(const struct bench_opts *o, struct bench_result *res, struct mx_e
                 mixer_destroy(&m);
             }
             r->est_mb = floats * 4.0 / 1048576.0 + base_mb;
+        }
+        int valid = 0;
+        for (int c = 0; c < o->n_ctx; c++)
+            valid += !rows[(size_t)a * o->n_ctx + c].skipped[0];
+        if (!valid) {
+            struct mixer m;
+            struct mixer_dims d = {.C = o->C, .H = o->H, .T_max = o->ctx[0], .layer = 0, .n_layer = o->L, .seed = o->seed};
+            if (mixer_create(&m, o->attn[a], &d, err) == 0)
+                mixer_destroy(&m);
+            mx_error_wrap(err, "--attn %s at --context %d", o->attn[a], o->ctx[0]);
+            mx_free(rows);
+            return -1;
         }
     }
     res->rows = rows;
@@ -448,7 +462,9 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
         for (int c = 0; c < o->n_ctx; c++) {
             struct bench_row *r = &mine[c];
             double pred = predict_iter_s(mine, c, r->T);
-            if (o->mem_budget > 0 && r->est_mb > o->mem_budget) {
+            if (r->skipped[0]) {
+                /* not valid at this context (bench_plan says why) */
+            } else if (o->mem_budget > 0 && r->est_mb > o->mem_budget) {
                 snprintf(r->skipped, sizeof r->skipped, "skipped: estimated %.0f MiB > --mem-budget %.0f MiB",
                          r->est_mb, o->mem_budget);
             } else if (over_time_at > 0 && r->T >= over_time_at) {

@@ -91,6 +91,16 @@ grep -q "nosuchmixer" "$TMP/err" || fail "error does not name the mixer: $(cat "
 [ $? -eq 2 ] || fail "--context 0 accepted"
 "$BIN" bench --attn dense --context 32 --dim 10 --heads 3 >/dev/null 2>&1
 [ $? -eq 2 ] || fail "--dim 10 --heads 3 accepted"
+# A spec valid only at the longer context (window:w=48 at 32 and 64): the short row is skipped
+# with the reason, the long one measured, exit 0 (bench/study.sh sizes specs for 4,096 and
+# benches them from 256); a spec valid at no context is an error naming it.
+"$BIN" bench --attn window:w=48 --context 32,64 --dim 16 --heads 2 --repeats 1 --csv >"$TMP/out" 2>"$TMP/err" ||
+    fail "a spec valid at one of two contexts exited $?: $(cat "$TMP/err")"
+grep -q '^window:w=48,.*,32,.*skipped: not valid at this context: .*w: 48 is out of range' "$TMP/out" ||
+    fail "the short row is not skipped with its reason: $(cat "$TMP/out")"
+grep '^window:w=48,.*,64,' "$TMP/out" | grep -q skipped && fail "the valid row was skipped: $(cat "$TMP/out")"
+"$BIN" bench --attn window:w=480 --context 32,64 >/dev/null 2>"$TMP/err"
+[ $? -eq 2 ] && grep -q "window:w=480" "$TMP/err" || fail "a spec valid nowhere: $(cat "$TMP/err")"
 
 # 6. --list names every registered mixer (at least dense); --help documents the FLOP model.
 "$BIN" bench --list | grep -q "^dense" || fail "--list lacks dense"
