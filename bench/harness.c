@@ -418,12 +418,8 @@ int bench_plan(const struct bench_opts *o, struct bench_result *res, struct mx_e
         int valid = 0;
         for (int c = 0; c < o->n_ctx; c++)
             valid += !rows[(size_t)a * o->n_ctx + c].skipped[0];
-        if (!valid) {
-            struct mixer m;
-            struct mixer_dims d = {.C = o->C, .H = o->H, .T_max = o->ctx[0], .layer = 0, .n_layer = o->L, .seed = o->seed};
-            if (mixer_create(&m, o->attn[a], &d, err) == 0)
-                mixer_destroy(&m);
-            mx_error_wrap(err, "--attn %s at --context %d", o->attn[a], o->ctx[0]);
+        if (!valid) { /* err still holds the last context's reason */
+            mx_error_wrap(err, "--attn %s at --context %d", o->attn[a], o->ctx[o->n_ctx - 1]);
             mx_free(rows);
             return -1;
         }
