@@ -298,12 +298,14 @@ float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int 
         mx->training = training;
         layer_norm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, res, w->ln1_w, w->ln1_b, BT, C);
         mx->ops->forward(mx, a->mix_y, la->mix_saved, la->ln1, w->mix, B, T);
+#pragma omp parallel for simd schedule(static) if (BT * C >= 65536)
         for (size_t i = 0; i < BT * C; i++)
             la->res_mid[i] = res[i] + a->mix_y[i];
         layer_norm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res_mid, w->ln2_w, w->ln2_b, BT, C);
         mx_linear_forward(la->fc, la->ln2, w->fc_w, w->fc_b, (int)BT, C, 4 * C);
         layer_gelu_forward(la->gelu, la->fc, BT * 4 * C);
         mx_linear_forward(la->res, la->gelu, w->pr_w, w->pr_b, (int)BT, 4 * C, C);
+#pragma omp parallel for simd schedule(static) if (BT * C >= 65536)
         for (size_t i = 0; i < BT * C; i++)
             la->res[i] += la->res_mid[i];
         res = la->res;

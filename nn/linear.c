@@ -1,34 +1,85 @@
-/* linear.c — the BLAS-backed linear layer shared by the model and the attention projections.
- * Weights (out,in) row-major as PyTorch stores them. Not a general matmul wrapper. */
+/* linear.c — the BLAS-backed linear layer shared by the model and the attention projections,
+ * and mx_sgemm, the row-major matmul they run on. Weights (out,in) row-major as PyTorch stores
+ * them. Not a general matmul library: the blocking is OpenBLAS's.
+ *
+ * WHY mx_sgemm splits the output itself: OpenBLAS's own threading shares packed panels between
+ * its threads and waits for them by sched_yield; on a 2-core host where the other core is often
+ * busy, a step of the small shape spent ~5% of its time yielding (perf, 2026-12-02). Splitting C
+ * into one block of rows (or columns) per OpenMP thread, each block a single-threaded sgemm
+ * (OpenBLAS runs single-threaded inside a parallel region), costs one more packing of the shared
+ * operand per thread and no waiting. Each element of C is summed in the same order either way. */
 #include "nn/nn.h"
 #include "core/core.h"
 
 #include <cblas.h>
+#include <omp.h>
+
+/* WHY 2^22 multiply-adds: below that a matmul takes under ~0.1 ms and a parallel region's
+ * start-up is no longer small beside it; OpenBLAS's own small-size rule is of the same order. */
+#define SPLIT_MIN_MACS (1.0 * (1 << 22))
+/* Block edges on a multiple of 16 floats (64 bytes): no cache line written by two threads. */
+#define SPLIT_ALIGN 16
+
+/* Rows [lo, hi) of C computed by one single-threaded sgemm (split along M), or columns. */
+static void gemm_part(int by_rows, int lo, int hi, int ta, int tb, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    if (by_rows) {
+        const float *Ap = ta ? A + lo : A + (size_t)lo * lda;
+        cblas_sgemm(CblasRowMajor, TA, TB, hi - lo, N, K, 1.0f, Ap, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
+    } else {
+        const float *Bp = tb ? B + (size_t)lo * ldb : B + lo;
+        cblas_sgemm(CblasRowMajor, TA, TB, M, hi - lo, K, 1.0f, A, lda, Bp, ldb, beta, C + lo, ldc);
+    }
+}
+
+void mx_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc)
+{
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int by_rows = M >= N, len = by_rows ? M : N;
+    if (nt < 2 || (double)M * N * K < SPLIT_MIN_MACS || len < 2 * SPLIT_ALIGN) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                    1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int chunk = ((len + nt - 1) / nt + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+#pragma omp parallel num_threads(nt)
+    {
+        int lo = omp_get_thread_num() * chunk, hi = lo + chunk < len ? lo + chunk : len;
+        if (lo < hi)
+            gemm_part(by_rows, lo, hi, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    }
+}
 
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out)
 {
     if (b) {
+#pragma omp parallel for schedule(static) if ((size_t)N * out >= (1u << 16))
         for (int n = 0; n < N; n++)
             for (int o = 0; o < out; o++)
                 y[(size_t)n * out + o] = b[o];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in,
-                b ? 1.0f : 0.0f, y, out);
+    mx_sgemm(0, 1, N, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);
 }
 
 static void linear_backward(float *dx, float beta, float *dw, float *db, const float *dy, const float *x,
                             const float *w, int N, int in, int out)
 {
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
-                    beta, dx, in);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f,
-                dw, in);
+        mx_sgemm(0, 0, N, in, out, dy, out, w, in, beta, dx, in);
+    mx_sgemm(1, 0, out, in, N, dy, out, x, in, 1.0f, dw, in);
     if (db) {
-        for (int n = 0; n < N; n++) {
-            const float *row = dy + (size_t)n * out;
-            for (int o = 0; o < out; o++)
-                db[o] += row[o];
+        /* Each output column summed over rows in row order, whatever the thread count. */
+#pragma omp parallel for schedule(static) if ((size_t)N * out >= (1u << 16))
+        for (int c0 = 0; c0 < out; c0 += SPLIT_ALIGN) {
+            int c1 = c0 + SPLIT_ALIGN < out ? c0 + SPLIT_ALIGN : out;
+            for (int n = 0; n < N; n++) {
+                const float *row = dy + (size_t)n * out;
+                for (int o = c0; o < c1; o++)
+                    db[o] += row[o];
+            }
         }
     }
 }

@@ -11,6 +11,11 @@
 
 /* ---- the linear layer (CBLAS) ------------------------------------------------------------
  * Weights are stored (out, in) row-major as in PyTorch: y = x Wᵀ + b. */
+/* Row-major C (M,N) = op(A) op(B) + beta C, op = transpose when ta/tb; lda/ldb/ldc as CBLAS.
+ * Large products are split into one block of C per OpenMP thread (nn/linear.c says why);
+ * inside a parallel region it runs on the calling thread. */
+void mx_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
 /* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
 /* dx (N,in) +=, dw (out,in) +=, db (out) += (db NULL when no bias; dx NULL to skip).
