@@ -7,7 +7,8 @@
  * busy, a step of the small shape spent ~5% of its time yielding (perf, 2026-12-02). Splitting C
  * into one block of rows (or columns) per OpenMP thread, each block a single-threaded sgemm
  * (OpenBLAS runs single-threaded inside a parallel region), costs one more packing of the shared
- * operand per thread and no waiting. Each element of C is summed in the same order either way. */
+ * operand per thread and no waiting. Results are reproducible for a given thread count; like
+ * OpenBLAS's own across thread counts, they may differ in the last bits between counts. */
 #include "nn/nn.h"
 #include "core/core.h"
 
