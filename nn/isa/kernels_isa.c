@@ -178,7 +178,9 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
 
 /* Log-sum-exp per row: the max, then Σ exp(l - max) in float with MX_VEXP_U vector accumulators
  * (the reference sums in double; the terms are in (0, 1] so the float sum's relative error is
- * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). */
+ * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). The exp is mx_vexpn_u (x <= 0
+ * here; FMA, half mx_vexp_u's operations): the row's second read comes from L1 or L2, so the
+ * exp's arithmetic, not memory, set this kernel's speed. */
 static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
                         int V)
 {
@@ -210,16 +212,16 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
-            mx_vexp_u(e, e, MX_VEXP_U);
+            mx_vexpn_u(e, e, MX_VEXP_U);
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 s[j] += e[j];
         }
         for (; v < full; v += MX_VW)
-            s[0] += mx_vexp(mx_vload(l + v) - vmx);
+            s[0] += mx_vexpn(mx_vload(l + v) - vmx);
         mx_vf s0 = (s[0] + s[1]) + (s[2] + s[3]);
         if (tail) /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
-            s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
+            s0 += mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
         float r = mx + logf(mx_vhsum(s0));
         lse[i] = r;
         if (targets)
@@ -228,6 +230,7 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
     return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
 }
 
+/* exp(l - lse) with mx_vexpn_u: l - lse <= 0 up to rounding. */
 static void ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V, float scale)
 {
     const size_t nv = (size_t)V;
@@ -246,14 +249,14 @@ static void ce_backward(float *logits, const float *lse, const int32_t *targets,
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 e[j] = mx_vload(l + v + (size_t)j * MX_VW) - r;
-            mx_vexp_u(e, e, MX_VEXP_U);
+            mx_vexpn_u(e, e, MX_VEXP_U);
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 mx_vstore(l + v + (size_t)j * MX_VW, e[j] * vs);
         }
         for (; v < nv; v += MX_VW) {
             size_t k = mx_vblock_len(nv, v);
-            mx_vstore_k(l + v, mx_vexp(mx_vload_k(l + v, k) - r) * vs, k);
+            mx_vstore_k(l + v, mx_vexpn(mx_vload_k(l + v, k) - r) * vs, k);
         }
         l[targets[i]] -= scale;
     }
@@ -321,6 +324,14 @@ static void vexp(float *y, const float *x, size_t n)
     }
 }
 
+static void vexpn(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vexpn(mx_vload_k(x + i, k)), k);
+    }
+}
+
 static void vtanh(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
@@ -342,5 +353,6 @@ const struct nn_kernels MX_ISA_FN(nn_kernels) = {
     .embed_forward = embed_forward,
     .embed_backward = embed_backward,
     .vexp = vexp,
+    .vexpn = vexpn,
     .vtanh = vtanh,
 };
