@@ -145,6 +145,33 @@ static inline void mx_vstore_n(float *p, mx_vf v, size_t n)
     memcpy(p, &v, n * sizeof(float));
 #endif
 }
+/* A store that bypasses the caches (non-temporal: no read-for-ownership of the line) where the
+ * target has one, p aligned to 4 * MX_VW bytes; elsewhere an ordinary store (MX_VSTREAM 0).
+ * mx_vstream_fence orders them before later stores. For the benchmark's copy rate (a copy
+ * that moves exactly 2 bytes per byte copied), not for kernels whose output is read next. */
+#if MX_VW >= 4 && !defined(__ARM_NEON)
+#define MX_VSTREAM 1
+#else
+#define MX_VSTREAM 0
+#endif
+static inline void mx_vstream(float *p, mx_vf v)
+{
+#if MX_VW == 16
+    _mm512_stream_ps(p, (__m512)v);
+#elif MX_VW == 8
+    _mm256_stream_ps(p, (__m256)v);
+#elif MX_VSTREAM
+    _mm_stream_ps(p, (__m128)v);
+#else
+    mx_vstore(p, v);
+#endif
+}
+static inline void mx_vstream_fence(void)
+{
+#if MX_VSTREAM
+    _mm_sfence();
+#endif
+}
 /* Elementwise loops over n floats in blocks of MX_VW, the last one possibly partial: the length
  * of the block at i, and its load/store (whole vectors except at the tail). */
 static inline size_t mx_vblock_len(size_t n, size_t i)

@@ -176,56 +176,84 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
     }
 }
 
-/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with MX_VEXP_U vector accumulators
+/* The max of one row of nv floats (full: nv rounded down to MX_VW; tail lanes under tmask).
+ * Four independent max chains; max is exact: the same result in any order. */
+static inline float ce_row_max(const float *l, size_t full, size_t tail, mx_vi tmask)
+{
+    const mx_vf ninf = mx_vset1(-__builtin_inff());
+    mx_vf mv = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    size_t v0 = 0;
+    for (; v0 + 4 * MX_VW <= full; v0 += 4 * MX_VW) {
+        mv = mx_vmax(mx_vload(l + v0), mv);
+        m1 = mx_vmax(mx_vload(l + v0 + MX_VW), m1);
+        m2 = mx_vmax(mx_vload(l + v0 + 2 * MX_VW), m2);
+        m3 = mx_vmax(mx_vload(l + v0 + 3 * MX_VW), m3);
+    }
+    for (; v0 < full; v0 += MX_VW)
+        mv = mx_vmax(mx_vload(l + v0), mv);
+    mv = mx_vmax(mx_vmax(m1, mv), mx_vmax(m3, m2));
+    if (tail)
+        mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
+    return mx_vhmax(mv);
+}
+
+/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with CE_U vector accumulators
  * (the reference sums in double; the terms are in (0, 1] so the float sum's relative error is
  * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). The exp is mx_vexpn_u (x <= 0
- * here; FMA, half mx_vexp_u's operations): the row's second read comes from L1 or L2, so the
- * exp's arithmetic, not memory, set this kernel's speed. */
+ * here; FMA, half mx_vexp_u's operations).
+ * WHY the next row's max inside this row's exp loop: done row by row, each row's exp waited
+ * for its own max pass and horizontal max (the exp loop of one row fills the out-of-order
+ * window, so the next row's max could not start early): ~100 cycles of bubble per row, 40% of
+ * the time at V = 128. Interleaved, the max pass also streams the next row in from memory
+ * while this row's exps run. Each row's result is the same whatever the split of rows between
+ * threads (a thread's last row takes its own max again, from L1). */
+#define CE_U 2
 static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
                         int V)
 {
     const size_t nv = (size_t)V, full = nv / MX_VW * MX_VW, tail = nv - full;
     const mx_vi tmask = mx_vmask_first(tail);
     const mx_vf ninf = mx_vset1(-__builtin_inff());
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < N; i++) {
-        const float *l = logits + i * nv;
-        /* Four independent max chains (max is exact: the same result in any order). */
-        mx_vf mv = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
-        size_t v0 = 0;
-        for (; v0 + 4 * MX_VW <= full; v0 += 4 * MX_VW) {
-            mv = mx_vmax(mx_vload(l + v0), mv);
-            m1 = mx_vmax(mx_vload(l + v0 + MX_VW), m1);
-            m2 = mx_vmax(mx_vload(l + v0 + 2 * MX_VW), m2);
-            m3 = mx_vmax(mx_vload(l + v0 + 3 * MX_VW), m3);
-        }
-        for (; v0 < full; v0 += MX_VW)
-            mv = mx_vmax(mx_vload(l + v0), mv);
-        mv = mx_vmax(mx_vmax(m1, mv), mx_vmax(m3, m2));
-        if (tail)
-            mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
-        float mx = mx_vhmax(mv);
-        mx_vf vmx = mx_vset1(mx), s[MX_VEXP_U] = {0};
-        size_t v = 0;
-        for (; v + EB <= full; v += EB) {
-            mx_vf e[MX_VEXP_U];
+#pragma omp parallel
+    {
+        int id = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t lo = N * (size_t)id / (size_t)nt, hi = N * (size_t)(id + 1) / (size_t)nt;
+        float mx = lo < hi ? ce_row_max(logits + lo * nv, full, tail, tmask) : 0.0f;
+        for (size_t i = lo; i < hi; i++) {
+            const float *l = logits + i * nv, *ln = i + 1 < hi ? l + nv : l;
+            mx_vf vmx = mx_vset1(mx), s[CE_U], mn[CE_U];
+            for (int j = 0; j < CE_U; j++)
+                s[j] = mx_vzero(), mn[j] = ninf;
+            size_t v = 0;
+            for (; v + CE_U * MX_VW <= full; v += CE_U * MX_VW) {
+                mx_vf e[CE_U];
 #pragma GCC unroll 4
-            for (int j = 0; j < MX_VEXP_U; j++)
-                e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
-            mx_vexpn_u(e, e, MX_VEXP_U);
+                for (int j = 0; j < CE_U; j++) {
+                    e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
+                    mn[j] = mx_vmax(mx_vload(ln + v + (size_t)j * MX_VW), mn[j]);
+                }
+                mx_vexpn_u(e, e, CE_U);
 #pragma GCC unroll 4
-            for (int j = 0; j < MX_VEXP_U; j++)
-                s[j] += e[j];
+                for (int j = 0; j < CE_U; j++)
+                    s[j] += e[j];
+            }
+            for (; v < full; v += MX_VW) {
+                s[0] += mx_vexpn(mx_vload(l + v) - vmx);
+                mn[0] = mx_vmax(mx_vload(ln + v), mn[0]);
+            }
+            mx_vf s0 = s[0], m0 = mn[0];
+            for (int j = 1; j < CE_U; j++)
+                s0 += s[j], m0 = mx_vmax(mn[j], m0);
+            if (tail) { /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
+                s0 += mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
+                m0 = mx_vmax(mx_vselect(tmask, mx_vload_n(ln + full, tail), ninf), m0);
+            }
+            float r = mx + logf(mx_vhsum(s0));
+            lse[i] = r;
+            if (targets)
+                losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
+            mx = mx_vhmax(m0);
         }
-        for (; v < full; v += MX_VW)
-            s[0] += mx_vexpn(mx_vload(l + v) - vmx);
-        mx_vf s0 = (s[0] + s[1]) + (s[2] + s[3]);
-        if (tail) /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
-            s0 += mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
-        float r = mx + logf(mx_vhsum(s0));
-        lse[i] = r;
-        if (targets)
-            losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
     }
     return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
 }
