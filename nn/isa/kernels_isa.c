@@ -28,20 +28,24 @@
 _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 
 /* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
- * i0 (u constant at each call: fully unrolled). The same operations in the same order as
- * layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits. */
-static inline void gelu_u(float *out, const float *dout, const float *x, size_t n, size_t i0, int u)
+ * i0, each of k floats (k < MX_VW only with u = 1: the tail). The same operations in the same
+ * order as layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits.
+ * WHY always_inline and the two loops below: as a called function (u, k and dout unknown) its
+ * exp loops ran with u a run-time count and every load and store masked; inlined with
+ * constants, the full blocks are plain vector code. */
+static inline __attribute__((always_inline)) void gelu_u(float *out, const float *dout, const float *x,
+                                                         size_t i0, int u, size_t k)
 {
     mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
-        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, mx_vblock_len(n, i0 + (size_t)j * MX_VW));
+        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, k);
         e[j] = -2.0f * (GELU_K * (v[j] + 0.044715f * v[j] * v[j] * v[j]));
     }
     mx_vexp_u(e, e, u);
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
-        size_t i = i0 + (size_t)j * MX_VW, k = mx_vblock_len(n, i);
+        size_t i = i0 + (size_t)j * MX_VW;
         if (!dout) {
             mx_vstore_k(out + i, v[j] / (1.0f + e[j]), k);
             continue;
@@ -52,27 +56,30 @@ static inline void gelu_u(float *out, const float *dout, const float *x, size_t 
     }
 }
 
-static void gelu(float *out, const float *dout, const float *x, size_t n)
+static void gelu_forward(float *out, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
         size_t i0 = b * EB;
         if (i0 + EB <= n)
-            gelu_u(out, dout, x, n, i0, MX_VEXP_U);
+            gelu_u(out, NULL, x, i0, MX_VEXP_U, MX_VW);
         else
             for (size_t i = i0; i < n; i += MX_VW)
-                gelu_u(out, dout, x, n, i, 1);
+                gelu_u(out, NULL, x, i, 1, mx_vblock_len(n, i));
     }
-}
-
-static void gelu_forward(float *out, const float *x, size_t n)
-{
-    gelu(out, NULL, x, n);
 }
 
 static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
-    gelu(dx, dout, x, n);
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
+        size_t i0 = b * EB;
+        if (i0 + EB <= n)
+            gelu_u(dx, dout, x, i0, MX_VEXP_U, MX_VW);
+        else
+            for (size_t i = i0; i < n; i += MX_VW)
+                gelu_u(dx, dout, x, i, 1, mx_vblock_len(n, i));
+    }
 }
 
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
