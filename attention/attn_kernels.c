@@ -6,6 +6,8 @@
 #include "nn/fastmath.h"
 #include "nn/simd.h" /* mx_fmaf */
 
+#include <math.h>
+
 #define X(e, s) extern const struct attn_kernels MX_ISA_CAT(attn_kernels, s);
 MX_ISA_FOREACH(X)
 #undef X
@@ -164,6 +166,33 @@ static void swish_gate_backward_ref(float *da, float *du, float *dw, const float
     }
 }
 
+static float group_norm_ref(float *n, const float *o, float eps, size_t D)
+{
+    float mean = 0.0f, var = 0.0f;
+    for (size_t d = 0; d < D; d++)
+        mean += o[d];
+    mean /= (float)D;
+    for (size_t d = 0; d < D; d++)
+        var += (o[d] - mean) * (o[d] - mean);
+    float r = 1.0f / sqrtf(var / (float)D + eps);
+    for (size_t d = 0; d < D; d++)
+        n[d] = (o[d] - mean) * r;
+    return r;
+}
+
+static void group_norm_backward_ref(float *dout, const float *dn, const float *n, float r, size_t D)
+{
+    float m1 = 0.0f, m2 = 0.0f;
+    for (size_t d = 0; d < D; d++) {
+        m1 += dn[d];
+        m2 += dn[d] * n[d];
+    }
+    m1 /= (float)D;
+    m2 /= (float)D;
+    for (size_t d = 0; d < D; d++)
+        dout[d] = r * (dn[d] - m1 - n[d] * m2);
+}
+
 static void xty_row_ref(float *s, const float *x, const float *yt, size_t ldy, size_t n, int D)
 {
     for (size_t i = 0; i < n; i++) {
@@ -226,6 +255,8 @@ const struct attn_kernels attn_kernels_ref = {
     .exp_axpy2 = exp_axpy2_ref,
     .swish_gate = swish_gate_ref,
     .swish_gate_backward = swish_gate_backward_ref,
+    .group_norm = group_norm_ref,
+    .group_norm_backward = group_norm_backward_ref,
     .xty_row = xty_row_ref,
     .py_row = py_row_ref,
     .lsh_scores = lsh_scores_ref,

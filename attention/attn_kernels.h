@@ -61,6 +61,11 @@ struct attn_kernels {
      * dnrm = du·a·σ·w (bitwise). dw NULL: skip it; da NULL: dw only. */
     void (*swish_gate_backward)(float *da, float *du, float *dw, const float *a, const float *nrm,
                                 const float *w, size_t n);
+    /* retnet's GroupNorm of one head's row: n (D) = (o − mean)·rstd, mean and (biased) variance
+     * over the D values, rstd = 1 / sqrt(var + eps); returns rstd (the sums: to rounding). D >= 1. */
+    float (*group_norm)(float *n, const float *o, float eps, size_t D);
+    /* Its backward: dout (D) = r·(dn − mean(dn) − n·mean(dn·n)) (assigned; to rounding). */
+    void (*group_norm_backward)(float *dout, const float *dn, const float *n, float r, size_t D);
     /* Products as chains of a·b + c, fused where the level has FMA (the references: mx_fmaf).
      * Within a level the tiles give the row kernels' bits (lsh relies on it: a query's result
      * must not depend on the block it fell in, nor differ between forward and generation).

@@ -134,6 +134,7 @@ static inline float gla_log_gate_grad(float z)
 
 struct gla_slot {
     float *lb;            /* (L,G) cumulative log decay within the chunk */
+    float *nlb;           /* (L) −lb, gate=head (gla_intra): e^{lb_i − lb_j} = e^{nlb_j − nlb_i} */
     float *db;            /* (L,G) its gradient */
     float *dd;            /* (L) s·dA_ii, the intra-chunk diagonal held back (gla_backward_bh) */
     float *A, *dA;        /* (L,L) */
@@ -154,6 +155,7 @@ static size_t gla_slot_bind(struct gla_slot *s, float *base, size_t cap, int L, 
     struct mx_arena a;
     mx_arena_begin(&a, base, cap);
     s->lb = mx_arena_floats(&a, (size_t)L * G);
+    s->nlb = mx_arena_floats(&a, (size_t)L);
     s->db = mx_arena_floats(&a, (size_t)L * G);
     s->dd = mx_arena_floats(&a, (size_t)L);
     s->A = mx_arena_floats(&a, (size_t)L * L);
@@ -186,22 +188,24 @@ static void gla_cum_decay(float *lb, const float *z, size_t zs, int n, int G)
 }
 
 /* A (n,n) = s·Σ_d q_id k_jd e^{lb_id - lb_jd} for j ≤ i, 0 above the diagonal (assigned, so a
- * future value never reaches row i). Scalar gate: one sgemm, then the decay per entry. */
-static void gla_intra(float *A, const float *lb, const float *Q, const float *K, int n, int D, int G,
+ * future value never reaches row i). Scalar gate: one sgemm, then the decay per entry with the
+ * SIMD row kernel mul_exp: nlb (n) = −lb, and e^{nlb_j − nlb_i} is e^{lb_i − lb_j} exactly
+ * (a float difference only changes sign with its operands). */
+static void gla_intra(float *A, float *nlb, const float *lb, const float *Q, const float *K, int n, int D, int G,
                       float sc)
 {
+    const struct attn_kernels *ak = attn_kernels();
     if (G == 1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, sc, Q, D, K, D, 0.0f, A, n);
+        for (int j = 0; j < n; j++)
+            nlb[j] = -lb[j];
         for (int i = 0; i < n; i++) {
             float *row = A + (size_t)i * n;
-            for (int j = 0; j <= i; j++)
-                row[j] *= expf(lb[i] - lb[j]);
-            for (int j = i + 1; j < n; j++)
-                row[j] = 0.0f;
+            ak->mul_exp(row, nlb, nlb[i], (size_t)i + 1);
+            memset(row + i + 1, 0, (size_t)(n - i - 1) * sizeof(float));
         }
         return;
     }
-    const struct attn_kernels *ak = attn_kernels();
     for (int i = 0; i < n; i++) {
         const float *qi = Q + (size_t)i * D, *li = lb + (size_t)i * D;
         float *row = A + (size_t)i * n;
@@ -217,10 +221,17 @@ static void gla_intra(float *A, const float *lb, const float *Q, const float *K,
 static void gla_scale(float *dst, const float *src, const float *lb, const float *ref, int n, int D, int G,
                       float f)
 {
+    if (G == 1) { /* one factor per row: the SIMD row kernel */
+        const struct attn_kernels *ak = attn_kernels();
+        for (int i = 0; i < n; i++)
+            ak->scale_to(dst + (size_t)i * D, src + (size_t)i * D, f * expf(ref ? ref[0] - lb[i] : lb[i]),
+                         (size_t)D);
+        return;
+    }
     for (int i = 0; i < n; i++)
         for (int d = 0; d < D; d++) {
-            float l = lb[(size_t)i * G + (G == 1 ? 0 : d)];
-            float x = ref ? ref[G == 1 ? 0 : d] - l : l;
+            float l = lb[(size_t)i * G + d];
+            float x = ref ? ref[d] - l : l;
             dst[(size_t)i * D + d] = src[(size_t)i * D + d] * f * expf(x);
         }
 }
@@ -228,11 +239,13 @@ static void gla_scale(float *dst, const float *src, const float *lb, const float
 /* S (D,D): row d times e^{lb_d} (the chunk's whole decay). */
 static void gla_decay_rows(float *S, const float *lbL, int D, int G)
 {
-    for (int d = 0; d < D; d++) {
-        float f = expf(lbL[G == 1 ? 0 : d]);
-        for (int e = 0; e < D; e++)
-            S[(size_t)d * D + e] *= f;
+    const struct attn_kernels *ak = attn_kernels();
+    if (G == 1) { /* one factor for the whole state */
+        ak->scale(S, expf(lbL[0]), (size_t)D * D);
+        return;
     }
+    for (int d = 0; d < D; d++)
+        ak->scale(S + (size_t)d * D, expf(lbL[d]), (size_t)D);
 }
 
 /* S (D,D) <- diag(e^{lb_L}) S + (K ⊙ e^{lb_L - lb})ᵀ V over the chunk's n rows. */
@@ -256,7 +269,7 @@ static void gla_forward_bh(const struct mixer *m, struct gla_slot *s, float *O, 
         const float *q = Q + (size_t)t0 * D, *k = K + (size_t)t0 * D, *v = V + (size_t)t0 * D;
         float *o = O + (size_t)t0 * D;
         gla_cum_decay(s->lb, Z + (size_t)t0 * zs, zs, n, G);
-        gla_intra(s->A, s->lb, q, k, n, D, G, sc);
+        gla_intra(s->A, s->nlb, s->lb, q, k, n, D, G, sc);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->A, n, v, D, 0.0f, o, D);
         if (t0 > 0) {
             gla_scale(s->qs, q, s->lb, NULL, n, D, G, sc);
@@ -306,24 +319,23 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
         float *dq = dQ + (size_t)t0 * D, *dk = dK + (size_t)t0 * D, *dv = dV + (size_t)t0 * D;
         const float *lbL = s->lb + (size_t)(n - 1) * G;
         gla_cum_decay(s->lb, Z + (size_t)t0 * zs, zs, n, G);
-        gla_intra(s->A, s->lb, q, k, n, D, G, sc);
+        gla_intra(s->A, s->nlb, s->lb, q, k, n, D, G, sc);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->A, n, go, D, 1.0f, dv, D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, 1.0f, go, D, v, D, 0.0f, s->dA, n);
         for (int i = 0; i < n; i++)
             s->dd[i] = sc * s->dA[(size_t)i * n + i];
-        if (G == 1) { /* dA ⊙ (s e^{lb_i - lb_j}), strictly lower; then two sgemms */
+        const struct attn_kernels *ak = attn_kernels();
+        if (G == 1) { /* dA ⊙ (s e^{lb_i - lb_j}), strictly lower (nlb from gla_intra); two sgemms */
             for (int i = 0; i < n; i++) {
                 float *row = s->dA + (size_t)i * n;
-                for (int j = 0; j < i; j++)
-                    row[j] *= sc * expf(s->lb[i] - s->lb[j]);
-                for (int j = i; j < n; j++)
-                    row[j] = 0.0f;
+                ak->mul_exp(row, s->nlb, s->nlb[i], (size_t)i);
+                ak->scale(row, sc, (size_t)i);
+                memset(row + i, 0, (size_t)(n - i) * sizeof(float));
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, k, D, 1.0f, dq,
                         D);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->dA, n, q, D, 1.0f, dk, D);
         } else {
-            const struct attn_kernels *ak = attn_kernels();
             for (int i = 0; i < n; i++) {
                 const float *li = s->lb + (size_t)i * D;
                 for (int j = 0; j < i; j++) /* e = sc dA_ij e^{l_i - l_j}: dq_i += e k_j, dk_j += e q_i */
@@ -339,11 +351,16 @@ static void gla_backward_bh(const struct mixer *m, struct gla_slot *s, float *dQ
                         dv, D);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, v, D, s->dS, D, 0.0f, s->tmp,
                         D);
-            for (int j = 0; j < n; j++)
+            for (int j = 0; j < n; j++) {
+                if (G == 1) { /* one factor per row */
+                    ak->axpy(dk + (size_t)j * D, expf(lbL[0] - s->lb[j]), s->tmp + (size_t)j * D, (size_t)D);
+                    continue;
+                }
                 for (int d = 0; d < D; d++) {
-                    float x = lbL[G == 1 ? 0 : d] - s->lb[(size_t)j * G + (G == 1 ? 0 : d)];
+                    float x = lbL[d] - s->lb[(size_t)j * G + d];
                     dk[(size_t)j * D + d] += s->tmp[(size_t)j * D + d] * expf(x);
                 }
+            }
             float *dbL = s->db + (size_t)(n - 1) * G;
             for (int d = 0; d < D; d++)
                 for (int e = 0; e < D; e++)

@@ -363,19 +363,10 @@ static size_t retnet_scratch_floats(const struct mixer *m, int B, int T)
     return 7 * (size_t)B * T * m->C + retn_work_floats(B, m->H, T, m->D, cfg->c);
 }
 
-/* One head's D outputs o (D) -> n (D) = (o − mean)·rstd; returns rstd. */
+/* One head's D outputs o (D) -> n (D) = (o − mean)·rstd; returns rstd (the SIMD row kernel). */
 static float gn_row(float *n, const float *o, int D)
 {
-    float mean = 0.0f, var = 0.0f;
-    for (int d = 0; d < D; d++)
-        mean += o[d];
-    mean /= (float)D;
-    for (int d = 0; d < D; d++)
-        var += (o[d] - mean) * (o[d] - mean);
-    float r = 1.0f / sqrtf(var / (float)D + RETNET_GN_EPS);
-    for (int d = 0; d < D; d++)
-        n[d] = (o[d] - mean) * r;
-    return r;
+    return attn_kernels()->group_norm(n, o, RETNET_GN_EPS, (size_t)D);
 }
 
 /* u (C) = swish(a) ⊙ (w ⊙ n), one token (the SIMD row kernel, attention/attn_kernels.h). */
@@ -443,19 +434,9 @@ static void retnet_backward(const struct mixer *m, float *dx, float *dparams, co
         /* du becomes dn */
         ak->swish_gate_backward(da + bt * C, du + bt * C, NULL, a + bt * C, nrm + bt * C, p.gn_w, (size_t)C);
         /* GroupNorm per head: dO = rstd·(dn − mean(dn) − n·mean(dn·n)). */
-        for (int h = 0; h < H; h++) {
-            const float *dn = du + bt * C + (size_t)h * D, *n = nrm + bt * C + (size_t)h * D;
-            float r = rstd[(b * H + h) * T + t], m1 = 0.0f, m2 = 0.0f;
-            for (int d = 0; d < D; d++) {
-                m1 += dn[d];
-                m2 += dn[d] * n[d];
-            }
-            m1 /= (float)D;
-            m2 /= (float)D;
-            float *dor = dout + ((b * H + h) * T + t) * D;
-            for (int d = 0; d < D; d++)
-                dor[d] = r * (dn[d] - m1 - n[d] * m2);
-        }
+        for (int h = 0; h < H; h++)
+            ak->group_norm_backward(dout + ((b * H + h) * T + t) * D, du + bt * C + (size_t)h * D,
+                                    nrm + bt * C + (size_t)h * D, rstd[(b * H + h) * T + t], (size_t)D);
     }
     mx_linear_backward(dx, (float *)dp.w_g, NULL, da, x, p.w_g, B * T, C, C);
     retn_backward(dq, dk, dv, work, dout, q, k, v, cfg->gamma, retnet_scale(m), B, H, T, D, cfg->c);

@@ -28,8 +28,10 @@ struct nn_kernels {
                           int C);
     void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T,
                            int C);
-    /* y (n) = mx_vexp(x), mx_vtanh(x): the vector math itself, for tests and benchmarks. */
+    /* y (n) = mx_vexp(x), mx_vexpn(x), mx_vtanh(x): the vector math itself, for tests and
+     * benchmarks. */
     void (*vexp)(float *y, const float *x, size_t n);
+    void (*vexpn)(float *y, const float *x, size_t n);
     void (*vtanh)(float *y, const float *x, size_t n);
 };
 

@@ -5,6 +5,8 @@
 #include "attention/attn_kernels.h"
 #include "nn/simd.h"
 
+#include <math.h>
+
 /* Built only through mixlm_isa_variants (hence its own folder attention/isa/, outside the glob
  * of attention/ that mixlm_library compiles). */
 #ifndef MX_ISA_SUFFIX
@@ -220,6 +222,48 @@ static void swish_gate_backward(float *da, float *du, float *dw, const float *a,
     }
 }
 
+/* The tail block's lanes past D are loaded as 0; the variance masks their (0 − mean) out. */
+static float group_norm(float *nr, const float *o, float eps, size_t D)
+{
+    mx_vf s = mx_vzero(), q = mx_vzero();
+    for (size_t i = 0; i < D; i += MX_VW)
+        s += mx_vload_k(o + i, mx_vblock_len(D, i));
+    float mean = mx_vhsum(s) / (float)D;
+    const mx_vf vm = mx_vset1(mean);
+    for (size_t i = 0; i < D; i += MX_VW) {
+        size_t k = mx_vblock_len(D, i);
+        mx_vf d = mx_vload_k(o + i, k) - vm;
+        if (k < MX_VW)
+            d = mx_vselect(mx_vmask_first(k), d, mx_vzero());
+        q = mx_vfma(d, d, q);
+    }
+    float r = 1.0f / sqrtf(mx_vhsum(q) / (float)D + eps);
+    const mx_vf vr = mx_vset1(r);
+    for (size_t i = 0; i < D; i += MX_VW) {
+        size_t k = mx_vblock_len(D, i);
+        mx_vstore_k(nr + i, (mx_vload_k(o + i, k) - vm) * vr, k);
+    }
+    return r;
+}
+
+/* Tail lanes load dn = n = 0: they add nothing to either sum. */
+static void group_norm_backward(float *dout, const float *dn, const float *n, float r, size_t D)
+{
+    mx_vf s1 = mx_vzero(), s2 = mx_vzero();
+    for (size_t i = 0; i < D; i += MX_VW) {
+        size_t k = mx_vblock_len(D, i);
+        mx_vf a = mx_vload_k(dn + i, k);
+        s1 += a;
+        s2 = mx_vfma(a, mx_vload_k(n + i, k), s2);
+    }
+    const mx_vf m1 = mx_vset1(mx_vhsum(s1) / (float)D), m2 = mx_vset1(mx_vhsum(s2) / (float)D);
+    const mx_vf vr = mx_vset1(r);
+    for (size_t i = 0; i < D; i += MX_VW) {
+        size_t k = mx_vblock_len(D, i);
+        mx_vstore_k(dout + i, vr * (mx_vload_k(dn + i, k) - m1 - mx_vload_k(n + i, k) * m2), k);
+    }
+}
+
 /* ---- lsh's products -----------------------------------------------------------------------
  * Every output element is the same chain: x[0]·y, then mx_vfma over d = 1.. (scores) or over
  * the rows in order (P·y, xᵀP), so the tiles and the row kernels agree bit for bit. */
@@ -371,6 +415,8 @@ const struct attn_kernels MX_ISA_FN(attn_kernels) = {
     .exp_axpy2 = exp_axpy2,
     .swish_gate = swish_gate,
     .swish_gate_backward = swish_gate_backward,
+    .group_norm = group_norm,
+    .group_norm_backward = group_norm_backward,
     .xty_row = xty_row,
     .py_row = py_row,
     .lsh_scores = lsh_scores,

@@ -28,20 +28,25 @@
 _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 
 /* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
- * i0 (u constant at each call: fully unrolled). The same operations in the same order as
- * layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits. */
-static inline void gelu_u(float *out, const float *dout, const float *x, size_t n, size_t i0, int u)
+ * i0, each of k floats (k < MX_VW only with u = 1: the tail). The same operations in the same
+ * order as layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits.
+ * WHY always_inline and the two loops below: as a called function (u, k and dout unknown) its
+ * exp loops ran with u a run-time count and every load and store masked; inlined with
+ * constants, the full blocks are plain vector code. Two loops, not one taking dout: with dout
+ * a run-time value in one loop the forward measured ~10% slower (one shared OpenMP body). */
+static inline __attribute__((always_inline)) void gelu_u(float *out, const float *dout, const float *x,
+                                                         size_t i0, int u, size_t k)
 {
     mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
-        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, mx_vblock_len(n, i0 + (size_t)j * MX_VW));
+        v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, k);
         e[j] = -2.0f * (GELU_K * (v[j] + 0.044715f * v[j] * v[j] * v[j]));
     }
     mx_vexp_u(e, e, u);
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
-        size_t i = i0 + (size_t)j * MX_VW, k = mx_vblock_len(n, i);
+        size_t i = i0 + (size_t)j * MX_VW;
         if (!dout) {
             mx_vstore_k(out + i, v[j] / (1.0f + e[j]), k);
             continue;
@@ -52,27 +57,30 @@ static inline void gelu_u(float *out, const float *dout, const float *x, size_t 
     }
 }
 
-static void gelu(float *out, const float *dout, const float *x, size_t n)
+static void gelu_forward(float *out, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
         size_t i0 = b * EB;
         if (i0 + EB <= n)
-            gelu_u(out, dout, x, n, i0, MX_VEXP_U);
+            gelu_u(out, NULL, x, i0, MX_VEXP_U, MX_VW);
         else
             for (size_t i = i0; i < n; i += MX_VW)
-                gelu_u(out, dout, x, n, i, 1);
+                gelu_u(out, NULL, x, i, 1, mx_vblock_len(n, i));
     }
-}
-
-static void gelu_forward(float *out, const float *x, size_t n)
-{
-    gelu(out, NULL, x, n);
 }
 
 static void gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
-    gelu(dx, dout, x, n);
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < (n + EB - 1) / EB; b++) {
+        size_t i0 = b * EB;
+        if (i0 + EB <= n)
+            gelu_u(dx, dout, x, i0, MX_VEXP_U, MX_VW);
+        else
+            for (size_t i = i0; i < n; i += MX_VW)
+                gelu_u(dx, dout, x, i, 1, mx_vblock_len(n, i));
+    }
 }
 
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
@@ -176,58 +184,89 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
     }
 }
 
-/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with MX_VEXP_U vector accumulators
+/* The max of one row of nv floats (full: nv rounded down to MX_VW; tail lanes under tmask).
+ * Four independent max chains; max is exact: the same result in any order. */
+static inline float ce_row_max(const float *l, size_t full, size_t tail, mx_vi tmask)
+{
+    const mx_vf ninf = mx_vset1(-__builtin_inff());
+    mx_vf mv = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    size_t v0 = 0;
+    for (; v0 + 4 * MX_VW <= full; v0 += 4 * MX_VW) {
+        mv = mx_vmax(mx_vload(l + v0), mv);
+        m1 = mx_vmax(mx_vload(l + v0 + MX_VW), m1);
+        m2 = mx_vmax(mx_vload(l + v0 + 2 * MX_VW), m2);
+        m3 = mx_vmax(mx_vload(l + v0 + 3 * MX_VW), m3);
+    }
+    for (; v0 < full; v0 += MX_VW)
+        mv = mx_vmax(mx_vload(l + v0), mv);
+    mv = mx_vmax(mx_vmax(m1, mv), mx_vmax(m3, m2));
+    if (tail)
+        mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
+    return mx_vhmax(mv);
+}
+
+/* Log-sum-exp per row: the max, then Σ exp(l - max) in float with CE_U vector accumulators
  * (the reference sums in double; the terms are in (0, 1] so the float sum's relative error is
- * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). */
+ * ~V/(2 MX_VW) ulp at worst, far below what the loss needs). The exp is mx_vexpn_u (x <= 0
+ * here; FMA, half mx_vexp_u's operations).
+ * WHY the next row's max inside this row's exp loop: done row by row, each row's exp waited
+ * for its own max pass and horizontal max (the exp loop of one row fills the out-of-order
+ * window, so the next row's max could not start early): ~100 cycles of bubble per row, 40% of
+ * the time at V = 128. Interleaved, the max pass also streams the next row in from memory
+ * while this row's exps run. Each row's result is the same whatever the split of rows between
+ * threads (a thread's last row takes its own max again, from L1). */
+#define CE_U 2
 static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
                         int V)
 {
     const size_t nv = (size_t)V, full = nv / MX_VW * MX_VW, tail = nv - full;
     const mx_vi tmask = mx_vmask_first(tail);
     const mx_vf ninf = mx_vset1(-__builtin_inff());
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < N; i++) {
-        const float *l = logits + i * nv;
-        /* Four independent max chains (max is exact: the same result in any order). */
-        mx_vf mv = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
-        size_t v0 = 0;
-        for (; v0 + 4 * MX_VW <= full; v0 += 4 * MX_VW) {
-            mv = mx_vmax(mx_vload(l + v0), mv);
-            m1 = mx_vmax(mx_vload(l + v0 + MX_VW), m1);
-            m2 = mx_vmax(mx_vload(l + v0 + 2 * MX_VW), m2);
-            m3 = mx_vmax(mx_vload(l + v0 + 3 * MX_VW), m3);
-        }
-        for (; v0 < full; v0 += MX_VW)
-            mv = mx_vmax(mx_vload(l + v0), mv);
-        mv = mx_vmax(mx_vmax(m1, mv), mx_vmax(m3, m2));
-        if (tail)
-            mv = mx_vmax(mx_vselect(tmask, mx_vload_n(l + full, tail), ninf), mv);
-        float mx = mx_vhmax(mv);
-        mx_vf vmx = mx_vset1(mx), s[MX_VEXP_U] = {0};
-        size_t v = 0;
-        for (; v + EB <= full; v += EB) {
-            mx_vf e[MX_VEXP_U];
+#pragma omp parallel
+    {
+        int id = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t lo = N * (size_t)id / (size_t)nt, hi = N * (size_t)(id + 1) / (size_t)nt;
+        float mx = lo < hi ? ce_row_max(logits + lo * nv, full, tail, tmask) : 0.0f;
+        for (size_t i = lo; i < hi; i++) {
+            const float *l = logits + i * nv, *ln = i + 1 < hi ? l + nv : l;
+            mx_vf vmx = mx_vset1(mx), s[CE_U], mn[CE_U];
+            for (int j = 0; j < CE_U; j++)
+                s[j] = mx_vzero(), mn[j] = ninf;
+            size_t v = 0;
+            for (; v + CE_U * MX_VW <= full; v += CE_U * MX_VW) {
+                mx_vf e[CE_U];
 #pragma GCC unroll 4
-            for (int j = 0; j < MX_VEXP_U; j++)
-                e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
-            mx_vexp_u(e, e, MX_VEXP_U);
+                for (int j = 0; j < CE_U; j++) {
+                    e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
+                    mn[j] = mx_vmax(mx_vload(ln + v + (size_t)j * MX_VW), mn[j]);
+                }
+                mx_vexpn_u(e, e, CE_U);
 #pragma GCC unroll 4
-            for (int j = 0; j < MX_VEXP_U; j++)
-                s[j] += e[j];
+                for (int j = 0; j < CE_U; j++)
+                    s[j] += e[j];
+            }
+            for (; v < full; v += MX_VW) {
+                s[0] += mx_vexpn(mx_vload(l + v) - vmx);
+                mn[0] = mx_vmax(mx_vload(ln + v), mn[0]);
+            }
+            mx_vf s0 = s[0], m0 = mn[0];
+            for (int j = 1; j < CE_U; j++)
+                s0 += s[j], m0 = mx_vmax(mn[j], m0);
+            if (tail) { /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
+                s0 += mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
+                m0 = mx_vmax(mx_vselect(tmask, mx_vload_n(ln + full, tail), ninf), m0);
+            }
+            float r = mx + logf(mx_vhsum(s0));
+            lse[i] = r;
+            if (targets)
+                losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
+            mx = mx_vhmax(m0);
         }
-        for (; v < full; v += MX_VW)
-            s[0] += mx_vexp(mx_vload(l + v) - vmx);
-        mx_vf s0 = (s[0] + s[1]) + (s[2] + s[3]);
-        if (tail) /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
-            s0 += mx_vselect(tmask, mx_vexp(mx_vload_n(l + full, tail) - vmx), mx_vzero());
-        float r = mx + logf(mx_vhsum(s0));
-        lse[i] = r;
-        if (targets)
-            losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
     }
     return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
 }
 
+/* exp(l - lse) with mx_vexpn_u: l - lse <= 0 up to rounding. */
 static void ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V, float scale)
 {
     const size_t nv = (size_t)V;
@@ -246,14 +285,14 @@ static void ce_backward(float *logits, const float *lse, const int32_t *targets,
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 e[j] = mx_vload(l + v + (size_t)j * MX_VW) - r;
-            mx_vexp_u(e, e, MX_VEXP_U);
+            mx_vexpn_u(e, e, MX_VEXP_U);
 #pragma GCC unroll 4
             for (int j = 0; j < MX_VEXP_U; j++)
                 mx_vstore(l + v + (size_t)j * MX_VW, e[j] * vs);
         }
         for (; v < nv; v += MX_VW) {
             size_t k = mx_vblock_len(nv, v);
-            mx_vstore_k(l + v, mx_vexp(mx_vload_k(l + v, k) - r) * vs, k);
+            mx_vstore_k(l + v, mx_vexpn(mx_vload_k(l + v, k) - r) * vs, k);
         }
         l[targets[i]] -= scale;
     }
@@ -321,6 +360,14 @@ static void vexp(float *y, const float *x, size_t n)
     }
 }
 
+static void vexpn(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += MX_VW) {
+        size_t k = mx_vblock_len(n, i);
+        mx_vstore_k(y + i, mx_vexpn(mx_vload_k(x + i, k)), k);
+    }
+}
+
 static void vtanh(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i += MX_VW) {
@@ -342,5 +389,6 @@ const struct nn_kernels MX_ISA_FN(nn_kernels) = {
     .embed_forward = embed_forward,
     .embed_backward = embed_backward,
     .vexp = vexp,
+    .vexpn = vexpn,
     .vtanh = vtanh,
 };

@@ -2,7 +2,7 @@
  * EVERY level this machine runs, called through that level's table, against its naive reference
  * (attn_kernels_ref) at odd lengths and tails, with large and masked inputs: the elementwise
  * entries bit for bit (axpy to one rounding: it fuses where the level has FMA), the sums
- * (exp_sum's result, dot, sum, dot_exp) to rounding; writes past n are caught;
+ * (exp_sum's result, dot, sum, dot_exp) and retnet's GroupNorm (forward, backward) to rounding; writes past n are caught;
  * two calls give the same bits. The mixers using them are the generic suite's job. */
 #include "check.h"
 #include "attention/attn_kernels.h"
@@ -56,6 +56,24 @@ static void bitwise(const char *isa, const char *what, size_t n, const float *a,
 static void close_sum(const char *isa, const char *what, size_t n, float a, float b, double mag)
 {
     CHECK(fabs((double)a - b) <= 1e-6 * mag + 1e-30, "%s %s n=%zu: %.9g vs ref %.9g", isa, what, n, a, b);
+}
+
+/* |a - b| <= tol (1 + |b|) for the cnt values; a row (cnt == n, guarded) must not be written
+ * past n (the sums: to rounding). */
+static void close_to(const char *isa, const char *what, size_t n, const float *a, const float *b, size_t cnt,
+                     double tol, int guarded)
+{
+    for (size_t i = 0; i < cnt; i++)
+        if (!(fabs((double)a[i] - b[i]) <= tol * (1.0 + fabs((double)b[i])))) {
+            CHECK(0, "%s %s n=%zu: [%zu] %.9g vs ref %.9g", isa, what, n, i, a[i], b[i]);
+            return;
+        }
+    if (guarded)
+        for (size_t i = n; i < n + PAD; i++)
+            if (a[i] != GUARD) {
+                CHECK(0, "%s %s n=%zu wrote past the end at %zu", isa, what, n, i);
+                return;
+            }
 }
 
 static void test_level(const struct attn_kernels *k, struct mx_rng *r)
@@ -194,6 +212,23 @@ static void test_level(const struct attn_kernels *k, struct mx_rng *r)
         bitwise(k->isa, "swish_gate_backward da", n, y, yr);
         bitwise(k->isa, "swish_gate_backward dn", n, du, dur);
         mx_free(a), mx_free(w), mx_free(du), mx_free(dur), mx_free(dw), mx_free(dwr);
+
+        if (n) { /* retnet's GroupNorm, on a row with a large mean (the variance's cancellation) */
+            float *o = buf(r, n, 2.0f);
+            for (size_t i = 0; i < n; i++)
+                o[i] += 30.0f;
+            guard(y, n), guard(yr, n);
+            float rs = k->group_norm(y, o, 1e-5f, n), rsr = ref->group_norm(yr, o, 1e-5f, n);
+            close_to(k->isa, "group_norm rstd", n, &rs, &rsr, 1, 1e-4, 0);
+            close_to(k->isa, "group_norm", n, y, yr, n, 1e-4, 1);
+            float rs2 = k->group_norm(y, o, 1e-5f, n);
+            CHECK(memcmp(&rs, &rs2, sizeof rs) == 0, "%s group_norm n=%zu not deterministic", k->isa, n);
+            float *nn = dup(yr, n);
+            guard(y, n), guard(yr, n);
+            k->group_norm_backward(y, d, nn, rsr, n), ref->group_norm_backward(yr, d, nn, rsr, n);
+            close_to(k->isa, "group_norm_backward", n, y, yr, n, 1e-4, 1);
+            mx_free(o), mx_free(nn);
+        }
 
         mx_free(x), mx_free(g), mx_free(p), mx_free(y), mx_free(yr), mx_free(d);
     }

@@ -1,4 +1,4 @@
-/* test_simd.c — the SIMD layer itself: mx_vexp and mx_vtanh at EVERY level this machine runs
+/* test_simd.c — the SIMD layer itself: mx_vexp, mx_vexpn and mx_vtanh at EVERY level this machine runs
  * (through each level's kernel table) against double-precision exp/tanh over a sweep and the
  * extremes, bitwise against the scalar mx_expf/mx_tanhf they port, tails that must not write
  * past n; the helpers of nn/simd.h at this file's own width; and the MIXLM_ISA choice (a bad or
@@ -93,8 +93,40 @@ static void test_level(const struct nn_kernels *k)
         for (size_t i = n; i < n + 32; i++)
             CHECK(y[i] == -7.0f, "%s exp n=%zu wrote past the end at %zu", k->isa, n, i);
     }
-    fprintf(stderr, "  %-7s (%2d lanes): exp worst %.0f ulp, tanh worst abs err %.2e over %d points\n",
-            k->isa, k->vw, worst, worst_t, NS);
+    /* mx_vexpn (softmax's exp, x <= 88): within 2 ulp over [-87.33, 88] (not bitwise: FMA where
+     * the level has it), 0 below, NaN stays NaN; tails write exactly n. */
+    for (int i = 0; i < NS - nsp; i++)
+        x[i] = -100.0f + 188.0f * (float)i / (float)(NS - nsp - 1);
+    memcpy(x + NS - nsp, special, sizeof special);
+    k->vexpn(y, x, NS);
+    double worst_n = 0;
+    for (int i = 0; i < NS; i++) {
+        float xi = x[i];
+        if (isnan(xi))
+            CHECK(isnan(y[i]), "%s expn(NaN) = %g", k->isa, y[i]);
+        else if (xi < -87.33f)
+            CHECK(y[i] == 0.0f, "%s expn(%.9g) = %g, want 0", k->isa, xi, y[i]);
+        else if (xi <= 88.0f) {
+            double u = ulps(y[i], exp((double)xi));
+            worst_n = u > worst_n ? u : worst_n;
+            CHECK(u <= 2, "%s expn(%.9g) = %.9g, exact %.9g (%g ulp > 2)", k->isa, xi, y[i], exp((double)xi),
+                  u);
+        }
+    }
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        size_t n = ns[t];
+        for (size_t i = 0; i < n + 32; i++)
+            y[i] = -7.0f;
+        k->vexpn(y, x + 1234, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(y[i] == 0.0f || ulps(y[i], exp((double)x[1234 + i])) <= 2, "%s expn tail n=%zu [%zu]", k->isa,
+                  n, i);
+        for (size_t i = n; i < n + 32; i++)
+            CHECK(y[i] == -7.0f, "%s expn n=%zu wrote past the end at %zu", k->isa, n, i);
+    }
+    fprintf(stderr,
+            "  %-7s (%2d lanes): exp worst %.0f ulp, expn worst %.0f ulp, tanh worst abs err %.2e over %d points\n",
+            k->isa, k->vw, worst, worst_n, worst_t, NS);
     free(x);
     free(y);
 }
@@ -127,6 +159,20 @@ static void test_helpers(void)
         CHECK(f[i] == a[i] * y[0] + 1.0f, "fma lane %d", i);
     }
     CHECK(mx_vhmax(x) == (float)MX_VW, "hmax %g", mx_vhmax(x));
+    /* The sum's documented order (lane i + lane i + W/2, then halves again), on values whose
+     * sum rounds differently in other orders; and the max wherever the largest lane is. */
+    for (int rep = 0; rep < 64; rep++) {
+        float w[MX_VW], want[MX_VW];
+        for (int i = 0; i < MX_VW; i++)
+            w[i] = want[i] = (float)((rep * 7 + i * 13) % 17 - 8) * (i % 3 ? 1e-8f : 1.0f) + 0.1f * (float)i;
+        for (int h = MX_VW / 2; h > 0; h /= 2)
+            for (int i = 0; i < h; i++)
+                want[i] += want[i + h];
+        CHECK(mx_vhsum(mx_vload(w)) == want[0], "hsum order: %.9g, pairwise %.9g", mx_vhsum(mx_vload(w)),
+              want[0]);
+        w[rep % MX_VW] = 1000.0f + (float)rep;
+        CHECK(mx_vhmax(mx_vload(w)) == 1000.0f + (float)rep, "hmax with the max in lane %d", rep % MX_VW);
+    }
     mx_vf sq = mx_vsqrt(x);
     for (int i = 0; i < MX_VW; i++)
         CHECK(sq[i] == sqrtf(a[i]), "sqrt lane %d", i);
