@@ -5,7 +5,7 @@
 #      budget into a step count per spec, so each cosine schedule ends at the budget;
 #      `train --time-budget` caps a run that turns out slower), with the equal-token point on
 #      the way; final bits/byte from a full `mixlm eval` pass;
-#   2. associative recall (`mixlm data recall`) at T = 64 and 256, scored by `eval --recall` next to
+#   2. associative recall (`mixlm data recall`) at T = 256, scored by `eval --recall` next to
 #      the in-sequence guess (the score of a model that knows the values but not the keys);
 #   3. cost: `mixlm bench` forward+backward time and peak memory of the same spec strings.
 # Outputs in --out: study.csv, recall.csv, cost.csv, curves.csv, machine.txt, report.html,
@@ -14,7 +14,7 @@
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
-#   full     ~80 min on 2 cores (recall ~40); --quick ~5 min (context 1024, recall at 64, cost to 16k, a
+#   full     ~75 min on 2 cores (recall ~42); --quick ~5 min (context 1024, recall at 256, cost to 16k, a
 #            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
 # env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), RECALL_BUDGETS
@@ -66,12 +66,12 @@ case $mode in
   full)
     LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.01
-    RC_T=(64 256) RC_BUDGETS=(${RECALL_BUDGETS:-40 105}) RC_FILE_TOKENS=5000000
+    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-150}) RC_FILE_TOKENS=10000000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
     LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
-    RC_T=(64) RC_BUDGETS=(${RECALL_BUDGETS:-8}) RC_FILE_TOKENS=2000000
+    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-6}) RC_FILE_TOKENS=1000000
     COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
   smoke)
     LM_CTX=(128) LM_BUDGET=${LM_BUDGET:-1} LM_LAYERS=1 LM_DIM=32 LM_HEADS=2 LM_TOKENS=512
@@ -85,10 +85,12 @@ esac
 # with T. The loss is on the answers only (--loss-on recall, as Zoology trains MQAR). Measured
 # (bench/RESULTS.md, 2026-12-02 session 5): K = 4 pairs, since dense needs far longer to get
 # beyond the in-sequence guess with 8 or more (more queries per sequence do not pay); lr 3e-3,
-# which gets beyond it where 1e-3 stalls at it; RC_BATCH = 8 sequences per step at every T (at
-# T = 64, 8 per step learn more per sequence seen than 32). RC_BUDGETS: the seconds of each T's
-# runs. Each T's file holds about RC_FILE_TOKENS tokens (5 M: 76,923 sequences at T = 64, so a
-# run sees no sequence twice).
+# which gets beyond it where 1e-3 stalls at it; RC_BATCH = 8 sequences per step. Only T = 256:
+# there dense gets beyond the guess within ~1,000 steps (0.505 after 1,500), while at T = 64 and
+# 128 it sat at the guess after 16,000-24,000 sequences and at 1,024 a run that gets that far
+# costs ~7 minutes. RC_BUDGETS: the seconds of each T's runs (150 s: ~3,600 dense steps on a quiet
+# host). Each T's file holds about RC_FILE_TOKENS tokens (10 M: 38,910 sequences at T = 256, so
+# dense sees none twice; the fastest mixers take 2-3 passes).
 RC_LAYERS=2 RC_DIM=64 RC_HEADS=4 RC_PAIRS=4 RC_QUERIES=4 RC_VOCAB=16 RC_BATCH=8 RC_LR=3e-3
 # 10 calibration steps at T <= 256 (a step is short there: the median of 3 was often a slow
 # first step, planning half the budget's steps).

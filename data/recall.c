@@ -1,6 +1,7 @@
 /* recall.c — the multi-query associative-recall task (Zoology's MQAR) as text: generation of
  * sequences of key-value pairs followed by queries among filler, and the classification that
- * finds the scored positions again from the text alone. The layout is documented in data.h.
+ * finds the scored positions again from the text alone, and the in-sequence guess (the no-recall
+ * baseline) on them. The layout is documented in data.h.
  * Not the scoring (infer/ runs the model) and not a tokenizer: one code point is one token. */
 #include "data/data.h"
 #include "nn/nn.h"

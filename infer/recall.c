@@ -1,6 +1,7 @@
 /* recall.c — recall accuracy of a trained run on the associative-recall task: find the
  * sequences (lines) in a token range, run each through the model as one window and count the
- * answers (the value after a query key) whose argmax prediction is right. Not the task's
+ * answers (the value after a query key) whose argmax prediction is right, beside the in-sequence
+ * guess's expected score on the same answers. Not the task's
  * generation or layout (data/recall.c) and not the loss-based evaluation (infer.c). */
 #include "infer/infer.h"
 
