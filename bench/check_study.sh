@@ -3,7 +3,8 @@
 # (`study.sh --list`): every mixer present at every context in study.csv and recall.csv, every
 # row complete (no empty figure, accuracies in [0, 1], bits/byte finite and positive), and the
 # specs of quality and cost identical per row (each row's spec string has its cost.csv rows at
-# every cost length, measured or skipped with a reason, and its figures at its own context).
+# every cost length, measured or skipped with a reason, and its figures at its own context), the
+# recall rows' in-sequence guess (`eval --recall`) in [chance, 1].
 # Not a judge of the figures themselves. Exit 0 when all hold, 1 (listing each failure) otherwise.
 # usage: bench/check_study.sh DIR [--quick | --smoke]
 set -u
@@ -49,6 +50,9 @@ awk -v dir="$dir" "$AWK_CSV"'
     parse($0); s = get("recall", "spec"); T = get("recall", "T"); got["recall", T, s]++; a = get("recall", "accuracy")
     if (a == "" || a < 0 || a > 1 || get("recall", "answers") + 0 < 1 || get("recall", "steps") + 0 < 1)
       { print "FAIL recall.csv: " s " at T=" T ": accuracy \"" a "\", answers " get("recall", "answers"); bad = 1 }
+    g = get("recall", "in_seq_guess")
+    if (g == "" || g ~ /^\001/ || g < get("recall", "chance") || g > 1)
+      { print "FAIL recall.csv: " s " at T=" T ": in_seq_guess \"" g "\" is not in [chance, 1]"; bad = 1 }
     for (i = 1; i <= nct; i++) if (!((s, CT[i]) in cost)) { print "FAIL cost.csv lacks the recall spec " s " at T=" CT[i]; bad = 1 }
     next }
   END {

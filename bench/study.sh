@@ -5,7 +5,8 @@
 #      budget into a step count per spec, so each cosine schedule ends at the budget;
 #      `train --time-budget` caps a run that turns out slower), with the equal-token point on
 #      the way; final bits/byte from a full `mixlm eval` pass;
-#   2. associative recall (`mixlm data recall`) at T = 256, 1024, 4096, scored by `eval --recall`;
+#   2. associative recall (`mixlm data recall`) at T = 256, scored by `eval --recall` next to
+#      the in-sequence guess (the score of a model that knows the values but not the keys);
 #   3. cost: `mixlm bench` forward+backward time and peak memory of the same spec strings.
 # Outputs in --out: study.csv, recall.csv, cost.csv, curves.csv, machine.txt, report.html,
 # README_table.md (and runs/, bench.csv, study.log). Not a benchmark of the whole model's speed
@@ -13,11 +14,11 @@
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
-#   full     ~60 min on 2 cores; --quick ~5 min (context 1024, recall at 256, cost to 16k, a
+#   full     ~75 min on 2 cores (recall ~42); --quick ~5 min (context 1024, recall at 256, cost to 16k, a
 #            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
-# env: MIXLM_BIN (default build/mixlm), LM_BUDGET / RECALL_BUDGET / RECALL_LONG_BUDGET (seconds of
-#      training per run; recall: T <= 256 / above)
+# env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), RECALL_BUDGETS
+#      ("S1 S2 ...": seconds per recall run at each recall T, in the order of --list)
 set -euo pipefail
 trap 'echo "study.sh: failed at line $LINENO (see the log in the output directory)" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,30 +66,38 @@ case $mode in
   full)
     LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.01
-    RC_T=(256 1024 4096) RECALL_BUDGET=${RECALL_BUDGET:-50} RECALL_LONG_BUDGET=${RECALL_LONG_BUDGET:-6} RC_SEQS=4000
+    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-150}) RC_FILE_TOKENS=10000000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
     LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
-    RC_T=(256) RECALL_BUDGET=${RECALL_BUDGET:-4} RECALL_LONG_BUDGET=4 RC_SEQS=1500
+    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-6}) RC_FILE_TOKENS=1000000
     COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
   smoke)
     LM_CTX=(128) LM_BUDGET=${LM_BUDGET:-1} LM_LAYERS=1 LM_DIM=32 LM_HEADS=2 LM_TOKENS=512
     DATA_BYTES=60000 VAL_FRAC=0.1
-    RC_T=(64) RECALL_BUDGET=${RECALL_BUDGET:-1} RECALL_LONG_BUDGET=1 RC_SEQS=300
+    RC_T=(64) RC_BUDGETS=(${RECALL_BUDGETS:-1}) RC_FILE_TOKENS=20000
     COST_T=64,128,256 COST_REPEATS=1 COST_BUDGET=10 CAL_STEPS=3 ;;
 esac
-# Recall: the same small model at every T; K pairs and Q queries fixed, the rest filler, so the
-# distance between a pair and its query grows with T. The loss is on the answers only (--loss-on
-# recall, as Zoology trains MQAR). RECALL_BUDGET is T = 256's budget, RECALL_LONG_BUDGET that of
-# 1024 and 4096: there even dense stays near chance within any budget the study can afford
-# (README), so they get a short one. 4 heads (of 16 channels): dense forms the recall circuit in
-# about half the steps it needs with 2.
-RC_LAYERS=2 RC_DIM=64 RC_HEADS=4 RC_PAIRS=8 RC_QUERIES=8 RC_VOCAB=16 RC_TOKENS=2048
+# Recall: the same small model and task at every T: K pairs, Q = K queries of distinct keys
+# (a key is asked once, so a query's only source is its pair: no mixer can copy a nearby
+# earlier query's answer), the rest filler, so the distance between a pair and its query grows
+# with T. The loss is on the answers only (--loss-on recall, as Zoology trains MQAR). Measured
+# (bench/RESULTS.md, 2026-12-02 session 5): K = 4 pairs, since dense needs far longer to get
+# beyond the in-sequence guess with 8 or more (more queries per sequence do not pay); lr 3e-3,
+# which gets beyond it where 1e-3 stalls at it; RC_BATCH = 8 sequences per step. Only T = 256:
+# there dense gets beyond the guess within ~1,000 steps (0.505 after 1,500), while at T = 64 and
+# 128 it sat at the guess after 16,000-24,000 sequences and at 1,024 a run that gets that far
+# costs ~7 minutes. RC_BUDGETS: the seconds of each T's runs (150 s: ~3,600 dense steps on a quiet
+# host). Each T's file holds about RC_FILE_TOKENS tokens (10 M: 38,910 sequences at T = 256, so
+# dense sees none twice; the fastest mixers take 2-3 passes).
+RC_LAYERS=2 RC_DIM=64 RC_HEADS=4 RC_PAIRS=4 RC_QUERIES=4 RC_VOCAB=16 RC_BATCH=8 RC_LR=3e-3
 # 10 calibration steps at T <= 256 (a step is short there: the median of 3 was often a slow
 # first step, planning half the budget's steps).
 RC_CAL_STEPS=10
-[ "$mode" = smoke ] && RC_DIM=32 RC_HEADS=2 RC_PAIRS=4 RC_QUERIES=4 RC_TOKENS=1024 RC_CAL_STEPS=3
+[ "$mode" = smoke ] && RC_DIM=32 RC_HEADS=2 RC_BATCH=16 RC_CAL_STEPS=3
+[ "${#RC_BUDGETS[@]}" -eq "${#RC_T[@]}" ] ||
+  { echo "study.sh: RECALL_BUDGETS needs ${#RC_T[@]} figures (seconds at T = ${RC_T[*]}), not '${RC_BUDGETS[*]}'" >&2; exit 2; }
 CAP=${CAP:-$([ "$mode" = smoke ] && echo 10 || echo 2)} # --time-budget = CAP x budget: the hard stop for a run slower than calibrated
 
 if [ "$list" = 1 ]; then
@@ -195,14 +204,15 @@ done
 # ---- part 2: associative recall -----------------------------------------------------------------------
 rc_rows=$out/.rc_rows
 : > "$rc_rows"
-for T in "${RC_T[@]}"; do
+for i in "${!RC_T[@]}"; do
+  T=${RC_T[$i]} rb=${RC_BUDGETS[$i]}
   file=$out/data/recall-$T.txt
   "$bin" data recall --out "$file" --T "$T" --pairs "$RC_PAIRS" --queries "$RC_QUERIES" --vocab "$RC_VOCAB" \
-      --seqs "$RC_SEQS" --seed 1 >> "$log"
-  B=$((RC_TOKENS / T)); [ "$B" -ge 1 ] || B=1
-  rb=$RECALL_BUDGET cs=$RC_CAL_STEPS; [ "$T" -gt 256 ] && rb=$RECALL_LONG_BUDGET cs=$CAL_STEPS
+      --seqs $((RC_FILE_TOKENS / (T + 1))) --seed 1 >> "$log"
+  B=$RC_BATCH
+  cs=$RC_CAL_STEPS; [ "$T" -gt 256 ] && cs=$CAL_STEPS
   common=(--data "$file" --tokenizer char --layers "$RC_LAYERS" --dim "$RC_DIM" --heads "$RC_HEADS"
-          --context "$T" --align $((T + 1)) --loss-on recall --batch "$B" --lr 3e-3 --min-lr 3e-4 --beta2 0.99 --weight-decay 0.1
+          --context "$T" --align $((T + 1)) --loss-on recall --batch "$B" --lr "$RC_LR" --min-lr "$(awk -v l="$RC_LR" 'BEGIN { print l / 10 }')" --beta2 0.99 --weight-decay 0.1
           --grad-clip 1 --eval-batches 1 --seed 1337)
   for m in "${MIXERS[@]}"; do
     spec=$(spec_for "$m" "$T")
@@ -212,11 +222,13 @@ for T in "${RC_T[@]}"; do
     train_to "$dir" "$st" "$rb" 0 "${common[@]}" --attn "$spec"
     "$bin" eval "$dir" --recall --json --batch 8 --threads "$threads" > "$dir/recall.json" 2>> "$log"
     acc=$(jnum "$dir/recall.json" accuracy)
-    awk -v spec="$spec" -v T="$T" -v acc="$acc" -v n="$(jnum "$dir/recall.json" answers)" \
-        -v steps="$(jnum "$dir/summary.json" steps)" -v tps=$((B * T)) \
-        -v secs="$(jnum "$dir/summary.json" train_seconds)" -v V="$RC_VOCAB" -v K="$RC_PAIRS" "$AWK_CSV"' BEGIN {
-      printf "%s,%d,%.4f,%d,%d,%d,%.1f,%.4f,%d\n", csv(spec), T, acc, n, steps, steps * tps, secs, 1 / V, K }' >> "$rc_rows"
-    say "recall T=$T $spec: $(jnum "$dir/summary.json" steps) steps, accuracy $acc"
+    awk -v spec="$spec" -v T="$T" -v acc="$acc" -v guess="$(jnum "$dir/recall.json" in_sequence_guess)" \
+        -v n="$(jnum "$dir/recall.json" answers)" -v steps="$(jnum "$dir/summary.json" steps)" -v tps=$((B * T)) \
+        -v secs="$(jnum "$dir/summary.json" train_seconds)" -v V="$RC_VOCAB" -v K="$RC_PAIRS" -v Q="$RC_QUERIES" \
+        -v budget="$rb" "$AWK_CSV"' BEGIN {
+      printf "%s,%d,%.4f,%.4f,%d,%d,%d,%.1f,%g,%.4f,%d,%d,%d\n", csv(spec), T, acc, guess, n, steps, steps * tps, secs,
+        budget, 1 / V, K, Q, V }' >> "$rc_rows"
+    say "recall T=$T $spec: $(jnum "$dir/summary.json" steps) steps, accuracy $acc (in-sequence guess $(jnum "$dir/recall.json" in_sequence_guess))"
     rm -f "$dir/tokens.bin"
   done
 done
@@ -246,7 +258,7 @@ cpu=$(bench_field cpu)
     FNR == NR { if (FNR > 1) { parse($0); k = F[1] SUBSEP F[2]; ms[k] = F[3]; pk[k] = F[5]; nt[k] = F[6] } next }
     { parse($0); k = F[1] SUBSEP F[2]; print $0 "," ms[k] "," pk[k] "," csv(nt[k]) }' "$out/cost.csv" "$lm_rows"
 } > "$out/study.csv"
-{ echo "spec,T,accuracy,answers,steps,tokens,train_seconds,chance,pairs"; cat "$rc_rows"; } > "$out/recall.csv"
+{ echo "spec,T,accuracy,in_seq_guess,answers,steps,tokens,train_seconds,budget_s,chance,pairs,queries,vocab"; cat "$rc_rows"; } > "$out/recall.csv"
 { echo "spec,context,step,tokens,elapsed_s,val_bpb"; cat "$out/curves.csv.tmp"; } > "$out/curves.csv"
 rm -f "$out/curves.csv.tmp" "$lm_rows" "$rc_rows"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -261,7 +273,7 @@ threads: $threads
 cores: $(nproc)
 data: $data (first $DATA_BYTES bytes, validation fraction $VAL_FRAC)
 lm: $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x)
-recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_TOKENS tokens per step, ${RECALL_BUDGET} s per run at T <= 256, ${RECALL_LONG_BUDGET} s above; answer-only loss; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, $RC_SEQS sequences
+recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_BATCH sequences per step, ${RC_BUDGETS[*]} s per run at T = ${RC_T[*]}; answer-only loss; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, files of $RC_FILE_TOKENS tokens, lr $RC_LR
 cost: mixlm bench, 1 layer, dim 128, 4 heads, batch 1, $COST_REPEATS repeats (median), T = $COST_T
 EOF
 "$bin" report --study "$out" -o "$out/report.html" >> "$log"

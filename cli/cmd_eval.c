@@ -22,7 +22,9 @@ static const char *usage =
     "--json prints one object for one run and context, else an array of objects.\n"
     "--recall: recall accuracy on the associative-recall task (`mixlm data recall`) instead: each\n"
     "sequence (line) of the split is one window; the argmax prediction of the value after every\n"
-    "query key is right or wrong; reports sequences, answers and accuracy (chance is 1/V).";
+    "query key is right or wrong; reports sequences, answers and accuracy (chance is 1/V), and beside it\n"
+    "the in-sequence guess: the expected accuracy on the same answers of answering with the most\n"
+    "frequent value of the sequence's pairs (a model that learned the values but not the keys).";
 
 int cmd_eval(int argc, char **argv)
 {
@@ -66,7 +68,7 @@ int cmd_eval(int argc, char **argv)
         if ((int)strlen(runs[i]) > wrun)
             wrun = (int)strlen(runs[i]);
     if (!json && recall)
-        printf("%-*s %-28s %7s %9s %9s %9s\n", wrun, "run", "attn", "T", "seqs", "answers", "accuracy");
+        printf("%-*s %-28s %7s %9s %9s %9s %9s\n", wrun, "run", "attn", "T", "seqs", "answers", "accuracy", "guess");
     else if (!json)
         printf("%-*s %-28s %7s %10s %9s %8s %8s %10s %9s\n", wrun, "run", "attn", "context", "tokens", "loss", "ppl",
                "bpc", "bits/byte", "tok/s");
@@ -139,12 +141,13 @@ int cmd_eval(int argc, char **argv)
                 cJSON_AddNumberToObject(o, "answers", (double)rr.answers);
                 cJSON_AddNumberToObject(o, "correct", (double)rr.correct);
                 cJSON_AddNumberToObject(o, "accuracy", rr.accuracy);
+                cJSON_AddNumberToObject(o, "in_sequence_guess", rr.guess);
                 cJSON_AddNumberToObject(o, "step", (double)r.step);
                 cJSON_AddItemToArray(arr, o);
                 rows++;
             } else {
-                printf("%-*s %-28s %7d %9zu %9zu %9.4f\n", wrun, runs[i], r.m.cfg.attn[0], r.m.cfg.block_size,
-                       rr.sequences, rr.answers, rr.accuracy);
+                printf("%-*s %-28s %7d %9zu %9zu %9.4f %9.4f\n", wrun, runs[i], r.m.cfg.attn[0], r.m.cfg.block_size,
+                       rr.sequences, rr.answers, rr.accuracy, rr.guess);
                 rows++;
             }
         }

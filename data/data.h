@@ -122,6 +122,13 @@ enum mx_recall_sym data_recall_classify(uint32_t cp);
  * sym[p] is a value and sym[p-1] a key seen at an earlier position of the sequence (a query),
  * else 0. Returns the count of answers. */
 int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer);
+/* The in-sequence guess, the baseline above chance that needs no recall: a predictor that knows
+ * the values of the sequence's pairs (the value after each key's first occurrence) before an
+ * answer, but not which key holds which, answers with the most frequent of them (ties split
+ * evenly: its expected score). Returns its expected number of right answers among the answers
+ * of is_answer (data_recall_answers) in the n symbols cp. With values drawn from V and K pairs it
+ * averages E[largest count of one value] / K, ~1/K for V >> K. */
+double data_recall_guess(const uint32_t *cp, int n, const unsigned char *is_answer);
 /* The code point of each of the V token ids of tok (tok_code_point; 0 for a multi-character
  * token), freed with mx_free; *n_kv = how many are recall keys or values (0: not a recall run). */
 uint32_t *data_recall_token_table(const struct tokenizer *tok, int V, int *n_kv);

@@ -1,6 +1,7 @@
 /* recall.c — the multi-query associative-recall task (Zoology's MQAR) as text: generation of
  * sequences of key-value pairs followed by queries among filler, and the classification that
- * finds the scored positions again from the text alone. The layout is documented in data.h.
+ * finds the scored positions again from the text alone, and the in-sequence guess (the no-recall
+ * baseline) on them. The layout is documented in data.h.
  * Not the scoring (infer/ runs the model) and not a tokenizer: one code point is one token. */
 #include "data/data.h"
 #include "nn/nn.h"
@@ -162,6 +163,37 @@ int data_recall_answers(const uint32_t *cp, int n, unsigned char *is_answer)
         }
     }
     return count;
+}
+
+double data_recall_guess(const uint32_t *cp, int n, const unsigned char *is_answer)
+{
+    /* WHY counts only grow: the pairs' values are only added to, so the most frequent one and how
+     * many share its count are kept up to date in O(1) per symbol. */
+    int *count = mx_xcalloc(MX_RECALL_VOCAB_MAX * sizeof(int));
+    unsigned char seen[MX_RECALL_VOCAB_MAX / 8];
+    memset(seen, 0, sizeof seen);
+    int max = 0, n_max = 0, prev_first = 0; /* prev_first: cp[p-1] is a key's first occurrence */
+    double right = 0;
+    for (int p = 0; p < n; p++) {
+        enum mx_recall_sym k = data_recall_classify(cp[p]);
+        if (k == MX_RECALL_VALUE) {
+            uint32_t v = cp[p] - MX_RECALL_VALUE0;
+            if (is_answer[p] && max > 0 && count[v] == max)
+                right += 1.0 / n_max;
+            if (prev_first && ++count[v] >= max) {
+                n_max = count[v] > max ? 1 : n_max + 1;
+                max = count[v];
+            }
+        }
+        prev_first = 0;
+        if (k == MX_RECALL_KEY) {
+            uint32_t i = cp[p] - MX_RECALL_KEY0;
+            prev_first = !(seen[i / 8] >> (i % 8) & 1);
+            seen[i / 8] |= (unsigned char)(1u << (i % 8));
+        }
+    }
+    mx_free(count);
+    return right;
 }
 
 long data_recall_mask_targets(const uint32_t *cp_of, const int32_t *x, int32_t *y, int B, int T)

@@ -137,10 +137,12 @@ int infer_eval(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_
  * after a query key) the prediction is the argmax over the whole vocabulary at the position
  * before it. Errors: a tokenizer whose tokens are not single code points, no key/value symbols
  * in the vocabulary, sequences of different lengths, a sequence longer than the context, no
- * complete sequence in the range. */
+ * complete sequence in the range. Beside the accuracy: the in-sequence guess (data.h) on the same
+ * answers, the baseline above chance that needs no recall. */
 struct mx_recall_result {
     size_t sequences, answers, correct;
     double accuracy; /* correct / answers */
+    double guess;    /* the in-sequence guess's expected accuracy on the same answers (data_recall_guess) */
     double seconds;
 };
 int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, size_t end, int B,

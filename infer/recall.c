@@ -1,6 +1,7 @@
 /* recall.c — recall accuracy of a trained run on the associative-recall task: find the
  * sequences (lines) in a token range, run each through the model as one window and count the
- * answers (the value after a query key) whose argmax prediction is right. Not the task's
+ * answers (the value after a query key) whose argmax prediction is right, beside the in-sequence
+ * guess's expected score on the same answers. Not the task's
  * generation or layout (data/recall.c) and not the loss-based evaluation (infer.c). */
 #include "infer/infer.h"
 
@@ -61,7 +62,7 @@ int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, siz
     x = mx_xmalloc((size_t)B * T * sizeof(int32_t));
     cp = mx_xmalloc((size_t)B * T * sizeof(uint32_t));
     ans = mx_xmalloc((size_t)T);
-    double t0 = mx_now();
+    double t0 = mx_now(), guess = 0;
     for (size_t s0 = 0; s0 < n_seq; s0 += (size_t)B) {
         int nb = (int)(n_seq - s0 < (size_t)B ? n_seq - s0 : (size_t)B);
         for (int b = 0; b < nb; b++) {
@@ -80,6 +81,7 @@ int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, siz
         model_forward(m, x, NULL, nb, T, r->mixer_step, 0);
         for (int b = 0; b < nb; b++) {
             data_recall_answers(cp + (size_t)b * T, T, ans);
+            guess += data_recall_guess(cp + (size_t)b * T, T, ans);
             for (int t = 1; t < T; t++) {
                 if (!ans[t])
                     continue;
@@ -101,6 +103,7 @@ int infer_recall(struct mx_run *r, const struct mx_tokfile *f, size_t begin, siz
         goto out;
     }
     res->accuracy = (double)res->correct / (double)res->answers;
+    res->guess = guess / (double)res->answers;
     rc = 0;
 out:
     mx_free(cp_of);

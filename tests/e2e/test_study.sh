@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_study.sh — bench/study.sh --smoke end to end (tiny models and budgets: the machinery, not
 # the figures), then bench/check_study.sh on its outputs: every mixer present, every row
-# complete, the specs of quality and cost identical per row, the report and README table written.
+# complete (the recall rows with their in-sequence guess), the specs of quality and cost identical
+# per row, the report and README table written.
 set -u
 bin=${MIXLM_BIN:?MIXLM_BIN not set}
 src=${MIXLM_SOURCE_DIR:?MIXLM_SOURCE_DIR not set}
@@ -29,5 +30,6 @@ broken() { # name, then a command that damages a copy in $dir/bad
 broken "a mixer's row removed" sed -i '/^shift,/d' "$dir/bad/study.csv"
 broken "an empty bits/byte" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\1/' "$dir/bad/study.csv"
 broken "a recall accuracy above 1" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\11.5/' "$dir/bad/recall.csv"
+broken "an in-sequence guess below chance" sed -i -E '2s/^(([^,]*,){3})[^,]*/\10.001/' "$dir/bad/recall.csv"
 broken "cost measured for another spec" sed -i 's/^dense,/dense:x,/' "$dir/bad/cost.csv"
 exit $fail

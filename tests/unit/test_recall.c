@@ -1,11 +1,12 @@
 /* test_recall.c — the associative-recall task (data/recall.c) read back from its file: every line
  * is T code points and a newline, K pairs with distinct keys, then filler with Q queries at even
  * offsets whose values equal their pairs' values; the answer positions found from the text
- * alone are exactly the queries' values; the same seed gives the same bytes, another seed other
+ * alone are exactly the queries' values; the in-sequence guess baseline; the same seed gives the same bytes, another seed other
  * bytes; bad sizes are refused; aligned batches start at multiples of the sequence length. */
 #include "check.h"
 #include "data/data.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,53 @@ static int case_mask_targets(void)
     return 0;
 }
 
+/* The in-sequence guess (data_recall_guess): by hand on sequences with a clear favourite, a tie
+ * and a query before its pair's value is counted; and on generated sequences with Q = K, where
+ * every pair is asked once, it is exactly the largest count of one value among the K pairs. */
+static int case_guess(void)
+{
+    enum { N = 12 };
+    uint32_t k0 = MX_RECALL_KEY0, v0 = MX_RECALL_VALUE0, f = MX_RECALL_FILLER;
+    unsigned char ans[64];
+    /* pairs a:1 b:1 c:2 d:3, queries c then a: the favourite is 1 (twice), so 0 + 1 */
+    uint32_t s1[N] = {k0, v0 + 1, k0 + 1, v0 + 1, k0 + 2, v0 + 2, k0 + 3, v0 + 3, k0 + 2, v0 + 2, k0, v0 + 1};
+    CHECK(data_recall_answers(s1, N, ans) == 2, "two answers expected");
+    double g = data_recall_guess(s1, N, ans);
+    CHECK(g == 1.0, "favourite: %g right, expected 1", g);
+    /* pairs a:1 b:2 (a tie), filler, queries b and a: each half right */
+    uint32_t s2[N] = {k0, v0 + 1, k0 + 1, v0 + 2, f, f, k0 + 1, v0 + 2, f, f, k0, v0 + 1};
+    data_recall_answers(s2, N, ans);
+    g = data_recall_guess(s2, N, ans);
+    CHECK(g == 1.0, "tie: %g right, expected 0.5 + 0.5", g);
+    /* a query's value is not a pair value: pairs a:1 b:2 c:2, queries a, a again, then b.
+     * The favourite stays 2: 0 + 0 + 1 (the repeated a counts as an answer, never as a pair) */
+    uint32_t s3[N] = {k0, v0 + 1, k0 + 1, v0 + 2, k0 + 2, v0 + 2, k0, v0 + 1, k0, v0 + 1, k0 + 1, v0 + 2};
+    CHECK(data_recall_answers(s3, N, ans) == 3, "three answers expected");
+    g = data_recall_guess(s3, N, ans);
+    CHECK(g == 1.0, "query values: %g right, expected 1", g);
+    /* nothing before the pairs: an answer with no pair value yet scores 0 */
+    uint32_t s4[4] = {k0, v0 + 1, k0, v0 + 1};
+    data_recall_answers(s4, 4, ans);
+    CHECK(data_recall_guess(s4, 4, ans) == 1.0, "one pair, one query: the guess is right");
+    struct mx_recall_opts o;
+    data_recall_default(&o);
+    o.T = 40, o.pairs = 6, o.queries = 6, o.vocab = 6;
+    uint32_t seq[41];
+    long bad = 0;
+    for (long i = 0; i < 300; i++) {
+        data_recall_sequence(&o, i, seq);
+        int count[6] = {0}, max = 0;
+        for (int p = 0; p < o.pairs; p++) {
+            int c = ++count[seq[2 * p + 1] - v0];
+            max = c > max ? c : max;
+        }
+        data_recall_answers(seq, o.T, ans);
+        bad += fabs(data_recall_guess(seq, o.T, ans) - max) > 1e-9;
+    }
+    CHECK(bad == 0, "%ld of 300 sequences: the guess is not the largest count of a value", bad);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
@@ -248,6 +296,7 @@ int main(int argc, char **argv)
         {"bad_sizes", case_bad_sizes},
         {"aligned_batches", case_aligned_batches},
         {"mask_targets", case_mask_targets},
+        {"guess", case_guess},
     };
     static const struct check_fixture fx = {setup, teardown};
     return check_main(argc, argv, cases, CHECK_N(cases), &fx);
