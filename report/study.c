@@ -78,6 +78,15 @@ static int sheet_col(const struct sheet *s, const char *name, struct mx_error *e
     return mx_errorf(err, "%s: no '%s' column; re-run bench/study.sh", s->path, name);
 }
 
+/* A column older outputs may lack: its index, or -1. */
+static int sheet_col_opt(const struct sheet *s, const char *name)
+{
+    for (int i = 0; i < s->nh; i++)
+        if (!strcmp(s->head[i], name))
+            return i;
+    return -1;
+}
+
 static const char *cell(const struct sheet *s, int r, int c)
 {
     return c < 0 ? "" : s->cell[(size_t)r * s->nh + c];
@@ -123,7 +132,7 @@ struct study {
     struct palette pal;
     /* columns */
     int lm_spec, lm_ctx, lm_bpb, lm_mspt, lm_peak, lm_steps, lm_tokens, lm_eq, lm_eqtok, lm_cost, lm_secs;
-    int rc_spec, rc_T, rc_acc, rc_steps;
+    int rc_spec, rc_T, rc_acc, rc_steps, rc_guess; /* rc_guess -1: recall.csv before the guess */
     int c_spec, c_T, c_ms, c_peak, c_note;
     int cv_spec, cv_ctx, cv_el, cv_bpb;
 };
@@ -283,7 +292,8 @@ static void chart_recall(FILE *f, struct study *st)
         }
     }
     struct svg_chart c = {.title = "Associative recall accuracy against sequence length",
-                          .subtitle = "each mixer with its spec sized for T (recall.csv); chance is 1/vocab",
+                          .subtitle = "each mixer with its spec sized for T (recall.csv); chance is 1/vocab; the in-sequence "
+                                      "guess (answering with the sequence's most frequent value) is in the table",
                           .xlabel = "T (tokens)", .ylabel = "accuracy on the answers", .xscale = SVG_LOG2,
                           .yscale = SVG_LINEAR, .y_zero = 1, .width = 900, .height = 460};
     fputs("<figure>", f);
@@ -354,9 +364,10 @@ static void lm_table(struct report_table *t, struct study *st, long T, int *swat
 
 static void recall_table(struct report_table *t, struct study *st, int *swatch)
 {
-    static const char *const head[] = {"spec", "T", "accuracy", "steps", "fwd+bwd ms at T", "peak MB at T"};
-    static const int isnum[] = {0, 1, 1, 1, 1, 1};
-    report_table_init(t, 6, st->rc.nrow, head, isnum);
+    static const char *const head[] = {"spec", "T", "accuracy", "in-sequence guess", "steps", "fwd+bwd ms at T",
+                                       "peak MB at T"};
+    static const int isnum[] = {0, 1, 1, 1, 1, 1, 1};
+    report_table_init(t, 7, st->rc.nrow, head, isnum);
     for (int r = 0; r < st->rc.nrow; r++) {
         const char *spec = cell(&st->rc, r, st->rc_spec);
         long T = (long)num(&st->rc, r, st->rc_T);
@@ -364,9 +375,13 @@ static void recall_table(struct report_table *t, struct study *st, int *swatch)
         report_table_set(t, r, 0, spec);
         report_table_set(t, r, 1, cell(&st->rc, r, st->rc_T));
         fmt(b, sizeof b, num(&st->rc, r, st->rc_acc), 3), report_table_set(t, r, 2, b);
-        report_table_set(t, r, 3, cell(&st->rc, r, st->rc_steps));
-        fmt(b, sizeof b, cost_at(st, spec, T, 0), 1), report_table_set(t, r, 4, b);
-        fmt(b, sizeof b, cost_at(st, spec, T, 1), 0), report_table_set(t, r, 5, b);
+        if (st->rc_guess >= 0)
+            fmt(b, sizeof b, num(&st->rc, r, st->rc_guess), 3), report_table_set(t, r, 3, b);
+        else
+            report_table_set(t, r, 3, "not recorded");
+        report_table_set(t, r, 4, cell(&st->rc, r, st->rc_steps));
+        fmt(b, sizeof b, cost_at(st, spec, T, 0), 1), report_table_set(t, r, 5, b);
+        fmt(b, sizeof b, cost_at(st, spec, T, 1), 0), report_table_set(t, r, 6, b);
         if (swatch)
             swatch[r] = color_of(&st->pal, spec);
     }
@@ -433,7 +448,8 @@ static int write_md(FILE *f, void *ctx, struct mx_error *err)
     }
     struct report_table t;
     recall_table(&t, st, NULL);
-    fputs("**Associative recall** (accuracy on the answers, `mixlm eval --recall`):\n\n", f);
+    fputs("**Associative recall** (accuracy on the answers, `mixlm eval --recall`; chance is 1/vocab, the "
+          "in-sequence guess is what answering with the sequence's most frequent value scores):\n\n", f);
     md_table(f, &t);
     report_table_free(&t);
     return 0;
@@ -513,6 +529,7 @@ int report_study(const char *path, const char *dir, struct mx_error *err)
         (st.lm_eq = sheet_col(&st.lm, "bpb_equal_tokens", err)) < 0 ||
         (st.rc_spec = sheet_col(&st.rc, "spec", err)) < 0 || (st.rc_T = sheet_col(&st.rc, "T", err)) < 0 ||
         (st.rc_acc = sheet_col(&st.rc, "accuracy", err)) < 0 || (st.rc_steps = sheet_col(&st.rc, "steps", err)) < 0 ||
+        (st.rc_guess = sheet_col_opt(&st.rc, "in_seq_guess")) < -1 ||
         (st.c_spec = sheet_col(&st.cost, "spec", err)) < 0 || (st.c_T = sheet_col(&st.cost, "T", err)) < 0 ||
         (st.c_ms = sheet_col(&st.cost, "fwd_bwd_ms", err)) < 0 || (st.c_peak = sheet_col(&st.cost, "peak_mb", err)) < 0)
         goto out;

@@ -32,4 +32,10 @@ broken "an empty bits/byte" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\1/' "$dir/bad/st
 broken "a recall accuracy above 1" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\11.5/' "$dir/bad/recall.csv"
 broken "an in-sequence guess below chance" sed -i -E '2s/^(([^,]*,){3})[^,]*/\10.001/' "$dir/bad/recall.csv"
 broken "cost measured for another spec" sed -i 's/^dense,/dense:x,/' "$dir/bad/cost.csv"
+# The README table shows each recall row's guess beside its accuracy.
+if grep -q 'in-sequence guess' "$dir/out/README_table.md" &&
+   awk -F'|' '/Associative recall/ { r = 1 } r && /^\| `dense` / { n++; if ($5 + 0 <= 0) bad = 1 }
+              END { exit !(n && !bad) }' "$dir/out/README_table.md"; then
+  echo "ok   README_table.md has the in-sequence guess column"
+else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associative' "$dir/out/README_table.md"; fail=1; fi
 exit $fail
