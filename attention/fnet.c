@@ -1,8 +1,9 @@
 /* fnet.c — the FNet mixers: `fnet`, the original bidirectional FNet (Re of a 2-D DFT over time
  * and channels, no parameters; sees the future, for encoder benchmarks only) and `causal_fnet`,
  * its causal counterpart (the same DFT matrix with the future masked out, computed by Bluestein's
- * chirp identity as one causal convolution with a fixed chirp, zero-padded FFT). Both are
- * parameter-free. Not the learned long convolution (`longconv`, longconv.c) and not attention. */
+ * chirp identity as one causal convolution with a fixed chirp, zero-padded FFT). The token mixing
+ * of both is parameter-free; causal_fnet's output has a learned per-channel gain from 0 (gain=0:
+ * none). Not the learned long convolution (`longconv`, longconv.c) and not attention. */
 #include "attention/fft_util.h"
 #include "attention/mixer.h"
 
@@ -194,7 +195,20 @@ const struct mixer_ops fnet_ops = {
  * one causal convolution per channel with the same fixed complex filter g, computed by a
  * complex FFT (double precision) zero-padded to N >= 2T-1 (nothing wraps from the future, as
  * in longconv.c).
- * No parameters: W, the chirp and g's spectrum are constants. Cost O(T·C² + C·T log T). */
+ * No mixing parameters: W, the chirp and g's spectrum are constants. Cost O(T·C² + C·T log T).
+ *
+ * The output gain (gain=1, the default): y = g ⊙ z, z the map above, g (C) learned and starting
+ * at 0 (ReZero's zero-initialised residual branch, per channel as LayerScale). WHY: FNet is a
+ * post-LN encoder (x <- LN(x + Re DFT(x))), so the mixing output's scale is renormalised right
+ * away. Our decoder is pre-LN: z, at ~0.7 per element whatever T is, is added to a residual
+ * stream that starts at the embeddings' 0.02 and swamps the current token with a fixed
+ * mixture of its whole history (the current token is 1/(t+1) of z's variance). Measured
+ * (byte-level enwik8, 2 layers, dim 128, context 256, 300 equal steps; bench/RESULTS.md
+ * 2026-12-02 session 5): bare map 4.874 bits/byte, the same with the masked orthonormal scale
+ * 1/sqrt(T_max·C) 4.874, a fixed gain 0.1 3.921, the mixer's output zeroed 3.831, the learned
+ * gain from 0 3.831 (the gains stay ~0.005: the model keeps the mixing off). The gain undoes the
+ * damage; it does not make the masked DFT useful. gain=0 keeps the bare map (the direct-DFT
+ * tests, and the comparison). */
 
 #define CFNET_PI 3.14159265358979323846
 
@@ -208,6 +222,7 @@ struct causal_fnet_entry {
 
 struct causal_fnet_cfg {
     float *W; /* (2C,C): rows l < C cos(2π lc/C), rows C+l -sin(2π lc/C) */
+    int gain; /* 1: y = g ⊙ (the map), g (C) learned, starts at 0; 0: the bare map */
     struct fft_cache keys;
     struct causal_fnet_entry cache[FFT_CACHE];
 };
@@ -215,7 +230,10 @@ struct causal_fnet_cfg {
 static int causal_fnet_parse(struct mixer *m, const char *args, struct mx_error *err)
 {
     struct mixer_kv kv;
-    if (mixer_kv_parse(&kv, "causal_fnet", args, err) != 0 || mixer_kv_finish(&kv, "causal_fnet", "", err) != 0)
+    long gain;
+    if (mixer_kv_parse(&kv, "causal_fnet", args, err) != 0 ||
+        mixer_kv_int(&kv, "causal_fnet", "gain", 1, 0, 1, &gain, err) != 0 ||
+        mixer_kv_finish(&kv, "causal_fnet", "gain (1: a learned per-channel output gain from 0; 0: none)", err) != 0)
         return -1;
     if (m->T_max < 1)
         return mx_errorf(err, "mixer causal_fnet: context length %d must be >= 1", m->T_max);
@@ -224,6 +242,7 @@ static int causal_fnet_parse(struct mixer *m, const char *args, struct mx_error 
                               "--context", m->T_max, 1 << 28);
     struct causal_fnet_cfg *cfg = mx_xcalloc(sizeof *cfg);
     int C = m->C;
+    cfg->gain = (int)gain;
     cfg->W = mx_xmalloc(2 * (size_t)C * C * sizeof(float));
     for (int l = 0; l < C; l++)
         for (int c = 0; c < C; c++) {
@@ -233,8 +252,28 @@ static int causal_fnet_parse(struct mixer *m, const char *args, struct mx_error 
             cfg->W[(size_t)(C + l) * C + c] = (float)-sin(a);
         }
     m->cfg = cfg;
-    snprintf(m->spec, sizeof m->spec, "causal_fnet");
+    snprintf(m->spec, sizeof m->spec, "causal_fnet:gain=%d", cfg->gain);
     return 0;
+}
+
+/* The output gain g (C): not weight-decayed (decay would pull it back to "no mixer"). */
+static int causal_fnet_tensors(const struct mixer *m, struct mx_param *out)
+{
+    const struct causal_fnet_cfg *cfg = m->cfg;
+    int n = 0;
+    size_t at = 0;
+    if (cfg->gain)
+        mx_param_add(out, &n, &at, "gain", 1, m->C, 0, 0, 1);
+    return n;
+}
+
+/* WHY g starts at 0 (ReZero, Bachlechner et al. 2020): see "the output gain" above. */
+static void causal_fnet_init(const struct mixer *m, float *params, struct mx_rng *rng)
+{
+    const struct causal_fnet_cfg *cfg = m->cfg;
+    (void)rng;
+    if (cfg->gain)
+        memset(params, 0, sizeof(float) * (size_t)m->C);
 }
 
 static void causal_fnet_entry_clear(struct causal_fnet_entry *e)
@@ -287,12 +326,11 @@ static size_t causal_fnet_scratch_floats(const struct mixer *m, int B, int T)
     return causal_fnet_layout(m, B, T, &N, &row);
 }
 
+/* Saved: with the gain, z (B,T,C), the map's output before the gain (dg = Σ dy ⊙ z). */
 static size_t causal_fnet_saved_floats(const struct mixer *m, int B, int T)
 {
-    (void)m;
-    (void)B;
-    (void)T;
-    return 0;
+    const struct causal_fnet_cfg *cfg = m->cfg;
+    return cfg->gain ? (size_t)B * T * m->C : 0;
 }
 
 /* The cache entry for T: plans (made outside any parallel region on an aligned scratch row),
@@ -347,8 +385,6 @@ static void causal_fnet_filter(const struct causal_fnet_entry *e, fftw_complex *
 static void causal_fnet_forward(const struct mixer *m, float *y, float *saved, const float *x,
                                 const float *params, int B, int T)
 {
-    (void)saved;
-    (void)params;
     MX_ASSERT(T >= 1 && T <= m->T_max);
     const struct causal_fnet_cfg *cfg = m->cfg;
     int C = m->C, N;
@@ -361,6 +397,7 @@ static void causal_fnet_forward(const struct mixer *m, float *y, float *saved, c
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * T, 2 * C, C, 1.0f, x, C, cfg->W, C, 0.0f, A,
                 2 * C);
     const double invC = 1.0 / (double)C;
+    float *z = cfg->gain ? saved : y; /* (B,T,C) the map's output, before the gain */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < C; l++) {
@@ -374,12 +411,16 @@ static void causal_fnet_forward(const struct mixer *m, float *y, float *saved, c
             }
             memset(E + T, 0, (size_t)(N - T) * sizeof(fftw_complex));
             causal_fnet_filter(e, E, 0);
-            float *yb = y + (size_t)b * T * C;
-            for (int t = 0; t < T; t++) { /* y = a_t Re(c_t E_t) */
+            float *zb = z + (size_t)b * T * C;
+            for (int t = 0; t < T; t++) { /* z = a_t Re(c_t E_t) */
                 double re = e->chirp[t][0] * E[t][0] - e->chirp[t][1] * E[t][1];
-                yb[(size_t)t * C + l] = (float)(sqrt(invC / (t + 1)) * re);
+                zb[(size_t)t * C + l] = (float)(sqrt(invC / (t + 1)) * re);
             }
         }
+    if (cfg->gain)
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            for (int l = 0; l < C; l++)
+                y[i * C + l] = params[l] * z[i * C + l];
 }
 
 /* Backward of the linear map y = a ⊙ Re(M (x Wᵀ)) (M the masked DFT along time): with
@@ -389,10 +430,7 @@ static void causal_fnet_forward(const struct mixer *m, float *y, float *saved, c
 static void causal_fnet_backward(const struct mixer *m, float *dx, float *dparams, const float *dy,
                                  const float *saved, const float *x, const float *params, int B, int T)
 {
-    (void)dparams;
-    (void)saved;
     (void)x;
-    (void)params;
     const struct causal_fnet_cfg *cfg = m->cfg;
     int C = m->C, N;
     size_t row;
@@ -402,13 +440,18 @@ static void causal_fnet_backward(const struct mixer *m, float *dx, float *dparam
     float *rows = base + fft_round16(2 * (size_t)B * T * C);
     const struct causal_fnet_entry *e = causal_fnet_entry_get(m, (fftw_complex *)rows, T, N);
     const double invC = 1.0 / (double)C;
+    if (cfg->gain) /* dg += Σ dy ⊙ z, in a fixed order (bitwise reproducible) */
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            for (int l = 0; l < C; l++)
+                dparams[l] += dy[i * C + l] * saved[i * C + l];
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < C; l++) {
             fftw_complex *E = (fftw_complex *)(rows + ((size_t)b * C + l) * row);
             const float *dyb = dy + (size_t)b * T * C;
-            for (int t = 0; t < T; t++) { /* E_t = c_t a_t dy[t,l] */
-                double d = sqrt(invC / (t + 1)) * dyb[(size_t)t * C + l];
+            const double gl = cfg->gain ? params[l] : 1.0; /* dz = g ⊙ dy */
+            for (int t = 0; t < T; t++) { /* E_t = c_t a_t dz[t,l] */
+                double d = gl * sqrt(invC / (t + 1)) * dyb[(size_t)t * C + l];
                 E[t][0] = e->chirp[t][0] * d;
                 E[t][1] = e->chirp[t][1] * d;
             }
@@ -437,7 +480,6 @@ static size_t causal_fnet_state_floats(const struct mixer *m)
 static void causal_fnet_step(const struct mixer *m, float *y_t, float *state, const float *x_t,
                              const float *params, int t)
 {
-    (void)params;
     const struct causal_fnet_cfg *cfg = m->cfg;
     MX_ASSERT(t >= 0 && t < m->T_max);
     int C = m->C, Tm = m->T_max;
@@ -455,7 +497,7 @@ static void causal_fnet_step(const struct mixer *m, float *y_t, float *state, co
     }
     float at = (float)sqrt(1.0 / ((double)C * (t + 1)));
     for (int l = 0; l < C; l++)
-        y_t[l] = at * acc[l];
+        y_t[l] = cfg->gain ? params[l] * (at * acc[l]) : at * acc[l];
 }
 
 /* Per batch row: the hidden DFT as a GEMM (2·T·2C·C); per channel two complex FFTs of length N
@@ -473,13 +515,14 @@ static void causal_fnet_flops(const struct mixer *m, int B, int T, double *fwd, 
  * change the rounding of outputs at <= t. In double, before the final rounding to float, that
  * is ~1e-12: measured 0 (bit-identical outputs) for T = 20..1000 (tests/mixers/test_fft_mixers.c);
  * the tolerance is longconv's 1e-5, far below a real leak. */
-static const char *const causal_fnet_tests[] = {"causal_fnet", NULL};
+static const char *const causal_fnet_tests[] = {"causal_fnet", "causal_fnet:gain=0", NULL};
 
 const struct mixer_ops causal_fnet_ops = {
     .flops = causal_fnet_flops,
     .name = "causal_fnet",
-    .summary = "causal_fnet — FNet made causal: FNet's 2-D DFT (time x channels) with the future masked "
-               "out (row t keeps s <= t, time frequency t/T_max), rows scaled to unit norm, no parameters; "
+    .summary = "causal_fnet:gain=1 — FNet made causal: FNet's 2-D DFT (time x channels) with the future "
+               "masked out (row t keeps s <= t, time frequency t/T_max), rows scaled to unit norm, no mixing "
+               "parameters; gain=1: times a learned per-channel gain starting at 0 (gain=0: the bare map); "
                "computed by Bluestein's chirp identity as one fixed causal convolution per channel by "
                "zero-padded FFT; O(T·C² + C·T log T)",
     .causal = 1,
@@ -487,8 +530,8 @@ const struct mixer_ops causal_fnet_ops = {
     .test_causal_tol = 1e-5,
     .parse = causal_fnet_parse,
     .destroy = causal_fnet_destroy,
-    .tensors = fnet_tensors,
-    .init = fnet_init,
+    .tensors = causal_fnet_tensors,
+    .init = causal_fnet_init,
     .saved_floats = causal_fnet_saved_floats,
     .scratch_floats = causal_fnet_scratch_floats,
     .forward = causal_fnet_forward,

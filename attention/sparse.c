@@ -4,6 +4,7 @@
  * allowed(h, i, j) plus the key blocks it can touch; the engine turns those into a layout once
  * at parse time. Not a kernel: no attention arithmetic lives here except the ring-buffer
  * generation step of window/dilated, which reuses the engine's row kernels. */
+#include "attention/attn_kernels.h"
 #include "attention/bsa.h"
 
 #include <cblas.h>
@@ -13,6 +14,10 @@
 #include <string.h>
 
 enum { PAT_WINDOW, PAT_DILATED, PAT_STRIDED, PAT_FIXED, PAT_BIGBIRD };
+
+/* strided, split=0: gathered rows per chunk of class sequences (at least one sequence a chunk;
+ * see "strided: two dense-tiled parts" below). */
+#define STRIDED_CHUNK_ROWS (1 << 14)
 
 struct sparse_cfg {
     struct bsa_layout lay; /* first: the engine's struct (attn_common.h) */
@@ -30,6 +35,7 @@ struct sparse_cfg {
     struct bsa_layout local; /* (t-s, t], at T_max */
     struct bsa_layout cls;   /* strictly causal, at ceil(T_max/s): one residue class mod s */
     int two_part;
+    int chunk_rows; /* strided, split=0: gathered rows per chunk (STRIDED_CHUNK_ROWS) */
 };
 
 /* ---- the patterns ----------------------------------------------------------------------- */
@@ -363,6 +369,7 @@ static int strided_parse(struct mixer *m, const char *args, struct mx_error *err
     if (!c->split) {
         int n = (m->T_max + c->s - 1) / c->s;
         c->two_part = 1;
+        c->chunk_rows = STRIDED_CHUNK_ROWS;
         bsa_layout_build(&c->local, m->T_max, m->H, pow2_at_least(c->s, 16, 64), 0, local_candidates,
                          local_allowed, c);
         bsa_layout_build(&c->cls, n, 1, n >= 64 ? 64 : n >= 32 ? 32 : 16, 0, strict_candidates, strict_allowed, c);
@@ -510,13 +517,18 @@ static void ring_step(const struct mixer *m, float *o_t, float *state, const flo
  * WHY backward needs no merge: with the FINAL o and lse, P_ij = exp(s_ij - lse_i) and
  * dS_ij = P_ij (dout_i·v_j - dout_i·o_i) are the full pattern's, so each part's backward, run on
  * its own key set with the final o and lse, gives exactly that part's share of dq, dk, dv.
- * The first row of a class sees no strided key (l2 = -inf, the engine's o2 there is not used). */
+ * The first row of a class sees no strided key (l2 = -inf, the engine's o2 there is not used).
+ * WHY in chunks of classes: the classes are independent sequences, so the gathered copies
+ * (nine (sequences, n, D) buffers in backward) need only hold one chunk of at most chunk_rows
+ * rows at a time, not all B*H*T rows: at T = 64k that is ~75 MB of scratch instead of ~300 MB,
+ * and a chunk stays in the last-level cache between its gather and its engine call. */
 
 struct strided_work {
     float *eng;                /* the engine's K/V-transposed work, the larger of the two parts */
-    float *qg, *kg, *vg, *og;  /* (B*H, s, n, D) gathered; padding rows (r + a*s >= T) zero */
-    float *lg;                 /* (B*H, s, n) */
+    float *qg, *kg, *vg, *og;  /* (seq, n, D) gathered, one chunk; padding rows (r + a*s >= T) zero */
+    float *lg;                 /* (seq, n) */
     float *dg, *dqg, *dkg, *dvg; /* backward: dout gathered, and the class part's gradients */
+    int seq;                   /* class sequences per chunk */
 };
 
 /* The next count floats of base (NULL while sizing), 64-byte multiples apart. */
@@ -530,16 +542,19 @@ static float *strided_take(float *base, size_t *off, size_t count)
 static size_t strided_work_bind(const struct mixer *m, int B, int T, float *base, struct strided_work *w)
 {
     const struct sparse_cfg *c = m->cfg;
-    int s = c->s, n = (T + s - 1) / s;
-    size_t BHs = (size_t)B * m->H * s, G = BHs * n * m->D;
-    size_t e1 = 2 * (size_t)B * m->H * m->D * bsa_padded_T(T), e2 = 2 * BHs * m->D * bsa_padded_T(n);
+    int s = c->s, n = (T + s - 1) / s, total = B * m->H * s;
+    int seq = c->chunk_rows / n;
+    seq = seq < 1 ? 1 : seq > total ? total : seq;
+    size_t G = (size_t)seq * n * m->D;
+    size_t e1 = 2 * (size_t)B * m->H * m->D * bsa_padded_T(T), e2 = 2 * (size_t)seq * m->D * bsa_padded_T(n);
     size_t off = 0;
+    w->seq = seq;
     w->eng = strided_take(base, &off, e1 > e2 ? e1 : e2);
     w->qg = strided_take(base, &off, G);
     w->kg = strided_take(base, &off, G);
     w->vg = strided_take(base, &off, G);
     w->og = strided_take(base, &off, G);
-    w->lg = strided_take(base, &off, BHs * n);
+    w->lg = strided_take(base, &off, (size_t)seq * n);
     w->dg = strided_take(base, &off, G);
     w->dqg = strided_take(base, &off, G);
     w->dkg = strided_take(base, &off, G);
@@ -556,27 +571,27 @@ static size_t strided_work_floats(const struct mixer *m, int B, int T)
     return strided_work_bind(m, B, T, NULL, &w);
 }
 
-/* dst (B*H, s, n, D) <- the rows of src (B*H, T, D) by residue class, zero past T (dir = 0);
- * or dst (B*H, T, D) += the class rows of src (dir = 1). width = D (vectors) or 1 (lse). */
-static void strided_gather(float *dst, const float *src, int BH, int T, int s, int n, int width, int dir)
+/* Class sequences q0..q0+cnt-1 (sequence q = bh*s + r: positions r, r+s, ... of row bh):
+ * dst (cnt, n, width) <- those rows of src (B*H, T, width), zero past T (dir = 0); or
+ * dst (B*H, T, width) += the rows of src (cnt, n, width) (dir = 1). width = D or 1 (lse). */
+static void strided_gather(float *dst, const float *src, int T, int s, int n, int width, int q0, int cnt, int dir)
 {
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int bh = 0; bh < BH; bh++)
-        for (int r = 0; r < s; r++)
-            for (int a = 0; a < n; a++) {
-                int i = r + a * s;
-                float *g = (dir ? (float *)src : dst) + (((size_t)bh * s + r) * n + a) * width;
-                if (dir == 0) {
-                    if (i < T)
-                        memcpy(g, src + ((size_t)bh * T + i) * width, sizeof(float) * (size_t)width);
-                    else
-                        memset(g, 0, sizeof(float) * (size_t)width);
-                } else if (i < T) {
-                    float *d = dst + ((size_t)bh * T + i) * width;
-                    for (int e = 0; e < width; e++)
-                        d[e] += g[e];
-                }
+    for (int e = 0; e < cnt; e++)
+        for (int a = 0; a < n; a++) {
+            int bh = (q0 + e) / s, i = (q0 + e) % s + a * s;
+            float *g = (dir ? (float *)src : dst) + ((size_t)e * n + a) * width;
+            if (dir == 0) {
+                if (i < T)
+                    memcpy(g, src + ((size_t)bh * T + i) * width, sizeof(float) * (size_t)width);
+                else
+                    memset(g, 0, sizeof(float) * (size_t)width);
+            } else if (i < T) {
+                float *d = dst + ((size_t)bh * T + i) * width;
+                for (int k = 0; k < width; k++)
+                    d[k] += g[k];
             }
+        }
 }
 
 static void strided_forward(const struct mixer *m, float *o, float *saved, float *work, const float *q,
@@ -587,22 +602,24 @@ static void strided_forward(const struct mixer *m, float *o, float *saved, float
         bsa_forward(m, o, saved, work, q, k, v, xp, B, T);
         return;
     }
-    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, total = B * H * s;
     struct strided_work w;
     strided_work_bind(m, B, T, work, &w);
     const struct bsa_engine *E = bsa_engine();
     E->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T); /* o, lse <- the local part */
     if (n < 2)
         return; /* s >= T: no strided key */
-    strided_gather(w.qg, q, BH, T, s, n, D, 0);
-    strided_gather(w.kg, k, BH, T, s, n, D, 0);
-    strided_gather(w.vg, v, BH, T, s, n, D, 0);
-    E->forward(&c->cls, 1, D, w.og, w.lg, w.eng, w.qg, w.kg, w.vg, BH * s, n);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int bh = 0; bh < BH; bh++)
-        for (int r = 0; r < s; r++)
+    for (int q0 = 0; q0 < total; q0 += w.seq) {
+        int cnt = total - q0 < w.seq ? total - q0 : w.seq;
+        strided_gather(w.qg, q, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.kg, k, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.vg, v, T, s, n, D, q0, cnt, 0);
+        E->forward(&c->cls, 1, D, w.og, w.lg, w.eng, w.qg, w.kg, w.vg, cnt, n);
+#pragma omp parallel for schedule(static)
+        for (int e = 0; e < cnt; e++) {
+            int bh = (q0 + e) / s, r = (q0 + e) % s;
             for (int a = 1; a < n && r + a * s < T; a++) {
-                size_t gi = ((size_t)bh * s + r) * n + a, ti = (size_t)bh * T + r + (size_t)a * s;
+                size_t gi = (size_t)e * n + a, ti = (size_t)bh * T + r + (size_t)a * s;
                 float l1 = saved[ti], l2 = w.lg[gi], mx = l1 > l2 ? l1 : l2;
                 float w1 = expf(l1 - mx), w2 = expf(l2 - mx), inv = 1.0f / (w1 + w2);
                 float *oi = o + ti * D;
@@ -611,6 +628,8 @@ static void strided_forward(const struct mixer *m, float *o, float *saved, float
                     oi[d] = (w1 * oi[d] + w2 * o2[d]) * inv;
                 saved[ti] = mx + logf(w1 + w2);
             }
+        }
+    }
 }
 
 static void strided_backward(const struct mixer *m, float *dq, float *dk, float *dv, float *dxp, float *work,
@@ -622,23 +641,39 @@ static void strided_backward(const struct mixer *m, float *dq, float *dk, float 
         bsa_backward(m, dq, dk, dv, dxp, work, dout, o, saved, q, k, v, xp, B, T);
         return;
     }
-    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, BH = B * H;
+    const int H = m->H, D = m->D, s = c->s, n = (T + s - 1) / s, total = B * H * s;
     struct strided_work w;
     strided_work_bind(m, B, T, work, &w);
     const struct bsa_engine *E = bsa_engine();
     E->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
     if (n < 2)
         return;
-    strided_gather(w.qg, q, BH, T, s, n, D, 0);
-    strided_gather(w.kg, k, BH, T, s, n, D, 0);
-    strided_gather(w.vg, v, BH, T, s, n, D, 0);
-    strided_gather(w.og, o, BH, T, s, n, D, 0);
-    strided_gather(w.dg, dout, BH, T, s, n, D, 0);
-    strided_gather(w.lg, saved, BH, T, s, n, 1, 0);
-    E->backward(&c->cls, 1, D, w.dqg, w.dkg, w.dvg, 0, w.eng, w.dg, w.og, w.lg, w.qg, w.kg, w.vg, BH * s, n);
-    strided_gather(dq, w.dqg, BH, T, s, n, D, 1);
-    strided_gather(dk, w.dkg, BH, T, s, n, D, 1);
-    strided_gather(dv, w.dvg, BH, T, s, n, D, 1);
+    for (int q0 = 0; q0 < total; q0 += w.seq) {
+        int cnt = total - q0 < w.seq ? total - q0 : w.seq;
+        strided_gather(w.qg, q, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.kg, k, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.vg, v, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.og, o, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.dg, dout, T, s, n, D, q0, cnt, 0);
+        strided_gather(w.lg, saved, T, s, n, 1, q0, cnt, 0);
+        E->backward(&c->cls, 1, D, w.dqg, w.dkg, w.dvg, 0, w.eng, w.dg, w.og, w.lg, w.qg, w.kg, w.vg, cnt, n);
+        strided_gather(dq, w.dqg, T, s, n, D, q0, cnt, 1);
+        strided_gather(dk, w.dkg, T, s, n, D, q0, cnt, 1);
+        strided_gather(dv, w.dvg, T, s, n, D, q0, cnt, 1);
+    }
+}
+
+int sparse_strided_chunk_rows(struct mixer *m, int rows);
+/* For tests: set strided's (split=0) gathered rows per chunk (>= 1; fewer than one class
+ * sequence means one sequence a chunk), so small sizes run several chunks; returns the previous
+ * value. Only lower it after the work was sized: fewer rows bind less work, never more. */
+int sparse_strided_chunk_rows(struct mixer *m, int rows)
+{
+    struct sparse_cfg *c = m->cfg;
+    MX_ASSERT(c->kind == PAT_STRIDED && rows >= 1);
+    int old = c->chunk_rows;
+    c->chunk_rows = rows;
+    return old;
 }
 
 /* split=0 trains on the two parts; split=1 (whole heads per part) and generation use the
@@ -657,12 +692,14 @@ static const struct attn_core strided_core = {
  * Instead: the own block (j in i's block, j <= i) through the engine; the summaries of the
  * earlier blocks gathered per (batch, head) into packed Ks, Vs (nb*c, D), where query block b
  * sees exactly the first b*c rows: one dense (rows x b*c) score GEMM per query block, softmax
- * by rows, P Vs. The two partial softmaxes merge by log-sum-exp as for strided; backward uses
- * the final o and lse (same argument) and scatters dKs, dVs back. */
+ * by rows (the SIMD exp of attn_kernels), one GEMM P Vs. The two partial softmaxes merge by
+ * log-sum-exp as for strided; backward uses the final o and lse (same argument) and scatters
+ * dKs, dVs back. */
 
 struct fixed_work {
     float *eng;      /* the engine's work for the own-block part */
-    float *per_bh;   /* (B*H) units: Ks, Vs, dKs, dVs (P, D) each | S, dP (s, P) each */
+    float *per_bh;   /* (B*H) units: Ks, Vs, dKs, dVs (P, D) each | S, dP (s, P) each | O2 (s, D) |
+                      * the rows' max and sum (s) each */
     size_t unit;
     int P;           /* packed summary rows: (blocks - 1) * c */
 };
@@ -674,7 +711,7 @@ static size_t fixed_work_bind(const struct mixer *m, int B, int T, float *base, 
     size_t off = 0;
     w->P = (nbq - 1) * c->c;
     size_t P = (size_t)(w->P > 0 ? w->P : 1);
-    w->unit = mx_round_up(4 * P * m->D + 2 * (size_t)c->s * P, 16);
+    w->unit = mx_round_up(4 * P * m->D + 2 * (size_t)c->s * P + (size_t)c->s * m->D + 2 * (size_t)c->s, 16);
     w->eng = strided_take(base, &off, bsa_work_floats(m, B, T));
     w->per_bh = strided_take(base, &off, (size_t)B * m->H * w->unit);
     return off;
@@ -707,11 +744,14 @@ static void fixed_forward(const struct mixer *m, float *o, float *saved, float *
     bsa_engine()->forward(&c->local, H, D, o, saved, w.eng, q, k, v, B, T);
     if (nbq < 2)
         return;
+    const struct attn_kernels *ak = attn_kernels();
     const float scale = 1.0f / sqrtf((float)D);
     const int P = w.P;
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < BH; bh++) {
         float *Ks = w.per_bh + (size_t)bh * w.unit, *Vs = Ks + (size_t)P * D, *S = Vs + 3 * (size_t)P * D;
+        float *O2 = S + 2 * (size_t)s * P; /* (s, D): P Vs of one query block, unnormalised */
+        float *mx = O2 + (size_t)s * D, *l = mx + s; /* (s) each: the rows' max and exp sum */
         const size_t base = (size_t)bh * T;
         fixed_pack(Ks, Vs, k + base * D, v + base * D, s, c->c, nbq, D);
         for (int b = 1; b < nbq; b++) {
@@ -719,21 +759,20 @@ static void fixed_forward(const struct mixer *m, float *o, float *saved, float *
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, q + (base + i0) * D, D, Ks, D,
                         0.0f, S, nk);
             for (int r = 0; r < ni; r++) {
-                float *Sr = S + (size_t)r * nk, mx = -INFINITY, l = 0;
-                for (int j = 0; j < nk; j++)
-                    mx = Sr[j] > mx ? Sr[j] : mx;
-                for (int j = 0; j < nk; j++) {
-                    Sr[j] = expf(Sr[j] - mx);
-                    l += Sr[j];
-                }
-                /* merge with the own-block part: weights e^(l1 - M), e^(l2 - M), l2 = mx + log l */
+                float *Sr = S + (size_t)r * nk;
+                mx[r] = ak->max(Sr, -INFINITY, (size_t)nk);
+                l[r] = ak->exp_sum(Sr, Sr, mx[r], (size_t)nk);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, D, nk, 1.0f, S, nk, Vs, D, 0.0f, O2, D);
+            for (int r = 0; r < ni; r++) {
+                /* merge with the own-block part: weights e^(l1 - M), e^(l2 - M), l2 = max + log l */
                 size_t ti = base + i0 + r;
-                float l1 = saved[ti], l2 = mx + logf(l), M = l1 > l2 ? l1 : l2;
-                float w1 = expf(l1 - M), w2 = expf(l2 - M), inv = 1.0f / (w1 + w2);
+                float l1 = saved[ti], l2 = mx[r] + logf(l[r]), M = l1 > l2 ? l1 : l2;
+                float w1 = expf(l1 - M), w2 = expf(l2 - M), inv = 1.0f / (w1 + w2), a2 = w2 * inv / l[r];
                 float *oi = o + ti * D;
+                const float *o2 = O2 + (size_t)r * D;
                 for (int d = 0; d < D; d++)
-                    oi[d] *= w1 * inv;
-                cblas_sgemv(CblasRowMajor, CblasTrans, nk, D, w2 * inv / l, Vs, D, Sr, 1, 1.0f, oi, 1);
+                    oi[d] = oi[d] * (w1 * inv) + a2 * o2[d];
                 saved[ti] = M + logf(w1 + w2);
             }
         }
@@ -752,6 +791,7 @@ static void fixed_backward(const struct mixer *m, float *dq, float *dk, float *d
     bsa_engine()->backward(&c->local, H, D, dq, dk, dv, 0, w.eng, dout, o, saved, q, k, v, B, T);
     if (nbq < 2)
         return;
+    const struct attn_kernels *ak = attn_kernels();
     const float scale = 1.0f / sqrtf((float)D);
     const int P = w.P;
 #pragma omp parallel for schedule(static)
@@ -768,13 +808,10 @@ static void fixed_backward(const struct mixer *m, float *dq, float *dk, float *d
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, scale, qb, D, Ks, D, 0.0f, S, nk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nk, D, 1.0f, gb, D, Vs, D, 0.0f, dP, nk);
             for (int r = 0; r < ni; r++) { /* P = exp(S - lse); dS = P (dP - dout·o) */
-                float *Sr = S + (size_t)r * nk, *dPr = dP + (size_t)r * nk, lse = saved[base + i0 + r], delta = 0;
-                for (int d = 0; d < D; d++)
-                    delta += gb[(size_t)r * D + d] * ob[(size_t)r * D + d];
-                for (int j = 0; j < nk; j++) {
-                    Sr[j] = expf(Sr[j] - lse);
-                    dPr[j] = Sr[j] * (dPr[j] - delta);
-                }
+                float *Sr = S + (size_t)r * nk, *dPr = dP + (size_t)r * nk;
+                float delta = ak->dot(gb + (size_t)r * D, ob + (size_t)r * D, (size_t)D);
+                ak->exp_sum(Sr, Sr, saved[base + i0 + r], (size_t)nk);
+                ak->softmax_grad(dPr, Sr, delta, 1.0f, (size_t)nk);
             }
             /* dVs += Pᵀ dout, dq += scale dS Ks, dKs += scale dSᵀ q */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, ni, 1.0f, S, nk, gb, D, 1.0f, dVs, D);

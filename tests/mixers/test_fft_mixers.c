@@ -406,10 +406,10 @@ static int case_fnet_dft(void)
 
 static int case_causal_fnet_direct(void)
 {
-    test_dft_vs_direct("causal_fnet", 1, 6, 40, 2, 40);
-    test_dft_vs_direct("causal_fnet", 1, 8, 300, 1, 257);
-    test_dft_vs_direct("causal_fnet", 1, 5, 16, 2, 7);
-    test_dft_vs_direct("causal_fnet", 1, 4, 1, 1, 1);
+    test_dft_vs_direct("causal_fnet:gain=0", 1, 6, 40, 2, 40);
+    test_dft_vs_direct("causal_fnet:gain=0", 1, 8, 300, 1, 257);
+    test_dft_vs_direct("causal_fnet:gain=0", 1, 5, 16, 2, 7);
+    test_dft_vs_direct("causal_fnet:gain=0", 1, 4, 1, 1, 1);
     return 0;
 }
 
@@ -468,6 +468,47 @@ static int case_generic_shapes(void)
     test_generic_shapes("causal_fnet", 8, 16, 1);
     test_generic_shapes("causal_fnet", 6, 32, 13);
     test_generic_shapes("causal_fnet", 5, 9, 9);
+    /* finite-difference gradients (and the rest) at longer T, with and without the gain */
+    test_generic_shapes("causal_fnet", 8, 300, 257);
+    test_generic_shapes("causal_fnet:gain=0", 8, 1024, 1024);
+    return 0;
+}
+
+/* causal_fnet's output gain: y (gain=1) == g ⊙ y (gain=0) on the same input, and the gain's
+ * gradient is Σ_{b,t} dy ⊙ y(gain=0), written out in double. */
+static int case_causal_fnet_gain(void)
+{
+    const int C = 6, Tm = 50, B = 2, T = 37;
+    struct mc_mixer g, z;
+    if (mc_create(&g, "causal_fnet", C, 1, Tm, B, T, 7, 1.0f) != 0 ||
+        mc_create(&z, "causal_fnet:gain=0", C, 1, Tm, B, T, 7, 1.0f) != 0)
+        return 1;
+    CHECK(g.n_params == (size_t)C && z.n_params == 0, "causal_fnet: %zu gain parameters (expected %d), gain=0: %zu",
+          g.n_params, C, z.n_params);
+    size_t n = (size_t)B * T * C;
+    float *x = mx_xmalloc(n * 4), *dy = mx_xmalloc(n * 4), *yg = mx_xmalloc(n * 4), *yz = mx_xmalloc(n * 4);
+    float *dx = mx_xcalloc(n * 4), *dp = mx_xcalloc((size_t)C * 4);
+    mc_fill_normal(x, n, 41, 1.0f);
+    mc_fill_normal(dy, n, 42, 1.0f);
+    for (int l = 0; l < C; l++)
+        g.params[l] = 0.5f - 0.25f * l; /* zero and negative gains included */
+    float *sg = mc_forward(&g, yg, x, T);
+    mx_free(mc_forward(&z, yz, x, T));
+    g.m.ops->backward(&g.m, dx, dp, dy, sg, x, g.params, B, T);
+    double ey = 0, ep = 0, pmax = 1e-6;
+    for (size_t i = 0; i < n; i++)
+        ey = fmax(ey, fabs((double)yg[i] - (double)g.params[i % C] * yz[i]));
+    for (int l = 0; l < C; l++) {
+        double ref = 0;
+        for (size_t i = (size_t)l; i < n; i += (size_t)C)
+            ref += (double)dy[i] * yz[i];
+        ep = fmax(ep, fabs(dp[l] - ref));
+        pmax = fmax(pmax, fabs(ref));
+    }
+    CHECK(ey < 1e-6 && ep / pmax < 1e-5, "causal_fnet gain: y vs g*y(gain=0) %.2e, dg rel %.2e", ey, ep / pmax);
+    mx_free(sg), mx_free(x), mx_free(dy), mx_free(yg), mx_free(yz), mx_free(dx), mx_free(dp);
+    mc_free(&g);
+    mc_free(&z);
     return 0;
 }
 
@@ -531,6 +572,7 @@ int main(int argc, char **argv)
         {"vs_brute", case_vs_brute},
         {"fnet_dft", case_fnet_dft},
         {"causal_fnet_direct", case_causal_fnet_direct},
+        {"causal_fnet_gain", case_causal_fnet_gain},
         {"old_name", case_old_name},
         {"longconv_flops", case_longconv_flops},
         {"generic_shapes", case_generic_shapes},

@@ -13,6 +13,7 @@
 #include <string.h>
 
 int sparse_bigbird_random_blocks(const struct mixer *m, int h, int Q, int *out);
+int sparse_strided_chunk_rows(struct mixer *m, int rows);
 
 /* ---- the patterns, restated from their definitions ------------------------------------ */
 struct pat {
@@ -61,7 +62,8 @@ static int pat_allowed(const void *ctx, int h, int i, int j)
     return 0;
 }
 
-static int check_brute(struct pat *p, int H, int D, int T, int B)
+/* chunk > 0: strided (split=0) runs its class part in chunks of that many gathered rows. */
+static int check_brute_chunk(struct pat *p, int H, int D, int T, int B, int chunk)
 {
     struct mixer m;
     struct mixer_dims dm = {.C = H * D, .H = H, .T_max = T, .bias = 0, .layer = 3, .n_layer = 4, .seed = 99};
@@ -78,6 +80,8 @@ static int check_brute(struct pat *p, int H, int D, int T, int B)
     float *o1 = mx_xmalloc(n * 4), *o2 = mx_xmalloc(n * 4), *l1 = mx_xmalloc(nl * 4), *l2 = mx_xmalloc(nl * 4);
     float *g1 = mx_xcalloc(3 * n * 4), *g2 = mx_xcalloc(3 * n * 4);
     float *work = mx_xcalloc(core->work_floats(&m, B, T) * 4 + 64);
+    if (chunk > 0)
+        sparse_strided_chunk_rows(&m, chunk); /* after sizing: fewer rows bind less work */
     mc_fill_normal(q, n, 21 + T, 1.5f);
     mc_fill_normal(k, n, 22 + T, 1.5f);
     mc_fill_normal(v, n, 23 + T, 1.0f);
@@ -91,12 +95,17 @@ static int check_brute(struct pat *p, int H, int D, int T, int B)
     const struct bsa_layout *L = m.cfg;
     size_t full = (size_t)H * L->nb * (L->nb + 1) / 2;
     int bad = !(eo < 1e-5 && el < 1e-5 && eg < 1e-5);
-    fprintf(stderr, "%s %-28s H=%d D=%2d T=%3d vs masked brute force: o %.1e lse %.1e grads %.1e  (block %d, %zu of %zu causal pairs)\n",
-            bad ? "FAIL" : "ok  ", m.spec, H, D, T, eo, el, eg, L->bs, L->n_pairs, full);
+    fprintf(stderr, "%s %-28s H=%d D=%2d T=%3d vs masked brute force: o %.1e lse %.1e grads %.1e  (block %d, %zu of %zu causal pairs%s)\n",
+            bad ? "FAIL" : "ok  ", m.spec, H, D, T, eo, el, eg, L->bs, L->n_pairs, full, chunk > 0 ? ", chunked" : "");
     mx_free(q), mx_free(k), mx_free(v), mx_free(dout), mx_free(o1), mx_free(o2), mx_free(l1), mx_free(l2);
     mx_free(g1), mx_free(g2), mx_free(work);
     mixer_destroy(&m);
     return bad;
+}
+
+static int check_brute(struct pat *p, int H, int D, int T, int B)
+{
+    return check_brute_chunk(p, H, D, T, B, 0);
 }
 
 static int check_bad_spec(const char *spec, int H, int T_max, const char *needle)
@@ -195,6 +204,21 @@ static int case_brute_force(void)
     for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
         if (pats[i].kind >= 2)
             f += check_brute(&pats[i], 2, 16, 700, 1);
+    return f;
+}
+
+/* strided (split=0) gathers its residue classes in chunks of sequences: one sequence a chunk
+ * (rows 1), and chunks that do not divide the B*H*s sequences (rows 70: 3 of n = 22 or 4 of
+ * n = 16, with a remainder), padded classes (T not a multiple of s) included. */
+static int case_strided_chunks(void)
+{
+    int f = 0;
+    struct pat p5 = {.spec = "strided:s=5", .kind = 2, .s = 5}, p7 = {.spec = "strided:s=7", .kind = 2, .s = 7};
+    const int rows[] = {1, 70};
+    for (int i = 0; i < 2; i++) {
+        f += check_brute_chunk(&p5, 4, 8, 110, 2, rows[i]);
+        f += check_brute_chunk(&p7, 2, 16, 110, 3, rows[i]);
+    }
     return f;
 }
 
@@ -339,6 +363,7 @@ int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
         {"brute_force", case_brute_force},
+        {"strided_chunks", case_strided_chunks},
         {"useful_flops", case_useful_flops},
         {"dense_equivalence", case_dense_equivalence},
         {"bad_specs", case_bad_specs},
