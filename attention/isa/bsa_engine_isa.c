@@ -51,8 +51,8 @@ static inline __attribute__((always_inline)) mx_vf vmask(mx_vf x, uint64_t bits)
  * its FMA (20 loads per 16 FMAs, load-bound); 2 vectors x 8 rows keeps them in registers. */
 #if VW == 16 /* 32 registers: 8 x 2 = 16 accumulators */
 enum { KR = 8, KV = 2 };
-#elif VW == 8 /* 16 registers: 6 x 2 = 12 accumulators + 2 loaded + 1 broadcast */
-enum { KR = 6, KV = 2 };
+#elif VW == 8 /* 16 registers: 4 x 2 = 8 accumulators */
+enum { KR = 4, KV = 2 };
 #elif VW == 4 && MX_VREGS == 32 /* NEON: 4 x 4 = 16 accumulators, 16 columns */
 enum { KR = 4, KV = 4 };
 #elif VW == 4 /* SSE: 4 x 2 = 8 accumulators */
@@ -62,50 +62,6 @@ enum { KR = 4, KV = 4 };
 #endif
 #define KW (KV * VW)
 
-/* Rows the next register block takes when n rows are left: KR, unless that would leave 1-3
- * rows of a group (rows come in groups of 8): then 4 (KR = 6: 16 = 6 + 6 + 4, 8 = 4 + 4). */
-static inline int block_rows(int n)
-{
-    if (n < KR)
-        return n >= 4 ? 4 : n;
-    return (n - KR == 0 || n - KR >= 4) ? KR : 4;
-}
-
-/* R rows of a score block (R <= KR, a constant after inlining): S (R, lds) columns
- * 0..nv*VW-1 = A (R, D; row stride lda) · Bt (D, ld). */
-static inline __attribute__((always_inline)) void abt_rows(float *S, size_t lds, const float *A,
-                                                            size_t lda, int D, const float *Bt,
-                                                            size_t ld, const int R, const int nv)
-{
-    mx_vf acc[KR][KV];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = mx_vzero();
-    for (int d = 0; d < D; d++) {
-        mx_vf bv[KV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) {
-            bv[v] = mx_vload(Bt + (size_t)d * ld + VW * v);
-            if (R > 1)
-                mx_vkeep(&bv[v]); /* one load per block, not one per row */
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            mx_vf a = mx_vset1(A[(size_t)r * lda + d]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = mx_vfma(a, bv[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            mx_vstore(S + (size_t)r * lds + VW * v, acc[r][v]);
-}
-
 /* S (ni, lds) columns 0..nv*VW-1 = A (ni, D; row stride lda) · Bt (D, ld): rows of scores
  * against keys stored as columns (K or V transposed), vectorised over keys; nv <= KV. */
 static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds, const float *A,
@@ -114,12 +70,49 @@ static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds
                                                              const int nv)
 {
     int i = 0;
-    for (; block_rows(ni - i) == KR; i += KR)
-        abt_rows(S + (size_t)i * lds, lds, A + (size_t)i * lda, lda, D, Bt, ld, KR, nv);
-    for (; i + 4 <= ni; i += 4)
-        abt_rows(S + (size_t)i * lds, lds, A + (size_t)i * lda, lda, D, Bt, ld, 4, nv);
-    for (; i < ni; i++)
-        abt_rows(S + (size_t)i * lds, lds, A + (size_t)i * lda, lda, D, Bt, ld, 1, nv);
+    for (; i + KR <= ni; i += KR) {
+        mx_vf acc[KR][KV];
+#pragma GCC unroll 8
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = mx_vzero();
+        for (int d = 0; d < D; d++) {
+            mx_vf bv[KV];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) {
+                bv[v] = mx_vload(Bt + (size_t)d * ld + VW * v);
+                mx_vkeep(&bv[v]); /* one load per block, not one per row */
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < KR; r++) {
+                mx_vf a = mx_vset1(A[(size_t)(i + r) * lda + d]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++)
+                    acc[r][v] = mx_vfma(a, bv[v], acc[r][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                mx_vstore(S + (size_t)(i + r) * lds + VW * v, acc[r][v]);
+    }
+    for (; i < ni; i++) {
+        mx_vf acc[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[v] = mx_vzero();
+        for (int d = 0; d < D; d++) {
+            mx_vf a = mx_vset1(A[(size_t)i * lda + d]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[v] = mx_vfma(a, mx_vload(Bt + (size_t)d * ld + VW * v), acc[v]);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            mx_vstore(S + (size_t)i * lds + VW * v, acc[v]);
+    }
 }
 
 /* S (ni, lds) columns 0..nc-1 (rounded up to 16) = A · Bt: any width, in KW-column chunks
@@ -135,41 +128,6 @@ static void kern_abt(float *S, size_t lds, const float *A, size_t lda, int ni, i
         abt_block(S + c0, lds, A, lda, ni, D, Bt + c0, ld, NV16 < KV ? NV16 : KV);
 }
 
-/* R rows (R <= KR, a constant after inlining) of pv_block below. */
-static inline __attribute__((always_inline)) void pv_rows(float *out, size_t ldo, const float *P,
-                                                           size_t pr, size_t pc, int nc,
-                                                           const float *X, size_t ldx, int d0,
-                                                           const int R, const int nv)
-{
-    mx_vf acc[KR][KV];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = mx_vload(out + (size_t)r * ldo + d0 + VW * v);
-    for (int c = 0; c < nc; c++) {
-        mx_vf xv[KV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) {
-            xv[v] = mx_vload(X + (size_t)c * ldx + d0 + VW * v);
-            if (R > 1)
-                mx_vkeep(&xv[v]);
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            mx_vf p = mx_vset1(P[(size_t)r * pr + (size_t)c * pc]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = mx_vfma(p, xv[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            mx_vstore(out + (size_t)r * ldo + d0 + VW * v, acc[r][v]);
-}
-
 /* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D; row stride ldx), P(r,c) =
  * P[r*pr + c*pc], columns d0..d0+nv*VW-1 only (nv <= KV). Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q
  * through the strides. */
@@ -179,12 +137,49 @@ static inline __attribute__((always_inline)) void pv_block(float *out, size_t ld
                                                             const int nv)
 {
     int r0 = 0;
-    for (; block_rows(nr - r0) == KR; r0 += KR)
-        pv_rows(out + (size_t)r0 * ldo, ldo, P + (size_t)r0 * pr, pr, pc, nc, X, ldx, d0, KR, nv);
-    for (; r0 + 4 <= nr; r0 += 4)
-        pv_rows(out + (size_t)r0 * ldo, ldo, P + (size_t)r0 * pr, pr, pc, nc, X, ldx, d0, 4, nv);
-    for (; r0 < nr; r0++)
-        pv_rows(out + (size_t)r0 * ldo, ldo, P + (size_t)r0 * pr, pr, pc, nc, X, ldx, d0, 1, nv);
+    for (; r0 + KR <= nr; r0 += KR) {
+        mx_vf acc[KR][KV];
+#pragma GCC unroll 8
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = mx_vload(out + (size_t)(r0 + r) * ldo + d0 + VW * v);
+        for (int c = 0; c < nc; c++) {
+            mx_vf xv[KV];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) {
+                xv[v] = mx_vload(X + (size_t)c * ldx + d0 + VW * v);
+                mx_vkeep(&xv[v]);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < KR; r++) {
+                mx_vf p = mx_vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++)
+                    acc[r][v] = mx_vfma(p, xv[v], acc[r][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                mx_vstore(out + (size_t)(r0 + r) * ldo + d0 + VW * v, acc[r][v]);
+    }
+    for (; r0 < nr; r0++) {
+        mx_vf acc[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[v] = mx_vload(out + (size_t)r0 * ldo + d0 + VW * v);
+        for (int c = 0; c < nc; c++) {
+            mx_vf p = mx_vset1(P[(size_t)r0 * pr + (size_t)c * pc]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[v] = mx_vfma(p, mx_vload(X + (size_t)c * ldx + d0 + VW * v), acc[v]);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            mx_vstore(out + (size_t)r0 * ldo + d0 + VW * v, acc[v]);
+    }
 }
 
 static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc, int nr, int nc,
