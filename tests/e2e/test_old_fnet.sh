@@ -11,24 +11,16 @@ FIX="$(cd "$(dirname "$0")" && pwd)/fixtures/causal_fnet_run"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/old_run.sh"
 export OMP_WAIT_POLICY=PASSIVE
 cp -r "$FIX" "$TMP/run"
 
-# 1. eval: the old binary printed "loss": 1.3932793346735148 (eval --json --threads 1, avx2;
-# 1.3932793375391226 at MIXLM_ISA=scalar): agree to 1e-7 relative.
-"$BIN" eval "$TMP/run" --json --threads 1 >"$TMP/eval.json" 2>"$TMP/err" || fail "eval exited $?: $(cat "$TMP/err")"
-loss=$(sed -n 's/.*"loss":[[:space:]]*\([-0-9.eE+]*\),.*/\1/p' "$TMP/eval.json")
-[ -n "$loss" ] && awk -v l="$loss" 'BEGIN { r = 1.3932793346735148; d = (l - r) / r; exit !(d < 1e-7 && d > -1e-7) }' ||
-    fail "eval loss differs: $(cat "$TMP/eval.json")"
-grep -q '"attn":[[:space:]]*"causal_fnet:gain=0"' "$TMP/eval.json" ||
-    fail "eval does not report the mixer as causal_fnet:gain=0: $(grep attn "$TMP/eval.json")"
+# 1. eval: the old binary printed "loss": 1.3932793346735148 (1.3932793375391226 at MIXLM_ISA=scalar).
+old_run_eval "$TMP/run" 1.3932793346735148 'causal_fnet:gain=0'
 echo "ok   eval of the old run: same loss, mixer reported as causal_fnet:gain=0"
 
-# 2. generate: the old binary produced this text (--prompt ab --tokens 20 --seed 3 --threads 1).
-printf 'abbb baa bc cbbcb   cb\n' >"$TMP/gen_old.txt"
-"$BIN" generate "$TMP/run" --prompt "ab" --tokens 20 --seed 3 --threads 1 >"$TMP/gen.txt" 2>"$TMP/err" ||
-    fail "generate exited $?: $(cat "$TMP/err")"
-cmp -s "$TMP/gen.txt" "$TMP/gen_old.txt" || fail "generated text differs: $(od -c "$TMP/gen.txt" | head -3)"
+# 2. generate: the text the old binary produced.
+old_run_generate "$TMP/run" $'abbb baa bc cbbcb   cb\n'
 echo "ok   generate from the old run: same text"
 
 # 3. resume: trains on, and the new checkpoint stores the explicit spec.

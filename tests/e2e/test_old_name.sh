@@ -10,26 +10,17 @@ FIX="$(cd "$(dirname "$0")" && pwd)/fixtures/fourier_run"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/old_run.sh"
 export OMP_WAIT_POLICY=PASSIVE
 cp -r "$FIX" "$TMP/run"
 
-# 1. eval: the old binary printed "loss": 1.6390671415461435 for this run (eval --json --threads 1).
-"$BIN" eval "$TMP/run" --json --threads 1 >"$TMP/eval.json" 2>"$TMP/err" || fail "eval exited $?: $(cat "$TMP/err")"
-# That figure came from the AVX2 kernels; another ISA level (MIXLM_ISA=scalar in CI) rounds
-# differently in the last bits (1.6390671376828794 at scalar), so the loss must agree to 1e-7
-# relative: a wrong mapping of the old name (other filter, no value projection) moves it by >1e-2.
-loss=$(sed -n 's/.*"loss":[[:space:]]*\([-0-9.eE+]*\),.*/\1/p' "$TMP/eval.json")
-[ -n "$loss" ] && awk -v l="$loss" 'BEGIN { r = 1.6390671415461435; d = (l - r) / r; exit !(d < 1e-7 && d > -1e-7) }' ||
-    fail "eval loss differs: $(cat "$TMP/eval.json")"
-grep -q '"attn":[[:space:]]*"longconv:filter=learned,vproj=1"' "$TMP/eval.json" ||
-    fail "eval does not report the mixer as longconv: $(grep attn "$TMP/eval.json")"
+# 1. eval: the old binary printed "loss": 1.6390671415461435 for this run (1.6390671376828794 at
+# MIXLM_ISA=scalar).
+old_run_eval "$TMP/run" 1.6390671415461435 'longconv:filter=learned,vproj=1'
 echo "ok   eval of the old run: same loss, mixer reported as longconv"
 
-# 2. generate: the old binary produced this text (--prompt ab --tokens 20 --seed 3 --threads 1).
-printf 'abbb aaa bc\ncbbbb\n\n\ncb\n' >"$TMP/gen_old.txt"
-"$BIN" generate "$TMP/run" --prompt "ab" --tokens 20 --seed 3 --threads 1 >"$TMP/gen.txt" 2>"$TMP/err" ||
-    fail "generate exited $?: $(cat "$TMP/err")"
-cmp -s "$TMP/gen.txt" "$TMP/gen_old.txt" || fail "generated text differs: $(od -c "$TMP/gen.txt" | head -3)"
+# 2. generate: the text the old binary produced.
+old_run_generate "$TMP/run" $'abbb aaa bc\ncbbbb\n\n\ncb\n'
 echo "ok   generate from the old run: same text"
 
 # 3. resume: trains on, and the new checkpoint stores the new name.
