@@ -42,7 +42,7 @@ int mx_cuda_init(struct mx_cuda *c, struct mx_error *err);
 /* Destroy the handle and the stream (waits for queued work). Safe on a zeroed struct. */
 void mx_cuda_free(struct mx_cuda *c);
 
-/* Device memory. All abort with context on failure (resource failure, as mx_xmalloc):
+/* Device memory. All exit 1 with context on failure (mx_fatal: a resource failure, as mx_xmalloc):
  * never return NULL for bytes > 0. mx_cuda_malloc returns 256-byte aligned memory. */
 void *mx_cuda_malloc(const struct mx_cuda *c, size_t bytes);
 void mx_cuda_dfree(const struct mx_cuda *c, void *dev); /* NULL is a no-op */
@@ -53,7 +53,7 @@ void mx_cuda_download(const struct mx_cuda *c, void *host, const void *dev, size
 /* Asynchronous on the stream: device-to-device copy, and a byte fill (memset semantics). */
 void mx_cuda_copy(const struct mx_cuda *c, void *dst, const void *src, size_t bytes);
 void mx_cuda_fill_bytes(const struct mx_cuda *c, void *dev, int byte, size_t bytes);
-/* Wait for all work queued on the stream; aborts with context if any of it failed. */
+/* Wait for all work queued on the stream; exits 1 with context (mx_fatal) if any of it failed. */
 void mx_cuda_sync(const struct mx_cuda *c);
 /* One line about the device for logs: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)". */
 void mx_cuda_describe(const struct mx_cuda *c, char *buf, size_t len);
@@ -64,7 +64,7 @@ void mx_cuda_describe(const struct mx_cuda *c, char *buf, size_t len);
 
 /* ---- for .cu files only ------------------------------------------------------------------
  * MX_CUDA_CHECK(call): a CUDA runtime call that must succeed; on failure print the call, the
- * error name and string, file and line, then abort (resource failure, STYLE.md).
+ * error name and string, file and line, then exit 1 (mx_fatal: a resource failure, not a bug).
  * MX_CUDA_LAUNCHED(c): after every kernel launch; checks the launch error and, with
  * c->debug_sync, synchronises so a fault is attributed to this kernel. */
 #if defined(__CUDACC__)
