@@ -8,6 +8,7 @@
 #include "nn/nn.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 /* ---- the finite-difference harness --------------------------------------------------------
@@ -455,6 +456,54 @@ static int case_linear_no_bias(void)
     return test_linear(0);
 }
 
+/* mx_sgemm against a double-precision reference: both transposes of each operand, split along
+ * rows (M >= N) and along columns, sizes that leave ragged blocks, beta 0 and 1, at 1 and 2
+ * OpenMP threads (2: the split path, one single-threaded sgemm per block). */
+static int case_sgemm_split(void)
+{
+    static const int shapes[][3] = {{301, 67, 215}, {67, 301, 215}, {1030, 257, 33}, {40, 2049, 70}};
+    int saved = omp_get_max_threads();
+    struct mx_rng rng;
+    mx_rng_seed3(&rng, 11, 0, 0);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = mx_xmalloc(sizeof(float) * M * K), *B = mx_xmalloc(sizeof(float) * K * N);
+        float *C = mx_xmalloc(sizeof(float) * M * N), *C0 = mx_xmalloc(sizeof(float) * M * N);
+        for (int i = 0; i < M * K; i++)
+            A[i] = mx_rng_uniform(&rng) - 0.5f;
+        for (int i = 0; i < K * N; i++)
+            B[i] = mx_rng_uniform(&rng) - 0.5f;
+        for (int i = 0; i < M * N; i++)
+            C0[i] = mx_rng_uniform(&rng) - 0.5f;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++)
+                    for (int nt = 1; nt <= 2; nt++) {
+                        memcpy(C, C0, sizeof(float) * M * N);
+                        omp_set_num_threads(nt);
+                        mx_sgemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, (float)beta, C, N);
+                        double worst = 0;
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++) {
+                                double r = beta ? C0[i * N + j] : 0;
+                                for (int k = 0; k < K; k++)
+                                    r += (double)(ta ? A[k * M + i] : A[i * K + k]) *
+                                         (tb ? B[j * K + k] : B[k * N + j]);
+                                double e = fabs(C[i * N + j] - r);
+                                worst = e > worst ? e : worst;
+                            }
+                        CHECK(worst < 1e-4, "%dx%dx%d ta %d tb %d beta %d threads %d: max error %g", M, N, K, ta,
+                              tb, beta, nt, worst);
+                    }
+        mx_free(A);
+        mx_free(B);
+        mx_free(C);
+        mx_free(C0);
+    }
+    omp_set_num_threads(saved);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
@@ -465,6 +514,7 @@ int main(int argc, char **argv)
         {"embedding", case_embedding},
         {"linear_bias", case_linear_bias},
         {"linear_no_bias", case_linear_no_bias},
+        {"sgemm_split", case_sgemm_split},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
