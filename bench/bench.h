@@ -52,7 +52,8 @@ struct bench_row {
 struct bench_result {
     struct bench_row *rows; /* (n_attn, n_ctx), mixer-major */
     size_t n_rows;
-    double sgemm; /* GFLOP/s of the ceiling; <= 0 when not measured */
+    double sgemm;    /* GFLOP/s of the ceiling; <= 0 when not measured */
+    double fma_peak; /* GFLOP/s of the FMA loop on every thread (the arithmetic peak); <= 0: not measured */
 };
 
 /* Defaults: B 1, C 128, H 4, L 1, 5 repeats, 1 warm-up, 600 s, automatic memory budget,

@@ -6,6 +6,7 @@
 #include "bench/internal.h"
 
 #include "attention/mixer_internal.h"
+#include "nn/kernels.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -27,6 +28,7 @@ struct bench_msg {
     double core_forward_ms, core_train_ms; /* medians; < 0: the mixer has no separate core */
     double iter_s;               /* one warm-up forward+backward, seconds (for predicting larger T) */
     double peak_mb;              /* ru_maxrss of the child */
+    double fma_gflops;           /* the sgemm child: every thread's FMA rate together */
     char note[BENCH_NOTE_MAX];
 };
 
@@ -118,6 +120,28 @@ static void child_send(int fd, const struct bench_msg *msg)
     }
 }
 
+/* The arithmetic peak: every thread runs the level's FMA loop (nn_kernels()->fma_peak) at once,
+ * 2e6 rounds (~0.05-0.3 s); median of 5 after a warm-up. What sgemm and the model's GFLOP/s are
+ * a fraction of: a figure near it cannot be raised by better code on this machine. */
+static double fma_peak_gflops(int threads)
+{
+    const struct nn_kernels *k = nn_kernels();
+    const long iters = 2000000;
+    double t[5];
+    volatile float sink = 0;
+    for (int r = -1; r < 5; r++) {
+        double t0 = mx_now();
+        float acc = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+        acc += k->fma_peak(iters);
+        sink += acc;
+        if (r >= 0)
+            t[r] = mx_now() - t0;
+    }
+    (void)sink;
+    return 2.0 * MX_FMA_CHAINS * k->vw * (double)iters * threads / median(t, 5) * 1e-9;
+}
+
 /* The sgemm ceiling: C (n,n) = A (n,n) B (n,n), median GFLOP/s of 9 after 3 warm-ups. */
 static void child_sgemm(const struct bench_opts *o, struct bench_msg *msg)
 {
@@ -140,6 +164,7 @@ static void child_sgemm(const struct bench_opts *o, struct bench_msg *msg)
     msg->ok = 1;
     msg->iter_s = s;
     msg->train_ms = 2.0 * n * n * (double)n / s * 1e-9; /* GFLOP/s */
+    msg->fma_gflops = fma_peak_gflops(o->threads);
 }
 
 /* Allocate a zeroed, touched buffer or fill msg->note and return NULL. */
@@ -427,6 +452,7 @@ int bench_plan(const struct bench_opts *o, struct bench_result *res, struct mx_e
     res->rows = rows;
     res->n_rows = n_rows;
     res->sgemm = -1;
+    res->fma_peak = -1;
     return 0;
 }
 
@@ -442,13 +468,15 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
     struct bench_msg msg;
     struct child_job sj = {.o = o, .spec = NULL, .T = 0};
     mx_set_threads(o->threads);
-    if (!o->no_sgemm && run_child(&sj, 60, &msg) == 0 && msg.ok)
+    if (!o->no_sgemm && run_child(&sj, 60, &msg) == 0 && msg.ok) {
         res->sgemm = msg.train_ms;
+        res->fma_peak = msg.fma_gflops;
+    }
     double sgemm = res->sgemm;
 
     int progress = o->format != BENCH_TEXT && isatty(fileno(stderr));
     if (o->format == BENCH_TEXT)
-        bench_text_header(o, sgemm, coretype);
+        bench_text_header(o, sgemm, res->fma_peak, coretype);
     else if (o->format == BENCH_CSV)
         bench_csv_head(stdout);
 

@@ -15,7 +15,7 @@ void bench_csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *
 /* The whole result as a JSON array text; free with cJSON_free. */
 char *bench_json_table(const struct bench_opts *o, const struct bench_result *res);
 /* Text format, on stdout: the header (settings, sgemm ceiling, load), one row, the ratios. */
-void bench_text_header(const struct bench_opts *o, double sgemm, const char *coretype);
+void bench_text_header(const struct bench_opts *o, double sgemm, double fma_peak, const char *coretype);
 void bench_text_row(const struct bench_opts *o, const struct bench_row *r);
 void bench_text_ratios(const struct bench_opts *o, const struct bench_row *rows);
 

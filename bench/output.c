@@ -2,6 +2,7 @@
  * state and the ratios to the reference mixer), CSV and a JSON array; CSV and JSON also as files
  * written atomically. Not measuring anything (harness.c). */
 #include "bench/internal.h"
+#include "nn/kernels.h"
 #include "nn/isa.h"
 
 #include <stdlib.h>
@@ -119,7 +120,7 @@ static int write_csv(FILE *f, void *ctx, struct mx_error *err)
     return ferror(f) ? mx_errorf(err, "writing CSV failed (disk full?)") : 0;
 }
 
-void bench_text_header(const struct bench_opts *o, double sgemm, const char *coretype)
+void bench_text_header(const struct bench_opts *o, double sgemm, double fma_peak, const char *coretype)
 {
     printf("mixlm bench: B=%d C=%d H=%d D=%d layers=%d threads=%d repeats=%d warmup=%d "
            "time-budget=%gs mem-budget=%.0fMiB%s\n",
@@ -132,6 +133,9 @@ void bench_text_header(const struct bench_opts *o, double sgemm, const char *cor
     else
         printf("sgemm ceiling: not measured (%s), OPENBLAS_CORETYPE=%s\n",
                o->no_sgemm ? "--no-sgemm" : "the child failed", coretype ? coretype : "(unset)");
+    if (fma_peak > 0)
+        printf("arithmetic peak: FMA loop (%s, %d chains, %d threads) = %.1f GFLOP/s; sgemm at %.0f%% of it\n",
+               mx_isa_name(), MX_FMA_CHAINS, o->threads, fma_peak, 100.0 * sgemm / fma_peak);
     /* The host is shared and noisy: the load at start tells a reader how far to trust it. */
     FILE *lf = fopen("/proc/loadavg", "r");
     double l1 = -1;

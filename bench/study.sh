@@ -17,8 +17,9 @@
 #   full     ~75 min on 2 cores (recall ~42); --quick ~5 min (context 1024, recall at 256, cost to 16k, a
 #            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
-# env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), RECALL_BUDGETS
-#      ("S1 S2 ...": seconds per recall run at each recall T, in the order of --list)
+# env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), RECALL_T
+#      ("T1 T2 ...": the recall lengths, default 256), RECALL_BUDGETS ("S1 S2 ...": seconds per
+#      recall run at each recall T, in the order of --list; needed when RECALL_T is set)
 set -euo pipefail
 trap 'echo "study.sh: failed at line $LINENO (see the log in the output directory)" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --data) data=${2:?--data needs a file}; shift ;;
     --threads) threads=${2:?--threads needs a number}; shift ;;
     --list) list=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "study.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,12 +67,12 @@ case $mode in
   full)
     LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.01
-    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-150}) RC_FILE_TOKENS=10000000
+    RC_T=(${RECALL_T:-256}) RC_BUDGETS=(${RECALL_BUDGETS:-150}) RC_FILE_TOKENS=10000000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
     LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
-    RC_T=(256) RC_BUDGETS=(${RECALL_BUDGETS:-6}) RC_FILE_TOKENS=1000000
+    RC_T=(${RECALL_T:-256}) RC_BUDGETS=(${RECALL_BUDGETS:-6}) RC_FILE_TOKENS=1000000
     COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
   smoke)
     LM_CTX=(128) LM_BUDGET=${LM_BUDGET:-1} LM_LAYERS=1 LM_DIM=32 LM_HEADS=2 LM_TOKENS=512

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # train_speed.sh — ms per training step of mixlm and of the nanoGPT-equivalent PyTorch script
 # (tests/ref/nanogpt.py), same config, same threads, interleaved A B A B in one run; prints the
-# medians, the ratio, model FLOPs/step and achieved GFLOP/s against a measured sgemm ceiling.
+# medians, the ratio, model FLOPs/step and achieved GFLOP/s against a measured sgemm ceiling and the
+# FMA peak (`mixlm bench`'s header).
 # Usage: bench/train_speed.sh [baby|small|all]   (env: MIXLM_BIN, THREADS=2, ROUNDS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,14 +34,17 @@ run_cfg() { # name, steps, args...
   done
   med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
   mm=$(med "${m[@]}"); tm=$(med "${t[@]}")
-  awk -v n="$name" -v mm="$mm" -v tm="$tm" -v gf="$gf" -v ceil="$ceil" 'BEGIN{
-    printf "%-6s mixlm %8.1f ms/step | pytorch %8.1f ms/step | pytorch/mixlm %.2fx | %.2f GFLOP/step: mixlm %.0f GFLOP/s (%.0f%% of sgemm %.0f), pytorch %.0f GFLOP/s\n",
-      n, mm, tm, tm/mm, gf, gf/mm*1000, 100*gf/mm*1000/ceil, ceil, gf/tm*1000 }'
+  awk -v n="$name" -v mm="$mm" -v tm="$tm" -v gf="$gf" -v ceil="$ceil" -v peak="${peak:-0}" 'BEGIN{
+    printf "%-6s mixlm %8.1f ms/step | pytorch %8.1f ms/step | pytorch/mixlm %.2fx | %.2f GFLOP/step: mixlm %.0f GFLOP/s (%.0f%% of sgemm %.0f", \
+      n, mm, tm, tm/mm, gf, gf/mm*1000, 100*gf/mm*1000/ceil, ceil
+    if (peak > 0) printf ", %.0f%% of FMA peak %.0f", 100*gf/mm*1000/peak, peak
+    printf "), pytorch %.0f GFLOP/s\n", gf/tm*1000 }'
 }
 
-ceil=$("$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null \
-       | sed -nE 's/.*= ([0-9.]+) GFLOP\/s.*/\1/p' | head -1)
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $threads; sgemm 1024^3 ceiling ${ceil} GFLOP/s"
+hdr=$("$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null)
+ceil=$(sed -nE 's/^sgemm ceiling.*= ([0-9.]+) GFLOP\/s.*/\1/p' <<< "$hdr" | head -1)
+peak=$(sed -nE 's/^arithmetic peak.*= ([0-9.]+) GFLOP\/s.*/\1/p' <<< "$hdr" | head -1)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $threads; sgemm 1024^3 ceiling ${ceil} GFLOP/s; FMA peak ${peak:-n/a} GFLOP/s"
 echo "date: $(date -u +%F\ %H:%M) UTC; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$which" = baby ] || [ "$which" = all ]; then
   echo "baby (4L 4H 128, T 64, B 12):"

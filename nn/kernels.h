@@ -33,7 +33,14 @@ struct nn_kernels {
     void (*vexp)(float *y, const float *x, size_t n);
     void (*vexpn)(float *y, const float *x, size_t n);
     void (*vtanh)(float *y, const float *x, size_t n);
+    /* The calling thread's fp32 FMA rate: `iters` rounds of MX_FMA_CHAINS independent vector
+     * FMAs (2 * MX_FMA_CHAINS * vw FLOPs a round); returns a sum so nothing is optimised away.
+     * The ceiling every GFLOP/s figure is read against (mixlm bench prints it). */
+    float (*fma_peak)(long iters);
 };
+/* Independent accumulators of fma_peak: enough to hide FMA latency x pipes (Zen 3/4/5: 4 x 2,
+ * Intel from Skylake: 4 x 2, Apple M: 4 x 4) with at most 16 vector registers in use. */
+#define MX_FMA_CHAINS 12
 
 /* The table of a level; NULL when this build lacks it or this CPU cannot run it. */
 const struct nn_kernels *nn_kernels_at(enum mx_isa isa);

@@ -376,6 +376,29 @@ static void vtanh(float *y, const float *x, size_t n)
     }
 }
 
+/* MX_FMA_CHAINS independent FMA chains; the multiplier comes from memory the compiler cannot see
+ * through (volatile) and the sum is returned, so no chain can be folded away. */
+static float fma_peak(long iters)
+{
+    static volatile float seed = 0.999999f;
+    mx_vf m = mx_vset1(seed), acc[MX_FMA_CHAINS];
+    /* Fully unrolled so the accumulators live in registers (without it GCC kept them in memory:
+     * one load and store per FMA). */
+#pragma GCC unroll 16
+    for (int j = 0; j < MX_FMA_CHAINS; j++)
+        acc[j] = mx_vset1(seed * (float)(j + 1));
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < MX_FMA_CHAINS; j++)
+            acc[j] = mx_vfma(acc[j], m, m);
+    }
+    mx_vf s = acc[0];
+#pragma GCC unroll 16
+    for (int j = 1; j < MX_FMA_CHAINS; j++)
+        s = s + acc[j];
+    return mx_vhsum(s);
+}
+
 const struct nn_kernels MX_ISA_FN(nn_kernels) = {
     .isa = MX_SIMD_NAME,
     .vw = MX_VW,
@@ -391,4 +414,5 @@ const struct nn_kernels MX_ISA_FN(nn_kernels) = {
     .vexp = vexp,
     .vexpn = vexpn,
     .vtanh = vtanh,
+    .fma_peak = fma_peak,
 };

@@ -74,10 +74,12 @@ grep -q "over time budget" "$TMP/time.csv" || fail "no 'over time budget' note: 
 grep -q "16384.*already exceeded the time budget" "$TMP/time.csv" ||
     fail "larger context not skipped: $(cat "$TMP/time.csv")"
 
-# 4. Text output: the sgemm ceiling line and the ratio summary.
+# 4. Text output: the sgemm ceiling line, the arithmetic peak (a positive rate) and the ratio summary.
 "$BIN" bench --attn dense --attn dense --context 32 --dim 16 --heads 2 --repeats 1 >"$TMP/out.txt" 2>&1 ||
     fail "text output exited $?"
 grep -q "sgemm ceiling" "$TMP/out.txt" || fail "no sgemm ceiling line"
+grep -Eq "^arithmetic peak: FMA loop .* = [0-9]*[1-9][0-9]*\.[0-9] GFLOP/s; sgemm at [0-9]+% of it" "$TMP/out.txt" ||
+    fail "no arithmetic peak line: $(grep -i peak "$TMP/out.txt")"
 grep -q "relative to dense" "$TMP/out.txt" || fail "no ratio summary"
 
 # 5. Errors: an unknown mixer names itself and exits 2; so do bad flags and lengths.

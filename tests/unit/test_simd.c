@@ -2,7 +2,8 @@
  * (through each level's kernel table) against double-precision exp/tanh over a sweep and the
  * extremes, bitwise against the scalar mx_expf/mx_tanhf they port, tails that must not write
  * past n; the helpers of nn/simd.h at this file's own width; and the MIXLM_ISA choice (a bad or
- * unavailable value is an error). Not the layer kernels (test_nn_kernels.c). */
+ * unavailable value is an error); each level's FMA-peak loop computes what it claims. Not the
+ * layer kernels (test_nn_kernels.c). */
 #include "check.h"
 #include "core/core.h"
 #include "nn/fastmath.h"
@@ -34,8 +35,27 @@ static int same_bits(float a, float b)
     return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
 }
 
+/* fma_peak computes acc_j <- acc_j * m + m from acc_j = m (j + 1), m = 0.999999, MX_FMA_CHAINS
+ * chains, and returns the sum over chains and lanes: after n rounds
+ * vw * sum_j [m (j + 1) m^n + m (1 - m^n) / (1 - m)]. Rounding (one per FMA at FMA levels, two
+ * elsewhere) stays far below 1e-4 relative for n = 1000; a chain dropped, a lane lost or the
+ * loop folded away is off by 1/12 or more. */
+static void test_fma_peak(const struct nn_kernels *k)
+{
+    const double m = (double)0.999999f;
+    for (long n = 0; n <= 1000; n += 1000) {
+        double mn = pow(m, (double)n), want = 0;
+        for (int j = 0; j < MX_FMA_CHAINS; j++)
+            want += (double)(float)(0.999999f * (float)(j + 1)) * mn + m * (1 - mn) / (1 - m);
+        want *= k->vw;
+        double got = k->fma_peak(n);
+        CHECK(fabs(got - want) <= 1e-4 * want, "%s fma_peak(%ld) = %.6g, want %.6g", k->isa, n, got, want);
+    }
+}
+
 static void test_level(const struct nn_kernels *k)
 {
+    test_fma_peak(k);
     enum { NS = 400001 };
     float *x = malloc(NS * sizeof(float)), *y = malloc(NS * sizeof(float));
     /* x in [-100, 100], plus the edges of the range and the special values. */
