@@ -66,9 +66,12 @@ int model_config_from_json(struct mx_config *c, const cJSON *j, struct mx_error 
         const cJSON *s = cJSON_GetArrayItem(attn, l);
         if (!cJSON_IsString(s) || strlen(s->valuestring) >= MX_SPEC_MAX)
             return mx_errorf(err, "config field 'attn[%d]' is not a mixer spec", l);
-        /* WHY: causal_fnet's canonical spec had no options until the output gain (default on)
-         * came; a checkpoint that stored the bare name holds the bare map, which is gain=0. */
-        const char *spec = strcmp(s->valuestring, "causal_fnet") == 0 ? "causal_fnet:gain=0" : s->valuestring;
+        /* WHY: causal_fnet's and shift's canonical specs had no options until their output
+         * gains (default on) came; a checkpoint that stored the bare name holds the bare map,
+         * which is gain=0. */
+        const char *spec = strcmp(s->valuestring, "causal_fnet") == 0 ? "causal_fnet:gain=0"
+                           : strcmp(s->valuestring, "shift") == 0     ? "shift:gain=0"
+                                                                      : s->valuestring;
         snprintf(c->attn[l], sizeof c->attn[l], "%s", spec);
     }
     return 0;
