@@ -9,7 +9,8 @@
 #      the in-sequence guess (the score of a model that knows the values but not the keys);
 #   3. cost: `mixlm bench` forward+backward time and peak memory of the same spec strings.
 # Outputs in --out: study.csv, recall.csv, cost.csv, curves.csv, machine.txt, report.html,
-# README_table.md (and runs/, bench.csv, study.log). Not a benchmark of the whole model's speed
+# README_table.md, claims.md (bench/claims.sh: the literature's claims with this study's figures)
+# (and runs/, bench.csv, study.log). Not a benchmark of the whole model's speed
 # against PyTorch (train_speed.sh) and no plots of its own (`mixlm report --study` draws them).
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
@@ -278,4 +279,5 @@ recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_BATCH sequences per
 cost: mixlm bench, 1 layer, dim 128, 4 heads, batch 1, $COST_REPEATS repeats (median), T = $COST_T
 EOF
 "$bin" report --study "$out" -o "$out/report.html" >> "$log"
-say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html"
+"$root/bench/claims.sh" "$out" > "$out/claims.md"
+say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html, claims.md"

@@ -2,7 +2,7 @@
 # test_study.sh — bench/study.sh --smoke end to end (tiny models and budgets: the machinery, not
 # the figures), then bench/check_study.sh on its outputs: every mixer present, every row
 # complete (the recall rows with their in-sequence guess), the specs of quality and cost identical
-# per row, the report and README table written.
+# per row, the report, README table and claims (bench/claims.sh) written.
 set -u
 bin=${MIXLM_BIN:?MIXLM_BIN not set}
 src=${MIXLM_SOURCE_DIR:?MIXLM_SOURCE_DIR not set}
@@ -38,4 +38,8 @@ if grep -q 'in-sequence guess' "$dir/out/README_table.md" &&
               END { exit !(n && !bad) }' "$dir/out/README_table.md"; then
   echo "ok   README_table.md has the in-sequence guess column"
 else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associative' "$dir/out/README_table.md"; fail=1; fi
+# claims.md: the six claims, each a bullet with dense's own figure in it.
+if [ "$(grep -c '^- \*' "$dir/out/claims.md" 2>/dev/null)" = 6 ] && grep -q 'dense [0-9.]* ms' "$dir/out/claims.md"; then
+  echo "ok   claims.md has the six claims with figures"
+else echo "FAIL claims.md: $(cat "$dir/out/claims.md" 2>&1 | head -8)"; fail=1; fi
 exit $fail
