@@ -13,7 +13,7 @@ dir=${1:?usage: bench/check_study.sh DIR [--quick | --smoke]}
 mode=${2:-}
 fail=0
 bad() { echo "FAIL $*"; fail=1; }
-for f in study.csv recall.csv cost.csv curves.csv machine.txt report.html README_table.md; do
+for f in study.csv recall.csv cost.csv curves.csv machine.txt report.html README_table.md claims.md; do
   [ -s "$dir/$f" ] || bad "$dir/$f is missing or empty"
 done
 [ "$fail" = 0 ] || exit 1

@@ -14,18 +14,22 @@
 # against PyTorch (train_speed.sh) and no plots of its own (`mixlm report --study` draws them).
 #
 # usage: bench/study.sh [--quick | --smoke] [--out DIR] [--data FILE] [--threads N] [--list]
+#                      [--parts 123] [--mixers "NAME ..."]
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
+#   --parts, --mixers  a partial study (e.g. --parts 1 --mixers "dense shift" with a longer
+#            LM_BUDGET): the CSVs of the parts run; no report.html or claims.md, which need all
 #   full     ~75 min on 2 cores (recall ~42); --quick ~5 min (context 1024, recall at 256, cost to 16k, a
 #            smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
-# env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), RECALL_T
+# env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), LM_CONTEXTS
+#      ("1024 4096": part 1's contexts), RECALL_T
 #      ("T1 T2 ...": the recall lengths, default 256), RECALL_BUDGETS ("S1 S2 ...": seconds per
 #      recall run at each recall T, in the order of --list; needed when RECALL_T is set)
 set -euo pipefail
 trap 'echo "study.sh: failed at line $LINENO (see the log in the output directory)" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MIXLM_BIN:-$root/build/mixlm}
-mode=full out=study data="" threads=2 list=0
+mode=full out=study data="" threads=2 list=0 parts=123 only=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) mode=quick ;;
@@ -34,7 +38,10 @@ while [ $# -gt 0 ]; do
     --data) data=${2:?--data needs a file}; shift ;;
     --threads) threads=${2:?--threads needs a number}; shift ;;
     --list) list=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --parts) parts=${2:?--parts needs a list such as 1 or 13}; shift
+             [[ $parts =~ ^[123]+$ ]] || { echo "study.sh: --parts takes digits 1-3 (e.g. 13), not '$parts'" >&2; exit 2; } ;;
+    --mixers) only=${2:?--mixers needs names, e.g. \"dense shift\"}; shift ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "study.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -63,15 +70,22 @@ spec_for() { # mixer, context -> the spec string used for quality and cost alike
   esac
 }
 
+if [ -n "$only" ]; then
+  for m in $only; do
+    [[ " ${MIXERS[*]} " == *" $m "* ]] || { echo "study.sh: --mixers: unknown mixer '$m' (the study's: ${MIXERS[*]})" >&2; exit 2; }
+  done
+  read -r -a MIXERS <<< "$only"
+fi
+
 # ---- sizes and budgets per mode -------------------------------------------------------------------
 case $mode in
   full)
-    LM_CTX=(1024 4096) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
+    LM_CTX=(${LM_CONTEXTS:-1024 4096}) LM_BUDGET=${LM_BUDGET:-35} LM_LAYERS=2 LM_DIM=128 LM_HEADS=4 LM_TOKENS=4096
     DATA_BYTES=3000000 VAL_FRAC=0.01
     RC_T=(${RECALL_T:-256}) RC_BUDGETS=(${RECALL_BUDGETS:-150}) RC_FILE_TOKENS=10000000
     COST_T=256,1k,2k,4k,8k,16k,32k,64k COST_REPEATS=3 COST_BUDGET=20 CAL_STEPS=3 ;;
   quick)
-    LM_CTX=(1024) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
+    LM_CTX=(${LM_CONTEXTS:-1024}) LM_BUDGET=${LM_BUDGET:-5} LM_LAYERS=2 LM_DIM=64 LM_HEADS=2 LM_TOKENS=2048
     DATA_BYTES=1000000 VAL_FRAC=0.03
     RC_T=(${RECALL_T:-256}) RC_BUDGETS=(${RECALL_BUDGETS:-6}) RC_FILE_TOKENS=1000000
     COST_T=256,1k,4k,16k COST_REPEATS=2 COST_BUDGET=10 CAL_STEPS=3 ;;
@@ -100,12 +114,15 @@ RC_CAL_STEPS=10
 [ "$mode" = smoke ] && RC_DIM=32 RC_HEADS=2 RC_BATCH=16 RC_CAL_STEPS=3
 [ "${#RC_BUDGETS[@]}" -eq "${#RC_T[@]}" ] ||
   { echo "study.sh: RECALL_BUDGETS needs ${#RC_T[@]} figures (seconds at T = ${RC_T[*]}), not '${RC_BUDGETS[*]}'" >&2; exit 2; }
+LM_BUDGET_DEFAULT=$(case $mode in full) echo 35 ;; quick) echo 5 ;; *) echo 1 ;; esac)
+[[ $parts == *1* ]] || LM_CTX=()
+[[ $parts == *2* ]] || RC_T=()
 CAP=${CAP:-$([ "$mode" = smoke ] && echo 10 || echo 2)} # --time-budget = CAP x budget: the hard stop for a run slower than calibrated
 
 if [ "$list" = 1 ]; then
   for T in "${LM_CTX[@]}"; do for m in "${MIXERS[@]}"; do echo "lm $T $(spec_for "$m" "$T")"; done; done
   for T in "${RC_T[@]}"; do for m in "${MIXERS[@]}"; do echo "recall $T $(spec_for "$m" "$T")"; done; done
-  echo "cost $COST_T"
+  [[ $parts == *3* ]] && echo "cost $COST_T"
   exit 0
 fi
 
@@ -238,16 +255,28 @@ done
 # ---- part 3: cost of the same spec strings -------------------------------------------------------------
 specs=()
 while IFS= read -r sp; do specs+=("$sp"); done < <(awk "$AWK_CSV"'{ parse($0); if (!seen[F[1]]++) print F[1] }' "$lm_rows" "$rc_rows")
+# Part 3 alone: the specs parts 1 and 2 would have used.
+if [ "${#specs[@]}" -eq 0 ]; then
+  while IFS= read -r sp; do specs+=("$sp"); done < <(
+    for T in $( [ "$mode" = full ] && echo 1024 4096 || { [ "$mode" = quick ] && echo 1024 || echo 128; } ); do
+      for m in "${MIXERS[@]}"; do spec_for "$m" "$T"; done; done | awk '!seen[$0]++')
+fi
 bargs=()
 for sp in "${specs[@]}"; do bargs+=(--attn "$sp"); done
-say "cost: ${#specs[@]} specs at T = $COST_T"
-"$bin" bench "${bargs[@]}" --context "$COST_T" --batch 1 --dim 128 --heads 4 --layers 1 --repeats "$COST_REPEATS" \
-    --threads "$threads" --time-budget "$COST_BUDGET" --csv-out "$out/bench.csv" >> "$log" 2>&1
+if [[ $parts == *3* ]]; then
+  say "cost: ${#specs[@]} specs at T = $COST_T"
+  "$bin" bench "${bargs[@]}" --context "$COST_T" --batch 1 --dim 128 --heads 4 --layers 1 --repeats "$COST_REPEATS" \
+      --threads "$threads" --time-budget "$COST_BUDGET" --csv-out "$out/bench.csv" >> "$log" 2>&1
+else
+  say "cost: part 3 not run (--parts $parts)"
+  "$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --no-sgemm --threads 1 --csv-out "$out/bench.csv" >> "$log" 2>&1
+fi
 # cost.csv from the bench CSV, its fields found by header name
 awk "$AWK_CSV"'
   NR == 1 { n = parse($0); for (i = 1; i <= n; i++) H[F[i]] = i; print "spec,T,fwd_bwd_ms,forward_ms,peak_mb,skipped"; next }
   { parse($0); print csv(F[H["attn"]]) "," F[H["context"]] "," F[H["train_ms"]] "," F[H["forward_ms"]] "," \
       F[H["peak_mb"]] "," csv(F[H["skipped"]]) }' "$out/bench.csv" > "$out/cost.csv"
+[[ $parts == *3* ]] || sed -i 1q "$out/cost.csv" # the machine's CPU and ISA only
 bench_field() { awk -v k="$1" "$AWK_CSV"' NR == 1 { n = parse($0); for (i = 1; i <= n; i++) H[F[i]] = i; next }
   { parse($0); print F[H[k]]; exit }' "$out/bench.csv"; }
 isa=$(bench_field isa)
@@ -267,17 +296,21 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cat > "$out/machine.txt" <<EOF
 date: $(date -u +%FT%TZ)
 mode: $mode
-command: bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")--out $out
+command: $( [ "$LM_BUDGET" = "$LM_BUDGET_DEFAULT" ] || echo "LM_BUDGET=$LM_BUDGET ")bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")$( [ "$parts" = 123 ] || echo "--parts $parts ")${only:+--mixers "$only" }--out $out
 commit: $commit
 cpu: ${cpu:-unknown}
 isa: ${isa:-unknown}
 threads: $threads
 cores: $(nproc)
 data: $data (first $DATA_BYTES bytes, validation fraction $VAL_FRAC)
-lm: $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x)
+lm: contexts ${LM_CTX[*]:-none}, $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x)
 recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_BATCH sequences per step, ${RC_BUDGETS[*]} s per run at T = ${RC_T[*]}; answer-only loss; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, files of $RC_FILE_TOKENS tokens, lr $RC_LR
 cost: mixlm bench, 1 layer, dim 128, 4 heads, batch 1, $COST_REPEATS repeats (median), T = $COST_T
 EOF
-"$bin" report --study "$out" -o "$out/report.html" >> "$log"
-"$root/bench/claims.sh" "$out" > "$out/claims.md"
-say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html, claims.md"
+if [ "$parts" = 123 ] && [ -z "$only" ]; then
+  "$bin" report --study "$out" -o "$out/report.html" >> "$log"
+  "$root/bench/claims.sh" "$out" > "$out/claims.md"
+  say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html, claims.md"
+else
+  say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv (a partial study: parts $parts${only:+, mixers $only}; no report)"
+fi
