@@ -25,7 +25,7 @@
 static void gemm_part(int by_rows, int lo, int hi, int ta, int tb, int M, int N, int K,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
     if (by_rows) {
         const float *Ap = ta ? A + lo : A + (size_t)lo * lda;
         cblas_sgemm(CblasRowMajor, TA, TB, hi - lo, N, K, 1.0f, Ap, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
