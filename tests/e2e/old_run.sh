@@ -1,5 +1,5 @@
 # old_run.sh — the checks shared by the tests that load a run written by an older binary
-# (test_old_name.sh, test_old_fnet.sh, test_old_shift.sh): its eval loss and its generated text against what that
+# (test_old_name.sh, test_old_gain.sh): its eval loss and its generated text against what that
 # binary printed. Sourced, not run; the caller sets BIN and TMP and defines fail().
 
 # run dir, the old binary's `eval --json --threads 1` loss, the mixer spec eval must report now.
