@@ -114,7 +114,6 @@ RC_CAL_STEPS=10
 [ "$mode" = smoke ] && RC_DIM=32 RC_HEADS=2 RC_BATCH=16 RC_CAL_STEPS=3
 [ "${#RC_BUDGETS[@]}" -eq "${#RC_T[@]}" ] ||
   { echo "study.sh: RECALL_BUDGETS needs ${#RC_T[@]} figures (seconds at T = ${RC_T[*]}), not '${RC_BUDGETS[*]}'" >&2; exit 2; }
-LM_BUDGET_DEFAULT=$(case $mode in full) echo 35 ;; quick) echo 5 ;; *) echo 1 ;; esac)
 [[ $parts == *1* ]] || LM_CTX=()
 [[ $parts == *2* ]] || RC_T=()
 CAP=${CAP:-$([ "$mode" = smoke ] && echo 10 || echo 2)} # --time-budget = CAP x budget: the hard stop for a run slower than calibrated
@@ -296,7 +295,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cat > "$out/machine.txt" <<EOF
 date: $(date -u +%FT%TZ)
 mode: $mode
-command: $( [ "$LM_BUDGET" = "$LM_BUDGET_DEFAULT" ] || echo "LM_BUDGET=$LM_BUDGET ")bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")$( [ "$parts" = 123 ] || echo "--parts $parts ")${only:+--mixers "$only" }--out $out
+command: $(for v in LM_BUDGET LM_CONTEXTS RECALL_T RECALL_BUDGETS; do [ -n "${!v:-}" ] && printf '%s="%s" ' "$v" "${!v}"; done; true)bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")$( [ "$parts" = 123 ] || echo "--parts $parts ")$( [ -z "$only" ] || printf -- '--mixers "%s" ' "$only")--out $out
 commit: $commit
 cpu: ${cpu:-unknown}
 isa: ${isa:-unknown}
