@@ -73,8 +73,9 @@ static void shift_forward(const struct mixer *m, float *y, float *saved, const f
             memcpy(yb + C, xb, n * sizeof(float));
             continue;
         }
-        for (size_t i = 0; i < n; i++)
-            yb[C + i] = params[i % C] * xb[i];
+        for (size_t t = 0; t + 1 < (size_t)T; t++)
+            for (size_t l = 0; l < C; l++)
+                yb[(t + 1) * C + l] = params[l] * xb[t * C + l];
     }
     (void)saved;
 }
@@ -93,10 +94,12 @@ static void shift_backward(const struct mixer *m, float *dx, float *dparams, con
                 dxb[i] += dyb[i];
             continue;
         }
-        for (size_t i = 0; i < n; i++) { /* in a fixed order: bitwise reproducible */
-            dxb[i] += params[i % C] * dyb[i];
-            dparams[i % C] += dyb[i] * xb[i];
-        }
+        for (size_t t = 0; t + 1 < (size_t)T; t++) /* in a fixed order: bitwise reproducible */
+            for (size_t l = 0; l < C; l++) {
+                size_t i = t * C + l;
+                dxb[i] += params[l] * dyb[i];
+                dparams[l] += dyb[i] * xb[i];
+            }
     }
     (void)saved;
 }
