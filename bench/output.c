@@ -84,6 +84,8 @@ static cJSON *json_row(const struct bench_opts *o, const struct bench_row *r, do
         cJSON_AddStringToObject(j, "skipped", r->skipped);
     cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
     cJSON_AddStringToObject(j, "isa", mx_isa_name());
+    char blas[192];
+    cJSON_AddStringToObject(j, "blas", mx_blas_desc(blas, sizeof blas));
     return j;
 }
 
@@ -126,13 +128,12 @@ void bench_text_header(const struct bench_opts *o, double sgemm, double fma_peak
            "time-budget=%gs mem-budget=%.0fMiB%s\n",
            o->B, o->C, o->H, o->C / o->H, o->L, o->threads, o->repeats, o->warmup, o->time_budget,
            o->mem_budget, o->mem_budget_auto ? " (90% of MemAvailable)" : "");
+    char blas[192];
+    mx_blas_desc(blas, sizeof blas);
     if (sgemm > 0)
-        printf("sgemm ceiling: cblas_sgemm 1024x1024x1024 = %.1f GFLOP/s (median of 9), "
-               "OPENBLAS_CORETYPE=%s\n",
-               sgemm, coretype ? coretype : "(unset)");
+        printf("sgemm ceiling: cblas_sgemm 1024x1024x1024 = %.1f GFLOP/s (median of 9), %s\n", sgemm, blas);
     else
-        printf("sgemm ceiling: not measured (%s), OPENBLAS_CORETYPE=%s\n",
-               o->no_sgemm ? "--no-sgemm" : "the child failed", coretype ? coretype : "(unset)");
+        printf("sgemm ceiling: not measured (%s), %s\n", o->no_sgemm ? "--no-sgemm" : "the child failed", blas);
     if (fma_peak > 0)
         printf("arithmetic peak: FMA loop (%s, %d chains, %d threads) = %.1f GFLOP/s; sgemm at %.0f%% of it\n",
                mx_isa_name(), MX_FMA_CHAINS, o->threads, fma_peak, 100.0 * sgemm / fma_peak);
@@ -147,7 +148,7 @@ void bench_text_header(const struct bench_opts *o, double sgemm, double fma_peak
     printf("cpu: %s | kernels %s (MIXLM_ISA forces a lower level)\n", mx_cpu_name(), mx_isa_name());
     if (l1 >= 0)
         printf("load average (1 min) at start: %.2f on %ld online CPUs\n", l1, sysconf(_SC_NPROCESSORS_ONLN));
-    if (coretype)
+    if (coretype && !getenv("MIXLM_BLAS_DETECTED"))
         printf("note: OPENBLAS_CORETYPE is set; benchmark with `env -u OPENBLAS_CORETYPE` "
                "for the machine's real kernels\n");
     printf("GFLOP/s: every mixer, from its own FLOP count (weight matmuls + the mixing it reports; "

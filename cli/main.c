@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "core/core.h"
 #include "nn/isa.h"
+#include "nn/nn.h"
 
 #include <cjson/cJSON.h>
 
@@ -31,12 +32,27 @@ int main(int argc, char **argv)
      * with any other load the spinning threads steal the cores from the working ones: a
      * baby-model step measured 38 ms passive vs 140-520 ms default and 320 ms active under
      * load. libgomp reads the variable when it loads, before main, so set it and re-exec
-     * once. A user's own OMP_WAIT_POLICY is respected. */
-    if (!getenv("OMP_WAIT_POLICY") && !getenv("MIXLM_NO_REEXEC")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        setenv("MIXLM_NO_REEXEC", "1", 1);
-        execv("/proc/self/exe", argv);
-        /* exec failed (no /proc): carry on with the default policy */
+     * once. A user's own OMP_WAIT_POLICY is respected.
+     * WHY the OpenBLAS core too: an OpenBLAS older than 0.3.25 that does not know the CPU runs
+     * its SSE3 kernels (5x slower sgemm on an AVX-512 Xeon, nn/nn.h); it also decides when it
+     * loads. A user's own OPENBLAS_CORETYPE is respected; MIXLM_NO_REEXEC=1 turns both off. */
+    if (!getenv("MIXLM_NO_REEXEC")) {
+        int again = 0;
+        if (!getenv("OMP_WAIT_POLICY")) {
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+            again = 1;
+        }
+        const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : mx_blas_core_upgrade();
+        if (core) {
+            setenv("MIXLM_BLAS_DETECTED", mx_blas_core(), 1); /* for the run header */
+            setenv("OPENBLAS_CORETYPE", core, 1);
+            again = 1;
+        }
+        if (again) {
+            setenv("MIXLM_NO_REEXEC", "1", 1);
+            execv("/proc/self/exe", argv);
+            /* exec failed (no /proc): carry on with the defaults */
+        }
     }
     /* cJSON's allocations: out of memory is a clear error, never a NULL cJSON passes on. */
     cJSON_Hooks hooks = {.malloc_fn = mx_json_malloc, .free_fn = free};

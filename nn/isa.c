@@ -36,7 +36,7 @@ static int built(enum mx_isa isa)
 
 /* WHY avx512 asks for F, DQ, BW and VL: the variant is compiled with all four (every
  * AVX-512 CPU since Skylake-SP has them), and the compiler may use any of them. */
-static int cpu_has(enum mx_isa isa)
+int mx_cpu_has(enum mx_isa isa)
 {
     switch (isa) {
     case MX_ISA_SCALAR:
@@ -63,7 +63,7 @@ static int cpu_has(enum mx_isa isa)
 
 int mx_isa_supported(enum mx_isa isa)
 {
-    return built(isa) && cpu_has(isa);
+    return built(isa) && mx_cpu_has(isa);
 }
 
 static enum mx_isa best_level(void)

@@ -44,6 +44,9 @@ enum mx_isa mx_isa(void);
 int mx_isa_init(struct mx_error *err);
 /* Whether this CPU can run a level AND this build has it. */
 int mx_isa_supported(enum mx_isa isa);
+/* Whether this CPU can run a level, whatever this build holds (for choosing other libraries'
+ * kernels, e.g. OpenBLAS's core: nn/linear.c). */
+int mx_cpu_has(enum mx_isa isa);
 const char *mx_isa_level_name(enum mx_isa isa); /* "avx512", "avx2", "sse", "neon", "scalar" */
 const char *mx_isa_name(void);                  /* the level in use */
 /* The CPU's model name (/proc/cpuinfo "model name" or the cpuid brand string), or "unknown". */

@@ -12,8 +12,14 @@
 #include "nn/nn.h"
 #include "core/core.h"
 
+#include "nn/isa.h"
+
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 /* WHY 2^22 multiply-adds: below that a matmul takes under ~0.1 ms and a parallel region's
  * start-up is no longer small beside it; OpenBLAS's own small-size rule is of the same order. */
@@ -52,6 +58,67 @@ void mx_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
         if (lo < hi)
             gemm_part(by_rows, lo, hi, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     }
+}
+
+const char *mx_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}
+
+const char *mx_blas_core_upgrade_for(const char *core, int cpu_avx2, int cpu_avx512)
+{
+    /* OpenBLAS's x86-64 cores that use neither AVX2 nor AVX-512 (its DYNAMIC_ARCH list). */
+    static const char *const weak[] = {
+        "prescott",  "core2",     "penryn",       "dunnington", "nehalem",    "atom",
+        "barcelona", "opteron",   "opteron_sse3", "nano",       "bobcat",     "katmai",
+        "coppermine", "northwood", "banias",      "athlon",     "sandybridge", "bulldozer",
+        "piledriver", "steamroller", "excavator", "generic",
+    };
+    if (!core)
+        return NULL;
+    int is_weak = 0;
+    for (size_t i = 0; i < sizeof weak / sizeof weak[0]; i++)
+        if (!strcasecmp(core, weak[i]))
+            is_weak = 1;
+    if (!is_weak)
+        return NULL;
+    /* WHY SkylakeX and not Cooperlake/SapphireRapids: its sgemm kernel needs only AVX-512
+     * F/DQ/BW/VL (every AVX-512 CPU, Intel or AMD), and the later cores' additions are bf16. */
+    if (cpu_avx512)
+        return "SkylakeX";
+    if (cpu_avx2)
+        return "Haswell";
+    return NULL;
+}
+
+const char *mx_blas_desc(char *buf, size_t n)
+{
+    char ver[64] = "OpenBLAS";
+    const char *cfg = openblas_get_config();
+    if (cfg) { /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ...": the first two words */
+        const char *sp = strchr(cfg, ' ');
+        size_t len = sp ? (size_t)(strcspn(sp + 1, " ") + (size_t)(sp - cfg) + 1) : strlen(cfg);
+        snprintf(ver, sizeof ver, "%.*s", (int)len, cfg);
+    }
+    const char *forced = getenv("OPENBLAS_CORETYPE"), *detected = getenv("MIXLM_BLAS_DETECTED");
+    char why[128] = "";
+    if (forced && detected)
+        snprintf(why, sizeof why, " (set by mixlm: OpenBLAS detected %s on this CPU)", detected);
+    else if (forced)
+        snprintf(why, sizeof why, " (OPENBLAS_CORETYPE=%s set by the user)", forced);
+    snprintf(buf, n, "%s, core %s%s", ver, mx_blas_core(), why);
+    return buf;
+}
+
+const char *mx_blas_core_upgrade(void)
+{
+#if defined(__x86_64__)
+    return mx_blas_core_upgrade_for(openblas_get_corename(), mx_cpu_has(MX_ISA_AVX2),
+                                    mx_cpu_has(MX_ISA_AVX512));
+#else
+    return NULL;
+#endif
 }
 
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out)

@@ -16,6 +16,22 @@
  * inside a parallel region it runs on the calling thread. */
 void mx_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
+/* OpenBLAS's kernels for this CPU. OpenBLAS picks them from cpuid when it loads; releases
+ * before 0.3.25 (Debian 12 ships 0.3.21) fall back to their SSE3 "Prescott" kernels on a CPU they
+ * do not know (OpenBLAS issue #4267): on an Intel Xeon model 207 (Emerald Rapids, AVX-512)
+ * cblas_sgemm 1024^3 ran at 45 GFLOP/s on 2 threads, and at 240 with OPENBLAS_CORETYPE=SkylakeX
+ * (2026-12-02). main() re-executes once with the core mx_blas_core_upgrade() names. */
+const char *mx_blas_core(void); /* the core in use, e.g. "SkylakeX", "Haswell", "Prescott" */
+/* The OPENBLAS_CORETYPE to force, or NULL: the best core for the CPU's level when OpenBLAS
+ * runs a pre-AVX2 core (SSE or AVX only) on a CPU with AVX2+FMA or AVX-512. A core OpenBLAS chose
+ * at AVX2 level or above is its own choice and is kept. */
+const char *mx_blas_core_upgrade(void);
+/* "OpenBLAS 0.3.21, core SkylakeX" and, when main() forced the core, "(set by mixlm: OpenBLAS
+ * detected Prescott on this CPU)" or "(OPENBLAS_CORETYPE set by the user)"; for run headers. */
+const char *mx_blas_desc(char *buf, size_t n);
+/* The rule itself, for a given core name and CPU (tested without such a CPU). */
+const char *mx_blas_core_upgrade_for(const char *core, int cpu_avx2, int cpu_avx512);
+
 /* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
 /* dx (N,in) +=, dw (out,in) +=, db (out) += (db NULL when no bias; dx NULL to skip).

@@ -3,6 +3,7 @@
  * Not the loop that produces them (train/) and not the tables made from them (report/). */
 #include "run/run.h"
 #include "nn/isa.h"
+#include "nn/nn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -512,6 +513,8 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "comm_wait_ms_per_step", s->comm_wait_ms_per_step);
     cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
     cJSON_AddStringToObject(j, "isa", mx_isa_name()); /* the SIMD level the kernels ran at */
+    char blas[192];
+    cJSON_AddStringToObject(j, "blas", mx_blas_desc(blas, sizeof blas));
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     struct run_paths p;

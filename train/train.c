@@ -542,7 +542,8 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     if (d->size > 1)
         printf("mpi: %s | %d ranks (%d on this machine), rank r runs micro-batches r*%d .. r*%d+%d of each step\n",
                d->library, d->size, d->local_size, accum_mine, accum_mine, accum_mine - 1);
-    printf("cpu: %s | kernels %s\n", mx_cpu_name(), mx_isa_name());
+    char blas[192];
+    printf("cpu: %s | kernels %s | %s\n", mx_cpu_name(), mx_isa_name(), mx_blas_desc(blas, sizeof blas));
     printf("data: %s | %zu tokens (%zu train, %zu val) | tokenizer %s%s\n", o->data, r.data.count, r.train_end,
            r.data.count - r.train_end, tok_kind(r.tok), resume ? "" : "");
     if (resume)

@@ -504,6 +504,33 @@ static int case_sgemm_split(void)
     return 0;
 }
 
+/* The OpenBLAS core rule: a pre-AVX2 core on an AVX2 or AVX-512 CPU (OpenBLAS < 0.3.25 falling
+ * back to Prescott on a CPU it does not know) is replaced; a core OpenBLAS chose at AVX2 or above,
+ * or a weak core on a CPU that has nothing better, is kept. Then the process itself: on this
+ * machine, main() never leaves OpenBLAS on a weak core the CPU can beat (this test is not
+ * main(), so it checks the rule's answer against what the library runs now). */
+static int case_blas_core_rule(void)
+{
+    CHECK(!strcmp(mx_blas_core_upgrade_for("Prescott", 1, 1) ?: "", "SkylakeX"), "Prescott on AVX-512");
+    CHECK(!strcmp(mx_blas_core_upgrade_for("prescott", 1, 0) ?: "", "Haswell"), "prescott on AVX2");
+    CHECK(!strcmp(mx_blas_core_upgrade_for("Nehalem", 1, 0) ?: "", "Haswell"), "Nehalem on AVX2");
+    CHECK(!strcmp(mx_blas_core_upgrade_for("Sandybridge", 1, 1) ?: "", "SkylakeX"), "Sandybridge on AVX-512");
+    CHECK(mx_blas_core_upgrade_for("Prescott", 0, 0) == NULL, "Prescott on an SSE-only CPU is right");
+    CHECK(mx_blas_core_upgrade_for("Haswell", 1, 1) == NULL, "Haswell on AVX-512 is OpenBLAS's choice");
+    CHECK(mx_blas_core_upgrade_for("Zen", 1, 0) == NULL, "Zen kept");
+    CHECK(mx_blas_core_upgrade_for("SkylakeX", 1, 1) == NULL, "SkylakeX kept");
+    CHECK(mx_blas_core_upgrade_for("Cooperlake", 1, 1) == NULL, "Cooperlake kept");
+    CHECK(mx_blas_core_upgrade_for("armv8", 0, 0) == NULL, "ARM kept");
+    CHECK(mx_blas_core_upgrade_for(NULL, 1, 1) == NULL, "no name");
+    const char *core = mx_blas_core(), *up = mx_blas_core_upgrade();
+    CHECK(core && core[0], "OpenBLAS names its core");
+    char desc[192];
+    mx_blas_desc(desc, sizeof desc);
+    CHECK(strstr(desc, core) != NULL, "'%s' names the core %s", desc, core);
+    printf("OpenBLAS here: %s%s%s\n", desc, up ? "; main() would force " : "", up ? up : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct check_case cases[] = {
@@ -515,6 +542,7 @@ int main(int argc, char **argv)
         {"linear_bias", case_linear_bias},
         {"linear_no_bias", case_linear_no_bias},
         {"sgemm_split", case_sgemm_split},
+        {"blas_core_rule", case_blas_core_rule},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }
