@@ -41,11 +41,30 @@ run_cfg() { # name, steps, args...
     printf "), pytorch %.0f GFLOP/s\n", gf/tm*1000 }'
 }
 
-hdr=$("$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null)
+probe() { "$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null; }
+# Both peers run the same OpenBLAS core and vector level, each its best on this machine:
+# - mixlm re-executes with OPENBLAS_CORETYPE=SkylakeX/Haswell where this OpenBLAS falls back to
+#   its SSE3 Prescott kernels (0.3.21 on an unknown CPU, nn/nn.h); PyTorch links the same
+#   OpenBLAS, so it gets the same core;
+# - PyTorch 1.13 runs its own kernels at AVX2 unless ATEN_CPU_CAPABILITY=avx512 (measured on
+#   an AVX-512 Xeon, baby config: 188 ms/step default, 89 with the core, 68 with both);
+# - MIXLM_ISA=avx2 on an AVX-512 machine means AVX2 throughout: OpenBLAS's Haswell core and
+#   PyTorch's AVX2 kernels for both peers.
+hdr=$(probe)
+isa=$(sed -nE 's/^cpu: .*\| kernels ([a-z0-9]+).*/\1/p' <<< "$hdr" | head -1)
+if [ "${MIXLM_ISA:-}" = avx2 ]; then
+  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2
+else
+  forced=$(sed -nE 's/.*core ([A-Za-z0-9_]+) \(set by mixlm.*/\1/p' <<< "$hdr" | head -1)
+  [ -n "$forced" ] && export OPENBLAS_CORETYPE=$forced
+  [ "$isa" = avx512 ] && export ATEN_CPU_CAPABILITY=avx512
+fi
+hdr=$(probe)
 ceil=$(sed -nE 's/^sgemm ceiling.*= ([0-9.]+) GFLOP\/s.*/\1/p' <<< "$hdr" | head -1)
 peak=$(sed -nE 's/^arithmetic peak.*= ([0-9.]+) GFLOP\/s.*/\1/p' <<< "$hdr" | head -1)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $threads; sgemm 1024^3 ceiling ${ceil} GFLOP/s; FMA peak ${peak:-n/a} GFLOP/s"
 echo "date: $(date -u +%F\ %H:%M) UTC; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "both peers: $(sed -nE 's/^sgemm ceiling.*GFLOP\/s \(median of 9\), //p' <<< "$hdr" | head -1); mixlm kernels ${MIXLM_ISA:-$isa}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-(unset)}"
 if [ "$which" = baby ] || [ "$which" = all ]; then
   echo "baby (4L 4H 128, T 64, B 12):"
   run_cfg baby 60 --layers 4 --heads 4 --dim 128 --context 64 --batch 12
