@@ -22,7 +22,8 @@ awk "$AWK_CSV"'
   FILENAME ~ /study.csv$/ { if (FNR == 1) next; parse($0)
     ctx = F[2]; n = ++NS[ctx]; SP[ctx, n] = F[1]; BPB[ctx, n] = F[3] + 0; EQ[ctx, n] = F[11]; next }
   FILENAME ~ /recall.csv$/ { if (FNR == 1) { nh = parse($0); for (i = 1; i <= nh; i++) H[F[i]] = i; next }
-    parse($0); nr++; QS[nr] = F[1]; QT[nr] = F[2]; QA[nr] = F[H["accuracy"]] + 0
+    parse($0); if (F[H["accuracy"]] == "") { NT[F[2]]++; next } # not trained (the gate of study.sh)
+    nr++; QS[nr] = F[1]; QT[nr] = F[2]; QA[nr] = F[H["accuracy"]] + 0
     QG[nr] = ("in_seq_guess" in H) ? F[H["in_seq_guess"]] : ""; QC[nr] = F[H["chance"]] + 0; next }
   END {
     # 1. 512-2,048: every efficient mixer beats dense in time and memory; 128-256 dense as fast
@@ -74,13 +75,16 @@ awk "$AWK_CSV"'
       printf " context %d: dense %.3f bits/byte, rank %d of %d at equal time (best %s %.3f), rank %d at equal tokens;", c, db, r, NS[c], nm(bs), best, re, NS[c] }
     # recall, per T: dense against the guess, the mixers clearly above the guess, those near chance
     for (i = 1; i <= nr; i++) if (!(QT[i] in seenT)) { seenT[QT[i]] = 1; Ts[++nT] = QT[i] }
-    for (k = 1; k <= nT; k++) { T = Ts[k]; above = ""; nc = 0; tot = 0; g = ""
+    for (T in NT) if (!(T in seenT)) { seenT[T] = 1; Ts[++nT] = T }
+    for (k = 2; k <= nT; k++) for (j = k; j > 1 && Ts[j - 1] + 0 > Ts[j] + 0; j--) { t = Ts[j]; Ts[j] = Ts[j - 1]; Ts[j - 1] = t }
+    for (k = 1; k <= nT; k++) { T = Ts[k]; above = ""; nc = 0; tot = 0; g = ""; da = ""
       for (i = 1; i <= nr; i++) { if (QT[i] != T) continue; tot++; g = QG[i]
         if (QS[i] == "dense") da = QA[i]
         if (g != "" && QA[i] > g + 0.05) above = above sprintf(" %s %.3f,", nm(QS[i]), QA[i])
         if (QA[i] < 2 * QC[i]) nc++ }
-      printf " recall at T = %d: dense %.3f%s; above the guess by > 0.05:%s %d of %d below twice chance;", T, da,
-        g == "" ? "" : sprintf(" (in-sequence guess %.3f)", g), above == "" ? " none;" : above, nc, tot }
+      printf " recall at T = %d: dense %s%s; above the guess by > 0.05:%s %d of %d below twice chance%s;", T,
+        da == "" ? "not trained" : sprintf("%.3f", da), g == "" ? "" : sprintf(" (in-sequence guess %.3f)", g),
+        above == "" ? " none;" : above, nc, tot, NT[T] ? sprintf(", %d not trained (not above the guess at a shorter T)", NT[T]) : "" }
     printf "\n"
   }
   function rank(s, T,   i, r) { r = 1; for (i = 1; i <= NS[short]; i++) if (ms(SP[short, i], T) > ms(s, T)) r++; return r }

@@ -167,11 +167,14 @@ static double cost_at(const struct study *st, const char *spec, long T, int peak
     return NAN;
 }
 
+/* The accuracy of spec at T; NAN without a row, -1 for a row the study did not train (gated). */
 static double recall_at(const struct study *st, const char *spec, long T)
 {
     for (int r = 0; r < st->rc.nrow; r++)
-        if (!strcmp(cell(&st->rc, r, st->rc_spec), spec) && (long)num(&st->rc, r, st->rc_T) == T)
-            return num(&st->rc, r, st->rc_acc);
+        if (!strcmp(cell(&st->rc, r, st->rc_spec), spec) && (long)num(&st->rc, r, st->rc_T) == T) {
+            double a = num(&st->rc, r, st->rc_acc);
+            return isfinite(a) ? a : -1;
+        }
     return NAN;
 }
 
@@ -285,7 +288,7 @@ static void chart_recall(FILE *f, struct study *st)
                                        .color = color_of(&st->pal, m), .marker = n, .flags = SVG_MARKERS};
             n++;
         }
-        if (s[i].n < 16) {
+        if (s[i].n < 16 && isfinite(num(&st->rc, r, st->rc_acc))) { /* no point where not trained */
             x[i][s[i].n] = num(&st->rc, r, st->rc_T);
             y[i][s[i].n] = num(&st->rc, r, st->rc_acc);
             s[i].n++;
@@ -356,7 +359,8 @@ static void lm_table(struct report_table *t, struct study *st, long T, int *swat
         fmt(b, sizeof b, cost_at(st, spec, T, 0), 1), report_table_set(t, i, 7, b);
         fmt(b, sizeof b, cost_at(st, spec, 16384, 0), 1), report_table_set(t, i, 8, b);
         fmt(b, sizeof b, cost_at(st, spec, 65536, 0), 1), report_table_set(t, i, 9, b);
-        fmt(b, sizeof b, recall_at(st, spec, T), 3), report_table_set(t, i, 10, b);
+        double ra = recall_at(st, spec, T);
+        fmt(b, sizeof b, ra, 3), report_table_set(t, i, 10, ra < 0 ? "not trained" : b);
         if (swatch)
             swatch[i] = color_of(&st->pal, spec);
     }
@@ -374,12 +378,14 @@ static void recall_table(struct report_table *t, struct study *st, int *swatch)
         char b[64];
         report_table_set(t, r, 0, spec);
         report_table_set(t, r, 1, cell(&st->rc, r, st->rc_T));
-        fmt(b, sizeof b, num(&st->rc, r, st->rc_acc), 3), report_table_set(t, r, 2, b);
+        /* A mixer at the guess at a shorter T is not trained here (study.sh's RECALL_GATE). */
+        int trained = isfinite(num(&st->rc, r, st->rc_acc));
+        fmt(b, sizeof b, num(&st->rc, r, st->rc_acc), 3), report_table_set(t, r, 2, trained ? b : "not trained");
         if (st->rc_guess >= 0)
             fmt(b, sizeof b, num(&st->rc, r, st->rc_guess), 3), report_table_set(t, r, 3, b);
         else
             report_table_set(t, r, 3, "not recorded");
-        report_table_set(t, r, 4, cell(&st->rc, r, st->rc_steps));
+        report_table_set(t, r, 4, trained ? cell(&st->rc, r, st->rc_steps) : "0");
         fmt(b, sizeof b, cost_at(st, spec, T, 0), 1), report_table_set(t, r, 5, b);
         fmt(b, sizeof b, cost_at(st, spec, T, 1), 0), report_table_set(t, r, 6, b);
         if (swatch)
@@ -449,7 +455,8 @@ static int write_md(FILE *f, void *ctx, struct mx_error *err)
     struct report_table t;
     recall_table(&t, st, NULL);
     fputs("**Associative recall** (accuracy on the answers, `mixlm eval --recall`; chance is 1/vocab, the "
-          "in-sequence guess is what answering with the sequence's most frequent value scores):\n\n", f);
+          "in-sequence guess is what answering with the sequence's most frequent value scores; \"not trained\": "
+          "the mixer was not above the guess by more than the study's gate at a shorter T):\n\n", f);
     md_table(f, &t);
     report_table_free(&t);
     return 0;

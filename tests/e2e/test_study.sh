@@ -32,9 +32,19 @@ broken "an empty bits/byte" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\1/' "$dir/bad/st
 broken "a recall accuracy above 1" sed -i -E '2s/^([^,]*,[^,]*,)[^,]*/\11.5/' "$dir/bad/recall.csv"
 broken "an in-sequence guess below chance" sed -i -E '2s/^(([^,]*,){3})[^,]*/\10.001/' "$dir/bad/recall.csv"
 broken "cost measured for another spec" sed -i 's/^dense,/dense:x,/' "$dir/bad/cost.csv"
+# The recall gate (a mixer at the guess at T = 64 is not trained at 128): the smoke models learn
+# nothing, so shift is gated at 128, while dense (the reference) is trained at every T; a gated
+# row must say why and carry no accuracy, and its mixer must have been at the guess at the
+# shorter T.
+if grep -q '^shift,128,,.*not trained: accuracy' "$dir/out/recall.csv" &&
+   grep -qE '^dense,128,[0-9]' "$dir/out/recall.csv"; then echo "ok   recall.csv: shift gated at T=128, dense trained"
+else echo "FAIL recall.csv: shift not gated or dense not trained at 128: $(grep -E '^(dense|shift),' "$dir/out/recall.csv")"; fail=1; fi
+broken "a gated mixer that beat the guess at the shorter T" bash -c \
+  'awk -F, -v OFS=, '"'"'$1 == "shift" && $2 == 64 { $3 = 0.99 } { print }'"'"' "$1/out/recall.csv" > "$1/bad/recall.csv"' _ "$dir"
+broken "an accuracy in a row the study did not train" sed -i -E 's/^shift,128,,/shift,128,0.5,/' "$dir/bad/recall.csv"
 # The README table shows each recall row's guess beside its accuracy.
 if grep -q 'in-sequence guess' "$dir/out/README_table.md" &&
-   awk -F'|' '/Associative recall/ { r = 1 } r && /^\| `dense` / { n++; if ($5 + 0 <= 0) bad = 1 }
+   awk -F'|' '/Associative recall/ { r = 1 } r && /^\| `dense` / && $4 !~ /not trained/ { n++; if ($5 + 0 <= 0) bad = 1 }
               END { exit !(n && !bad) }' "$dir/out/README_table.md"; then
   echo "ok   README_table.md has the in-sequence guess column"
 else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associative' "$dir/out/README_table.md"; fail=1; fi
