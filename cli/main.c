@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         }
         const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : mx_blas_core_upgrade();
         if (core) {
-            setenv("MIXLM_BLAS_DETECTED", mx_blas_core(), 1); /* for the run header */
+            setenv("MIXLM_BLAS_DETECTED", mx_blas_detected(), 1); /* for the run header */
             setenv("OPENBLAS_CORETYPE", core, 1);
             again = 1;
         }

@@ -111,11 +111,16 @@ const char *mx_blas_desc(char *buf, size_t n)
     return buf;
 }
 
+const char *mx_blas_detected(void)
+{
+    const char *fake = getenv("MIXLM_TEST_BLAS_CORE"); /* test-only: pretend OpenBLAS chose this */
+    return fake && fake[0] ? fake : mx_blas_core();
+}
+
 const char *mx_blas_core_upgrade(void)
 {
 #if defined(__x86_64__)
-    return mx_blas_core_upgrade_for(openblas_get_corename(), mx_cpu_has(MX_ISA_AVX2),
-                                    mx_cpu_has(MX_ISA_AVX512));
+    return mx_blas_core_upgrade_for(mx_blas_detected(), mx_cpu_has(MX_ISA_AVX2), mx_cpu_has(MX_ISA_AVX512));
 #else
     return NULL;
 #endif

@@ -26,6 +26,9 @@ const char *mx_blas_core(void); /* the core in use, e.g. "SkylakeX", "Haswell", 
  * runs a pre-AVX2 core (SSE or AVX only) on a CPU with AVX2+FMA or AVX-512. A core OpenBLAS chose
  * at AVX2 level or above is its own choice and is kept. */
 const char *mx_blas_core_upgrade(void);
+/* The core OpenBLAS chose, or MIXLM_TEST_BLAS_CORE's value: a test-only hook that exercises the
+ * re-execution on a CPU OpenBLAS knows (tests/e2e/test_bench.sh). */
+const char *mx_blas_detected(void);
 /* "OpenBLAS 0.3.21, core SkylakeX" and, when main() forced the core, "(set by mixlm: OpenBLAS
  * detected Prescott on this CPU)" or "(OPENBLAS_CORETYPE set by the user)"; for run headers. */
 const char *mx_blas_desc(char *buf, size_t n);

@@ -81,6 +81,27 @@ grep -q "sgemm ceiling" "$TMP/out.txt" || fail "no sgemm ceiling line"
 grep -Eq "^arithmetic peak: FMA loop .* = [0-9]*[1-9][0-9]*\.[0-9] GFLOP/s; sgemm at [0-9]+% of it" "$TMP/out.txt" ||
     fail "no arithmetic peak line: $(grep -i peak "$TMP/out.txt")"
 grep -q "relative to dense" "$TMP/out.txt" || fail "no ratio summary"
+grep -Eq "^sgemm ceiling: .*OpenBLAS [0-9.]+, core [A-Za-z0-9_]+" "$TMP/out.txt" ||
+    fail "the sgemm line does not name OpenBLAS's core: $(grep 'sgemm ceiling' "$TMP/out.txt")"
+
+# 4b. OpenBLAS's fall-back core: when OpenBLAS reports a pre-AVX2 core (MIXLM_TEST_BLAS_CORE
+# pretends it) on a CPU with AVX2+FMA, mixlm re-executes once with a better OPENBLAS_CORETYPE and
+# says so; a user's own OPENBLAS_CORETYPE is kept. Skipped on CPUs without AVX2 and FMA.
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    env -u MIXLM_NO_REEXEC -u OPENBLAS_CORETYPE MIXLM_TEST_BLAS_CORE=Prescott \
+        "$BIN" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --no-sgemm >"$TMP/core.txt" 2>&1 ||
+        fail "bench with a pretended Prescott core exited $?"
+    grep -Eq "core (SkylakeX|Haswell) \(set by mixlm: OpenBLAS detected Prescott on this CPU\)" "$TMP/core.txt" ||
+        fail "no re-execution with a better core: $(grep 'sgemm ceiling' "$TMP/core.txt")"
+    grep -q "OPENBLAS_CORETYPE is set" "$TMP/core.txt" && fail "mixlm's own core choice flagged as the user's"
+    env -u MIXLM_NO_REEXEC OPENBLAS_CORETYPE=Prescott MIXLM_TEST_BLAS_CORE=Prescott \
+        "$BIN" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --no-sgemm >"$TMP/core.txt" 2>&1 ||
+        fail "bench with the user's OPENBLAS_CORETYPE exited $?"
+    grep -q "core Prescott (OPENBLAS_CORETYPE=Prescott set by the user)" "$TMP/core.txt" ||
+        fail "the user's OPENBLAS_CORETYPE was not kept: $(grep 'sgemm ceiling' "$TMP/core.txt")"
+else
+    echo "skip 4b: this CPU has no AVX2+FMA"
+fi
 
 # 5. Errors: an unknown mixer names itself and exits 2; so do bad flags and lengths.
 "$BIN" bench --attn nosuchmixer:w=3 --context 32 >"$TMP/out" 2>"$TMP/err"

@@ -24,6 +24,9 @@ check "train exits 0" "[ $? -eq 0 ]"
 val=$(grep -o '"val_loss":[0-9.]*' "$dir/a/log.jsonl" | tail -1 | cut -d: -f2)
 echo "     unigram entropy $H nats/char, final val loss $val"
 check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v < 0.6*h)}'"
+# The run names the machine it ran on: CPU, SIMD level and OpenBLAS's core.
+check "summary.json names cpu, isa and the OpenBLAS core" \
+  "grep -q '\"cpu\"' $dir/a/summary.json && grep -q '\"isa\"' $dir/a/summary.json && grep -Eq '\"blas\":[[:space:]]*\"OpenBLAS [0-9.]+, core ' $dir/a/summary.json"
 
 # Resume equality: 60 steps straight vs 25 + resume to 60, same threads.
 "$bin" train "${common[@]}" --steps 60 --out "$dir/full" > /dev/null 2>&1
