@@ -43,6 +43,7 @@ int cmd_train(int argc, char **argv)
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
     int bias = 0, quiet = 0;
+    char posarg[16] = "learned";
     long stop_after = 0, extend_to = 0, skip_nonfinite = 0, align = 0;
     double time_budget = 0;
     char loss_on[16] = "all";
@@ -60,6 +61,7 @@ int cmd_train(int argc, char **argv)
         {"--attn", ARG_STR, attn, sizeof attn, 0, 0, "mixer spec for every layer (default dense)", 0},
         {"--attn-layer", ARG_LIST, &attn_layer, 0, 0, 0, "L=SPEC: mixer of layer L (repeatable)", 0},
         {"--bias", ARG_FLAG, &bias, 0, 0, 0, "biases in linear layers and LayerNorms (default off)", 0},
+        {"--pos", ARG_STR, posarg, sizeof posarg, 0, 0, "learned | none: GPT-2's learned absolute position embedding (default), or none (NoPE: the causal mixers' order is the only position signal)", 0},
         {"--batch", ARG_INT, &batch, 0, 1, 1 << 20, "sequences per micro-batch (default 12)", 0},
         {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step and rank (default 1)", 0},
         {"--steps", ARG_INT, &steps, 0, 1, 1L << 40, "optimizer steps in total (default 2000)", 0},
@@ -102,7 +104,7 @@ int cmd_train(int argc, char **argv)
     if (is_resume) {
         /* Architecture and data are fixed by the checkpoint. */
         const char *fixed[] = {"--data", "--tokenizer", "--layers", "--heads", "--dim", "--context", "--attn",
-                               "--attn-layer", "--bias", "--seed", "--out", "--align",
+                               "--attn-layer", "--bias", "--pos", "--seed", "--out", "--align",
                                "--loss-on"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (args_given(a, na, fixed[i])) {
@@ -175,6 +177,12 @@ int cmd_train(int argc, char **argv)
         o.model.n_embd = (int)dim;
         o.model.block_size = (int)ctx;
         o.model.bias = bias;
+        if (strcmp(posarg, "learned") && strcmp(posarg, "none")) {
+            fprintf(stderr, "mixlm train: --pos '%s' is not a position scheme; use learned (GPT-2's absolute "
+                            "embedding, the default) or none (NoPE)\n", posarg);
+            return 2;
+        }
+        o.model.nope = !strcmp(posarg, "none");
         o.model.seed = (uint64_t)seed;
         for (int l = 0; l < MX_MAX_LAYERS; l++)
             snprintf(o.model.attn[l], sizeof o.model.attn[l], "%s", attn);

@@ -22,6 +22,7 @@ cJSON *model_config_to_json(const struct mx_config *c)
     cJSON_AddNumberToObject(j, "block_size", c->block_size);
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddBoolToObject(j, "bias", c->bias);
+    cJSON_AddStringToObject(j, "pos", c->nope ? "none" : "learned");
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -55,6 +56,11 @@ int model_config_from_json(struct mx_config *c, const cJSON *j, struct mx_error 
     if (!cJSON_IsBool(bias))
         return mx_errorf(err, "config field 'bias' is missing or not a boolean");
     c->bias = cJSON_IsTrue(bias);
+    /* "pos" came with NoPE (session 7); a checkpoint without it has learned positions. */
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(j, "pos");
+    if (pos && !(cJSON_IsString(pos) && (!strcmp(pos->valuestring, "learned") || !strcmp(pos->valuestring, "none"))))
+        return mx_errorf(err, "config field 'pos' must be \"learned\" or \"none\"");
+    c->nope = pos && !strcmp(pos->valuestring, "none");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (!cJSON_IsString(seed))
         return mx_errorf(err, "config field 'seed' is missing");

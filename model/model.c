@@ -38,7 +38,8 @@ static void bind_params(struct mx_model *m, float *params, float *grads)
     int C = c->n_embd;
     char nm[128];
     add(&L, &m->w.wte, &m->g.wte, "transformer.wte.weight", 2, c->vocab_size, C, 1, 1);
-    add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, 1);
+    /* NoPE keeps the tensor (same layout and checkpoint) at 0, untrained. */
+    add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, !c->nope);
     for (int l = 0; l < c->n_layer; l++) {
         struct mx_layer_w *w = &m->w.l[l], *g = &m->g.l[l];
 #define NAME(s) (snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, s), nm)
@@ -159,7 +160,9 @@ void model_init_params(struct mx_model *m)
     const float std = 0.02f, std_res = 0.02f / sqrtf(2.0f * c->n_layer);
     memset(m->params, 0, m->n_params * sizeof(float));
     mx_rng_fill_normal(&r, m->w.wte, (size_t)c->vocab_size * C, std);
-    mx_rng_fill_normal(&r, m->w.wpe, (size_t)c->block_size * C, std);
+    mx_rng_fill_normal(&r, m->w.wpe, (size_t)c->block_size * C, std); /* drawn either way: same stream */
+    if (c->nope)
+        memset(m->w.wpe, 0, (size_t)c->block_size * C * sizeof(float));
     for (int l = 0; l < c->n_layer; l++) {
         struct mx_layer_w *w = &m->w.l[l];
         for (size_t i = 0; i < C; i++)

@@ -17,6 +17,9 @@
 struct mx_config {
     int n_layer, n_head, n_embd, block_size, vocab_size;
     int bias;      /* LayerNorm and linear biases (nanoGPT's shakespeare configs: 0) */
+    int nope;      /* no position embedding (NoPE): wpe stays 0 and is not trained; the
+                    * causal mixers' own order is the only position signal. Default 0: GPT-2's
+                    * learned absolute positions. Checkpoints store it as "pos". */
     uint64_t seed; /* init, and per-layer randomness of mixers (LSH, BigBird, Performer) */
     char attn[MX_MAX_LAYERS][MX_SPEC_MAX]; /* each layer's mixer spec (canonical after init) */
 };
