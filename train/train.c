@@ -558,13 +558,19 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     mx_progress_init(&pr, stdout, o->steps, o->log_every);
     if (o->quiet)
         pr.tty = 0, pr.every = o->steps + 1;
-    double *times = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1));
+    /* WHY grown on demand: sized by --steps up front, a run with a huge --steps and a
+     * --time-budget asked for 2 x 8 bytes per planned step (34 GB at 2^31 steps: killed by the
+     * OOM killer on first touch); grown, it holds the steps actually run. */
+    long tcap = o->steps - r.step + 1 < 4096 ? o->steps - r.step + 1 : 4096;
+    if (tcap < 1)
+        tcap = 1;
+    double *times = mx_xcalloc(sizeof(double) * (size_t)tcap);
     long ntimes = 0;
     double val_loss = NAN, last_loss = NAN;
     size_t tokens_per_step = (size_t)B * T * o->grad_accum;
     int stopped = 0;
     long start_step = r.step;
-    double *waits = mx_xcalloc(sizeof(double) * (size_t)(o->steps + 1)); /* seconds blocked in MPI per step */
+    double *waits = mx_xcalloc(sizeof(double) * (size_t)tcap); /* seconds blocked in MPI per step */
     double start_elapsed = r.elapsed;
     while (r.step < o->steps) {
         double t0 = mx_now();
@@ -610,6 +616,11 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         r.step++;
         double dt = mx_now() - t0;
         r.elapsed += dt;
+        if (ntimes == tcap) {
+            tcap *= 2;
+            times = mx_xrealloc(times, sizeof(double) * (size_t)tcap, "step times");
+            waits = mx_xrealloc(waits, sizeof(double) * (size_t)tcap, "step waits");
+        }
         times[ntimes++] = dt;
         last_loss = loss;
         /* --time-budget: this step is the last; it ends as the run's last step would (over MPI the

@@ -28,6 +28,14 @@ check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v 
 check "summary.json names cpu, isa and the OpenBLAS core" \
   "grep -q '\"cpu\"' $dir/a/summary.json && grep -q '\"isa\"' $dir/a/summary.json && grep -Eq '\"blas\":[[:space:]]*\"OpenBLAS [0-9.]+, core ' $dir/a/summary.json"
 
+# A huge --steps with --time-budget ends at the budget in little memory (the step-time arrays
+# were once sized by --steps: 34 GB at 2^31 steps, killed by the OOM killer).
+"$bin" train --data "$dir/corpus.txt" --layers 1 --heads 1 --dim 16 --context 16 --batch 2 --steps 2000000000 \
+    --time-budget 1 --eval-every 0 --eval-batches 1 --ckpt-every 0 --threads 2 --quiet --out "$dir/huge" > "$dir/huge.out" 2>&1
+check "--steps 2e9 with --time-budget 1 exits 0 in under 200 MB" \
+  "[ $? -eq 0 ] && rss=\$(grep -o '\"peak_rss_mb\":[[:space:]]*[0-9.]*' $dir/huge/summary.json | grep -o '[0-9.]*\$') &&
+   awk -v r=\"\$rss\" 'BEGIN { exit !(r != \"\" && r + 0 < 200) }'"
+
 # Resume equality: 60 steps straight vs 25 + resume to 60, same threads.
 "$bin" train "${common[@]}" --steps 60 --out "$dir/full" > /dev/null 2>&1
 "$bin" train "${common[@]}" --steps 60 --stop-after 25 --out "$dir/half" > /dev/null 2>&1
