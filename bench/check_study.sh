@@ -5,8 +5,8 @@
 # specs of quality and cost identical per row (each row's spec string has its cost.csv rows at
 # every cost length, measured or skipped with a reason, and its figures at its own context), the
 # recall rows' in-sequence guess (`eval --recall`) in [chance, 1], and each row the study's gate
-# left untrained empty of figures and justified (its mixer within the gate of the guess, or
-# gated, at the next shorter T).
+# left untrained empty of figures and justified (its mixer not above the guess by more than the
+# gate, or gated, at the next shorter T).
 # Not a judge of the figures themselves. Exit 0 when all hold, 1 (listing each failure) otherwise.
 # usage: bench/check_study.sh DIR [--quick | --smoke]
 set -u

@@ -7,8 +7,9 @@
 #      the way; final bits/byte from a full `mixlm eval` pass;
 #   2. associative recall (`mixlm data recall`) at T = 256, 1024 and 4096, scored by `eval --recall`
 #      next to the in-sequence guess (the score of a model that knows the values but not the keys);
-#      a mixer within RECALL_GATE of the guess at one T is not trained at the longer ones (its rows
-#      there say so in recall.csv's note: the distance to recall only grows with T);
+#      a mixer not above the guess by more than RECALL_GATE at one T is not trained at the longer
+#      ones (its rows there say so in recall.csv's note: the distance to recall only grows with
+#      T); dense, the reference, is trained at every T;
 #   3. cost: `mixlm bench` forward+backward time and peak memory of the same spec strings.
 # Outputs in --out: study.csv, recall.csv, cost.csv, curves.csv, machine.txt, report.html,
 # README_table.md, claims.md (bench/claims.sh: the literature's claims with this study's figures)
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --parts) parts=${2:?--parts needs a list such as 1 or 13}; shift
              [[ $parts =~ ^[123]+$ ]] || { echo "study.sh: --parts takes digits 1-3 (e.g. 13), not '$parts'" >&2; exit 2; } ;;
     --mixers) only=${2:?--mixers needs names, e.g. \"dense shift\"}; shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "study.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -108,7 +109,8 @@ esac
 # which gets beyond it where 1e-3 stalls at it; RC_BATCH = 8 sequences per step. T starts at
 # 256: there dense gets beyond the guess within ~1,000 steps (0.505 after 1,500), while at T = 64
 # and 128 it sat at the guess after 16,000-24,000 sequences. RC_BUDGETS: the seconds of each T's
-# runs (80 s at 256: ~1,900 dense steps on a quiet Zen 3). Each T's file holds about RC_FILE_TOKENS tokens (10 M: 38,910 sequences at T = 256, so
+# runs (80 s at 256: ~1,900 dense steps on a quiet Zen 3, scaled from 3,600 in 150 s). Each T's
+# file holds about RC_FILE_TOKENS tokens (10 M: 38,910 sequences at T = 256, so
 # dense sees none twice; the fastest mixers take 2-3 passes).
 # Longer T (session 7, bench/RESULTS.md): dense gets beyond the guess at 1,024 in 180-240 s; a
 # mixer that stays at the guess at one T is not trained at the longer ones (RECALL_GATE), which

@@ -68,7 +68,8 @@ const char *mx_blas_core(void)
 
 const char *mx_blas_core_upgrade_for(const char *core, int cpu_avx2, int cpu_avx512)
 {
-    /* OpenBLAS's x86-64 cores that use neither AVX2 nor AVX-512 (its DYNAMIC_ARCH list). */
+    /* OpenBLAS's x86-64 cores that use neither AVX2 nor AVX-512 (its DYNAMIC_ARCH list), and
+     * "generic", its plain C kernels. */
     static const char *const weak[] = {
         "prescott",  "core2",     "penryn",       "dunnington", "nehalem",    "atom",
         "barcelona", "opteron",   "opteron_sse3", "nano",       "bobcat",     "katmai",

@@ -30,7 +30,7 @@ const char *mx_blas_core_upgrade(void);
  * re-execution on a CPU OpenBLAS knows (tests/e2e/test_bench.sh). */
 const char *mx_blas_detected(void);
 /* "OpenBLAS 0.3.21, core SkylakeX" and, when main() forced the core, "(set by mixlm: OpenBLAS
- * detected Prescott on this CPU)" or "(OPENBLAS_CORETYPE set by the user)"; for run headers. */
+ * detected Prescott on this CPU)" or "(OPENBLAS_CORETYPE=NAME set by the user)"; for run headers. */
 const char *mx_blas_desc(char *buf, size_t n);
 /* The rule itself, for a given core name and CPU (tested without such a CPU). */
 const char *mx_blas_core_upgrade_for(const char *core, int cpu_avx2, int cpu_avx512);
