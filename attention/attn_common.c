@@ -111,6 +111,10 @@ void attn_forward(const struct mixer *m, float *y, float *saved, const float *x,
     float *work = m->scratch + 6 * BTC;
     mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, m->C, R * m->C);
     attn_split_heads(q, k, v, qkv, B, T, m->H, m->D, core->shared_qk);
+    if (m->rope) { /* shared-QK: k = q/|q| rotated = (rotated q)/|q|, the same thing */
+        attn_rope_apply(q, m->rope, B * m->H, T, m->D, 0, 0);
+        attn_rope_apply(k, m->rope, B * m->H, T, m->D, 0, 0);
+    }
     core->forward(m, o, csaved, work, q, k, v, p.xp, B, T);
     attn_merge_heads(merged, o, B, T, m->H, m->D);
     mx_linear_forward(y, merged, p.w_proj, p.b_proj, B * T, m->C, m->C);
@@ -138,6 +142,11 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     mx_linear_backward_set(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
     attn_split_out(dout, dmerged, B, T, m->H, m->D);
     core->backward(m, dq, dk, dv, dxp, work, dout, o, csaved, q, k, v, p.xp, B, T);
+    if (m->rope) { /* the rotation is orthogonal: its gradient is the inverse rotation */
+        attn_rope_apply(dq, m->rope, B * m->H, T, m->D, 0, 1);
+        if (!core->shared_qk) /* shared-QK cores fold the key path into dq */
+            attn_rope_apply(dk, m->rope, B * m->H, T, m->D, 0, 1);
+    }
     attn_merge_qkv(dqkv, dq, dk, dv, B, T, m->H, m->D, core->shared_qk);
     mx_linear_backward(dx, dw_attn, db_attn, dqkv, x, p.w_attn, B * T, m->C, (int)R * m->C);
 }
@@ -188,9 +197,48 @@ void attn_step(const struct mixer *m, float *y_t, float *state, const float *x_t
     float *cstate = state + 8 * C;
     mx_linear_forward(qkv, x_t, p.w_attn, p.b_attn, 1, m->C, qkv_rows(m) * m->C);
     attn_split_heads(q, k, v, qkv, 1, 1, m->H, m->D, core->shared_qk);
+    if (m->rope) {
+        attn_rope_apply(q, m->rope, m->H, 1, m->D, t, 0);
+        attn_rope_apply(k, m->rope, m->H, 1, m->D, t, 0);
+    }
     core->step(m, o, cstate, q, k, v, p.xp, t);
     attn_merge_heads(merged, o, 1, 1, m->H, m->D);
     mx_linear_forward(y_t, merged, p.w_proj, p.b_proj, 1, m->C, m->C);
+}
+
+float *attn_rope_table(int T_max, int D, struct mx_error *err)
+{
+    MX_ASSERT(T_max >= 1 && D >= 2 && D % 2 == 0);
+    size_t half = (size_t)D / 2;
+    float *tab = mx_try_calloc((size_t)T_max * half * 2 * sizeof(float), "the rotary position table", err);
+    if (!tab)
+        return NULL;
+    for (size_t i = 0; i < half; i++) {
+        double theta = pow(10000.0, -2.0 * (double)i / D);
+        for (size_t t = 0; t < (size_t)T_max; t++) {
+            double a = (double)t * theta;
+            tab[(t * half + i) * 2] = (float)cos(a);
+            tab[(t * half + i) * 2 + 1] = (float)sin(a);
+        }
+    }
+    return tab;
+}
+
+void attn_rope_apply(float *x, const float *table, int BH, int T, int D, int t0, int inverse)
+{
+    size_t half = (size_t)D / 2;
+    float sg = inverse ? -1.0f : 1.0f;
+    for (int r = 0; r < BH; r++)
+        for (int t = 0; t < T; t++) {
+            float *row = x + ((size_t)r * T + t) * D;
+            const float *cs = table + (size_t)(t0 + t) * half * 2;
+            for (size_t i = 0; i < half; i++) {
+                float c = cs[2 * i], s = sg * cs[2 * i + 1];
+                float a = row[2 * i], b = row[2 * i + 1];
+                row[2 * i] = a * c - b * s;
+                row[2 * i + 1] = a * s + b * c;
+            }
+        }
 }
 
 void attn_pairs_flops(double n_pairs, int D, double *fwd, double *bwd)

@@ -90,6 +90,14 @@ void attn_step(const struct mixer *m, float *y_t, float *state, const float *x_t
  * subtract, exp, sum); backward recomputes P and forms dV, dP, dQ, dK: 2.5x forward. */
 void attn_pairs_flops(double n_pairs, int D, double *fwd, double *bwd);
 
+/* Rotary position embedding (RoFormer): the table of mixer.rope, (T_max, D/2) pairs (cos, sin)
+ * of t·θ_i with θ_i = 10000^(-2i/D), computed in double; NULL with err set when out of memory.
+ * attn_rope_apply rotates each (B,H,T,D) row t of x in place, channel pairs (2i, 2i+1), by
+ * +t·θ_i (inverse 0) or by -t·θ_i (inverse 1: the transpose, which carries dq, dk back), rows
+ * at positions t0..t0+T-1. */
+float *attn_rope_table(int T_max, int D, struct mx_error *err);
+void attn_rope_apply(float *x, const float *table, int BH, int T, int D, int t0, int inverse);
+
 /* (B,T,3C) packed qkv -> q, k, v each (B,H,T,D). shared_qk: qkv is (B,T,2C) = [q | v] and
  * k = q / sqrt(|q|^2 + ATTN_QK_NORM_EPS) per head row. */
 void attn_split_heads(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int D,

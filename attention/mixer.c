@@ -1,6 +1,7 @@
 /* mixer.c — the registry (name -> ops), mixer construction and spec key=value parsing.
  * Adding a mixer: one .c file and one line in MIXLM_MIXERS below. Nothing here knows a mixer. */
 #include "attention/mixer.h"
+#include "attention/attn_common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,19 @@ int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, 
     m->n_layer = d->n_layer;
     m->seed = d->seed;
     m->training = 0;
+    if (d->rope) {
+        if (!mixer_has_qk(ops))
+            return mx_errorf(err, "--pos rope rotates queries and keys, and mixer '%s' has none; use --pos "
+                                  "learned or none with it, or an attention-family mixer (%s)",
+                             ops->name, "dense, window, dilated, strided, fixed, bigbird, lsh, linformer, nystrom, linear, performer");
+        if (m->D % 2 != 0)
+            return mx_errorf(err, "--pos rope rotates pairs of channels and the head size %d (--dim / --heads) "
+                                  "is odd; choose --dim and --heads with an even quotient",
+                             m->D);
+        m->rope = attn_rope_table(m->T_max, m->D, err);
+        if (!m->rope)
+            return -1;
+    }
     if (ops->parse(m, colon ? colon + 1 : "", err) != 0) {
         mixer_destroy(m);
         return -1;
@@ -133,6 +147,13 @@ void mixer_destroy(struct mixer *m)
     if (m->ops && m->ops->destroy)
         m->ops->destroy(m);
     m->cfg = NULL;
+    mx_free(m->rope);
+    m->rope = NULL;
+}
+
+int mixer_has_qk(const struct mixer_ops *ops)
+{
+    return ops->core != NULL;
 }
 
 int mixer_n_tensors(const struct mixer *m)
@@ -178,6 +199,10 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     m->ops->flops(m, B, T, &mf, &mb);
     f += mf;
     b += mb;
+    if (m->rope) { /* rotating q and k (forward), dq and dk (backward): 3 FLOPs per element */
+        f += 6.0 * tokens * m->C;
+        b += 6.0 * tokens * m->C;
+    }
     if (fwd)
         *fwd = f;
     if (bwd)

@@ -17,6 +17,7 @@ struct mixer_dims {
     int bias;    /* projections carry biases */
     int layer;   /* this layer's index */
     int n_layer; /* number of layers (residual projection init is scaled by 1/sqrt(2L)) */
+    int rope;    /* 1: rotary position embedding (RoFormer) of q and k; attention family only */
     uint64_t seed;
 };
 
@@ -34,6 +35,11 @@ struct mixer {
     int training;   /* 1 inside a training step, 0 for eval and generation */
     void *cfg;      /* parsed configuration and private caches, owned by the mixer */
     float *scratch; /* scratch_floats(B,T) floats of workspace, owned by the caller */
+    /* Rotary position embedding (RoFormer, Su et al. 2021) when the model asks for it
+     * (mixer_dims.rope): (T_max, D/2) pairs (cos, sin) of t·θ_i, θ_i = 10000^(-2i/D); the
+     * shared attention path rotates q and k by position before the core and rotates dq, dk
+     * back after it. NULL otherwise. Owned by the mixer (mixer_destroy frees it). */
+    float *rope;
 };
 
 struct attn_core; /* attention family internals (attention/attn_common.h) */
@@ -103,7 +109,11 @@ const struct mixer_ops *mixer_find(const char *name);
 /* The current name of a deprecated mixer name ("fourier" -> "longconv"); NULL if name is not one. */
 const char *mixer_alias_of(const char *name);
 
+/* 1 when the mixer has queries and keys that --pos rope can rotate (the attention family). */
+int mixer_has_qk(const struct mixer_ops *ops);
+
 /* Build a mixer from a spec "name" or "name:k=v,...". Unknown names list the known ones.
+ * d->rope on a mixer without queries and keys (mixer_has_qk) is an error.
  * On success the mixer must be released with mixer_destroy. */
 int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, struct mx_error *err);
 void mixer_destroy(struct mixer *m);

@@ -61,7 +61,7 @@ int cmd_train(int argc, char **argv)
         {"--attn", ARG_STR, attn, sizeof attn, 0, 0, "mixer spec for every layer (default dense)", 0},
         {"--attn-layer", ARG_LIST, &attn_layer, 0, 0, 0, "L=SPEC: mixer of layer L (repeatable)", 0},
         {"--bias", ARG_FLAG, &bias, 0, 0, 0, "biases in linear layers and LayerNorms (default off)", 0},
-        {"--pos", ARG_STR, posarg, sizeof posarg, 0, 0, "learned | none: GPT-2's learned absolute position embedding (default), or none (NoPE: the causal mixers' order is the only position signal)", 0},
+        {"--pos", ARG_STR, posarg, sizeof posarg, 0, 0, "learned | none | rope: GPT-2's learned absolute position embedding (default), none (NoPE: the causal mixers' order is the only position signal), or rope (rotary: q and k rotated by position, RoFormer; attention-family mixers only)", 0},
         {"--batch", ARG_INT, &batch, 0, 1, 1 << 20, "sequences per micro-batch (default 12)", 0},
         {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step and rank (default 1)", 0},
         {"--steps", ARG_INT, &steps, 0, 1, 1L << 40, "optimizer steps in total (default 2000)", 0},
@@ -177,12 +177,13 @@ int cmd_train(int argc, char **argv)
         o.model.n_embd = (int)dim;
         o.model.block_size = (int)ctx;
         o.model.bias = bias;
-        if (strcmp(posarg, "learned") && strcmp(posarg, "none")) {
+        o.model.pos = mx_pos_parse(posarg);
+        if (o.model.pos < 0) {
             fprintf(stderr, "mixlm train: --pos '%s' is not a position scheme; use learned (GPT-2's absolute "
-                            "embedding, the default) or none (NoPE)\n", posarg);
+                            "embedding, the default), none (NoPE) or rope (rotary, attention-family mixers)\n",
+                    posarg);
             return 2;
         }
-        o.model.nope = !strcmp(posarg, "none");
         o.model.seed = (uint64_t)seed;
         for (int l = 0; l < MX_MAX_LAYERS; l++)
             snprintf(o.model.attn[l], sizeof o.model.attn[l], "%s", attn);

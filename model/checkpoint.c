@@ -22,7 +22,7 @@ cJSON *model_config_to_json(const struct mx_config *c)
     cJSON_AddNumberToObject(j, "block_size", c->block_size);
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddBoolToObject(j, "bias", c->bias);
-    cJSON_AddStringToObject(j, "pos", c->nope ? "none" : "learned");
+    cJSON_AddStringToObject(j, "pos", mx_pos_name(c->pos));
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -58,9 +58,9 @@ int model_config_from_json(struct mx_config *c, const cJSON *j, struct mx_error 
     c->bias = cJSON_IsTrue(bias);
     /* "pos" came with NoPE (session 7); a checkpoint without it has learned positions. */
     const cJSON *pos = cJSON_GetObjectItemCaseSensitive(j, "pos");
-    if (pos && !(cJSON_IsString(pos) && (!strcmp(pos->valuestring, "learned") || !strcmp(pos->valuestring, "none"))))
-        return mx_errorf(err, "config field 'pos' must be \"learned\" or \"none\"");
-    c->nope = pos && !strcmp(pos->valuestring, "none");
+    c->pos = !pos ? MX_POS_LEARNED : cJSON_IsString(pos) ? mx_pos_parse(pos->valuestring) : -1;
+    if (c->pos < 0)
+        return mx_errorf(err, "config field 'pos' must be \"learned\", \"none\" or \"rope\"");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (!cJSON_IsString(seed))
         return mx_errorf(err, "config field 'seed' is missing");

@@ -39,7 +39,7 @@ static void bind_params(struct mx_model *m, float *params, float *grads)
     char nm[128];
     add(&L, &m->w.wte, &m->g.wte, "transformer.wte.weight", 2, c->vocab_size, C, 1, 1);
     /* NoPE keeps the tensor (same layout and checkpoint) at 0, untrained. */
-    add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, !c->nope);
+    add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, c->pos == MX_POS_LEARNED);
     for (int l = 0; l < c->n_layer; l++) {
         struct mx_layer_w *w = &m->w.l[l], *g = &m->g.l[l];
 #define NAME(s) (snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, s), nm)
@@ -88,6 +88,19 @@ static void bind_params(struct mx_model *m, float *params, float *grads)
     m->n_tensors = L.n;
 }
 
+const char *mx_pos_name(int pos)
+{
+    return pos == MX_POS_NONE ? "none" : pos == MX_POS_ROPE ? "rope" : "learned";
+}
+
+int mx_pos_parse(const char *s)
+{
+    for (int p = MX_POS_LEARNED; p <= MX_POS_ROPE; p++)
+        if (s && !strcmp(s, mx_pos_name(p)))
+            return p;
+    return -1;
+}
+
 static int validate_config(const struct mx_config *c, struct mx_error *err)
 {
     if (c->n_layer < 1 || c->n_layer > MX_MAX_LAYERS)
@@ -96,6 +109,8 @@ static int validate_config(const struct mx_config *c, struct mx_error *err)
         return mx_errorf(err, "--dim %d must be a positive multiple of --heads %d", c->n_embd, c->n_head);
     if (c->block_size < 1 || c->block_size > (1 << 22))
         return mx_errorf(err, "--context %d out of range; allowed [1, %d]", c->block_size, 1 << 22);
+    if (c->pos < MX_POS_LEARNED || c->pos > MX_POS_ROPE)
+        return mx_errorf(err, "position scheme %d unknown; use learned, none or rope", c->pos);
     if (c->vocab_size < 2)
         return mx_errorf(err, "vocabulary size %d is too small (need at least 2 symbols); is the data empty?",
                          c->vocab_size);
@@ -110,7 +125,8 @@ int model_create(struct mx_model *m, const struct mx_config *cfg, struct mx_erro
         return -1;
     for (int l = 0; l < cfg->n_layer; l++) {
         struct mixer_dims d = {.C = cfg->n_embd, .H = cfg->n_head, .T_max = cfg->block_size,
-                               .bias = cfg->bias, .layer = l, .n_layer = cfg->n_layer, .seed = cfg->seed};
+                               .bias = cfg->bias, .layer = l, .n_layer = cfg->n_layer,
+                               .rope = cfg->pos == MX_POS_ROPE, .seed = cfg->seed};
         if (mixer_create(&m->mix[l], cfg->attn[l], &d, err) != 0) {
             mx_error_wrap(err, "layer %d", l);
             for (int k = 0; k < l; k++)
@@ -161,7 +177,7 @@ void model_init_params(struct mx_model *m)
     memset(m->params, 0, m->n_params * sizeof(float));
     mx_rng_fill_normal(&r, m->w.wte, (size_t)c->vocab_size * C, std);
     mx_rng_fill_normal(&r, m->w.wpe, (size_t)c->block_size * C, std); /* drawn either way: same stream */
-    if (c->nope)
+    if (c->pos != MX_POS_LEARNED)
         memset(m->w.wpe, 0, (size_t)c->block_size * C * sizeof(float));
     for (int l = 0; l < c->n_layer; l++) {
         struct mx_layer_w *w = &m->w.l[l];

@@ -14,12 +14,21 @@
 #define MX_MAX_LAYERS 64
 #define MX_CKPT_FORMAT 1
 
+/* Position schemes (train --pos). Under NONE and ROPE the learned table wpe stays 0 and is not
+ * trained (it is kept so every checkpoint has the same tensors). */
+enum mx_pos {
+    MX_POS_LEARNED = 0, /* GPT-2's learned absolute position embedding (default) */
+    MX_POS_NONE = 1,    /* NoPE: the causal mixers' own order is the only position signal */
+    MX_POS_ROPE = 2,    /* rotary (RoFormer): every layer's mixer rotates q and k by position */
+};
+/* "learned", "none", "rope"; mx_pos_parse returns -1 for anything else. */
+const char *mx_pos_name(int pos);
+int mx_pos_parse(const char *s);
+
 struct mx_config {
     int n_layer, n_head, n_embd, block_size, vocab_size;
     int bias;      /* LayerNorm and linear biases (nanoGPT's shakespeare configs: 0) */
-    int nope;      /* no position embedding (NoPE): wpe stays 0 and is not trained; the
-                    * causal mixers' own order is the only position signal. Default 0: GPT-2's
-                    * learned absolute positions. Checkpoints store it as "pos". */
+    int pos;       /* enum mx_pos, the position scheme. Checkpoints store it as "pos". */
     uint64_t seed; /* init, and per-layer randomness of mixers (LSH, BigBird, Performer) */
     char attn[MX_MAX_LAYERS][MX_SPEC_MAX]; /* each layer's mixer spec (canonical after init) */
 };

@@ -538,7 +538,9 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     printf("mixlm train: %s | %d layers, %d heads, dim %d, context %d, vocab %d | %.2fM params | "
            "mixer %s%s | batch %d x %d accum | %s%d threads\n",
            o->out, r.m.cfg.n_layer, r.m.cfg.n_head, r.m.cfg.n_embd, T, r.m.cfg.vocab_size,
-           r.m.n_params / 1e6, r.m.cfg.attn[0], r.m.cfg.nope ? " | no position embedding (NoPE)" : "", B,
+           r.m.n_params / 1e6, r.m.cfg.attn[0], r.m.cfg.pos == MX_POS_NONE   ? " | no position embedding (NoPE)"
+           : r.m.cfg.pos == MX_POS_ROPE ? " | rotary positions (RoPE)"
+                                        : "", B,
            o->grad_accum, ranks, mx_get_threads());
     if (d->size > 1)
         printf("mpi: %s | %d ranks (%d on this machine), rank r runs micro-batches r*%d .. r*%d+%d of each step\n",

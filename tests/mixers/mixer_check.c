@@ -26,11 +26,14 @@ double mc_rel_err(const float *a, const float *b, size_t n, double floor)
     return md / mb;
 }
 
+int mc_rope = 0;
+
 int mc_create(struct mc_mixer *t, const char *spec, int C, int H, int T_max, int B, int T,
               uint64_t seed, float param_scale)
 {
     memset(t, 0, sizeof *t);
-    struct mixer_dims d = {.C = C, .H = H, .T_max = T_max, .bias = 1, .layer = 0, .n_layer = 2, .seed = seed};
+    struct mixer_dims d = {.C = C, .H = H, .T_max = T_max, .bias = 1, .layer = 0, .n_layer = 2,
+                           .rope = mc_rope, .seed = seed};
     struct mx_error err;
     if (mixer_create(&t->m, spec, &d, &err) != 0) {
         fprintf(stderr, "mc_create(%s): %s\n", spec, err.msg);

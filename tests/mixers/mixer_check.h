@@ -14,6 +14,8 @@ struct mc_mixer {
     size_t n_params;
     int B, T;
 };
+/* mc_create builds with mixer_dims.rope = mc_rope (0 unless a test sets it). */
+extern int mc_rope;
 int mc_create(struct mc_mixer *t, const char *spec, int C, int H, int T_max, int B, int T,
               uint64_t seed, float param_scale);
 void mc_free(struct mc_mixer *t);

@@ -21,9 +21,12 @@ static int case_mixer(void)
         fprintf(stderr, "mixer %s lists no test_specs: every mixer must be tested\n", ops->name);
         return 1;
     }
+    /* Attention-family mixers run every spec a second time with rotary positions (--pos rope). */
+    for (int rope = 0; rope <= mixer_has_qk(ops); rope++)
     for (const char *const *s = ops->test_specs; *s; s++) {
         struct mc_mixer t;
         const int C = 16, H = 2, T = 20, B = 2;
+        mc_rope = rope;
         if (mc_create(&t, *s, C, H, T, B, T, 42, 3.0f) != 0) {
             failed++;
             continue;
@@ -38,7 +41,7 @@ static int case_mixer(void)
         }
         f |= mc_check_accumulate(&t, 1e-6) != 0;
         f |= mc_check_determinism(&t) != 0;
-        fprintf(stderr, "%s %s\n", f ? "FAIL" : "ok  ", *s);
+        fprintf(stderr, "%s %s%s\n", f ? "FAIL" : "ok  ", *s, rope ? " (rope)" : "");
         failed += f;
         ran++;
         mc_free(&t);
