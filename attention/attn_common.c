@@ -226,19 +226,21 @@ float *attn_rope_table(int T_max, int D, struct mx_error *err)
 
 void attn_rope_apply(float *x, const float *table, int BH, int T, int D, int t0, int inverse)
 {
-    size_t half = (size_t)D / 2;
-    float sg = inverse ? -1.0f : 1.0f;
-    for (int r = 0; r < BH; r++)
-        for (int t = 0; t < T; t++) {
-            float *row = x + ((size_t)r * T + t) * D;
-            const float *cs = table + (size_t)(t0 + t) * half * 2;
-            for (size_t i = 0; i < half; i++) {
-                float c = cs[2 * i], s = sg * cs[2 * i + 1];
-                float a = row[2 * i], b = row[2 * i + 1];
-                row[2 * i] = a * c - b * s;
-                row[2 * i + 1] = a * s + b * c;
-            }
+    const size_t half = (size_t)D / 2, rows = (size_t)BH * T;
+    const float sg = inverse ? -1.0f : 1.0f;
+    /* Rows are independent: parallel over them when there is enough work (training), serial
+     * for a step (one row per head). */
+#pragma omp parallel for schedule(static) if (rows * half >= 16384)
+    for (size_t rt = 0; rt < rows; rt++) {
+        float *row = x + rt * D;
+        const float *cs = table + (size_t)(t0 + (int)(rt % (size_t)T)) * half * 2;
+        for (size_t i = 0; i < half; i++) {
+            float c = cs[2 * i], s = sg * cs[2 * i + 1];
+            float a = row[2 * i], b = row[2 * i + 1];
+            row[2 * i] = a * c - b * s;
+            row[2 * i + 1] = a * s + b * c;
         }
+    }
 }
 
 void attn_pairs_flops(double n_pairs, int D, double *fwd, double *bwd)

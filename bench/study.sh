@@ -255,7 +255,7 @@ for i in "${!RC_T[@]}"; do
       awk -v spec="$spec" -v T="$T" -v V="$RC_VOCAB" -v K="$RC_PAIRS" -v Q="$RC_QUERIES" -v budget="$rb" \
           -v note="${rc_gated[$m]}" "$AWK_CSV"' BEGIN {
         printf "%s,%d,,,,,,,%g,%.4f,%d,%d,%d,%s\n", csv(spec), T, budget, 1 / V, K, Q, V, csv(note) }' >> "$rc_rows"
-      say "recall T=$T $spec: not trained (${rc_gated[$m]})"
+      say "recall T=$T $spec: ${rc_gated[$m]}"
       continue
     fi
     ms=$(CAL_STEPS=$cs calibrate "$out/runs/cal" "${common[@]}" --attn "$spec")

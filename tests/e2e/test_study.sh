@@ -52,4 +52,13 @@ else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associat
 if [ "$(grep -c '^- \*' "$dir/out/claims.md" 2>/dev/null)" = 6 ] && grep -q 'dense [0-9.]* ms' "$dir/out/claims.md"; then
   echo "ok   claims.md has the six claims with figures"
 else echo "FAIL claims.md: $(cat "$dir/out/claims.md" 2>&1 | head -8)"; fail=1; fi
+# recall_runs.py on the same run twice: every mixer of the smoke study's T = 64 rows, spread 0.
+rr=$(python3 "$src/bench/recall_runs.py" --T 64 "$dir/out" "$dir/out" 2>&1)
+nm=$(grep -c '^| [a-z_]* | [0-9.]* | [0-9.]* | 0.000 | [0-2] of 2 |$' <<< "$rr")
+nr=$(python3 -c 'import csv, sys; print(sum(1 for r in csv.DictReader(open(sys.argv[1])) if r["T"] == "64" and r["accuracy"]))' "$dir/out/recall.csv")
+if [ "$nm" -gt 0 ] && [ "$nm" = "$nr" ]; then echo "ok   recall_runs.py: $nm mixers, spread 0 against itself"
+else echo "FAIL recall_runs.py ($nm rows of $nr): $rr"; fail=1; fi
+python3 "$src/bench/recall_runs.py" "$dir/nowhere" > "$dir/rr.out" 2>&1
+if [ $? -ne 0 ] && grep -q 'cannot read' "$dir/rr.out"; then echo "ok   recall_runs.py: a missing run is a clear error"
+else echo "FAIL recall_runs.py on a missing run: $(cat "$dir/rr.out")"; fail=1; fi
 exit $fail
