@@ -21,7 +21,7 @@
 #   --list   print the rows the mode will produce ("lm|recall CONTEXT SPEC", "cost T,...") and exit
 #   --parts, --mixers  a partial study (e.g. --parts 1 --mixers "dense shift" with a longer
 #            LM_BUDGET): the CSVs of the parts run; no report.html or claims.md, which need all
-#   full     ~85 min on 2 cores, estimated (recall ~53, of which ~24 at 256); --quick ~5 min (context 1024, recall
+#   full     72 min on 2 cores (Xeon model 207, avx512, 2026-12-02; Zen 3 ~85 estimated); --quick ~5 min (context 1024, recall
 #            at 256, cost to 16k, a smaller model);
 #   --smoke  ~2 min, tiny sizes: only proves the machinery (CTest bench.study_smoke)
 # env: MIXLM_BIN (default build/mixlm), LM_BUDGET (seconds of training per LM run), LM_CONTEXTS
@@ -29,7 +29,9 @@
 #      ("T1 T2 ...": the recall lengths, default "256 1024 4096"), RECALL_BUDGETS ("S1 S2 ...":
 #      seconds per recall run at each recall T, in the order of --list; needed when RECALL_T is
 #      set), RECALL_GATE (0.05: the margin over the guess a mixer needs at one T to be trained at
-#      the next; "none" trains every mixer at every T)
+#      the next; "none" trains every mixer at every T), LM_POS (part 1's position scheme:
+#      learned (default) | none | rope; rope goes to the mixers with queries and keys, the others
+#      keep learned positions)
 set -euo pipefail
 trap 'echo "study.sh: failed at line $LINENO (see the log in the output directory)" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +58,16 @@ done
 # ---- the mixers: one name per entry; spec_for sizes each for a context --------------------------
 # A new mixer is one more name here and, when it takes sizes, one case in spec_for.
 MIXERS=(dense window dilated strided fixed bigbird lsh linformer nystrom linear performer gla retnet longconv causal_fnet shift)
+
+# The mixers with queries and keys, which `train --pos rope` can rotate (mixer_has_qk).
+QK_MIXERS=" dense window dilated strided fixed bigbird lsh linformer nystrom linear performer "
+LM_POS=${LM_POS:-learned}
+case $LM_POS in learned|none|rope) ;;
+  *) echo "study.sh: LM_POS='$LM_POS' is not a position scheme; use learned, none or rope" >&2; exit 2 ;;
+esac
+lm_pos() { # mixer -> its --pos in part 1
+  if [ "$LM_POS" = rope ] && [[ $QK_MIXERS != *" $1 "* ]]; then echo learned; else echo "$LM_POS"; fi
+}
 
 isqrt() { awk -v t="$1" 'BEGIN { printf "%d", int(sqrt(t) + 0.5) }'; }
 pow2_le() { awk -v x="$1" 'BEGIN { p = 1; while (p * 2 <= x) p *= 2; printf "%d", p }'; }
@@ -202,7 +214,7 @@ for T in "${LM_CTX[@]}"; do
   declare -A steps=()
   for m in "${MIXERS[@]}"; do
     spec=$(spec_for "$m" "$T")
-    ms=$(calibrate "$out/runs/cal" "${common[@]}" --attn "$spec")
+    ms=$(calibrate "$out/runs/cal" "${common[@]}" --attn "$spec" --pos "$(lm_pos "$m")")
     steps[$m]=$(steps_for "$ms" "$LM_BUDGET")
     say "lm T=$T $spec: calibrated $ms ms/step -> ${steps[$m]} steps in ${LM_BUDGET} s"
   done
@@ -211,7 +223,7 @@ for T in "${LM_CTX[@]}"; do
   for m in "${MIXERS[@]}"; do
     spec=$(spec_for "$m" "$T")
     dir=$out/runs/lm-$T-$m
-    train_to "$dir" "${steps[$m]}" "$LM_BUDGET" "$eq" "${common[@]}" --attn "$spec"
+    train_to "$dir" "${steps[$m]}" "$LM_BUDGET" "$eq" "${common[@]}" --attn "$spec" --pos "$(lm_pos "$m")"
     "$bin" eval "$dir" --json --batch 4 --threads "$threads" > "$dir/eval.json" 2>> "$log"
     s=$dir/summary.json
     done_steps=$(jnum "$s" steps)
@@ -329,7 +341,7 @@ isa: ${isa:-unknown}
 threads: $threads
 cores: $(nproc)
 data: $data (first $DATA_BYTES bytes, validation fraction $VAL_FRAC)
-lm: contexts ${LM_CTX[*]:-none}, $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x)
+lm: contexts ${LM_CTX[*]:-none}, $LM_LAYERS layers, dim $LM_DIM, $LM_HEADS heads, $LM_TOKENS tokens per step, ${LM_BUDGET} s of training per run (cap ${CAP}x), positions $LM_POS$( [ "$LM_POS" = rope ] && echo ' (mixers without q and k: learned)' || true)
 recall: $RC_LAYERS layers, dim $RC_DIM, $RC_HEADS heads, $RC_BATCH sequences per step, ${RC_BUDGETS[*]} s per run at T = ${RC_T[*]}; answer-only loss; $RC_PAIRS pairs, $RC_QUERIES queries, vocab $RC_VOCAB, files of $RC_FILE_TOKENS tokens, lr $RC_LR, gate $RC_GATE
 cost: mixlm bench, 1 layer, dim 128, 4 heads, batch 1, $COST_REPEATS repeats (median), T = $COST_T
 EOF

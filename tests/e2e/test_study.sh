@@ -52,6 +52,9 @@ else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associat
 if [ "$(grep -c '^- \*' "$dir/out/claims.md" 2>/dev/null)" = 6 ] && grep -q 'dense [0-9.]* ms' "$dir/out/claims.md"; then
   echo "ok   claims.md has the six claims with figures"
 else echo "FAIL claims.md: $(cat "$dir/out/claims.md" 2>&1 | head -8)"; fail=1; fi
+LM_POS=sinus "$src/bench/study.sh" --smoke --out "$dir/pos" > "$dir/pos.out" 2>&1
+if [ $? -eq 2 ] && grep -q "LM_POS='sinus' is not a position scheme" "$dir/pos.out"; then echo "ok   study.sh: a bad LM_POS is a clear error"
+else echo "FAIL study.sh with LM_POS=sinus: $(cat "$dir/pos.out")"; fail=1; fi
 # recall_runs.py on the same run twice: every mixer of the smoke study's T = 64 rows, spread 0.
 rr=$(python3 "$src/bench/recall_runs.py" --T 64 "$dir/out" "$dir/out" 2>&1)
 nm=$(grep -c '^| [a-z_]* | [0-9.]* | [0-9.]* | 0.000 | [0-2] of 2 |$' <<< "$rr")
