@@ -334,7 +334,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cat > "$out/machine.txt" <<EOF
 date: $(date -u +%FT%TZ)
 mode: $mode
-command: $(for v in LM_BUDGET LM_CONTEXTS RECALL_T RECALL_BUDGETS RECALL_GATE; do [ -n "${!v:-}" ] && printf '%s="%s" ' "$v" "${!v}"; done; true)bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")$( [ "$parts" = 123 ] || echo "--parts $parts ")$( [ -z "$only" ] || printf -- '--mixers "%s" ' "$only")--out $out
+command: $(for v in LM_BUDGET LM_CONTEXTS LM_POS RECALL_T RECALL_BUDGETS RECALL_GATE; do [ -n "${!v:-}" ] && printf '%s="%s" ' "$v" "${!v}"; done; true)bench/study.sh $( [ "$mode" = full ] || echo "--$mode ")$( [ "$parts" = 123 ] || echo "--parts $parts ")$( [ -z "$only" ] || printf -- '--mixers "%s" ' "$only")--out $out
 commit: $commit
 cpu: ${cpu:-unknown}
 isa: ${isa:-unknown}
