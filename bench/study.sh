@@ -12,7 +12,8 @@
 #      T); dense, the reference, is trained at every T;
 #   3. cost: `mixlm bench` forward+backward time and peak memory of the same spec strings.
 # Outputs in --out: study.csv, recall.csv, cost.csv, curves.csv, machine.txt, report.html,
-# README_table.md, claims.md (bench/claims.sh: the literature's claims with this study's figures)
+# README_table.md, claims.md (bench/claims.sh: the literature's claims with this study's figures),
+# charts/*.svg (bench/study_charts.py: the report's charts as files, for README)
 # (and runs/, bench.csv, study.log). Not a benchmark of the whole model's speed
 # against PyTorch (train_speed.sh) and no plots of its own (`mixlm report --study` draws them).
 #
@@ -348,7 +349,8 @@ EOF
 if [ "$parts" = 123 ] && [ -z "$only" ]; then
   "$bin" report --study "$out" -o "$out/report.html" >> "$log"
   "$root/bench/claims.sh" "$out" > "$out/claims.md"
-  say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html, claims.md"
+  python3 "$root/bench/study_charts.py" "$out" >> "$log"
+  say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv, README_table.md, report.html, claims.md, charts/"
 else
   say "wrote $out/study.csv, recall.csv, cost.csv, curves.csv (a partial study: parts $parts${only:+, mixers $only}; no report)"
 fi

@@ -52,6 +52,11 @@ else echo "FAIL README_table.md lacks the in-sequence guess"; grep -A4 'Associat
 if [ "$(grep -c '^- \*' "$dir/out/claims.md" 2>/dev/null)" = 6 ] && grep -q 'dense [0-9.]* ms' "$dir/out/claims.md"; then
   echo "ok   claims.md has the six claims with figures"
 else echo "FAIL claims.md: $(cat "$dir/out/claims.md" 2>&1 | head -8)"; fail=1; fi
+# charts/: the report's charts as standalone SVG files (LM at one context: 2, recall, time, memory).
+nc=$(ls "$dir/out/charts/"*.svg 2>/dev/null | wc -l)
+if [ "$nc" -ge 5 ] && python3 -c 'import sys, xml.dom.minidom as m; [m.parse(f) for f in sys.argv[1:]]' "$dir/out/charts/"*.svg &&
+   [ -s "$dir/out/charts/associative-recall-accuracy-against-sequence-length.svg" ]; then echo "ok   charts/: $nc standalone SVG files"
+else echo "FAIL charts/: $nc files: $(ls "$dir/out/charts" 2>&1)"; fail=1; fi
 LM_POS=sinus "$src/bench/study.sh" --smoke --out "$dir/pos" > "$dir/pos.out" 2>&1
 if [ $? -eq 2 ] && grep -q "LM_POS='sinus' is not a position scheme" "$dir/pos.out"; then echo "ok   study.sh: a bad LM_POS is a clear error"
 else echo "FAIL study.sh with LM_POS=sinus: $(cat "$dir/pos.out")"; fail=1; fi
