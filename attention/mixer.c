@@ -74,12 +74,15 @@ const struct mixer_ops *mixer_find(const char *name)
     return NULL;
 }
 
-static void known_names(char *buf, size_t n)
+/* The registered names, comma-separated; qk_only: only the mixers with queries and keys. */
+static void known_names(char *buf, size_t n, int qk_only)
 {
     buf[0] = 0;
     for (int i = 0; i < mixer_count(); i++) {
+        if (qk_only && !mixer_has_qk(registry[i]))
+            continue;
         size_t l = strlen(buf);
-        snprintf(buf + l, n - l, "%s%s", i ? ", " : "", registry[i]->name);
+        snprintf(buf + l, n - l, "%s%s", l ? ", " : "", registry[i]->name);
     }
 }
 
@@ -98,7 +101,7 @@ int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, 
     const struct mixer_ops *ops = mixer_find(name);
     if (!ops) {
         char known[512];
-        known_names(known, sizeof known);
+        known_names(known, sizeof known, 0);
         return mx_errorf(err, "unknown mixer '%s' in spec '%s'; known mixers: %s (see mixlm train --help)",
                          name, spec, known);
     }
@@ -115,10 +118,13 @@ int mixer_create(struct mixer *m, const char *spec, const struct mixer_dims *d, 
     m->seed = d->seed;
     m->training = 0;
     if (d->rope) {
-        if (!mixer_has_qk(ops))
+        if (!mixer_has_qk(ops)) {
+            char qk[512];
+            known_names(qk, sizeof qk, 1);
             return mx_errorf(err, "--pos rope rotates queries and keys, and mixer '%s' has none; use --pos "
                                   "learned or none with it, or an attention-family mixer (%s)",
-                             ops->name, "dense, window, dilated, strided, fixed, bigbird, lsh, linformer, nystrom, linear, performer");
+                             ops->name, qk);
+        }
         if (m->D % 2 != 0)
             return mx_errorf(err, "--pos rope rotates pairs of channels and the head size %d (--dim / --heads) "
                                   "is odd; choose --dim and --heads with an even quotient",

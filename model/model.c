@@ -38,7 +38,7 @@ static void bind_params(struct mx_model *m, float *params, float *grads)
     int C = c->n_embd;
     char nm[128];
     add(&L, &m->w.wte, &m->g.wte, "transformer.wte.weight", 2, c->vocab_size, C, 1, 1);
-    /* NoPE keeps the tensor (same layout and checkpoint) at 0, untrained. */
+    /* NoPE and RoPE keep the tensor (same layout and checkpoint) at 0, untrained. */
     add(&L, &m->w.wpe, &m->g.wpe, "transformer.wpe.weight", 2, c->block_size, C, 1, c->pos == MX_POS_LEARNED);
     for (int l = 0; l < c->n_layer; l++) {
         struct mx_layer_w *w = &m->w.l[l], *g = &m->g.l[l];

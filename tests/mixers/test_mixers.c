@@ -46,6 +46,7 @@ static int case_mixer(void)
         ran++;
         mc_free(&t);
     }
+    mc_rope = 0;
     fprintf(stderr, "%s: %d specs checked, %d failed\n", ops->name, ran, failed);
     return failed ? 1 : 0;
 }
