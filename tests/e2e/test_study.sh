@@ -57,6 +57,15 @@ nc=$(ls "$dir/out/charts/"*.svg 2>/dev/null | wc -l)
 if [ "$nc" -ge 5 ] && python3 -c 'import sys, xml.dom.minidom as m; [m.parse(f) for f in sys.argv[1:]]' "$dir/out/charts/"*.svg &&
    [ -s "$dir/out/charts/associative-recall-accuracy-against-sequence-length.svg" ]; then echo "ok   charts/: $nc standalone SVG files"
 else echo "FAIL charts/: $nc files: $(ls "$dir/out/charts" 2>&1)"; fail=1; fi
+# The default positions: rope for the mixers with q and k, learned for the others, in both parts.
+pos_of() { grep -o '"pos":[[:space:]]*"[a-z]*"' "$dir/out/runs/$1/summary.json" | grep -o '[a-z]*"$' | tr -d '"'; }
+got="$(pos_of lm-128-dense) $(pos_of lm-128-gla) $(pos_of recall-64-dense) $(pos_of recall-64-shift)"
+if [ "$got" = "rope learned rope learned" ] && [ "$(grep -c 'positions rope (mixers without q and k: learned)' "$dir/out/machine.txt")" = 2 ]; then
+  echo "ok   positions: rope for dense, learned for gla and shift, in both parts and in machine.txt"
+else echo "FAIL positions: dense, gla (lm), dense, shift (recall) got '$got'"; grep positions "$dir/out/machine.txt"; fail=1; fi
+RECALL_POS=alibi "$src/bench/study.sh" --smoke --out "$dir/pos" > "$dir/pos.out" 2>&1
+if [ $? -eq 2 ] && grep -q "RECALL_POS='alibi' is not a position scheme" "$dir/pos.out"; then echo "ok   study.sh: a bad RECALL_POS is a clear error"
+else echo "FAIL study.sh with RECALL_POS=alibi: $(cat "$dir/pos.out")"; fail=1; fi
 LM_POS=sinus "$src/bench/study.sh" --smoke --out "$dir/pos" > "$dir/pos.out" 2>&1
 if [ $? -eq 2 ] && grep -q "LM_POS='sinus' is not a position scheme" "$dir/pos.out"; then echo "ok   study.sh: a bad LM_POS is a clear error"
 else echo "FAIL study.sh with LM_POS=sinus: $(cat "$dir/pos.out")"; fail=1; fi
