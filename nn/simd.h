@@ -222,6 +222,12 @@ static inline mx_vf mx_vmin(mx_vf a, mx_vf b)
 #endif
 }
 
+/* |a| lane-wise: the sign bit cleared (|NaN| is NaN, |-0| is +0). */
+static inline mx_vf mx_vabs(mx_vf a)
+{
+    return (mx_vf)((mx_vu)a & 0x7fffffffu);
+}
+
 /* a * b + c with one rounding where the target has FMA (ISO C11 never contracts a*b+c on its
  * own); SSE and scalar round twice. Results therefore differ between levels in the last bit:
  * use it where speed matters more than cross-ISA bit equality (reductions), not in mx_vexp. */

@@ -28,8 +28,18 @@
 _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0 + 1) + (2 + 3)");
 
 /* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
- * i0, each of k floats (k < MX_VW only with u = 1: the tail). The same operations in the same
- * order as layer_gelu_forward_ref / layer_gelu_backward_ref, without FMA: the same bits.
+ * i0, each of k floats (k < MX_VW only with u = 1: the tail), u = √(2/π)(x + 0.044715 x³).
+ * σ(2u) = 1 / (1 + exp(z)) with z = -2u = x (a + b x²), taken as num / (1 + e) with
+ * e = exp(-|z|) in (0, 1] and num = e where z > 0, else 1: e never overflows, and where exp(z)
+ * would (x very negative, z up to +inf) σ is 0 and out is -0, as in the reference. The exp is
+ * mx_vexpn_u (FMA, no clamps beyond its own). Within a few ulp of layer_gelu_forward_ref /
+ * layer_gelu_backward_ref (tests/unit/test_nn_kernels.c: relative 2e-6, the backward also
+ * absolute 2e-6 where g's two terms cancel), NOT bitwise equal to it nor across levels.
+ * WHY not the reference's operations any more: kept bitwise equal to mx_expf (no FMA, clamps,
+ * three selects, a true division per lane for the tanh form) GELU ran at 2.6-3.2x its memory
+ * bound on AVX-512 machines with 60-85 GB/s (session 8 and 9, bench/RESULTS.md), compute-bound
+ * at ~37 vector operations per vector; this form is ~20. Bitwise agreement across levels bought
+ * nothing: the matmuls around GELU (OpenBLAS, one kernel per CPU) never agreed across levels.
  * WHY always_inline and the two loops below: as a called function (u, k and dout unknown) its
  * exp loops ran with u a run-time count and every load and store masked; inlined with
  * constants, the full blocks are plain vector code. Two loops, not one taking dout: with dout
@@ -37,22 +47,27 @@ _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0
 static inline __attribute__((always_inline)) void gelu_u(float *out, const float *dout, const float *x,
                                                          size_t i0, int u, size_t k)
 {
-    mx_vf v[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
+    const mx_vf za = mx_vset1(-2.0f * GELU_K), zb = mx_vset1(-2.0f * GELU_K * 0.044715f);
+    mx_vf v[MX_VEXP_U] = {0}, z[MX_VEXP_U] = {0}, e[MX_VEXP_U] = {0}; /* zeroed: see mx_vexp_u */
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
         v[j] = mx_vload_k(x + i0 + (size_t)j * MX_VW, k);
-        e[j] = -2.0f * (GELU_K * (v[j] + 0.044715f * v[j] * v[j] * v[j]));
+        z[j] = v[j] * mx_vfma(zb, v[j] * v[j], za);
+        e[j] = -mx_vabs(z[j]);
     }
-    mx_vexp_u(e, e, u);
+    mx_vexpn_u(e, e, u);
 #pragma GCC unroll 4
     for (int j = 0; j < u; j++) {
         size_t i = i0 + (size_t)j * MX_VW;
+        mx_vf num = mx_vselect(z[j] > 0.0f, e[j], mx_vset1(1.0f));
         if (!dout) {
-            mx_vstore_k(out + i, v[j] / (1.0f + e[j]), k);
+            mx_vstore_k(out + i, v[j] * num / (1.0f + e[j]), k);
             continue;
         }
-        mx_vf sg = 1.0f / (1.0f + e[j]);
-        mx_vf g = sg + 2.0f * v[j] * sg * (1.0f - sg) * GELU_K * (1.0f + 3.0f * 0.044715f * v[j] * v[j]);
+        /* GELU' = σ + x σ(1-σ) (2K + 6K·0.044715 x²) */
+        mx_vf sg = num / (1.0f + e[j]);
+        mx_vf t = mx_vfma(mx_vset1(6.0f * GELU_K * 0.044715f), v[j] * v[j], mx_vset1(2.0f * GELU_K));
+        mx_vf g = mx_vfma(v[j] * t, sg - sg * sg, sg);
         mx_vstore_k(out + i, mx_vload_k(dout + i, k) * g, k);
     }
 }
@@ -83,54 +98,145 @@ static void gelu_backward(float *dx, const float *dout, const float *x, size_t n
     }
 }
 
+/* LayerNorm rows go LN_R at a time (the last one of an odd N alone), their loops interleaved.
+ * WHY: one row is a chain (sum -> horizontal sum -> mean -> squared deviations -> horizontal
+ * sum -> 1/sqrt -> normalise) of ~130 cycles of latency against ~70 operations at C = 128, and
+ * the next row's independent work sat behind it in the out-of-order window; two rows in one
+ * loop give the core two chains to overlap. Each row's arithmetic is the same as alone (the
+ * same accumulators, in the same order), so a row's result does not depend on its partner. */
+#define LN_R 2
+
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
  * zero-padded partial vector for the tail; the fixed order makes them deterministic. */
+static inline __attribute__((always_inline)) void ln_forward_rows(float *out, float *mean, float *rstd,
+                                                                  const float *x, const float *w,
+                                                                  const float *b, size_t i0, int R, size_t nc,
+                                                                  mx_vi tmask)
+{
+    const size_t full = nc / MX_VW * MX_VW, tail = nc - full;
+    const float *xr[LN_R];
+    mx_vf s0[LN_R], s1[LN_R], vm[LN_R], vr[LN_R];
+    float m[LN_R], rs[LN_R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+        xr[r] = x + (i0 + (size_t)r) * nc, s0[r] = mx_vzero(), s1[r] = mx_vzero();
+    size_t c = 0;
+    for (; c + 2 * MX_VW <= full; c += 2 * MX_VW)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            s0[r] += mx_vload(xr[r] + c);
+            s1[r] += mx_vload(xr[r] + c + MX_VW);
+        }
+    for (; c < full; c += MX_VW)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
+            s0[r] += mx_vload(xr[r] + c);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        s0[r] += mx_vload_n(xr[r] + full, tail);
+        m[r] = mx_vhsum(s0[r] + s1[r]) / (float)nc;
+        vm[r] = mx_vset1(m[r]), s0[r] = mx_vzero(), s1[r] = mx_vzero();
+    }
+    for (c = 0; c + 2 * MX_VW <= full; c += 2 * MX_VW)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            mx_vf d0 = mx_vload(xr[r] + c) - vm[r], d1 = mx_vload(xr[r] + c + MX_VW) - vm[r];
+            s0[r] = mx_vfma(d0, d0, s0[r]);
+            s1[r] = mx_vfma(d1, d1, s1[r]);
+        }
+    for (; c < full; c += MX_VW)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            mx_vf d = mx_vload(xr[r] + c) - vm[r];
+            s0[r] = mx_vfma(d, d, s0[r]);
+        }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        mx_vf dt = mx_vselect(tmask, mx_vload_n(xr[r] + full, tail) - vm[r], mx_vzero());
+        s0[r] = mx_vfma(dt, dt, s0[r]);
+        float v = mx_vhsum(s0[r] + s1[r]) / (float)nc;
+        rs[r] = 1.0f / sqrtf(v + 1e-5f);
+        vr[r] = mx_vset1(rs[r]);
+    }
+    for (c = 0; c < nc; c += MX_VW) {
+        size_t k = mx_vblock_len(nc, c);
+        mx_vf ww = mx_vload_k(w + c, k), bb = b ? mx_vload_k(b + c, k) : mx_vzero();
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
+            mx_vstore_k(out + (i0 + (size_t)r) * nc + c, mx_vfma((mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r], ww, bb),
+                        k);
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+        mean[i0 + (size_t)r] = m[r], rstd[i0 + (size_t)r] = rs[r];
+}
+
 static void ln_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                        size_t N, int C)
 {
-    const size_t nc = (size_t)C, full = nc / MX_VW * MX_VW, tail = nc - full;
-    const mx_vi tmask = mx_vmask_first(tail);
+    const size_t nc = (size_t)C;
+    const mx_vi tmask = mx_vmask_first(nc % MX_VW);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < N; i++) {
-        const float *xi = x + i * nc;
-        mx_vf s0 = mx_vzero(), s1 = mx_vzero();
-        size_t c = 0;
-        for (; c + 2 * MX_VW <= full; c += 2 * MX_VW) {
-            s0 += mx_vload(xi + c);
-            s1 += mx_vload(xi + c + MX_VW);
-        }
-        for (; c < full; c += MX_VW)
-            s0 += mx_vload(xi + c);
-        s0 += mx_vload_n(xi + full, tail);
-        float m = mx_vhsum(s0 + s1) / C;
-        mx_vf vm = mx_vset1(m), q0 = mx_vzero(), q1 = mx_vzero();
-        for (c = 0; c + 2 * MX_VW <= full; c += 2 * MX_VW) {
-            mx_vf d0 = mx_vload(xi + c) - vm, d1 = mx_vload(xi + c + MX_VW) - vm;
-            q0 = mx_vfma(d0, d0, q0);
-            q1 = mx_vfma(d1, d1, q1);
-        }
-        for (; c < full; c += MX_VW) {
-            mx_vf d = mx_vload(xi + c) - vm;
-            q0 = mx_vfma(d, d, q0);
-        }
-        mx_vf dt = mx_vselect(tmask, mx_vload_n(xi + full, tail) - vm, mx_vzero());
-        q0 = mx_vfma(dt, dt, q0);
-        float v = mx_vhsum(q0 + q1) / C;
-        float r = 1.0f / sqrtf(v + 1e-5f);
-        mx_vf vr = mx_vset1(r);
-        float *o = out + i * nc;
-        for (c = 0; c < nc; c += MX_VW) {
-            size_t k = mx_vblock_len(nc, c);
-            mx_vf bb = b ? mx_vload_k(b + c, k) : mx_vzero();
-            mx_vstore_k(o + c, mx_vfma((mx_vload_k(xi + c, k) - vm) * vr, mx_vload_k(w + c, k), bb), k);
-        }
-        mean[i] = m;
-        rstd[i] = r;
+    for (size_t p = 0; p < (N + LN_R - 1) / LN_R; p++) {
+        size_t i0 = p * LN_R;
+        if (i0 + LN_R <= N)
+            ln_forward_rows(out, mean, rstd, x, w, b, i0, LN_R, nc, tmask);
+        else
+            for (size_t i = i0; i < N; i++)
+                ln_forward_rows(out, mean, rstd, x, w, b, i, 1, nc, tmask);
     }
 }
 
 /* Per-thread partial sums for dw/db: at most this many threads (as layer_norm_backward_ref). */
 #define LN_MAX_THREADS 64
+
+/* R rows of the backward (LN_R interleaved, as ln_forward_rows): dxhat = dout * w;
+ * dx += r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); pw += dout * xhat, pb += dout
+ * row after row (the same order as one row at a time). Tail lanes load dout = 0, so they add
+ * nothing to s1, s2, pw, pb. */
+static inline __attribute__((always_inline)) void ln_backward_rows(float *dx, float *pw, float *pb,
+                                                                   const float *dout, const float *x,
+                                                                   const float *mean, const float *rstd,
+                                                                   const float *w, size_t i0, int R, size_t nc)
+{
+    const float *xr[LN_R], *dr[LN_R];
+    mx_vf vm[LN_R], vr[LN_R], s1[LN_R], s2[LN_R], m1[LN_R], m2[LN_R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        size_t i = i0 + (size_t)r;
+        xr[r] = x + i * nc, dr[r] = dout + i * nc;
+        vm[r] = mx_vset1(mean[i]), vr[r] = mx_vset1(rstd[i]), s1[r] = mx_vzero(), s2[r] = mx_vzero();
+    }
+    for (size_t c = 0; c < nc; c += MX_VW) {
+        size_t k = mx_vblock_len(nc, c);
+        mx_vf ww = mx_vload_k(w + c, k), aw = mx_vload_k(pw + c, k), ab = mx_vload_k(pb + c, k);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            mx_vf xh = (mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r], d = mx_vload_k(dr[r] + c, k);
+            mx_vf dxh = d * ww;
+            s1[r] += dxh;
+            s2[r] = mx_vfma(dxh, xh, s2[r]);
+            aw = mx_vfma(d, xh, aw);
+            ab += d;
+        }
+        mx_vstore_k(pw + c, aw, k);
+        mx_vstore_k(pb + c, ab, k);
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+        m1[r] = mx_vset1(mx_vhsum(s1[r]) / (float)nc), m2[r] = mx_vset1(mx_vhsum(s2[r]) / (float)nc);
+    for (size_t c = 0; c < nc; c += MX_VW) {
+        size_t k = mx_vblock_len(nc, c);
+        mx_vf ww = mx_vload_k(w + c, k);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            float *dxi = dx + (i0 + (size_t)r) * nc;
+            mx_vf xh = (mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r];
+            mx_vf g = mx_vload_k(dr[r] + c, k) * ww - m1[r] - xh * m2[r];
+            mx_vstore_k(dxi + c, mx_vfma(vr[r], g, mx_vload_k(dxi + c, k)), k);
+        }
+    }
+}
 
 static void ln_backward(float *dx, float *dw, float *db, float *work, const float *dout, const float *x,
                         const float *mean, const float *rstd, const float *w, size_t N, int C)
@@ -148,29 +254,13 @@ static void ln_backward(float *dx, float *dw, float *db, float *work, const floa
         int tid = omp_get_thread_num();
         float *pw = part + (size_t)tid * 2 * nc, *pb = pw + nc;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < N; i++) {
-            const float *xi = x + i * nc, *di = dout + i * nc;
-            mx_vf vm = mx_vset1(mean[i]), vr = mx_vset1(rstd[i]);
-            /* dxhat = dout * w; dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
-             * Tail lanes load dout = 0, so they add nothing to s1, s2, pw, pb. */
-            mx_vf s1 = mx_vzero(), s2 = mx_vzero();
-            for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = mx_vblock_len(nc, c);
-                mx_vf xh = (mx_vload_k(xi + c, k) - vm) * vr, d = mx_vload_k(di + c, k);
-                mx_vf dxh = d * mx_vload_k(w + c, k);
-                s1 += dxh;
-                s2 = mx_vfma(dxh, xh, s2);
-                mx_vstore_k(pw + c, mx_vfma(d, xh, mx_vload_k(pw + c, k)), k);
-                mx_vstore_k(pb + c, mx_vload_k(pb + c, k) + d, k);
-            }
-            mx_vf m1 = mx_vset1(mx_vhsum(s1) / C), m2 = mx_vset1(mx_vhsum(s2) / C);
-            float *dxi = dx + i * nc;
-            for (size_t c = 0; c < nc; c += MX_VW) {
-                size_t k = mx_vblock_len(nc, c);
-                mx_vf xh = (mx_vload_k(xi + c, k) - vm) * vr;
-                mx_vf g = mx_vload_k(di + c, k) * mx_vload_k(w + c, k) - m1 - xh * m2;
-                mx_vstore_k(dxi + c, mx_vfma(vr, g, mx_vload_k(dxi + c, k)), k);
-            }
+        for (size_t p = 0; p < (N + LN_R - 1) / LN_R; p++) {
+            size_t i0 = p * LN_R;
+            if (i0 + LN_R <= N)
+                ln_backward_rows(dx, pw, pb, dout, x, mean, rstd, w, i0, LN_R, nc);
+            else
+                for (size_t i = i0; i < N; i++)
+                    ln_backward_rows(dx, pw, pb, dout, x, mean, rstd, w, i, 1, nc);
         }
     }
     for (int t = 0; t < nt; t++) {
