@@ -317,7 +317,8 @@ static inline float mx_vhmax(mx_vf v)
 
 /* exp(x) lane-wise: the algorithm of mx_expf (nn/fastmath.h), operation for operation and
  * WITHOUT fused multiply-adds, so every lane is bitwise equal to mx_expf(x) at every level
- * (elementwise kernels then give the same bits on AVX-512, AVX2, SSE, NEON and scalar).
+ * (for kernels that promise the same bits on AVX-512, AVX2, SSE, NEON and scalar; GELU used it
+ * until session 9 and now takes mx_vexpn_u, see gelu_u in nn/isa/kernels_isa.c).
  * Cephes: n = round(x / ln2), r = x - n ln2 with ln2 split in two constants so r is exact,
  * |r| <= ln2/2, a degree-6 polynomial p = e^r in [0.70, 1.42], then 2^n. mx_expf multiplies
  * by two factors 2^h 2^(n-h); here n is added to p's exponent field. Both are exact (no
