@@ -111,7 +111,7 @@ void attn_forward(const struct mixer *m, float *y, float *saved, const float *x,
     float *work = m->scratch + 6 * BTC;
     mx_linear_forward(qkv, x, p.w_attn, p.b_attn, B * T, m->C, R * m->C);
     attn_split_heads(q, k, v, qkv, B, T, m->H, m->D, core->shared_qk);
-    if (m->rope) { /* shared-QK: k = q/|q| rotated = (rotated q)/|q|, the same thing */
+    if (m->rope && !m->rope_in_core) { /* shared-QK: k = q/|q| rotated = (rotated q)/|q|, the same thing */
         attn_rope_apply(q, m->rope, B * m->H, T, m->D, 0, 0);
         attn_rope_apply(k, m->rope, B * m->H, T, m->D, 0, 0);
     }
@@ -142,7 +142,7 @@ void attn_backward(const struct mixer *m, float *dx, float *dparams, const float
     mx_linear_backward_set(dmerged, dw_proj, db_proj, dy, merged, p.w_proj, B * T, m->C, m->C);
     attn_split_out(dout, dmerged, B, T, m->H, m->D);
     core->backward(m, dq, dk, dv, dxp, work, dout, o, csaved, q, k, v, p.xp, B, T);
-    if (m->rope) { /* the rotation is orthogonal: its gradient is the inverse rotation */
+    if (m->rope && !m->rope_in_core) { /* the rotation is orthogonal: its gradient is the inverse rotation */
         attn_rope_apply(dq, m->rope, B * m->H, T, m->D, 0, 1);
         if (!core->shared_qk) /* shared-QK cores fold the key path into dq */
             attn_rope_apply(dk, m->rope, B * m->H, T, m->D, 0, 1);
@@ -197,7 +197,7 @@ void attn_step(const struct mixer *m, float *y_t, float *state, const float *x_t
     float *cstate = state + 8 * C;
     mx_linear_forward(qkv, x_t, p.w_attn, p.b_attn, 1, m->C, qkv_rows(m) * m->C);
     attn_split_heads(q, k, v, qkv, 1, 1, m->H, m->D, core->shared_qk);
-    if (m->rope) {
+    if (m->rope && !m->rope_in_core) {
         attn_rope_apply(q, m->rope, m->H, 1, m->D, t, 0);
         attn_rope_apply(k, m->rope, m->H, 1, m->D, t, 0);
     }

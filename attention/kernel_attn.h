@@ -43,7 +43,24 @@ struct kattn_map {
     /* Optional (NULL: none): bring the map up to date for m->step (performer's redraw);
      * called by the core before forward, backward and step, outside parallel regions. */
     void (*prepare)(const struct mixer *m);
+    /* Rotary positions after the map (RoFormer §3.3), set by kattn_rope_setup: (T_max, F/2)
+     * pairs (cos, sin) of t·10000^(-2i/F), owned by the map (kattn_map_release frees it); NULL
+     * when the model has no rope or the spec asks for rope=qk. With it the engine computes
+     *     o_t = Σ_{j≤t} (R_t φq_t·R_j φk_j) v_j / (Σ_{j≤t} φq_t·φk_j + ε),
+     * the numerator's scores depending on positions only through t - j, the denominator left
+     * unrotated (it stays positive, as the paper notes). */
+    float *frope;
 };
+
+/* The kernel mixers' `rope` key: NULL or "map" (the default: rotate the features after the
+ * map, as above) or "qk" (rotate q and k before the map in the shared attention path: a
+ * position signal without the relative form; what mixlm did before, and what checkpoints
+ * from then hold, model/checkpoint.c). Without --pos rope the key changes nothing. Sets
+ * m->rope_in_core and map->frope when the model has rope and the mode is map (F must be even).
+ * *qk_out: 1 for qk. Errors name the mixer and the value. */
+int kattn_rope_setup(struct mixer *m, struct kattn_map *map, const char *mode, const char *mixer, int *qk_out,
+                     struct mx_error *err);
+void kattn_map_release(struct kattn_map *map);
 
 /* The engine's core. A mixer using it keeps its struct kattn_map as the FIRST member of its
  * cfg (attn_common.h) and sets ops->core = &kattn_core. Contracts are struct attn_core's:

@@ -38,8 +38,10 @@ static int linear_parse(struct mixer *m, const char *args, struct mx_error *err)
     struct mixer_kv kv;
     long c;
     if (mixer_kv_parse(&kv, "linear", args, err) != 0 ||
-        mixer_kv_int(&kv, "linear", "c", 64, 1, 4096, &c, err) != 0 ||
-        mixer_kv_finish(&kv, "linear", "c (chunk rows, default 64)", err) != 0)
+        mixer_kv_int(&kv, "linear", "c", 64, 1, 4096, &c, err) != 0)
+        return -1;
+    const char *rope = mixer_kv_str(&kv, "rope");
+    if (mixer_kv_finish(&kv, "linear", "c (chunk rows, default 64), rope=map|qk (with --pos rope)", err) != 0)
         return -1;
     struct linear_cfg *cfg = mx_xcalloc(sizeof *cfg);
     cfg->map.F = m->D;
@@ -51,23 +53,30 @@ static int linear_parse(struct mixer *m, const char *args, struct mx_error *err)
     cfg->map.forward = linear_map_forward;
     cfg->map.backward = linear_map_backward;
     m->cfg = cfg;
-    snprintf(m->spec, sizeof m->spec, "linear:c=%ld", c);
+    int qk;
+    if (kattn_rope_setup(m, &cfg->map, rope, "linear", &qk, err) != 0)
+        return -1;
+    snprintf(m->spec, sizeof m->spec, "linear:c=%ld,rope=%s", c, qk ? "qk" : "map");
     return 0;
 }
 
 static void linear_destroy(struct mixer *m)
 {
-    mx_free(m->cfg);
+    struct linear_cfg *cfg = m->cfg;
+    if (cfg)
+        kattn_map_release(&cfg->map);
+    mx_free(cfg);
 }
 
 /* c=3 crosses several chunks at T=20 with a partial last chunk (and the prefix check's 11). */
-static const char *const linear_tests[] = {"linear", "linear:c=3", NULL};
+static const char *const linear_tests[] = {"linear", "linear:c=3", "linear:c=3,rope=qk", NULL};
 
 const struct mixer_ops attn_linear_ops = {
     ATTN_OPS("linear",
-             "linear[:c=64] — causal linear attention, phi = elu+1 (Katharopoulos et al. 2020); "
-             "c = chunk rows for the BLAS blocks (same math for any c, round-off aside); O(T D^2) "
-             "time, O(1) state per token in generation",
+             "linear[:c=64,rope=map] — causal linear attention, phi = elu+1 (Katharopoulos et al. "
+             "2020); c = chunk rows for the BLAS blocks (same math for any c, round-off aside); with "
+             "--pos rope, rope=map rotates the features after phi in the numerator (RoFormer 3.3), "
+             "rope=qk rotates q and k before phi; O(T D^2) time, O(1) state per token in generation",
              linear_tests, linear_parse, linear_destroy, attn_tensors, attn_init, kattn_flops,
              &kattn_core),
 };

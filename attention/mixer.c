@@ -205,7 +205,7 @@ double mixer_flops(const struct mixer *m, int B, int T, double *fwd, double *bwd
     m->ops->flops(m, B, T, &mf, &mb);
     f += mf;
     b += mb;
-    if (m->rope) { /* rotating q and k (forward), dq and dk (backward): 3 FLOPs per element */
+    if (m->rope && !m->rope_in_core) { /* rotating q and k (forward), dq and dk (backward): 3 FLOPs per element */
         f += 6.0 * tokens * m->C;
         b += 6.0 * tokens * m->C;
     }

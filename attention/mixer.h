@@ -40,6 +40,10 @@ struct mixer {
      * shared attention path rotates q and k by position before the core and rotates dq, dk
      * back after it. NULL otherwise. Owned by the mixer (mixer_destroy frees it). */
     float *rope;
+    /* 1: the core applies the rotary positions itself (the kernel mixers rotate their features
+     * after the feature map, RoFormer §3.3: attention/kernel_attn.c), so the shared path leaves
+     * q and k alone; set by the mixer's parse. */
+    int rope_in_core;
 };
 
 struct attn_core; /* attention family internals (attention/attn_common.h) */

@@ -157,10 +157,13 @@ static int perf_parse(struct mixer *m, const char *args, struct mx_error *err)
     if (mixer_kv_parse(&kv, "performer", args, err) != 0 ||
         mixer_kv_int(&kv, "performer", "m", 256, 1, 16384, &M, err) != 0 ||
         mixer_kv_int(&kv, "performer", "redraw", 1000, 0, 1000000000L, &redraw, err) != 0 ||
-        mixer_kv_int(&kv, "performer", "c", 64, 1, 4096, &chunk, err) != 0 ||
-        mixer_kv_finish(&kv, "performer",
+        mixer_kv_int(&kv, "performer", "c", 64, 1, 4096, &chunk, err) != 0)
+        return -1;
+    const char *rope = mixer_kv_str(&kv, "rope");
+    if (mixer_kv_finish(&kv, "performer",
                         "m (random features, default 256), redraw (steps between "
-                        "draws, 0 = never, default 1000), c (chunk rows, default 64)",
+                        "draws, 0 = never, default 1000), c (chunk rows, default 64), rope=map|qk "
+                        "(with --pos rope)",
                         err) != 0)
         return -1;
     struct perf_cfg *c = mx_xcalloc(sizeof *c);
@@ -182,7 +185,11 @@ static int perf_parse(struct mixer *m, const char *args, struct mx_error *err)
     c->map.forward = perf_map_forward;
     c->map.backward = perf_map_backward;
     m->cfg = c;
-    snprintf(m->spec, sizeof m->spec, "performer:m=%ld,redraw=%ld,c=%ld", M, redraw, chunk);
+    int qk;
+    if (kattn_rope_setup(m, &c->map, rope, "performer", &qk, err) != 0)
+        return -1;
+    snprintf(m->spec, sizeof m->spec, "performer:m=%ld,redraw=%ld,c=%ld,rope=%s", M, redraw, chunk,
+             qk ? "qk" : "map");
     return 0;
 }
 
@@ -191,19 +198,23 @@ static void perf_destroy(struct mixer *m)
     struct perf_cfg *c = m->cfg;
     if (!c)
         return;
+    kattn_map_release(&c->map);
     mx_free(c->W);
     mx_free(c->gs);
     mx_free(c);
 }
 
 /* Several chunks at T=20 (c=3), and m not a multiple of D=8 (a partial orthogonal block). */
-static const char *const perf_tests[] = {"performer:m=16,c=3", "performer:m=12,c=8", NULL};
+static const char *const perf_tests[] = {"performer:m=16,c=3", "performer:m=12,c=8", "performer:m=12,c=5,rope=qk",
+                                         NULL};
 
 const struct mixer_ops attn_performer_ops = {
     ATTN_OPS("performer",
-             "performer[:m=256,redraw=1000,c=64] — FAVOR+ positive orthogonal random features "
+             "performer[:m=256,redraw=1000,c=64,rope=map] — FAVOR+ positive orthogonal random features "
              "(Choromanski et al. 2021; paper m=256); features redrawn every `redraw` training "
-             "steps (0 = never) from (seed, layer, step/redraw); c = chunk rows; O(T m D) time, "
+             "steps (0 = never) from (seed, layer, step/redraw); c = chunk rows; with --pos rope, "
+             "rope=map rotates the features in the numerator (RoFormer 3.3; m even), rope=qk rotates "
+             "q and k before the map; O(T m D) time, "
              "O(1) state per token in generation",
              perf_tests, perf_parse, perf_destroy, attn_tensors, attn_init, kattn_flops,
              &kattn_core),

@@ -61,7 +61,7 @@ int cmd_train(int argc, char **argv)
         {"--attn", ARG_STR, attn, sizeof attn, 0, 0, "mixer spec for every layer (default dense)", 0},
         {"--attn-layer", ARG_LIST, &attn_layer, 0, 0, 0, "L=SPEC: mixer of layer L (repeatable)", 0},
         {"--bias", ARG_FLAG, &bias, 0, 0, 0, "biases in linear layers and LayerNorms (default off)", 0},
-        {"--pos", ARG_STR, posarg, sizeof posarg, 0, 0, "learned | none | rope: GPT-2's learned absolute position embedding (default), none (NoPE: the causal mixers' order is the only position signal), or rope (rotary: q and k rotated by position, RoFormer; attention-family mixers only)", 0},
+        {"--pos", ARG_STR, posarg, sizeof posarg, 0, 0, "learned | none | rope: GPT-2's learned absolute position embedding (default), none (NoPE: the causal mixers' order is the only position signal), or rope (rotary: q and k rotated by position, RoFormer; the kernel mixers rotate their features after the map, RoFormer 3.3; attention-family mixers only)", 0},
         {"--batch", ARG_INT, &batch, 0, 1, 1 << 20, "sequences per micro-batch (default 12)", 0},
         {"--grad-accum", ARG_INT, &accum, 0, 1, 1 << 16, "micro-batches per step and rank (default 1)", 0},
         {"--steps", ARG_INT, &steps, 0, 1, 1L << 40, "optimizer steps in total (default 2000)", 0},

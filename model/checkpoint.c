@@ -78,7 +78,18 @@ int model_config_from_json(struct mx_config *c, const cJSON *j, struct mx_error 
         const char *spec = strcmp(s->valuestring, "causal_fnet") == 0 ? "causal_fnet:gain=0"
                            : strcmp(s->valuestring, "shift") == 0     ? "shift:gain=0"
                                                                       : s->valuestring;
+        /* WHY: until the kernel mixers gained rope=map (RoFormer §3.3: the features rotated
+         * after the map), --pos rope rotated their q and k before it; a checkpoint from then
+         * names no placement and holds a model trained that way, which is rope=qk. */
+        int kernel = strncmp(spec, "linear", 6) == 0 && (spec[6] == 0 || spec[6] == ':');
+        kernel |= strncmp(spec, "performer", 9) == 0 && (spec[9] == 0 || spec[9] == ':');
         snprintf(c->attn[l], sizeof c->attn[l], "%s", spec);
+        if (kernel && c->pos == MX_POS_ROPE && !strstr(spec, "rope=")) {
+            size_t n = strlen(c->attn[l]);
+            if (n + 9 > sizeof c->attn[l])
+                return mx_errorf(err, "config field 'attn[%d]' is too long a mixer spec", l);
+            memcpy(c->attn[l] + n, strchr(spec, ':') ? ",rope=qk" : ":rope=qk", 9);
+        }
     }
     return 0;
 }

@@ -10,10 +10,10 @@
 #include <math.h>
 #include <string.h>
 
-static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int layer)
+static int make_rope(struct mixer *m, const char *spec, int C, int H, int T_max, int layer, int rope)
 {
     struct mixer_dims d = {
-        .C = C, .H = H, .T_max = T_max, .bias = 1, .layer = layer, .n_layer = 2, .seed = 1234};
+        .C = C, .H = H, .T_max = T_max, .bias = 1, .layer = layer, .n_layer = 2, .rope = rope, .seed = 1234};
     struct mx_error err;
     if (mixer_create(m, spec, &d, &err) != 0) {
         fprintf(stderr, "FAIL mixer_create(%s): %s\n", spec, err.msg);
@@ -21,6 +21,11 @@ static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int 
         return -1;
     }
     return 0;
+}
+
+static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int layer)
+{
+    return make_rope(m, spec, C, H, T_max, layer, 0);
 }
 
 /* ---- the naive quadratic form, in double ----------------------------------------------------
@@ -31,7 +36,19 @@ static int make(struct mixer *m, const char *spec, int C, int H, int T_max, int 
 struct naive {
     int kind, M, D;
     const float *W; /* (M,D) */
+    int rope;       /* 1: RoFormer §3.3, the features of the numerator rotated by position */
 };
+
+/* The rotation written out: pair (2i, 2i+1) of a feature row at position t turned by
+ * t·10000^(-2i/F), in double. */
+static void naive_rotate(double *dst, const double *phi, int t, int F)
+{
+    for (int i = 0; i < F / 2; i++) {
+        double a = t * pow(10000.0, -2.0 * i / F), c = cos(a), sn = sin(a);
+        dst[2 * i] = phi[2 * i] * c - phi[2 * i + 1] * sn;
+        dst[2 * i + 1] = phi[2 * i] * sn + phi[2 * i + 1] * c;
+    }
+}
 
 static void naive_phi(const struct naive *nv, double *phi, const double *x, int key, double shift)
 {
@@ -94,21 +111,35 @@ static void naive_forward(const struct naive *nv, double *O, const double *Q, co
         naive_phi(nv, pq + (size_t)t * F, Q + (size_t)t * D, 0, 0);
         naive_phi(nv, pk + (size_t)t * F, K + (size_t)t * D, 1, shift);
     }
+    double *rq = mx_xmalloc((size_t)T * F * sizeof(double)), *rk = mx_xmalloc((size_t)T * F * sizeof(double));
+    for (int t = 0; t < T; t++) {
+        if (nv->rope) {
+            naive_rotate(rq + (size_t)t * F, pq + (size_t)t * F, t, F);
+            naive_rotate(rk + (size_t)t * F, pk + (size_t)t * F, t, F);
+        } else {
+            memcpy(rq + (size_t)t * F, pq + (size_t)t * F, (size_t)F * sizeof(double));
+            memcpy(rk + (size_t)t * F, pk + (size_t)t * F, (size_t)F * sizeof(double));
+        }
+    }
     for (int t = 0; t < T; t++) {
         double den = 0, num[256] = {0};
         for (int j = 0; j <= t; j++) { /* explicit causal mask: j <= t */
-            double a = 0;
-            for (int f = 0; f < F; f++)
+            double a = 0, ar = 0;
+            for (int f = 0; f < F; f++) {
                 a += pq[(size_t)t * F + f] * pk[(size_t)j * F + f];
+                ar += rq[(size_t)t * F + f] * rk[(size_t)j * F + f];
+            }
             den += a;
             for (int d = 0; d < D; d++)
-                num[d] += a * V[(size_t)j * D + d];
+                num[d] += ar * V[(size_t)j * D + d];
         }
         for (int d = 0; d < D; d++)
             O[(size_t)t * D + d] = num[d] / (den + eps);
     }
     mx_free(pq);
     mx_free(pk);
+    mx_free(rq);
+    mx_free(rk);
 }
 
 /* L = Σ O·R in double. */
@@ -124,11 +155,14 @@ static double naive_loss(const struct naive *nv, const double *Q, const double *
 
 /* Core forward+backward of mixer `m` on one (b,h) against the naive form: forward rel error and
  * every gradient coordinate against double central differences of the naive loss. */
-static void check_vs_naive(const char *spec, int D, int T, float qk_scale, double tol)
+static void check_vs_naive_rope(const char *spec, int D, int T, float qk_scale, double tol, int rope)
 {
     struct mixer m;
-    if (make(&m, spec, D, 1, T, 0) != 0)
+    if (make_rope(&m, spec, D, 1, T, 0, rope) != 0)
         return;
+    /* With rope the engine rotates the features (rope=map): the shared path's q, k rotation
+     * is not applied here (the core is called directly), so only rope_in_core is meaningful. */
+    CHECK(m.rope_in_core == rope, "%s: rope_in_core %d with --pos rope %d", spec, m.rope_in_core, rope);
     const struct attn_core *core = m.ops->core;
     size_t n = (size_t)T * D;
     float *q = mx_xmalloc(n * 4), *k = mx_xmalloc(n * 4), *v = mx_xmalloc(n * 4), *o = mx_xmalloc(n * 4);
@@ -142,7 +176,7 @@ static void check_vs_naive(const char *spec, int D, int T, float qk_scale, doubl
     core->forward(&m, o, saved, work, q, k, v, NULL, 1, T);
     core->backward(&m, dq, dk, dv, NULL, work, r, o, saved, q, k, v, NULL, 1, T);
 
-    struct naive nv = {.kind = strncmp(spec, "linear", 6) == 0 ? 0 : 1, .D = D};
+    struct naive nv = {.kind = strncmp(spec, "linear", 6) == 0 ? 0 : 1, .D = D, .rope = rope};
     float *W = NULL;
     if (nv.kind == 1) {
         W = mx_xmalloc((size_t)16384 * D * 4);
@@ -181,13 +215,18 @@ static void check_vs_naive(const char *spec, int D, int T, float qk_scale, doubl
         }
     CHECK(gerr / gmax < tol, "%s (qk scale %g): gradients vs naive rel err %.2e > %.0e", spec, qk_scale,
           gerr / gmax, tol);
-    fprintf(stderr, "  %-34s T=%d qk*%-4g forward %.2e gradients %.2e\n", m.spec, T, qk_scale, emax / omax,
-            gerr / gmax);
+    fprintf(stderr, "  %-34s T=%d qk*%-4g%s forward %.2e gradients %.2e\n", m.spec, T, qk_scale,
+            rope ? " rope" : "", emax / omax, gerr / gmax);
     mx_free(W);
     mx_free(Q), mx_free(K), mx_free(V), mx_free(R), mx_free(O);
     mx_free(q), mx_free(k), mx_free(v), mx_free(o), mx_free(r), mx_free(dq), mx_free(dk), mx_free(dv);
     mx_free(saved), mx_free(work);
     mixer_destroy(&m);
+}
+
+static void check_vs_naive(const char *spec, int D, int T, float qk_scale, double tol)
+{
+    check_vs_naive_rope(spec, D, T, qk_scale, tol, 0);
 }
 
 /* ---- FAVOR+ error against exact softmax falls with m ---------------------------------------- */
@@ -426,6 +465,8 @@ static void check_bad_specs(void)
         {"performer:c=0", "c"},
         {"performer:features=8", "features"},
         {"performer:m=", "m"},
+        {"linear:rope=after", "rope"},
+        {"performer:rope=", "rope"},
     };
     struct mixer_dims d = {.C = 16, .H = 2, .T_max = 32, .bias = 1, .n_layer = 1, .seed = 1};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -446,13 +487,30 @@ static void check_bad_specs(void)
     /* Canonical specs write every default. */
     struct mixer m;
     if (mixer_create(&m, "performer", &d, &(struct mx_error){{0}}) == 0) {
-        CHECK(strcmp(m.spec, "performer:m=256,redraw=1000,c=64") == 0, "canonical spec %s", m.spec);
+        CHECK(strcmp(m.spec, "performer:m=256,redraw=1000,c=64,rope=map") == 0, "canonical spec %s", m.spec);
         mixer_destroy(&m);
     }
     if (mixer_create(&m, "linear", &d, &(struct mx_error){{0}}) == 0) {
-        CHECK(strcmp(m.spec, "linear:c=64") == 0, "canonical spec %s", m.spec);
+        CHECK(strcmp(m.spec, "linear:c=64,rope=map") == 0, "canonical spec %s", m.spec);
         mixer_destroy(&m);
     }
+    /* rope=map rotates pairs of features: an odd count is refused under --pos rope (and
+     * accepted without it, or with rope=qk, which rotates q and k instead). */
+    d.rope = 1;
+    struct mx_error err = {{0}};
+    CHECK(mixer_create(&m, "performer:m=15", &d, &err) != 0 && strstr(err.msg, "odd") && strstr(err.msg, "15"),
+          "performer:m=15 under --pos rope: %s", err.msg);
+    fprintf(stderr, "  %-24s -> %s\n", "performer:m=15 (rope)", err.msg);
+    if (mixer_create(&m, "performer:m=15,rope=qk", &d, &err) == 0) {
+        CHECK(!m.rope_in_core && m.rope, "rope=qk: the shared path rotates q and k");
+        mixer_destroy(&m);
+    } else
+        CHECK(0, "performer:m=15,rope=qk under --pos rope: %s", err.msg);
+    d.rope = 0;
+    if (mixer_create(&m, "performer:m=15", &d, &err) == 0)
+        mixer_destroy(&m);
+    else
+        CHECK(0, "performer:m=15 without rope: %s", err.msg);
 }
 
 /* ---- the vectorisable exp against its reference, expf ---------------------------------------- */
@@ -491,6 +549,14 @@ static int case_vs_naive(void)
     check_vs_naive("performer:m=24,c=5", 8, 23, 1.0f, 1e-4);
     check_vs_naive("performer:m=32,c=64", 8, 23, 1.0f, 1e-4);
     check_vs_naive("performer:m=20,c=4", 8, 23, 12.0f, 1e-3);
+    /* Rotary features (RoFormer §3.3): the numerator rotated, the denominator plain. */
+    check_vs_naive_rope("linear:c=1", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("linear:c=5", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("linear:c=64", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("performer:m=24,c=1", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("performer:m=24,c=5", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("performer:m=32,c=64", 8, 23, 1.0f, 1e-4, 1);
+    check_vs_naive_rope("performer:m=20,c=4", 8, 23, 12.0f, 1e-3, 1);
     return 0;
 }
 
