@@ -64,7 +64,9 @@ MIXERS=(dense window dilated strided fixed bigbird lsh linformer nystrom linear 
 QK_MIXERS=" dense window dilated strided fixed bigbird lsh linformer nystrom linear performer "
 # WHY rope by default: with learned positions the LM ranking measured position schemes more
 # than mixers (session 8: dense 3.80 -> 3.53 bits/byte at 1,024 in the same 35 s with RoPE, every
-# softmax mixer gained 0.16-0.54, the kernel mixers <= 0.03), and RoPE is what current decoders use.
+# softmax mixer gained 0.16-0.54, the kernel mixers <= 0.03 when they rotated q and k before their
+# feature maps; since 2026-12-03 they rotate the features after it, RoFormer §3.3), and RoPE is
+# what current decoders use.
 LM_POS=${LM_POS:-rope}
 RECALL_POS=${RECALL_POS:-$LM_POS}
 for v in LM_POS RECALL_POS; do
