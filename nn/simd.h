@@ -260,35 +260,6 @@ static inline mx_vf mx_vsqrt(mx_vf a)
 #endif
 }
 
-/* 1/a per lane for normal a, within 2 ulp (tests/unit/test_simd.c): the hardware estimate
- * (AVX-512 rcp14: relative error 2^-14; AVX, SSE rcp: 1.5·2^-12; NEON recpe: 2^-8, so two
- * steps there) refined by Newton's step r' = r + r(1 - a r), its correction taken with FMA.
- * WHY: a true division is a long, poorly pipelined operation on x86 (vdivps zmm: one per 10-16
- * cycles), the bottleneck of GELU's 1/(1 + e); the estimate and one step are three pipelined
- * operations. Not for 0, infinities or denormals (the estimate saturates); NaN stays NaN. The
- * scalar level divides. Results differ between levels in the last bits. */
-static inline mx_vf mx_vrcp(mx_vf a)
-{
-#if MX_VW == 16 || MX_VW == 8 || (MX_VW == 4 && !defined(__ARM_NEON))
-#if MX_VW == 16
-    mx_vf r = (mx_vf)_mm512_rcp14_ps((__m512)a);
-#elif MX_VW == 8
-    mx_vf r = (mx_vf)_mm256_rcp_ps((__m256)a);
-#else
-    mx_vf r = (mx_vf)_mm_rcp_ps((__m128)a);
-#endif
-    return mx_vfma(r, mx_vfma(-a, r, mx_vset1(1.0f)), r);
-#elif MX_VW == 4
-    float32x4_t x = (float32x4_t)a, r = vrecpeq_f32(x);
-    r = vmulq_f32(r, vrecpsq_f32(x, r));
-    r = vmulq_f32(r, vrecpsq_f32(x, r));
-    mx_vf rv = (mx_vf)r;
-    return mx_vfma(rv, mx_vfma(-a, rv, mx_vset1(1.0f)), rv);
-#else
-    return (mx_vf){1.0f / a[0]};
-#endif
-}
-
 /* Horizontal sum in a fixed pairwise order (lane i with lane i + W/2, then halves again): the
  * same value on every call, so per-row reductions are deterministic at a given level. On x86 the
  * halving is done with shuffles in that very order (the same bits as the plain loop, which

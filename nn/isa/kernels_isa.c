@@ -29,8 +29,7 @@ _Static_assert(MX_VEXP_U == 4, "ce_forward adds its MX_VEXP_U accumulators as (0
 
 /* GELU forward (dout NULL: out = x·σ(2u)) or backward (out = dout·GELU'(x)) of u vectors from
  * i0, each of k floats (k < MX_VW only with u = 1: the tail), u = √(2/π)(x + 0.044715 x³).
- * σ(2u) = 1 / (1 + exp(z)) with z = -2u = x (a + b x²), taken as num · mx_vrcp(1 + e) (the
- * reciprocal estimate and a Newton step: a division was a third of the forward's time) with
+ * σ(2u) = 1 / (1 + exp(z)) with z = -2u = x (a + b x²), taken as num / (1 + e) with
  * e = exp(-|z|) in (0, 1] and num = e where z > 0, else 1: e never overflows, and where exp(z)
  * would (x very negative, z up to +inf) σ is 0 and out is -0, as in the reference. The exp is
  * mx_vexpn_u (FMA, no clamps beyond its own). Within a few ulp of layer_gelu_forward_ref /
@@ -62,14 +61,13 @@ static inline __attribute__((always_inline)) void gelu_u(float *out, const float
         size_t i = i0 + (size_t)j * MX_VW;
         mx_vf num = mx_vselect(z[j] > 0.0f, e[j], mx_vset1(1.0f));
         if (!dout) {
-            mx_vstore_k(out + i, v[j] * num * mx_vrcp(1.0f + e[j]), k);
+            mx_vstore_k(out + i, v[j] * num / (1.0f + e[j]), k);
             continue;
         }
         /* GELU' = σ + x σ(1-σ) (2K + 6K·0.044715 x²), with σ(1-σ) = e/(1+e)² whichever of
-         * σ, 1-σ is e/(1+e): no cancellation where σ is near 1 (σ - σ² lost every bit there,
-         * and a reciprocal within 2 ulp instead of a division then moved GELU' by x·t·2^-23,
-         * up to 3e-5 at x near 10). */
-        mx_vf r = mx_vrcp(1.0f + e[j]);
+         * σ, 1-σ is e/(1+e): no cancellation where σ is near 1 (σ - σ² loses every bit there:
+         * an error of one ulp in σ moved GELU' by x·t·2^-24, up to 1.4e-5 at x near 10). */
+        mx_vf r = 1.0f / (1.0f + e[j]);
         mx_vf sg = num * r;
         mx_vf t = mx_vfma(mx_vset1(6.0f * GELU_K * 0.044715f), v[j] * v[j], mx_vset1(2.0f * GELU_K));
         mx_vf g = mx_vfma(v[j] * t, e[j] * (r * r), sg);
