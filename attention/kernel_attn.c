@@ -323,6 +323,36 @@ void kattn_forward(const struct mixer *m, float *o, float *saved, float *work, c
         }
 }
 
+/* G (n,D+1) = dL/d[num | den] of chunk rows t0.. (see the backward below). */
+static void chunk_grad(const struct kattn_map *map, float *G, const float *dO, const float *O, const float *den,
+                       int t0, int n, int D)
+{
+    const struct attn_kernels *ak = attn_kernels();
+    const int E = D + 1;
+    for (int i = 0; i < n; i++) {
+        const float *dor = dO + ((size_t)t0 + i) * D, *orow = O + ((size_t)t0 + i) * D;
+        float inv = 1.0f / (den[t0 + i] + map->eps);
+        ak->scale_to(G + (size_t)i * E, dor, inv, (size_t)D);
+        G[(size_t)i * E + D] = -ak->dot(dor, orow, (size_t)D) * inv;
+    }
+}
+
+/* The intra-chunk gradients of nm[:, :w] = (Qa Kaᵀ∘M) V'[:, :w] (w = D+1: numerator and
+ * denominator in one product; w = D: the rotary numerator alone): A = Qa Kaᵀ∘M,
+ * P = (G[:, :w] V'[:, :w]ᵀ)∘M, dQa = P Ka, dKa = Pᵀ Qa, dV'[:, :w] = Aᵀ G[:, :w] (all set). */
+static void intra_grads(const struct kattn_map *map, struct kslot *s, const float *qa, const float *ka,
+                        const float *G, int w, float *dqa, float *dka, int n, int D)
+{
+    const int F = map->F, E = D + 1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, qa, F, ka, F, 0.0f, s->A, n);
+    mask_scale(map, s->A, s->g, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, w, 1.0f, G, E, s->vp, E, 0.0f, s->P, n);
+    mask_scale(map, s->P, s->g, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, ka, F, 0.0f, dqa, F);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, qa, F, 0.0f, dka, F);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, w, n, 1.0f, s->A, n, G, E, 0.0f, s->dvp, E);
+}
+
 /* ---- backward ------------------------------------------------------------------------------
  * With G = dL/d[num | den] = [dO/(den+ε) | -(dO·o)/(den+ε)] (n,D+1), per chunk (reverse order):
  *   intra:  A = Φq Φkᵀ∘M, P = (G V'ᵀ)∘M  ->  dΦq = P Φk, dΦk = Pᵀ Φq, dV' = Aᵀ G
@@ -367,23 +397,8 @@ static void backward_bh(const struct kattn_map *map, struct kslot *s, float *dQ,
         float g_end = gsv ? g[n - 1] : 0.0f;
         chunk_features(map, s, Q, K, V, g, 0.0f, t0, n, D);
         float *G = s->nm;
-        for (int i = 0; i < n; i++) {
-            const float *dor = dO + ((size_t)t0 + i) * D, *orow = O + ((size_t)t0 + i) * D;
-            float inv = 1.0f / (den[t0 + i] + map->eps);
-            ak->scale_to(G + (size_t)i * E, dor, inv, (size_t)D);
-            G[(size_t)i * E + D] = -ak->dot(dor, orow, (size_t)D) * inv;
-        }
-        /* Intra-chunk. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qf, F, s->kf, F, 0.0f, s->A,
-                    n);
-        mask_scale(map, s->A, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, E, 1.0f, G, E, s->vp, E, 0.0f, s->P, n);
-        mask_scale(map, s->P, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->kf, F, 0.0f, s->dqf,
-                    F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->qf, F, 0.0f, s->dkf,
-                    F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, E, n, 1.0f, s->A, n, G, E, 0.0f, s->dvp, E);
+        chunk_grad(map, G, dO, O, den, t0, n, D);
+        intra_grads(map, s, s->qf, s->kf, G, E, s->dqf, s->dkf, n, D);
         /* This chunk's keys feed the state after it (not for the last chunk). */
         if (c + 1 < nC) {
             const float *vs = s->vp, *ks = s->kf;
@@ -455,23 +470,9 @@ static void backward_bh_rope(const struct kattn_map *map, struct kslot *s, float
         rot_rows(s->qr, s->qf, map->frope, t0, n, F, 0);
         rot_rows(s->kr, s->kf, map->frope, t0, n, F, 0);
         float *G = s->nm;
-        for (int i = 0; i < n; i++) {
-            const float *dor = dO + ((size_t)t0 + i) * D, *orow = O + ((size_t)t0 + i) * D;
-            float inv = 1.0f / (den[t0 + i] + map->eps);
-            ak->scale_to(G + (size_t)i * E, dor, inv, (size_t)D);
-            G[(size_t)i * E + D] = -ak->dot(dor, orow, (size_t)D) * inv;
-        }
-        /* Intra-chunk numerator: A = RΦq (RΦk)ᵀ∘M, P = (G[:, :D] Vᵀ)∘M. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, F, 1.0f, s->qr, F, s->kr, F, 0.0f, s->A,
-                    n);
-        mask_scale(map, s->A, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, 1.0f, G, E, s->vp, E, 0.0f, s->P, n);
-        mask_scale(map, s->P, s->g, n);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->kr, F, 0.0f, s->dqr,
-                    F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, F, n, 1.0f, s->P, n, s->qr, F, 0.0f, s->dkr,
-                    F);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, s->A, n, G, E, 0.0f, s->dvp, E);
+        chunk_grad(map, G, dO, O, den, t0, n, D);
+        /* Intra-chunk numerator: the rotated features, G's and V's first D columns. */
+        intra_grads(map, s, s->qr, s->kr, G, D, s->dqr, s->dkr, n, D);
         /* Intra-chunk denominator: P0 = (G[:, D] 1ᵀ)∘M. */
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++)
