@@ -109,8 +109,12 @@ static void gelu_backward(float *dx, const float *dout, const float *x, size_t n
  * thread): 4 rows beat 2 by ~23% forward (avx512 and avx2) and ~13% backward at avx512; 8 were
  * slower than 4 (AVX2's 16 registers spill). Each row's arithmetic is the same as alone (the
  * same accumulators, in the same order), so a row's result does not depend on its partners.
- * Keep the `#pragma GCC unroll` counts below equal to LN_R (the pragma takes no macro). */
+ * LN_UNROLL unrolls the loops over the LN_R rows by LN_R (the pragma needs a literal: the two
+ * macro levels expand LN_R before stringifying). */
 #define LN_R 4
+#define LN_PRAGMA(x) _Pragma(#x)
+#define LN_UNROLL_N(n) LN_PRAGMA(GCC unroll n)
+#define LN_UNROLL LN_UNROLL_N(LN_R)
 
 /* Row sums use two accumulators (two independent add chains hide the add latency) and a
  * zero-padded partial vector for the tail; the fixed order makes them deterministic. */
@@ -123,40 +127,40 @@ static inline __attribute__((always_inline)) void ln_forward_rows(float *out, fl
     const float *xr[LN_R];
     mx_vf s0[LN_R], s1[LN_R], vm[LN_R], vr[LN_R];
     float m[LN_R], rs[LN_R];
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++)
         xr[r] = x + (i0 + (size_t)r) * nc, s0[r] = mx_vzero(), s1[r] = mx_vzero();
     size_t c = 0;
     for (; c + 2 * MX_VW <= full; c += 2 * MX_VW)
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++) {
             s0[r] += mx_vload(xr[r] + c);
             s1[r] += mx_vload(xr[r] + c + MX_VW);
         }
     for (; c < full; c += MX_VW)
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++)
             s0[r] += mx_vload(xr[r] + c);
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++) {
         s0[r] += mx_vload_n(xr[r] + full, tail);
         m[r] = mx_vhsum(s0[r] + s1[r]) / (float)nc;
         vm[r] = mx_vset1(m[r]), s0[r] = mx_vzero(), s1[r] = mx_vzero();
     }
     for (c = 0; c + 2 * MX_VW <= full; c += 2 * MX_VW)
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++) {
             mx_vf d0 = mx_vload(xr[r] + c) - vm[r], d1 = mx_vload(xr[r] + c + MX_VW) - vm[r];
             s0[r] = mx_vfma(d0, d0, s0[r]);
             s1[r] = mx_vfma(d1, d1, s1[r]);
         }
     for (; c < full; c += MX_VW)
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++) {
             mx_vf d = mx_vload(xr[r] + c) - vm[r];
             s0[r] = mx_vfma(d, d, s0[r]);
         }
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++) {
         mx_vf dt = mx_vselect(tmask, mx_vload_n(xr[r] + full, tail) - vm[r], mx_vzero());
         s0[r] = mx_vfma(dt, dt, s0[r]);
@@ -167,12 +171,12 @@ static inline __attribute__((always_inline)) void ln_forward_rows(float *out, fl
     for (c = 0; c < nc; c += MX_VW) {
         size_t k = mx_vblock_len(nc, c);
         mx_vf ww = mx_vload_k(w + c, k), bb = b ? mx_vload_k(b + c, k) : mx_vzero();
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++)
             mx_vstore_k(out + (i0 + (size_t)r) * nc + c, mx_vfma((mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r], ww, bb),
                         k);
     }
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++)
         mean[i0 + (size_t)r] = m[r], rstd[i0 + (size_t)r] = rs[r];
 }
@@ -207,7 +211,7 @@ static inline __attribute__((always_inline)) void ln_backward_rows(float *dx, fl
 {
     const float *xr[LN_R], *dr[LN_R];
     mx_vf vm[LN_R], vr[LN_R], s1[LN_R], s2[LN_R], m1[LN_R], m2[LN_R];
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++) {
         size_t i = i0 + (size_t)r;
         xr[r] = x + i * nc, dr[r] = dout + i * nc;
@@ -216,7 +220,7 @@ static inline __attribute__((always_inline)) void ln_backward_rows(float *dx, fl
     for (size_t c = 0; c < nc; c += MX_VW) {
         size_t k = mx_vblock_len(nc, c);
         mx_vf ww = mx_vload_k(w + c, k), aw = mx_vload_k(pw + c, k), ab = mx_vload_k(pb + c, k);
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++) {
             mx_vf xh = (mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r], d = mx_vload_k(dr[r] + c, k);
             mx_vf dxh = d * ww;
@@ -228,13 +232,13 @@ static inline __attribute__((always_inline)) void ln_backward_rows(float *dx, fl
         mx_vstore_k(pw + c, aw, k);
         mx_vstore_k(pb + c, ab, k);
     }
-#pragma GCC unroll 4
+LN_UNROLL
     for (int r = 0; r < R; r++)
         m1[r] = mx_vset1(mx_vhsum(s1[r]) / (float)nc), m2[r] = mx_vset1(mx_vhsum(s2[r]) / (float)nc);
     for (size_t c = 0; c < nc; c += MX_VW) {
         size_t k = mx_vblock_len(nc, c);
         mx_vf ww = mx_vload_k(w + c, k);
-#pragma GCC unroll 4
+LN_UNROLL
         for (int r = 0; r < R; r++) {
             float *dxi = dx + (i0 + (size_t)r) * nc;
             mx_vf xh = (mx_vload_k(xr[r] + c, k) - vm[r]) * vr[r];
