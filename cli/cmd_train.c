@@ -42,7 +42,7 @@ int cmd_train(int argc, char **argv)
     long seed = (long)o.model.seed;
     double lr = o.lr, min_lr = o.min_lr, beta1 = o.beta1, beta2 = o.beta2, wd = o.weight_decay, clip = o.grad_clip;
     double val_frac = o.val_frac;
-    int bias = 0, quiet = 0;
+    int bias = 0, quiet = 0, profile = 0;
     char posarg[16] = "learned";
     long stop_after = 0, extend_to = 0, skip_nonfinite = 0, align = 0;
     double time_budget = 0;
@@ -81,6 +81,7 @@ int cmd_train(int argc, char **argv)
         {"--threads", ARG_INT, &threads, 0, 0, 1024, "threads for OpenMP and OpenBLAS (default: all cores, shared among the ranks on a machine)", 0},
         {"--check-sync", ARG_INT, &check_sync, 0, 0, 1L << 40, "MPI: compare the ranks' parameters every N steps (0 = start and end only; default 100)", 0},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, 0, "no progress line (evaluations and the summary still print)", 0},
+        {"--profile", ARG_FLAG, &profile, 0, 0, 0, "time each step by kind of work (matmuls, token mixing, layernorm, gelu, softmax-CE, embedding and residuals, optimizer, data) and print the mean per step at the end; also in summary.json", 0},
         {"--stop-after", ARG_INT, &stop_after, 0, 1, 1L << 40, "save and stop after N steps of this session (as Ctrl-C)", 0},
         {"--skip-nonfinite", ARG_INT, &skip_nonfinite, 0, 0, 1L << 40, "skip up to N steps of the run whose loss or gradients are not finite (no update; default 0: stop at the first)", 0},
         {"--align", ARG_INT, &align, 0, 0, 1 << 23, "windows start at multiples of N (data of N-token sequences, e.g. mixlm data recall: N = context + 1; default 0 = anywhere)", 0},
@@ -155,6 +156,7 @@ int cmd_train(int argc, char **argv)
         OVERRIDE("--skip-nonfinite", skip_nonfinite, skip_nonfinite);
 #undef OVERRIDE
         s.quiet = quiet;
+        s.profile = profile;
         s.stop_after = stop_after;
         s.check_sync = check_sync;
         s.time_budget = time_budget;
@@ -221,6 +223,7 @@ int cmd_train(int argc, char **argv)
         o.threads = (int)threads;
         o.skip_nonfinite = skip_nonfinite;
         o.quiet = quiet;
+        o.profile = profile;
         o.stop_after = stop_after;
         o.check_sync = check_sync;
         o.time_budget = time_budget;

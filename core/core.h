@@ -96,6 +96,30 @@ double mx_peak_rss_mb(void);
 /* Current resident set size in MiB (from /proc/self/statm); 0 when unknown. */
 double mx_rss_mb(void);
 
+/* Where a training step's time goes (`mixlm train --profile`): exclusive wall time per kind of
+ * work, nested marks pausing the enclosing one (core/prof.c). Off unless enabled; marks from
+ * inside parallel regions or other threads are ignored. */
+enum mx_prof_cat {
+    MX_PROF_OTHER,  /* between marks: the rest of the step */
+    MX_PROF_MATMUL, /* the model's matmuls through mx_sgemm (projections, MLP, head) */
+    MX_PROF_MIXER,  /* the token mixers outside those matmuls (attention cores, head copies) */
+    MX_PROF_NORM,   /* LayerNorm forward and backward */
+    MX_PROF_GELU,   /* GELU forward and backward */
+    MX_PROF_LOSS,   /* softmax cross-entropy forward and backward */
+    MX_PROF_RESID,  /* embedding, residual adds, gradient buffers zeroed */
+    MX_PROF_OPTIM,  /* gradient norm, AdamW */
+    MX_PROF_DATA,   /* drawing the batch */
+    MX_PROF_N
+};
+void mx_prof_enable(int on); /* also resets */
+int mx_prof_enabled(void);
+void mx_prof_push(enum mx_prof_cat c);
+void mx_prof_pop(void);
+void mx_prof_flops(double flops); /* FLOPs of the matmul being timed */
+void mx_prof_read(double secs[MX_PROF_N], double *matmul_flops);
+void mx_prof_reset(void);
+const char *mx_prof_name(enum mx_prof_cat c);
+
 /* A progress line: on a terminal it rewrites one line with \r; otherwise (a log, a pipe) it
  * prints one plain line every `every` updates. */
 struct mx_progress {

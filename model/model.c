@@ -316,17 +316,23 @@ float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int 
         mx->step = step;
         mx->training = training;
         layer_norm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, res, w->ln1_w, w->ln1_b, BT, C);
+        mx_prof_push(MX_PROF_MIXER);
         mx->ops->forward(mx, a->mix_y, la->mix_saved, la->ln1, w->mix, B, T);
+        mx_prof_pop();
+        mx_prof_push(MX_PROF_RESID);
 #pragma omp parallel for simd schedule(static) if (BT * C >= 65536)
         for (size_t i = 0; i < BT * C; i++)
             la->res_mid[i] = res[i] + a->mix_y[i];
+        mx_prof_pop();
         layer_norm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res_mid, w->ln2_w, w->ln2_b, BT, C);
         mx_linear_forward(la->fc, la->ln2, w->fc_w, w->fc_b, (int)BT, C, 4 * C);
         layer_gelu_forward(la->gelu, la->fc, BT * 4 * C);
         mx_linear_forward(la->res, la->gelu, w->pr_w, w->pr_b, (int)BT, 4 * C, C);
+        mx_prof_push(MX_PROF_RESID);
 #pragma omp parallel for simd schedule(static) if (BT * C >= 65536)
         for (size_t i = 0; i < BT * C; i++)
             la->res[i] += la->res_mid[i];
+        mx_prof_pop();
         res = la->res;
     }
     layer_norm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, res, m->w.lnf_w, m->w.lnf_b, BT, C);
@@ -365,12 +371,16 @@ void model_backward(struct mx_model *m)
     /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / (counted rows),
      * BT unless some targets are ignored (negative: `train --loss-on recall`). */
     size_t counted = 0;
+    mx_prof_push(MX_PROF_LOSS);
     for (size_t i = 0; i < BT; i++)
         counted += m->tgt[i] >= 0;
+    mx_prof_pop();
     layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, counted ? 1.0f / (float)counted : 0.0f);
     mx_linear_backward_set(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
     const float *res_last = c->n_layer ? a->l[c->n_layer - 1].res : a->emb;
+    mx_prof_push(MX_PROF_RESID);
     memset(a->d_res, 0, BT * C * sizeof(float));
+    mx_prof_pop();
     layer_norm_backward(a->d_res, m->g.lnf_w, m->g.lnf_b, a->ln_work, a->d_ln, res_last, a->lnf_mean,
                         a->lnf_rstd, m->w.lnf_w, BT, C);
     /* d_res holds d loss / d (output of layer l); it flows unchanged through each residual. */
@@ -386,8 +396,12 @@ void model_backward(struct mx_model *m)
         layer_norm_backward(a->d_res, g->ln2_w, g->ln2_b, a->ln_work, a->d_ln, la->res_mid, la->ln2_mean,
                             la->ln2_rstd, w->ln2_w, BT, C);
         /* Mixer: res_mid = res_in + mixer(ln1(res_in)) */
+        mx_prof_push(MX_PROF_RESID);
         memset(a->d_ln, 0, BT * C * sizeof(float));
+        mx_prof_pop();
+        mx_prof_push(MX_PROF_MIXER);
         mx->ops->backward(mx, a->d_ln, g->mix, a->d_res, la->mix_saved, la->ln1, w->mix, B, T);
+        mx_prof_pop();
         layer_norm_backward(a->d_res, g->ln1_w, g->ln1_b, a->ln_work, a->d_ln, res_in, la->ln1_mean,
                             la->ln1_rstd, w->ln1_w, BT, C);
         /* Layer l's tensors lie from its ln_1 to the next layer's (or ln_f), all final now. */

@@ -216,48 +216,65 @@ void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct
 void layer_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
                          int B, int T, int C)
 {
+    mx_prof_push(MX_PROF_RESID);
     nn_kernels()->embed_forward(out, tok, wte, wpe, B, T, C);
+    mx_prof_pop();
 }
 
 void layer_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
                           int B, int T, int C)
 {
+    mx_prof_push(MX_PROF_RESID);
     nn_kernels()->embed_backward(dwte, dwpe, dout, tok, B, T, C);
+    mx_prof_pop();
 }
 
 void layer_norm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
                         const float *b, size_t N, int C)
 {
+    mx_prof_push(MX_PROF_NORM);
     nn_kernels()->layer_norm_forward(out, mean, rstd, x, w, b, N, C);
+    mx_prof_pop();
 }
 
 void layer_norm_backward(float *dx, float *dw, float *db, float *work, const float *dout,
                          const float *x, const float *mean, const float *rstd, const float *w,
                          size_t N, int C)
 {
+    mx_prof_push(MX_PROF_NORM);
     nn_kernels()->layer_norm_backward(dx, dw, db, work, dout, x, mean, rstd, w, N, C);
+    mx_prof_pop();
 }
 
 void layer_gelu_forward(float *out, const float *x, size_t n)
 {
+    mx_prof_push(MX_PROF_GELU);
     nn_kernels()->gelu_forward(out, x, n);
+    mx_prof_pop();
 }
 
 void layer_gelu_backward(float *dx, const float *dout, const float *x, size_t n)
 {
+    mx_prof_push(MX_PROF_GELU);
     nn_kernels()->gelu_backward(dx, dout, x, n);
+    mx_prof_pop();
 }
 
 float layer_ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets,
                        size_t N, int V)
 {
-    return nn_kernels()->ce_forward(lse, losses, logits, targets, N, V);
+    mx_prof_push(MX_PROF_LOSS);
+    float loss = nn_kernels()->ce_forward(lse, losses, logits, targets, N, V);
+    mx_prof_pop();
+    return loss;
 }
 
 void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                        float scale)
 {
+    mx_prof_push(MX_PROF_LOSS);
     nn_kernels()->ce_backward(logits, lse, targets, N, V, scale);
+    mx_prof_pop();
 }
 
 void nn_adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)

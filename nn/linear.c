@@ -46,18 +46,21 @@ void mx_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
 {
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     int by_rows = M >= N, len = by_rows ? M : N;
+    mx_prof_push(MX_PROF_MATMUL);
+    mx_prof_flops(2.0 * M * N * K);
     if (nt < 2 || (double)M * N * K < SPLIT_MIN_MACS || len < 2 * SPLIT_ALIGN) {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                     1.0f, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    int chunk = ((len + nt - 1) / nt + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    } else {
+        int chunk = ((len + nt - 1) / nt + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
 #pragma omp parallel num_threads(nt)
-    {
-        int lo = omp_get_thread_num() * chunk, hi = lo + chunk < len ? lo + chunk : len;
-        if (lo < hi)
-            gemm_part(by_rows, lo, hi, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        {
+            int lo = omp_get_thread_num() * chunk, hi = lo + chunk < len ? lo + chunk : len;
+            if (lo < hi)
+                gemm_part(by_rows, lo, hi, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        }
     }
+    mx_prof_pop();
 }
 
 const char *mx_blas_core(void)
@@ -129,12 +132,14 @@ const char *mx_blas_core_upgrade(void)
 
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out)
 {
+    mx_prof_push(MX_PROF_MATMUL); /* the bias rows belong to the matmul (it adds onto them) */
     if (b) {
 #pragma omp parallel for schedule(static) if ((size_t)N * out >= (1u << 16))
         for (int n = 0; n < N; n++)
             for (int o = 0; o < out; o++)
                 y[(size_t)n * out + o] = b[o];
     }
+    mx_prof_pop();
     mx_sgemm(0, 1, N, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);
 }
 
@@ -145,6 +150,7 @@ static void linear_backward(float *dx, float beta, float *dw, float *db, const f
         mx_sgemm(0, 0, N, in, out, dy, out, w, in, beta, dx, in);
     mx_sgemm(1, 0, out, in, N, dy, out, x, in, 1.0f, dw, in);
     if (db) {
+        mx_prof_push(MX_PROF_MATMUL);
         /* Each output column summed over rows in row order, whatever the thread count. */
 #pragma omp parallel for schedule(static) if ((size_t)N * out >= (1u << 16))
         for (int c0 = 0; c0 < out; c0 += SPLIT_ALIGN) {
@@ -155,6 +161,7 @@ static void linear_backward(float *dx, float beta, float *dw, float *db, const f
                     db[o] += row[o];
             }
         }
+        mx_prof_pop();
     }
 }
 

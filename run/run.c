@@ -511,6 +511,14 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "skipped_nonfinite", s->skipped_nonfinite);
     cJSON_AddNumberToObject(j, "ranks", s->ranks);
     cJSON_AddNumberToObject(j, "comm_wait_ms_per_step", s->comm_wait_ms_per_step);
+    if (s->profile_steps > 0) {
+        cJSON *p = cJSON_AddObjectToObject(j, "profile");
+        cJSON_AddNumberToObject(p, "steps", s->profile_steps);
+        cJSON *ms = cJSON_AddObjectToObject(p, "ms_per_step");
+        for (int c = 0; c < MX_PROF_N; c++)
+            cJSON_AddNumberToObject(ms, mx_prof_name((enum mx_prof_cat)c), s->profile_ms[c]);
+        cJSON_AddNumberToObject(p, "matmul_gflops", s->profile_matmul_gflops);
+    }
     cJSON_AddStringToObject(j, "cpu", mx_cpu_name());
     cJSON_AddStringToObject(j, "isa", mx_isa_name()); /* the SIMD level the kernels ran at */
     char blas[192];

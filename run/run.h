@@ -44,6 +44,7 @@ struct mx_train_opts {
     double val_frac;
     int threads;
     int quiet;       /* no progress line (tests) */
+    int profile;     /* (not stored) time each step by kind of work (core/prof.c), print and record it */
     long stop_after; /* > 0: save and stop after this many steps of this session, as Ctrl-C would */
     /* The schedule after an --extend-to (stored): from step index sched_from on, a half cosine
      * from sched_lr (the schedule's LR at that step) down to min_lr at `steps`. sched_from 0:
@@ -135,6 +136,9 @@ struct run_summary {
     double skipped_nonfinite; /* steps skipped by --skip-nonfinite (NAN when absent: older runs) */
     double ranks, comm_wait_ms_per_step; /* MPI ranks (threads is per rank); time blocked in MPI */
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
+    /* Written only (train --profile): mean ms per step by kind of work over profile_steps steps
+     * (each session's first step left out), and the matmuls' rate. */
+    double profile_steps, profile_ms[MX_PROF_N], profile_matmul_gflops;
 };
 /* Write dir/summary.json atomically: the config, attn (layer 0's spec), s->tokenizer and the
  * numbers. Returns 0, or -1 with err naming the file and errno's text. */

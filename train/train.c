@@ -336,6 +336,29 @@ static int params_finite(const struct mx_model *m)
     return 1;
 }
 
+/* --profile's line: the mean ms per step of each kind of work and its share, in the order of
+ * mx_prof_cat, the matmuls with their rate. One line, so scripts can read it
+ * (bench/train_speed.sh). */
+static void print_profile(const struct run_summary *sm)
+{
+    if (sm->profile_steps <= 0) {
+        printf("profile: no step after the first to report (run 2 or more steps)\n");
+        return;
+    }
+    double total = 0;
+    for (int c = 0; c < MX_PROF_N; c++)
+        total += sm->profile_ms[c];
+    printf("profile: mean of %.0f steps after the first, %.1f ms/step:", sm->profile_steps, total);
+    for (int c = 1; c <= MX_PROF_N; c++) { /* "other" last */
+        int k = c % MX_PROF_N;
+        printf("%s %s %.1f ms %.1f%%", c > 1 ? "," : "", mx_prof_name((enum mx_prof_cat)k), sm->profile_ms[k],
+               total > 0 ? 100 * sm->profile_ms[k] / total : 0.0);
+        if (k == MX_PROF_MATMUL)
+            printf(" (%.1f GFLOP/s)", sm->profile_matmul_gflops);
+    }
+    printf("\n");
+}
+
 /* After the backward pass of step index it: the gradient norm into *gn. Returns 0 when the loss
  * and the norm are finite; 1 when the step is skipped (--skip-nonfinite has room left and the
  * parameters are finite: the gradients are zeroed, r->skipped grows, a warning names the step and
@@ -574,8 +597,16 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     long start_step = r.step;
     double *waits = mx_xcalloc(sizeof(double) * (size_t)tcap); /* seconds blocked in MPI per step */
     double start_elapsed = r.elapsed;
+    /* --profile: each step's time by kind (core/prof.c), summed over the session's steps after
+     * its first (page faults, OpenBLAS's buffers); evaluation and checkpoints fall outside. */
+    double prof_sum[MX_PROF_N] = {0}, prof_at[MX_PROF_N], prof_end[MX_PROF_N], pf_at = 0, pf_end = 0,
+           prof_flops = 0;
+    long prof_steps = 0;
+    mx_prof_enable(o->profile);
     while (r.step < o->steps) {
         double t0 = mx_now();
+        if (o->profile)
+            mx_prof_read(prof_at, &pf_at);
         long it = r.step; /* 0-based index of this step */
         /* Gradients are zero here: the buffer starts zeroed and adamw_update zeroes what it
          * consumed (buffers' gradients are kept zero by model_backward). */
@@ -583,7 +614,10 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         int mine = d->rank * accum_mine;
         for (int a = 0; a < o->grad_accum; a++) {
             /* Every rank draws every micro-batch (the data position stays global), runs its own. */
-            if (data_batch_aligned(&r.data, 0, r.train_end, B, T, o->align, &r.rng, r.x, r.y, err) != 0)
+            mx_prof_push(MX_PROF_DATA);
+            int drawn = data_batch_aligned(&r.data, 0, r.train_end, B, T, o->align, &r.rng, r.x, r.y, err);
+            mx_prof_pop();
+            if (drawn != 0)
                 goto out_log;
             r.parts[a] = 0;
             if (a < mine || a >= mine + accum_mine)
@@ -600,6 +634,7 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         for (int a = 0; a < o->grad_accum; a++)
             loss += r.parts[a];
         loss /= o->grad_accum;
+        mx_prof_push(MX_PROF_OPTIM);
         if (o->grad_accum > 1) {
             float s = 1.0f / o->grad_accum;
             for (size_t i = 0; i < r.m.n_params; i++)
@@ -607,15 +642,27 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
         }
         double gn;
         int skip = check_step(&r, it, loss, &gn, &pr, err); /* 1: no update at this step */
+        mx_prof_pop();
         if (skip < 0)
             goto out_log;
         /* Clipping is folded into the optimizer's read of the gradient (one pass fewer). */
         float clip = o->grad_clip > 0 && gn > o->grad_clip ? (float)(o->grad_clip / (gn + 1e-6)) : 1.0f;
         double lr = train_lr_at(o, it);
+        mx_prof_push(MX_PROF_OPTIM);
         if (!skip) /* bias correction counts the updates made: skipped steps made none */
             adamw_update(&r.m, r.adam_m, r.adam_v, lr, o->beta1, o->beta2, o->eps, o->weight_decay, clip,
                          it + 1 - r.skipped);
+        mx_prof_pop();
         r.step++;
+        if (o->profile) {
+            mx_prof_read(prof_end, &pf_end);
+            if (r.step - start_step > 1) {
+                for (int c = 0; c < MX_PROF_N; c++)
+                    prof_sum[c] += prof_end[c] - prof_at[c];
+                prof_flops += pf_end - pf_at;
+                prof_steps++;
+            }
+        }
         double dt = mx_now() - t0;
         r.elapsed += dt;
         if (ntimes == tcap) {
@@ -699,6 +746,12 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                                  .skipped_nonfinite = (double)r.skipped, .ranks = d->size,
                                  .comm_wait_ms_per_step = ntimes ? waits[ntimes / 2] * 1000 : 0};
         snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
+        if (prof_steps > 0) {
+            sm.profile_steps = (double)prof_steps;
+            for (int c = 0; c < MX_PROF_N; c++)
+                sm.profile_ms[c] = prof_sum[c] / (double)prof_steps * 1000;
+            sm.profile_matmul_gflops = prof_sum[MX_PROF_MATMUL] > 0 ? prof_flops / prof_sum[MX_PROF_MATMUL] / 1e9 : 0;
+        }
         if (d->rank == 0 && run_summary_write(o->out, &r.m.cfg, &sm, err) != 0) {
             mx_error_wrap(err, "training finished and its checkpoint is saved, but summary.json was not written "
                                "(`mixlm train --resume %s` writes it again)",
@@ -716,6 +769,8 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                mx_peak_rss_mb(), r.path.ckpt);
         if (r.skipped > 0)
             printf("%ld step(s) skipped as non-finite (--skip-nonfinite %ld)\n", r.skipped, o->skip_nonfinite);
+        if (o->profile)
+            print_profile(&sm);
     }
     rc = stopped ? 1 : 0;
 out_log:
