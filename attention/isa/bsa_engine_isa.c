@@ -77,71 +77,84 @@ static inline __attribute__((always_inline)) mx_vf exp_run(float *c, int a, int 
  * WHY per width: 8 rows x 32 columns is 16 zmm accumulators on AVX-512 but 32 ymm on AVX2
  * (twice its register file): every FMA then spilled, and dense attention ran at ~5% of sgemm.
  * WHY not wider blocks on AVX-512: with 4 key vectors x 4 rows GCC folds every key load into
- * its FMA (20 loads per 16 FMAs, load-bound); 2 vectors x 8 rows keeps them in registers. */
+ * its FMA (20 loads per 16 FMAs, load-bound); 2 vectors x 8 rows keeps them in registers.
+ * WHY 6 rows on AVX2: 4 rows gave 8 accumulators, just the FMA latency x 2 ports with no
+ * slack; 6 rows use 15 of the 16 registers (12 + 2 key vectors + 1 broadcast) and measured the
+ * dense core ~8% faster at T = 256 (bench/RESULTS.md, session 11). Blocks of 4, 2 and 1 rows
+ * take what KR leaves, so a 16-row group is not 6 + ten single rows. */
 #if VW == 16 /* 32 registers: 8 x 2 = 16 accumulators */
-enum { KR = 8, KV = 2 };
-#elif VW == 8 /* 16 registers: 4 x 2 = 8 accumulators */
-enum { KR = 4, KV = 2 };
+#define KR 8
+#define KV 2
+#elif VW == 8 /* 16 registers: 6 x 2 = 12 accumulators, 2 key vectors, 1 broadcast */
+#define KR 6
+#define KV 2
 #elif VW == 4 && MX_VREGS == 32 /* NEON: 4 x 4 = 16 accumulators, 16 columns */
-enum { KR = 4, KV = 4 };
+#define KR 4
+#define KV 4
 #elif VW == 4 /* SSE: 4 x 2 = 8 accumulators */
-enum { KR = 4, KV = 2 };
+#define KR 4
+#define KV 2
 #else /* scalar */
-enum { KR = 4, KV = 4 };
+#define KR 4
+#define KV 4
 #endif
 #define KW (KV * VW)
 
-/* S (ni, lds) columns 0..nv*VW-1 = A (ni, D; row stride lda) · Bt (D, ld): rows of scores
- * against keys stored as columns (K or V transposed), vectorised over keys; nv <= KV. */
+/* Rows i..i+R-1 of S (lds) columns 0..nv*VW-1 = A (row stride lda) · Bt (D, ld): scores
+ * against keys stored as columns (K or V transposed), vectorised over keys; nv <= KV. R is a
+ * constant where this is inlined: R x nv accumulators. */
+static inline __attribute__((always_inline)) void abt_rows(float *S, size_t lds, const float *A,
+                                                            size_t lda, int i, int D, const float *Bt,
+                                                            size_t ld, const int nv, const int R)
+{
+    mx_vf acc[KR][KV];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = mx_vzero();
+    for (int d = 0; d < D; d++) {
+        mx_vf bv[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            bv[v] = mx_vload(Bt + (size_t)d * ld + VW * v);
+            mx_vkeep(&bv[v]); /* one load per block, not one per row */
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            mx_vf a = mx_vset1(A[(size_t)(i + r) * lda + d]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = mx_vfma(a, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            mx_vstore(S + (size_t)(i + r) * lds + VW * v, acc[r][v]);
+}
+
+/* S (ni, lds) columns 0..nv*VW-1 = A (ni, D) · Bt: KR rows at a time, the rest in blocks of 4,
+ * 2 and 1 (each row's sum is the same chain of FMAs in d order whatever its block). */
 static inline __attribute__((always_inline)) void abt_block(float *S, size_t lds, const float *A,
                                                              size_t lda, int ni, int D,
                                                              const float *Bt, size_t ld,
                                                              const int nv)
 {
     int i = 0;
-    for (; i + KR <= ni; i += KR) {
-        mx_vf acc[KR][KV];
-#pragma GCC unroll 8
-        for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = mx_vzero();
-        for (int d = 0; d < D; d++) {
-            mx_vf bv[KV];
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) {
-                bv[v] = mx_vload(Bt + (size_t)d * ld + VW * v);
-                mx_vkeep(&bv[v]); /* one load per block, not one per row */
-            }
-#pragma GCC unroll 8
-            for (int r = 0; r < KR; r++) {
-                mx_vf a = mx_vset1(A[(size_t)(i + r) * lda + d]);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++)
-                    acc[r][v] = mx_vfma(a, bv[v], acc[r][v]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                mx_vstore(S + (size_t)(i + r) * lds + VW * v, acc[r][v]);
-    }
-    for (; i < ni; i++) {
-        mx_vf acc[KV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            acc[v] = mx_vzero();
-        for (int d = 0; d < D; d++) {
-            mx_vf a = mx_vset1(A[(size_t)i * lda + d]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[v] = mx_vfma(a, mx_vload(Bt + (size_t)d * ld + VW * v), acc[v]);
-        }
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            mx_vstore(S + (size_t)i * lds + VW * v, acc[v]);
-    }
+    for (; i + KR <= ni; i += KR)
+        abt_rows(S, lds, A, lda, i, D, Bt, ld, nv, KR);
+#if KR > 4
+    for (; i + 4 <= ni; i += 4)
+        abt_rows(S, lds, A, lda, i, D, Bt, ld, nv, 4);
+#endif
+#if KR > 2
+    for (; i + 2 <= ni; i += 2)
+        abt_rows(S, lds, A, lda, i, D, Bt, ld, nv, 2);
+#endif
+    for (; i < ni; i++)
+        abt_rows(S, lds, A, lda, i, D, Bt, ld, nv, 1);
 }
 
 /* S (ni, lds) columns 0..nc-1 (rounded up to 16) = A · Bt: any width, in KW-column chunks
@@ -157,58 +170,61 @@ static void kern_abt(float *S, size_t lds, const float *A, size_t lda, int ni, i
         abt_block(S + c0, lds, A, lda, ni, D, Bt + c0, ld, NV16 < KV ? NV16 : KV);
 }
 
-/* out (nr, D; row stride ldo) += P (nr, nc) · X (nc, D; row stride ldx), P(r,c) =
- * P[r*pr + c*pc], columns d0..d0+nv*VW-1 only (nv <= KV). Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q
- * through the strides. */
+/* Rows r0..r0+R-1 of out (row stride ldo) += P (nr, nc) · X (nc, D; row stride ldx),
+ * P(r,c) = P[r*pr + c*pc], columns d0..d0+nv*VW-1 only (nv <= KV); R constant where inlined. */
+static inline __attribute__((always_inline)) void pv_rows(float *out, size_t ldo, const float *P,
+                                                           size_t pr, size_t pc, int r0, int nc,
+                                                           const float *X, size_t ldx, int d0,
+                                                           const int nv, const int R)
+{
+    mx_vf acc[KR][KV];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = mx_vload(out + (size_t)(r0 + r) * ldo + d0 + VW * v);
+    for (int c = 0; c < nc; c++) {
+        mx_vf xv[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            xv[v] = mx_vload(X + (size_t)c * ldx + d0 + VW * v);
+            mx_vkeep(&xv[v]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            mx_vf p = mx_vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = mx_vfma(p, xv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            mx_vstore(out + (size_t)(r0 + r) * ldo + d0 + VW * v, acc[r][v]);
+}
+
+/* out (nr, D; row stride ldo) += P (nr, nc) · X, columns d0..d0+nv*VW-1: KR rows at a time,
+ * the rest in blocks of 4, 2 and 1. Covers P·V, Pᵀ·dO, dS·K and dSᵀ·Q through the strides. */
 static inline __attribute__((always_inline)) void pv_block(float *out, size_t ldo, const float *P,
                                                             size_t pr, size_t pc, int nr, int nc,
                                                             const float *X, size_t ldx, int d0,
                                                             const int nv)
 {
     int r0 = 0;
-    for (; r0 + KR <= nr; r0 += KR) {
-        mx_vf acc[KR][KV];
-#pragma GCC unroll 8
-        for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = mx_vload(out + (size_t)(r0 + r) * ldo + d0 + VW * v);
-        for (int c = 0; c < nc; c++) {
-            mx_vf xv[KV];
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) {
-                xv[v] = mx_vload(X + (size_t)c * ldx + d0 + VW * v);
-                mx_vkeep(&xv[v]);
-            }
-#pragma GCC unroll 8
-            for (int r = 0; r < KR; r++) {
-                mx_vf p = mx_vset1(P[(size_t)(r0 + r) * pr + (size_t)c * pc]);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++)
-                    acc[r][v] = mx_vfma(p, xv[v], acc[r][v]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < KR; r++)
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                mx_vstore(out + (size_t)(r0 + r) * ldo + d0 + VW * v, acc[r][v]);
-    }
-    for (; r0 < nr; r0++) {
-        mx_vf acc[KV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            acc[v] = mx_vload(out + (size_t)r0 * ldo + d0 + VW * v);
-        for (int c = 0; c < nc; c++) {
-            mx_vf p = mx_vset1(P[(size_t)r0 * pr + (size_t)c * pc]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[v] = mx_vfma(p, mx_vload(X + (size_t)c * ldx + d0 + VW * v), acc[v]);
-        }
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            mx_vstore(out + (size_t)r0 * ldo + d0 + VW * v, acc[v]);
-    }
+    for (; r0 + KR <= nr; r0 += KR)
+        pv_rows(out, ldo, P, pr, pc, r0, nc, X, ldx, d0, nv, KR);
+#if KR > 4
+    for (; r0 + 4 <= nr; r0 += 4)
+        pv_rows(out, ldo, P, pr, pc, r0, nc, X, ldx, d0, nv, 4);
+#endif
+#if KR > 2
+    for (; r0 + 2 <= nr; r0 += 2)
+        pv_rows(out, ldo, P, pr, pc, r0, nc, X, ldx, d0, nv, 2);
+#endif
+    for (; r0 < nr; r0++)
+        pv_rows(out, ldo, P, pr, pc, r0, nc, X, ldx, d0, nv, 1);
 }
 
 static void kern_pv(float *out, size_t ldo, const float *P, size_t pr, size_t pc, int nr, int nc,
