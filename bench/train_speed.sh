@@ -21,11 +21,13 @@ unset OPENBLAS_CORETYPE
 
 run_cfg() { # name, steps, args...
   local name=$1 steps=$2; shift 2
-  local m=() t=()
+  local m=() t=() prof=()
   for r in $(seq 1 "$rounds"); do
     rm -rf "$tmp/run"
-    line=$("$bin" train --data "$data" "$@" --steps "$steps" --warmup 2 --eval-every 0 --eval-batches 1 \
-           --ckpt-every 0 --threads "$threads" --out "$tmp/run" --quiet | grep '^done:')
+    out=$("$bin" train --data "$data" "$@" --steps "$steps" --warmup 2 --eval-every 0 --eval-batches 1 \
+           --ckpt-every 0 --threads "$threads" --out "$tmp/run" --quiet --profile)
+    line=$(grep '^done:' <<< "$out")
+    prof+=("$(grep '^profile:' <<< "$out")")
     m+=("$(sed -E 's/.*median ([0-9.]+) ms\/step.*/\1/' <<< "$line")")
     gf=$(sed -E 's/.*, ([0-9.]+) GFLOP\/step.*/\1/' <<< "$line")
     pyout=$("$py" tests/ref/nanogpt.py --data "$data" "$@" --time-only "$steps" --threads "$threads" | tail -1)
@@ -39,6 +41,18 @@ run_cfg() { # name, steps, args...
       n, mm, tm, tm/mm, gf, gf/mm*1000, 100*gf/mm*1000/ceil, ceil
     if (peak > 0) printf ", %.0f%% of FMA peak %.0f", 100*gf/mm*1000/peak, peak
     printf "), pytorch %.0f GFLOP/s\n", gf/tm*1000 }'
+  # mixlm's step by kind of work (train --profile) in the round whose mixlm time is the median,
+  # and the ratio its matmuls alone would give: OpenBLAS runs them for both peers, so no change
+  # to mixlm's own code can take the ratio past pytorch / (mixlm's matmul time).
+  local mid=0
+  for i in "${!m[@]}"; do [ "${m[$i]}" = "$mm" ] && mid=$i; done
+  local p=${prof[$mid]}
+  echo "  mixlm step by kind of work (round $((mid + 1)), train --profile): ${p#*ms/step: }"
+  # The profile gives means (a slow step counts fully); the floor takes the matmuls' share of
+  # the mean step times the median step, so that it compares with the medians above.
+  share=$(sed -nE 's/.*matmul [0-9.]+ ms ([0-9.]+)%.*/\1/p' <<< "$p")
+  [ -n "$share" ] && awk -v tm="$tm" -v sh="$share" -v mm="$mm" 'BEGIN{
+    printf "  matmul floor: %.0f%% of mixlm'"'"'s step is OpenBLAS, %.1f ms of the median step; pytorch / that = %.2fx, the most any change outside OpenBLAS could reach\n", sh, sh*mm/100, tm/(sh*mm/100) }'
 }
 
 probe() { "$bin" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --threads "$threads" 2>/dev/null; }

@@ -28,6 +28,33 @@ check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v 
 check "summary.json names cpu, isa and the OpenBLAS core" \
   "grep -q '\"cpu\"' $dir/a/summary.json && grep -q '\"isa\"' $dir/a/summary.json && grep -Eq '\"blas\":[[:space:]]*\"OpenBLAS [0-9.]+, core ' $dir/a/summary.json"
 
+# --profile: one line naming every kind of work, the same in summary.json, the categories adding
+# up to a step, and the training itself unchanged (same losses, bit for bit).
+pargs=(--data "$dir/corpus.txt" --layers 2 --heads 2 --dim 32 --context 32 --batch 8 --steps 8 --eval-every 0
+       --eval-batches 2 --ckpt-every 0 --threads 2 --quiet)
+"$bin" train "${pargs[@]}" --out "$dir/p0" > "$dir/p0.out" 2>&1
+"$bin" train "${pargs[@]}" --profile --out "$dir/p1" > "$dir/p1.out" 2>&1
+check "--profile exits 0 and prints one profile line over 7 steps" \
+  "[ \$? -eq 0 ] && [ \$(grep -c '^profile: mean of 7 steps after the first' $dir/p1.out) -eq 1 ]"
+check "--profile names every kind of work, matmul with its GFLOP/s" \
+  "grep '^profile:' $dir/p1.out | grep -q 'matmul [0-9.]* ms [0-9.]*% ([0-9.]* GFLOP/s), mixing .*, layernorm .*, gelu .*, softmax_ce .*, embed_resid .*, optimizer .*, data .*, other '"
+check "--profile leaves the losses unchanged" \
+  "[ \"\$(grep '^done:' $dir/p0.out | cut -d'|' -f1)\" = \"\$(grep '^done:' $dir/p1.out | cut -d'|' -f1)\" ]"
+# summary.json's profile: 9 kinds, matmul and mixing > 0, their sum (a mean step) within 0.5..3
+# median steps.
+profile_sums_ok() {
+  tr -d ' \t\n' < "$1" | awk '{
+    if (!match($0, /"ms_per_step":\{[^}]*\}/)) exit 1
+    body = substr($0, RSTART + 15, RLENGTH - 16); n = split(body, kv, ",")
+    for (i = 1; i <= n; i++) { split(kv[i], p, ":"); gsub(/"/, "", p[1]); v[p[1]] = p[2] + 0; s += p[2] }
+    if (!match($0, /"ms_per_step_median":[0-9.e+-]+/)) exit 1
+    med = substr($0, RSTART + 21, RLENGTH - 21) + 0
+    exit !(n == 9 && v["matmul"] > 0 && v["mixing"] > 0 && s >= 0.5 * med && s <= 3 * med) }'
+}
+check "summary.json: profile's 9 kinds add up to 0.5-3 median steps, matmul and mixing > 0" \
+  "profile_sums_ok $dir/p1/summary.json"
+grep -q '"profile"' "$dir/p0/summary.json" && { echo "FAIL summary.json has a profile without --profile"; fail=1; }
+
 # A huge --steps with --time-budget ends at the budget in little memory (the step-time arrays
 # were once sized by --steps: 34 GB at 2^31 steps, killed by the OOM killer).
 "$bin" train --data "$dir/corpus.txt" --layers 1 --heads 1 --dim 16 --context 16 --batch 2 --steps 2000000000 \
