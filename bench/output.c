@@ -148,7 +148,7 @@ void bench_text_header(const struct bench_opts *o, double sgemm, double fma_peak
     printf("cpu: %s | kernels %s (MIXLM_ISA forces a lower level)\n", mx_cpu_name(), mx_isa_name());
     if (l1 >= 0)
         printf("load average (1 min) at start: %.2f on %ld online CPUs\n", l1, sysconf(_SC_NPROCESSORS_ONLN));
-    if (coretype && !getenv("MIXLM_BLAS_DETECTED"))
+    if (coretype && !getenv("MIXLM_BLAS_DETECTED") && !getenv("MIXLM_BLAS_FOR_ISA"))
         printf("note: OPENBLAS_CORETYPE is set; benchmark with `env -u OPENBLAS_CORETYPE` "
                "for the machine's real kernels\n");
     printf("GFLOP/s: every mixer, from its own FLOP count (weight matmuls + the mixing it reports; "

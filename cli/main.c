@@ -42,8 +42,21 @@ int main(int argc, char **argv)
             setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
             again = 1;
         }
+        /* MIXLM_ISA=avx2 on an AVX-512 CPU stands for an AVX2 machine: OpenBLAS at AVX2 too. */
+        const char *isa = getenv("MIXLM_ISA");
+#if defined(__x86_64__)
+        const char *isa_core = getenv("OPENBLAS_CORETYPE")
+                                   ? NULL
+                                   : mx_blas_core_for_isa(isa, mx_cpu_has(MX_ISA_AVX2), mx_cpu_has(MX_ISA_AVX512));
+#else
+        const char *isa_core = NULL;
+#endif
         const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : mx_blas_core_upgrade();
-        if (core) {
+        if (isa_core) {
+            setenv("MIXLM_BLAS_FOR_ISA", isa, 1);
+            setenv("OPENBLAS_CORETYPE", isa_core, 1);
+            again = 1;
+        } else if (core) {
             setenv("MIXLM_BLAS_DETECTED", mx_blas_detected(), 1); /* for the run header */
             setenv("OPENBLAS_CORETYPE", core, 1);
             again = 1;

@@ -106,13 +106,27 @@ const char *mx_blas_desc(char *buf, size_t n)
         snprintf(ver, sizeof ver, "%.*s", (int)len, cfg);
     }
     const char *forced = getenv("OPENBLAS_CORETYPE"), *detected = getenv("MIXLM_BLAS_DETECTED");
+    const char *for_isa = getenv("MIXLM_BLAS_FOR_ISA");
     char why[128] = "";
-    if (forced && detected)
+    if (forced && for_isa)
+        snprintf(why, sizeof why, " (set by mixlm for MIXLM_ISA=%s)", for_isa);
+    else if (forced && detected)
         snprintf(why, sizeof why, " (set by mixlm: OpenBLAS detected %s on this CPU)", detected);
     else if (forced)
         snprintf(why, sizeof why, " (OPENBLAS_CORETYPE=%s set by the user)", forced);
     snprintf(buf, n, "%s, core %s%s", ver, mx_blas_core(), why);
     return buf;
+}
+
+const char *mx_blas_core_for_isa(const char *isa, int cpu_avx2, int cpu_avx512)
+{
+    if (!isa)
+        return NULL;
+    if (!strcmp(isa, "avx2") && cpu_avx512)
+        return "Haswell";
+    if (!strcmp(isa, "sse") && (cpu_avx2 || cpu_avx512))
+        return "Nehalem";
+    return NULL;
 }
 
 const char *mx_blas_detected(void)

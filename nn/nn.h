@@ -30,10 +30,18 @@ const char *mx_blas_core_upgrade(void);
  * re-execution on a CPU OpenBLAS knows (tests/e2e/test_bench.sh). */
 const char *mx_blas_detected(void);
 /* "OpenBLAS 0.3.21, core SkylakeX" and, when main() forced the core, "(set by mixlm: OpenBLAS
- * detected Prescott on this CPU)" or "(OPENBLAS_CORETYPE=NAME set by the user)"; for run headers. */
+ * detected Prescott on this CPU)", "(set by mixlm for MIXLM_ISA=avx2)" or
+ * "(OPENBLAS_CORETYPE=NAME set by the user)"; for run headers. */
 const char *mx_blas_desc(char *buf, size_t n);
 /* The rule itself, for a given core name and CPU (tested without such a CPU). */
 const char *mx_blas_core_upgrade_for(const char *core, int cpu_avx2, int cpu_avx512);
+/* The OPENBLAS_CORETYPE that matches a lower SIMD level forced by MIXLM_ISA, or NULL: "Haswell"
+ * for avx2 on a CPU with AVX-512, "Nehalem" for sse on a CPU with AVX2 or AVX-512; nothing for
+ * scalar or the CPU's own level. WHY: MIXLM_ISA=avx2 stands for an AVX2 machine; with OpenBLAS
+ * still on its AVX-512 kernels, the matmuls ran at AVX-512 speed while the mixers' kernels ran
+ * at AVX2, and every figure read against the sgemm ceiling mixed two machines. main()
+ * re-executes once with it, as for mx_blas_core_upgrade(). */
+const char *mx_blas_core_for_isa(const char *isa, int cpu_avx2, int cpu_avx512);
 
 /* y (N,out) overwritten; x (N,in); w (out,in); b (out) or NULL. */
 void mx_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);

@@ -103,6 +103,24 @@ else
     echo "skip 4b: this CPU has no AVX2+FMA"
 fi
 
+# 4c. MIXLM_ISA=avx2 on an AVX-512 CPU stands for an AVX2 machine: OpenBLAS is brought to its
+# Haswell (AVX2) core, said as mixlm's choice; a user's OPENBLAS_CORETYPE still wins.
+if grep -qw avx512f /proc/cpuinfo && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    env -u MIXLM_NO_REEXEC -u OPENBLAS_CORETYPE MIXLM_ISA=avx2 \
+        "$BIN" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 >"$TMP/isa.txt" 2>&1 ||
+        fail "bench at MIXLM_ISA=avx2 exited $?"
+    grep -q "core Haswell (set by mixlm for MIXLM_ISA=avx2)" "$TMP/isa.txt" ||
+        fail "MIXLM_ISA=avx2 left OpenBLAS on: $(grep 'sgemm ceiling' "$TMP/isa.txt")"
+    grep -q "OPENBLAS_CORETYPE is set" "$TMP/isa.txt" && fail "mixlm's core for MIXLM_ISA flagged as the user's"
+    env -u MIXLM_NO_REEXEC OPENBLAS_CORETYPE=SkylakeX MIXLM_ISA=avx2 \
+        "$BIN" bench --attn dense --context 16 --dim 16 --heads 1 --repeats 1 --no-sgemm >"$TMP/isa.txt" 2>&1 ||
+        fail "bench at MIXLM_ISA=avx2 with the user's core exited $?"
+    grep -q "core SkylakeX (OPENBLAS_CORETYPE=SkylakeX set by the user)" "$TMP/isa.txt" ||
+        fail "the user's OPENBLAS_CORETYPE lost to MIXLM_ISA: $(grep 'sgemm ceiling' "$TMP/isa.txt")"
+else
+    echo "skip 4c: this CPU has no AVX-512"
+fi
+
 # 5. Errors: an unknown mixer names itself and exits 2; so do bad flags and lengths.
 "$BIN" bench --attn nosuchmixer:w=3 --context 32 >"$TMP/out" 2>"$TMP/err"
 rc=$?

@@ -522,6 +522,16 @@ static int case_blas_core_rule(void)
     CHECK(mx_blas_core_upgrade_for("Cooperlake", 1, 1) == NULL, "Cooperlake kept");
     CHECK(mx_blas_core_upgrade_for("armv8", 0, 0) == NULL, "ARM kept");
     CHECK(mx_blas_core_upgrade_for(NULL, 1, 1) == NULL, "no name");
+    /* MIXLM_ISA's lower level brings OpenBLAS down with it; the CPU's own level, scalar or
+     * nothing leaves OpenBLAS alone. */
+    CHECK(!strcmp(mx_blas_core_for_isa("avx2", 1, 1) ?: "", "Haswell"), "avx2 on AVX-512");
+    CHECK(!strcmp(mx_blas_core_for_isa("sse", 1, 1) ?: "", "Nehalem"), "sse on AVX-512");
+    CHECK(!strcmp(mx_blas_core_for_isa("sse", 1, 0) ?: "", "Nehalem"), "sse on AVX2");
+    CHECK(mx_blas_core_for_isa("avx2", 1, 0) == NULL, "avx2 on AVX2 is the CPU's own level");
+    CHECK(mx_blas_core_for_isa("avx512", 1, 1) == NULL, "avx512 on AVX-512");
+    CHECK(mx_blas_core_for_isa("sse", 0, 0) == NULL, "sse on an SSE-only CPU");
+    CHECK(mx_blas_core_for_isa("scalar", 1, 1) == NULL, "scalar keeps OpenBLAS's core");
+    CHECK(mx_blas_core_for_isa(NULL, 1, 1) == NULL, "no MIXLM_ISA");
     const char *core = mx_blas_core(), *up = mx_blas_core_upgrade();
     CHECK(core && core[0], "OpenBLAS names its core");
     char desc[192];
