@@ -1,6 +1,6 @@
 /* kernels.c — mixlm_kernel_bench: nn's SIMD kernels against the memory bandwidth. Copy rates
  * over the OpenMP threads (non-temporal stores, ordinary stores, glibc memcpy), then GELU,
- * LayerNorm, softmax-CE (fwd, bwd) and AdamW at every level this CPU runs and the references, on
+ * LayerNorm, softmax-CE (fwd, bwd, and both in one pass as training runs them) and AdamW at every level this CPU runs and the references, on
  * arrays larger than the last-level cache: median ms, GB/s over the bytes the hardware moves,
  * that traffic's time at the copy rate, the ratio; and each kernel's arithmetic alone (one
  * thread, arrays in L2, CPU time: robust to a busy host), CE at several vocabularies.
@@ -48,9 +48,12 @@ struct bufs {
     struct nn_adamw_hp hp;
 };
 
-enum { K_GELU_F, K_GELU_B, K_LN_F, K_LN_B, K_CE_F, K_CE_B, K_ADAMW, K_COUNT };
-static const char *const knames[K_COUNT] = {
-    "gelu fwd", "gelu bwd", "layernorm fwd", "layernorm bwd", "softmax-ce fwd", "softmax-ce bwd", "adamw"};
+/* K_CE_T: the training path, forward and backward in one softmax pass (ce_fused) over logits it
+ * overwrites with their gradient (read + write in place: 8 B per logit, no read-for-ownership). */
+enum { K_GELU_F, K_GELU_B, K_LN_F, K_LN_B, K_CE_F, K_CE_B, K_CE_T, K_ADAMW, K_COUNT };
+static const char *const knames[K_COUNT] = {"gelu fwd",       "gelu bwd",       "layernorm fwd",
+                                            "layernorm bwd",  "softmax-ce fwd", "softmax-ce bwd",
+                                            "softmax-ce train", "adamw"};
 /* Bytes the hardware moves per float of n, the convention of this benchmark: every array read,
  * every array written, and for an output that is not also an input the read-for-ownership of
  * its lines that an ordinary store costs (the kernels use ordinary stores: their outputs are
@@ -59,8 +62,8 @@ static const char *const knames[K_COUNT] = {
  * copied, and an ordinary-store copy 3 (read, read-for-ownership, write); the bound takes the
  * faster of the two (the stricter bound; when the convention holds they agree). kbytes_norfo: the same without the read-for-ownership (the convention before
  * 2026-12-02), printed as a second ratio. */
-static const double kbytes[K_COUNT] = {12, 16, 12, 16, 4, 8, 32};
-static const double kbytes_norfo[K_COUNT] = {8, 12, 8, 16, 4, 8, 32};
+static const double kbytes[K_COUNT] = {12, 16, 12, 16, 4, 8, 8, 32};
+static const double kbytes_norfo[K_COUNT] = {8, 12, 8, 16, 4, 8, 8, 32};
 
 static double cpu_now(void)
 {
@@ -118,6 +121,10 @@ static void run(const struct nn_kernels *k, int which, struct bufs *s)
         k ? k->ce_backward(s->b, s->mean, s->tg, N, C, 1e-3f)
           : layer_ce_backward_ref(s->b, s->mean, s->tg, N, C, 1e-3f);
         break;
+    case K_CE_T:
+        k ? k->ce_fused(s->b, s->mean, s->rstd, s->tg, N, C, 1e-3f)
+          : layer_ce_fused_ref(s->b, s->mean, s->rstd, s->tg, N, C, 1e-3f);
+        break;
     case K_ADAMW:
 #pragma omp parallel
     {
@@ -147,7 +154,7 @@ static double in_cache_ns(const struct nn_kernels *k, int kk, struct bufs *s, in
     double t[IC_REPS + 1];
     run(k, K_CE_F, &c); /* an lse for CE backward */
     for (int q = 0; q <= IC_REPS; q++) {
-        if (kk == K_CE_B)
+        if (kk == K_CE_B || kk == K_CE_T)
             memcpy(c.b, c.a, c.n * sizeof(float));
         double t0 = cpu_now();
         run(k, kk, &c);
@@ -256,7 +263,7 @@ int main(int argc, char **argv)
             if (kk == K_CE_B) /* its lse */
                 run(k, K_CE_F, &s);
             for (int q = 0; q <= reps; q++) {
-                if (kk == K_CE_B) /* overwrites its logits */
+                if (kk == K_CE_B || kk == K_CE_T) /* overwrite their logits */
                     memcpy(s.b, s.a, bytes);
                 double t0 = mx_now();
                 run(k, kk, &s);
@@ -277,8 +284,10 @@ int main(int argc, char **argv)
            "V");
     for (int l = MX_ISA_COUNT; l >= 0; l--)
         if (l == MX_ISA_COUNT || nn_kernels_at((enum mx_isa)l))
-            printf(" %7s fwd %7s bwd", l == MX_ISA_COUNT ? "ref" : nn_kernels_at((enum mx_isa)l)->isa,
-                   l == MX_ISA_COUNT ? "ref" : nn_kernels_at((enum mx_isa)l)->isa);
+        {
+            const char *nm = l == MX_ISA_COUNT ? "ref" : nn_kernels_at((enum mx_isa)l)->isa;
+            printf(" %7s fwd %7s bwd %6s train", nm, nm, nm);
+        }
     printf("\n");
     for (size_t q = 0; q < sizeof vocab / sizeof vocab[0]; q++) {
         printf("%-8d", vocab[q]);
@@ -288,7 +297,8 @@ int main(int argc, char **argv)
                 continue;
             for (size_t i = 0; i < s.rows; i++)
                 s.tg[i] = (int32_t)(i % (size_t)vocab[q]);
-            printf(" %11.3f %11.3f", in_cache_ns(k, K_CE_F, &s, vocab[q]), in_cache_ns(k, K_CE_B, &s, vocab[q]));
+            printf(" %11.3f %11.3f %12.3f", in_cache_ns(k, K_CE_F, &s, vocab[q]), in_cache_ns(k, K_CE_B, &s, vocab[q]),
+                   in_cache_ns(k, K_CE_T, &s, vocab[q]));
         }
         printf("\n");
     }

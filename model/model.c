@@ -286,6 +286,18 @@ int model_plan(struct mx_model *m, int B, int T, struct mx_error *err)
 
 /* ---- forward / backward ------------------------------------------------------------------- */
 
+/* d(mean loss)/d logits = (p - onehot) / (counted rows): the scale, 1 / BT unless some targets
+ * are ignored (negative: `train --loss-on recall`); 0 when none is counted. */
+static float ce_grad_scale(const int32_t *y, size_t BT)
+{
+    size_t counted = 0;
+    mx_prof_push(MX_PROF_LOSS);
+    for (size_t i = 0; i < BT; i++)
+        counted += y[i] >= 0;
+    mx_prof_pop();
+    return counted ? 1.0f / (float)counted : 0.0f;
+}
+
 float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int B, int T,
                     long step, int training)
 {
@@ -339,7 +351,13 @@ float model_forward(struct mx_model *m, const int32_t *x, const int32_t *y, int 
     mx_linear_forward(a->logits, a->lnf, m->w.wte, NULL, (int)BT, C, V);
     m->tok = x;
     m->tgt = y;
-    m->loss = layer_ce_forward(a->lse, a->losses, a->logits, y, BT, V);
+    m->ce_grad_ready = 0;
+    if (training && y && m->ce_fused) {
+        m->loss = layer_ce_fused(a->logits, a->lse, a->losses, y, BT, V, ce_grad_scale(y, BT));
+        m->ce_grad_ready = 1;
+    } else {
+        m->loss = layer_ce_forward(a->lse, a->losses, a->logits, y, BT, V);
+    }
     return m->loss;
 }
 
@@ -368,14 +386,10 @@ void model_backward(struct mx_model *m)
     int B = m->B, T = m->T, C = c->n_embd, V = c->vocab_size;
     size_t BT = (size_t)B * T;
     struct mx_acts *a = &m->a;
-    /* logits become dlogits in place: d(mean loss)/d logits = (p - onehot) / (counted rows),
-     * BT unless some targets are ignored (negative: `train --loss-on recall`). */
-    size_t counted = 0;
-    mx_prof_push(MX_PROF_LOSS);
-    for (size_t i = 0; i < BT; i++)
-        counted += m->tgt[i] >= 0;
-    mx_prof_pop();
-    layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, counted ? 1.0f / (float)counted : 0.0f);
+    /* logits become dlogits in place (unless the forward did it: ce_fused) */
+    if (!m->ce_grad_ready)
+        layer_ce_backward(a->logits, a->lse, m->tgt, BT, V, ce_grad_scale(m->tgt, BT));
+    m->ce_grad_ready = 0;
     mx_linear_backward_set(a->d_ln, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, (int)BT, C, V);
     const float *res_last = c->n_layer ? a->l[c->n_layer - 1].res : a->emb;
     mx_prof_push(MX_PROF_RESID);

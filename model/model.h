@@ -94,6 +94,11 @@ struct mx_model {
     const int32_t *tok; /* inputs of the last forward (B,T) */
     const int32_t *tgt; /* targets of the last forward (NULL: no loss) */
     float loss;
+    /* Set by the trainer (0 by default): a forward with targets and training = 1 also writes
+     * d(mean loss)/d logits over m->a.logits (layer_ce_fused: one softmax pass, one exp per
+     * logit) and the next model_backward starts from it. The logits are then gone after the
+     * forward; leave it 0 wherever they are read. ce_grad_ready: that gradient is waiting. */
+    int ce_fused, ce_grad_ready;
     /* Optional (NULL: none): model_backward calls grads_ready(grads_ready_ctx, off, n) as soon as
      * grads[off, off+n) holds its final value for this backward — layer by layer from the last,
      * then the embeddings and the final LayerNorm — so a data-parallel reduction of those

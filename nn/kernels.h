@@ -23,6 +23,8 @@ struct nn_kernels {
                         int V);
     void (*ce_backward)(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                         float scale);
+    float (*ce_fused)(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                      float scale);
     void (*adamw)(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp);
     void (*embed_forward)(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T,
                           int C);

@@ -196,6 +196,14 @@ void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targe
     }
 }
 
+float layer_ce_fused_ref(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                         float scale)
+{
+    float mean = layer_ce_forward_ref(lse, losses, logits, targets, N, V);
+    layer_ce_backward_ref(logits, lse, targets, N, V, scale);
+    return mean;
+}
+
 void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)
 {
     const float b1 = hp->beta1, b2 = hp->beta2, flr = hp->lr, feps = hp->eps, wd = hp->weight_decay;
@@ -275,6 +283,15 @@ void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, 
     mx_prof_push(MX_PROF_LOSS);
     nn_kernels()->ce_backward(logits, lse, targets, N, V, scale);
     mx_prof_pop();
+}
+
+float layer_ce_fused(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                     float scale)
+{
+    mx_prof_push(MX_PROF_LOSS);
+    float loss = nn_kernels()->ce_fused(logits, lse, losses, targets, N, V, scale);
+    mx_prof_pop();
+    return loss;
 }
 
 void nn_adamw(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp)

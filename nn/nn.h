@@ -91,6 +91,12 @@ float layer_ce_forward(float *lse, float *losses, const float *logits, const int
  * an ignored row (negative target) becomes zeros. scale: 1 / the counted rows for the mean. */
 void layer_ce_backward(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                        float scale);
+/* layer_ce_forward then layer_ce_backward in one softmax pass (training: one exp per logit, not
+ * two): lse, losses and the returned mean as layer_ce_forward's (targets required), and logits
+ * overwritten by the gradient as layer_ce_backward's. Not bitwise equal to the two calls: the
+ * gradient is e / Σe · scale (e = exp(l - max)) rather than exp(l - lse) · scale. */
+float layer_ce_fused(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                     float scale);
 /* The mean of losses (N) over the rows whose target is not negative, summed serially in
  * double (0 when none): the cross-entropy kernels' return value. */
 float nn_ce_mean(const float *losses, const int32_t *targets, size_t N);
@@ -124,6 +130,8 @@ void layer_gelu_forward_ref(float *out, const float *x, size_t n);
 void layer_gelu_backward_ref(float *dx, const float *dout, const float *x, size_t n);
 float layer_ce_forward_ref(float *lse, float *losses, const float *logits, const int32_t *targets,
                            size_t N, int V);
+float layer_ce_fused_ref(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                         float scale);
 void layer_ce_backward_ref(float *logits, const float *lse, const int32_t *targets, size_t N, int V,
                            float scale);
 void nn_adamw_ref(float *p, float *m, float *v, float *g, size_t n, const struct nn_adamw_hp *hp);

@@ -603,6 +603,8 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
            prof_flops = 0;
     long prof_steps = 0;
     mx_prof_enable(o->profile);
+    /* The step's loss and its gradient in one softmax pass (the logits are not read after it). */
+    r.m.ce_fused = 1;
     while (r.step < o->steps) {
         double t0 = mx_now();
         if (o->profile)

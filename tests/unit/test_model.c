@@ -6,6 +6,7 @@
 #include "check.h"
 #include "mixer_check.h"
 #include "model/model.h"
+#include "nn/nn.h"
 
 #include <math.h>
 #include <string.h>
@@ -557,6 +558,71 @@ static int case_step_no_bias(void)
     return test_step(0);
 }
 
+/* The trainer's fused loss (m.ce_fused: loss and d loss/d logits in the forward's one softmax
+ * pass) against the forward-then-backward path: the same loss bits (the same max and sum), the
+ * same gradients up to rounding (the fused one is e/sum·scale, the other exp(l - lse)·scale),
+ * with some targets ignored too; eval (training 0) keeps its logits. */
+static int test_ce_fused_model(void)
+{
+    struct mx_config c;
+    base_config(&c, 1);
+    struct mx_model m;
+    const int B = 2, T = c.block_size, V = c.vocab_size;
+    if (make_model(&m, &c, B, T) != 0)
+        return 1;
+    perturb_params(&m, 31);
+    int32_t x[16], y[16];
+    make_batch(x, y, B * T, V, 37);
+    float *g0 = mx_xmalloc(m.n_params * 4);
+    size_t nl = (size_t)B * T * V;
+    float *lg = mx_xmalloc(nl * 4);
+    int f = 0;
+    for (int ign = 0; ign < 2; ign++) {
+        if (ign)
+            y[3] = y[9] = y[15] = NN_CE_IGNORE;
+        float l[2];
+        double worst = 0, gmax = 0;
+        for (int fused = 0; fused < 2; fused++) {
+            m.ce_fused = fused;
+            memset(m.grads, 0, m.n_params * 4);
+            l[fused] = model_forward(&m, x, y, B, T, 0, 1);
+            model_backward(&m);
+            if (!fused) {
+                memcpy(g0, m.grads, m.n_params * 4);
+                continue;
+            }
+            for (size_t i = 0; i < m.n_params; i++) {
+                gmax = fmax(gmax, fabs(g0[i]));
+                worst = fmax(worst, fabs((double)m.grads[i] - g0[i]));
+            }
+        }
+        if (memcmp(&l[0], &l[1], sizeof l[0]) != 0 || !(worst <= 1e-5 * gmax) || gmax == 0) {
+            fprintf(stderr, "  ce_fused (ignored targets: %d): loss %.9g vs %.9g, gradients differ by %.3g of %.3g\n",
+                    ign, l[1], l[0], worst, gmax);
+            f = 1;
+        }
+    }
+    /* Eval (training 0) leaves the logits, even with ce_fused set. */
+    m.ce_fused = 0;
+    model_forward(&m, x, y, B, T, 0, 0);
+    memcpy(lg, m.a.logits, nl * 4);
+    m.ce_fused = 1;
+    model_forward(&m, x, y, B, T, 0, 0);
+    if (memcmp(lg, m.a.logits, nl * 4) != 0) {
+        fprintf(stderr, "  ce_fused: an eval forward overwrote the logits\n");
+        f = 1;
+    }
+    mx_free(g0);
+    mx_free(lg);
+    model_free(&m);
+    return f;
+}
+
+static int case_ce_fused(void)
+{
+    return test_ce_fused_model();
+}
+
 static int case_causality(void)
 {
     return test_causality();
@@ -590,6 +656,7 @@ int main(int argc, char **argv)
         {"determinism", case_determinism},
         {"per_layer_mixers", case_per_layer_mixers},
         {"errors", case_errors},
+        {"ce_fused", case_ce_fused},
     };
     return check_main(argc, argv, cases, CHECK_N(cases), NULL);
 }

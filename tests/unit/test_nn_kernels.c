@@ -171,6 +171,45 @@ static void test_ce(const struct nn_kernels *k, struct mx_rng *r)
         }
 }
 
+/* The fused forward+backward (training) against the reference pair (layer_ce_forward_ref then
+ * layer_ce_backward_ref): lse, losses and mean as ce_forward's tolerances, the gradient within
+ * 4e-6 relative (the reference rounds lse to float before its exp: ~|lse| ulp) and 1e-7 absolute
+ * as ce_backward's (at the target p·scale - scale cancels to a few ulp of scale), ignored rows
+ * zero with loss 0, and the same bits on a second call. */
+static void test_ce_fused(const struct nn_kernels *k, struct mx_rng *r)
+{
+    const size_t rows[] = {1, 5, 37};
+    for (size_t t = 0; t < NLENS; t++)
+        for (size_t q = 0; q < 3; q++) {
+            size_t N = rows[q], V = lens[t], n = N * V, counted = 0;
+            float *l = randn(r, n, 4.0f);
+            int32_t *tg = mx_xmalloc(N * sizeof(int32_t));
+            for (size_t i = 0; i < N; i++) {
+                tg[i] = i % 4 == 3 ? NN_CE_IGNORE : (int32_t)mx_rng_below(r, (uint32_t)V);
+                counted += tg[i] >= 0;
+            }
+            if (V > 3)
+                l[V - 1] = 30.0f; /* a dominant logit in the tail */
+            float scale = counted ? 1.0f / (float)counted : 0.0f;
+            float *lse = mx_xmalloc(N * sizeof(float)), *lser = mx_xmalloc(N * sizeof(float));
+            float *loss = mx_xmalloc(N * sizeof(float)), *lossr = mx_xmalloc(N * sizeof(float));
+            float *g = dup(l, n), *gr = dup(l, n), *g2 = dup(l, n);
+            float mean = k->ce_fused(g, lse, loss, tg, N, (int)V, scale);
+            float meanr = layer_ce_fused_ref(gr, lser, lossr, tg, N, (int)V, scale);
+            cmp(k->isa, "ce_fused lse", N, V, lse, lser, N, 2e-6, 2e-6);
+            cmp(k->isa, "ce_fused losses", N, V, loss, lossr, N, 4e-6, 2e-6);
+            cmp(k->isa, "ce_fused mean", N, V, &mean, &meanr, 1, 4e-6, 2e-6);
+            cmp(k->isa, "ce_fused gradient", N, V, g, gr, n, 1e-7, 4e-6);
+            float mean2 = k->ce_fused(g2, lse, loss, tg, N, (int)V, scale);
+            cmp(k->isa, "ce_fused rerun", N, V, g2, g, n, 0, 0);
+            cmp(k->isa, "ce_fused rerun mean", N, V, &mean2, &mean, 1, 0, 0);
+            float *all[] = {l, lse, lser, loss, lossr, g, gr, g2};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                mx_free(all[i]);
+            mx_free(tg);
+        }
+}
+
 /* Ignored targets (negative) at this level: the rows that are counted give exactly the bits of
  * a call where nothing is ignored, ignored rows a loss of 0 and a zero gradient, the mean is
  * over the counted rows, the gradient matches central differences of that mean, and with none
@@ -352,6 +391,7 @@ static int case_level(void)
         test_layer_norm(k, &r);
         test_ce(k, &r);
         test_ce_ignore(k, &r);
+        test_ce_fused(k, &r);
         test_adamw(k, &r);
         test_embed(k, &r);
         return 0;
