@@ -316,8 +316,12 @@ static inline float ce_row_max(const float *l, size_t full, size_t tail, mx_vi t
  * while this row's exps run. Each row's result is the same whatever the split of rows between
  * threads (a thread's last row takes its own max again, from L1). */
 #define CE_U 2
-static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
-                        int V)
+/* The rows of ce_forward (fused 0: logits read only) and of ce_fused (fused 1: e = exp(l - max)
+ * written over the row as it is summed, then the row scaled to (e / Σe - onehot) * scale; the
+ * target's logit read first). Inlined with fused a constant: two loops without a run-time test. */
+static inline __attribute__((always_inline)) float ce_rows(float *lw, const float *logits, float *lse,
+                                                            float *losses, const int32_t *targets,
+                                                            size_t N, int V, float scale, const int fused)
 {
     const size_t nv = (size_t)V, full = nv / MX_VW * MX_VW, tail = nv - full;
     const mx_vi tmask = mx_vmask_first(tail);
@@ -329,64 +333,8 @@ static float ce_forward(float *lse, float *losses, const float *logits, const in
         float mx = lo < hi ? ce_row_max(logits + lo * nv, full, tail, tmask) : 0.0f;
         for (size_t i = lo; i < hi; i++) {
             const float *l = logits + i * nv, *ln = i + 1 < hi ? l + nv : l;
-            mx_vf vmx = mx_vset1(mx), s[CE_U], mn[CE_U];
-            for (int j = 0; j < CE_U; j++)
-                s[j] = mx_vzero(), mn[j] = ninf;
-            size_t v = 0;
-            for (; v + CE_U * MX_VW <= full; v += CE_U * MX_VW) {
-                mx_vf e[CE_U];
-#pragma GCC unroll 4
-                for (int j = 0; j < CE_U; j++) {
-                    e[j] = mx_vload(l + v + (size_t)j * MX_VW) - vmx;
-                    mn[j] = mx_vmax(mx_vload(ln + v + (size_t)j * MX_VW), mn[j]);
-                }
-                mx_vexpn_u(e, e, CE_U);
-#pragma GCC unroll 4
-                for (int j = 0; j < CE_U; j++)
-                    s[j] += e[j];
-            }
-            for (; v < full; v += MX_VW) {
-                s[0] += mx_vexpn(mx_vload(l + v) - vmx);
-                mn[0] = mx_vmax(mx_vload(ln + v), mn[0]);
-            }
-            mx_vf s0 = s[0], m0 = mn[0];
-            for (int j = 1; j < CE_U; j++)
-                s0 += s[j], m0 = mx_vmax(mn[j], m0);
-            if (tail) { /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
-                s0 += mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
-                m0 = mx_vmax(mx_vselect(tmask, mx_vload_n(ln + full, tail), ninf), m0);
-            }
-            float r = mx + logf(mx_vhsum(s0));
-            lse[i] = r;
-            if (targets)
-                losses[i] = targets[i] < 0 ? 0.0f : r - l[targets[i]];
-            mx = mx_vhmax(m0);
-        }
-    }
-    return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
-}
-
-/* The forward and the backward in one softmax pass (training): per row the max, then
- * e = exp(l - max) written over the row as it is summed, the loss from the target's logit read
- * first, then the row scaled to (e / Σe - onehot) * scale. One exp per logit instead of two
- * (ce_forward's, then ce_backward's from the saved lse), and one pass over the row fewer.
- * Rows split between threads as in ce_forward, the next row's max taken inside this row's exp
- * loop (its WHY). lse and losses as ce_forward's; returns the mean like it. */
-static float ce_fused(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
-                      float scale)
-{
-    const size_t nv = (size_t)V, full = nv / MX_VW * MX_VW, tail = nv - full;
-    const mx_vi tmask = mx_vmask_first(tail);
-    const mx_vf ninf = mx_vset1(-__builtin_inff());
-#pragma omp parallel
-    {
-        int id = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t lo = N * (size_t)id / (size_t)nt, hi = N * (size_t)(id + 1) / (size_t)nt;
-        float mx = lo < hi ? ce_row_max(logits + lo * nv, full, tail, tmask) : 0.0f;
-        for (size_t i = lo; i < hi; i++) {
-            float *l = logits + i * nv;
-            const float *ln = i + 1 < hi ? l + nv : l;
-            const int32_t tg = targets[i];
+            float *w = fused ? lw + i * nv : NULL;
+            const int32_t tg = targets ? targets[i] : NN_CE_IGNORE;
             const float lt = tg >= 0 ? l[tg] : 0.0f;
             mx_vf vmx = mx_vset1(mx), s[CE_U], mn[CE_U];
             for (int j = 0; j < CE_U; j++)
@@ -402,42 +350,63 @@ static float ce_fused(float *logits, float *lse, float *losses, const int32_t *t
                 mx_vexpn_u(e, e, CE_U);
 #pragma GCC unroll 4
                 for (int j = 0; j < CE_U; j++) {
-                    mx_vstore(l + v + (size_t)j * MX_VW, e[j]);
+                    if (fused)
+                        mx_vstore(w + v + (size_t)j * MX_VW, e[j]);
                     s[j] += e[j];
                 }
             }
             for (; v < full; v += MX_VW) {
                 mx_vf e = mx_vexpn(mx_vload(l + v) - vmx);
                 mn[0] = mx_vmax(mx_vload(ln + v), mn[0]);
-                mx_vstore(l + v, e);
+                if (fused)
+                    mx_vstore(w + v, e);
                 s[0] += e;
             }
             mx_vf s0 = s[0], m0 = mn[0];
             for (int j = 1; j < CE_U; j++)
                 s0 += s[j], m0 = mx_vmax(mn[j], m0);
-            if (tail) {
+            if (tail) { /* WHY the test: a whole extra exp per row when V is a multiple of MX_VW */
                 mx_vf e = mx_vselect(tmask, mx_vexpn(mx_vload_n(l + full, tail) - vmx), mx_vzero());
                 m0 = mx_vmax(mx_vselect(tmask, mx_vload_n(ln + full, tail), ninf), m0);
-                mx_vstore_k(l + full, e, tail);
+                if (fused)
+                    mx_vstore_k(w + full, e, tail);
                 s0 += e;
             }
             float sum = mx_vhsum(s0), r = mx + logf(sum);
             lse[i] = r;
-            losses[i] = tg < 0 ? 0.0f : r - lt;
+            if (targets)
+                losses[i] = tg < 0 ? 0.0f : r - lt;
             mx = mx_vhmax(m0);
+            if (!fused)
+                continue;
             if (tg < 0) { /* ignored row: no gradient */
-                memset(l, 0, nv * sizeof(float));
+                memset(w, 0, nv * sizeof(float));
                 continue;
             }
             const mx_vf c = mx_vset1(scale / sum);
             for (v = 0; v < nv; v += MX_VW) {
                 size_t k = mx_vblock_len(nv, v);
-                mx_vstore_k(l + v, mx_vload_k(l + v, k) * c, k);
+                mx_vstore_k(w + v, mx_vload_k(w + v, k) * c, k);
             }
-            l[tg] -= scale;
+            w[tg] -= scale;
         }
     }
-    return nn_ce_mean(losses, targets, N);
+    return targets ? nn_ce_mean(losses, targets, N) : 0.0f;
+}
+
+static float ce_forward(float *lse, float *losses, const float *logits, const int32_t *targets, size_t N,
+                        int V)
+{
+    return ce_rows(NULL, logits, lse, losses, targets, N, V, 0.0f, 0);
+}
+
+/* The forward and the backward in one softmax pass (training): ce_rows with fused 1. One exp
+ * per logit instead of two (ce_forward's, then ce_backward's from the saved lse), and one pass
+ * over the row fewer. lse and losses as ce_forward's; returns the mean like it. */
+static float ce_fused(float *logits, float *lse, float *losses, const int32_t *targets, size_t N, int V,
+                      float scale)
+{
+    return ce_rows(logits, logits, lse, losses, targets, N, V, scale, 1);
 }
 
 /* exp(l - lse) with mx_vexpn_u: l - lse <= 0 up to rounding. */
