@@ -16,7 +16,7 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cflags=(-std=c11 -O2 -fopenmp -ffp-contract=off -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -I.)
-common=(core/error.c core/mem.c core/rng.c core/sys.c core/file.c nn/isa.c nn/kernels.c nn/layers.c)
+common=(core/error.c core/mem.c core/rng.c core/sys.c core/file.c core/prof.c nn/isa.c nn/kernels.c nn/layers.c)
 
 echo "== aarch64: compiling every file of core/ and nn/ (-Werror)"
 # nn/linear.c needs cblas.h: the host's copy serves for a compile check (no ARM BLAS to link).
