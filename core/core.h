@@ -112,12 +112,10 @@ enum mx_prof_cat {
     MX_PROF_N
 };
 void mx_prof_enable(int on); /* also resets */
-int mx_prof_enabled(void);
 void mx_prof_push(enum mx_prof_cat c);
 void mx_prof_pop(void);
 void mx_prof_flops(double flops); /* FLOPs of the matmul being timed */
 void mx_prof_read(double secs[MX_PROF_N], double *matmul_flops);
-void mx_prof_reset(void);
 const char *mx_prof_name(enum mx_prof_cat c);
 
 /* A progress line: on a terminal it rewrites one line with \r; otherwise (a log, a pipe) it

@@ -39,11 +39,6 @@ void mx_prof_enable(int on)
     g_prof.last = mx_now();
 }
 
-int mx_prof_enabled(void)
-{
-    return g_prof.on;
-}
-
 void mx_prof_push(enum mx_prof_cat c)
 {
     if (!recording())
@@ -89,12 +84,6 @@ void mx_prof_read(double secs[MX_PROF_N], double *matmul_flops)
     memcpy(secs, g_prof.secs, sizeof g_prof.secs);
     if (matmul_flops)
         *matmul_flops = g_prof.matmul_flops;
-}
-
-void mx_prof_reset(void)
-{
-    int on = g_prof.on;
-    mx_prof_enable(on);
 }
 
 const char *mx_prof_name(enum mx_prof_cat c)
