@@ -46,6 +46,7 @@ struct bench_row {
     double flops;                                                       /* mixer_flops, all layers */
     double core_forward_ms, core_train_ms;                              /* < 0: no core */
     double iter_s;
+    double host_steal_pct, host_other_pct; /* over the row's child (mx_hostcpu_share); -1: unknown */
     char skipped[BENCH_NOTE_MAX]; /* "" when measured */
 };
 

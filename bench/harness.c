@@ -502,7 +502,12 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
                 if (progress)
                     fprintf(stderr, "mixlm bench: %s at T=%d ...\n", r->attn, r->T);
                 struct child_job job = {.o = o, .spec = o->attn[a], .T = r->T};
-                if (run_child(&job, o->time_budget, &msg) == 0 && msg.ok) {
+                struct mx_hostcpu h0, h1;
+                mx_hostcpu_read(&h0);
+                int got = run_child(&job, o->time_budget, &msg) == 0 && msg.ok;
+                mx_hostcpu_read(&h1);
+                mx_hostcpu_share(&h0, &h1, &r->host_steal_pct, &r->host_other_pct);
+                if (got) {
                     r->measured = 1;
                     r->repeats = msg.repeats;
                     r->forward_ms = msg.forward_ms;

@@ -19,7 +19,8 @@ static void csv_num(FILE *f, int have, double v, int prec)
 
 static const char csv_header[] =
     "attn,spec,context,batch,dim,heads,layers,threads,repeats,forward_ms,train_ms,peak_mb,est_mb,"
-    "tokens_per_s,gflops,sgemm_gflops,core_forward_ms,core_train_ms,skipped,cpu,isa\n";
+    "tokens_per_s,gflops,sgemm_gflops,core_forward_ms,core_train_ms,skipped,cpu,isa,host_steal_pct,"
+    "host_other_pct\n";
 
 void bench_csv_head(FILE *f)
 {
@@ -48,6 +49,8 @@ void bench_csv_row(FILE *f, const struct bench_opts *o, const struct bench_row *
     mx_csv_field(f, mx_cpu_name());
     fputc(',', f);
     mx_csv_field(f, mx_isa_name());
+    csv_num(f, r->measured && r->host_steal_pct >= 0, r->host_steal_pct, 1);
+    csv_num(f, r->measured && r->host_other_pct >= 0, r->host_other_pct, 1);
     fputc('\n', f);
 }
 
@@ -86,6 +89,8 @@ static cJSON *json_row(const struct bench_opts *o, const struct bench_row *r, do
     cJSON_AddStringToObject(j, "isa", mx_isa_name());
     char blas[192];
     cJSON_AddStringToObject(j, "blas", mx_blas_desc(blas, sizeof blas));
+    cJSON_AddItemToObject(j, "host_steal_pct", json_num_or_null(r->measured && r->host_steal_pct >= 0, r->host_steal_pct));
+    cJSON_AddItemToObject(j, "host_other_pct", json_num_or_null(r->measured && r->host_other_pct >= 0, r->host_other_pct));
     return j;
 }
 
@@ -167,6 +172,12 @@ void bench_text_row(const struct bench_opts *o, const struct bench_row *r)
             snprintf(core, sizeof core, "%.2f", r->core_train_ms);
         if (r->repeats < o->repeats)
             snprintf(note, sizeof note, "%d of %d repeats (time budget)", r->repeats, o->repeats);
+        /* A row measured while the host took its CPUs says so: its times are not this machine's. */
+        if (r->host_steal_pct >= MX_HOST_NOTE_PCT || r->host_other_pct >= MX_HOST_NOTE_PCT) {
+            size_t len = strlen(note);
+            snprintf(note + len, sizeof note - len, "%shost: steal %.0f%%, others %.0f%%", len ? "; " : "",
+                     r->host_steal_pct, r->host_other_pct);
+        }
         printf("%-24s %7d %10.2f %10.2f %10s %11.0f %8s %8.1f %8.1f  %s\n", r->attn, r->T,
                r->forward_ms, r->train_ms, core, r->tokens_per_s, gf, r->peak_mb, r->est_mb, note);
     } else {

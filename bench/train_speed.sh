@@ -19,20 +19,35 @@ trap 'rm -rf "$tmp"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 unset OPENBLAS_CORETYPE
 
+# The hypervisor's steal over a run, in % of all CPU time (/proc/stat; "?" where unknown): a
+# round in which one peer lost its CPUs and the other did not is not a comparison.
+cpu_line() { head -1 /proc/stat 2>/dev/null || echo; }
+steal_between() { # "cpu ..." lines before and after
+  awk -v a="$1" -v b="$2" 'BEGIN{ na = split(a, x, " "); nb = split(b, y, " ");
+    if (na < 9 || nb < 9) { print "?"; exit } t = 0; for (i = 2; i <= 9; i++) t += y[i] - x[i];
+    if (t < 2) print "?"; else printf "%.0f", 100 * (y[9] - x[9]) / t }'
+}
+
 run_cfg() { # name, steps, args...
   local name=$1 steps=$2; shift 2
-  local m=() t=() prof=()
+  local m=() t=() prof=() quiet=()
   for r in $(seq 1 "$rounds"); do
     rm -rf "$tmp/run"
+    c0=$(cpu_line)
     out=$("$bin" train --data "$data" "$@" --steps "$steps" --warmup 2 --eval-every 0 --eval-batches 1 \
            --ckpt-every 0 --threads "$threads" --out "$tmp/run" --quiet --profile)
     line=$(grep '^done:' <<< "$out")
     prof+=("$(grep '^profile:' <<< "$out")")
     m+=("$(sed -E 's/.*median ([0-9.]+) ms\/step.*/\1/' <<< "$line")")
     gf=$(sed -E 's/.*, ([0-9.]+) GFLOP\/step.*/\1/' <<< "$line")
+    c1=$(cpu_line)
     pyout=$("$py" tests/ref/nanogpt.py --data "$data" "$@" --time-only "$steps" --threads "$threads" | tail -1)
+    c2=$(cpu_line)
     t+=("$("$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["ms_per_step_median"])' <<< "$pyout")")
-    echo "  round $r: mixlm ${m[-1]} ms/step, pytorch ${t[-1]} ms/step"
+    s1=$(steal_between "$c0" "$c1") s2=$(steal_between "$c1" "$c2")
+    echo "  round $r: mixlm ${m[-1]} ms/step (host steal $s1%), pytorch ${t[-1]} ms/step (steal $s2%)"
+    [ "$s1" != "?" ] && [ "$s2" != "?" ] && [ "$s1" -lt 5 ] && [ "$s2" -lt 5 ] &&
+      quiet+=("$(awk -v a="${t[-1]}" -v b="${m[-1]}" 'BEGIN{printf "%.3f", a/b}')")
   done
   med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
   mm=$(med "${m[@]}"); tm=$(med "${t[@]}")
@@ -41,6 +56,11 @@ run_cfg() { # name, steps, args...
       n, mm, tm, tm/mm, gf, gf/mm*1000, 100*gf/mm*1000/ceil, ceil
     if (peak > 0) printf ", %.0f%% of FMA peak %.0f", 100*gf/mm*1000/peak, peak
     printf "), pytorch %.0f GFLOP/s\n", gf/tm*1000 }'
+  if [ ${#quiet[@]} -gt 0 ]; then
+    echo "  rounds in which neither peer lost 5% of the CPU time to the hypervisor: ${#quiet[@]} of $rounds, pytorch/mixlm median $(med "${quiet[@]}")x"
+  else
+    echo "  rounds in which neither peer lost 5% of the CPU time to the hypervisor: none of $rounds"
+  fi
   # mixlm's step by kind of work (train --profile) in the round whose mixlm time is the median,
   # and the ratio its matmuls alone would give: OpenBLAS runs them for both peers, so no change
   # to mixlm's own code can take the ratio past pytorch / (mixlm's matmul time).

@@ -118,15 +118,39 @@ void mx_prof_flops(double flops); /* FLOPs of the matmul being timed */
 void mx_prof_read(double secs[MX_PROF_N], double *matmul_flops);
 const char *mx_prof_name(enum mx_prof_cat c);
 
+/* What the host did with the CPUs while we measured: the hypervisor's steal and other
+ * processes' use, from Linux's /proc/stat (elsewhere unknown: ok 0).
+ * WHY: on a shared 2-core KVM guest the same training step measured 38 and 110 ms minutes apart,
+ * with 7-27% of the CPU time stolen (vmstat, 2026-12-03); a time figure read without these
+ * cannot be compared with another. */
+struct mx_hostcpu {
+    int ok;
+    double total, busy, steal; /* clock ticks of all CPUs since boot: everything, not idle/steal, steal */
+    double self;               /* ticks of CPU this process and its waited-for children used */
+};
+/* Fill s from the "cpu " line of /proc/stat (user nice system idle iowait irq softirq steal
+ * ...; fields after the fourth may be missing on old kernels). Returns 0, or -1 (s->ok 0). */
+int mx_hostcpu_parse(const char *line, struct mx_hostcpu *s);
+/* s = now (s->ok 0 where /proc/stat cannot be read). */
+void mx_hostcpu_read(struct mx_hostcpu *s);
+/* Between readings a and b, in % of all CPUs' time: steal, and the busy time of processes
+ * other than this one. Both -1 when either reading failed or under 2 ticks passed. */
+void mx_hostcpu_share(const struct mx_hostcpu *a, const struct mx_hostcpu *b, double *steal_pct,
+                      double *other_pct);
+
 /* A progress line: on a terminal it rewrites one line with \r; otherwise (a log, a pipe) it
- * prints one plain line every `every` updates. */
+ * prints one plain line every `every` updates. It ends with the host's steal and other load
+ * since the previous plain line where they reach MX_HOST_NOTE_PCT. */
+#define MX_HOST_NOTE_PCT 5.0
 struct mx_progress {
     FILE *out;
     int tty;
     long total;
     double t_start;
     long every;
-    int dirty; /* a \r line is on screen and needs a newline before other output */
+    int dirty;                 /* a \r line is on screen and needs a newline before other output */
+    struct mx_hostcpu host;    /* at the last plain line (or the start) */
+    char host_note[64];        /* "" or " | host: steal 12%, others 4%" over the last window */
 };
 void mx_progress_init(struct mx_progress *p, FILE *out, long total, long every);
 /* step in [1, total]; tokens is the count processed since start, for tokens/s and ETA. */

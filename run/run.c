@@ -511,6 +511,8 @@ int run_summary_write(const char *dir, const struct mx_config *cfg, const struct
     cJSON_AddNumberToObject(j, "skipped_nonfinite", s->skipped_nonfinite);
     cJSON_AddNumberToObject(j, "ranks", s->ranks);
     cJSON_AddNumberToObject(j, "comm_wait_ms_per_step", s->comm_wait_ms_per_step);
+    cJSON_AddNumberToObject(j, "host_steal_pct", s->host_steal_pct >= 0 ? s->host_steal_pct : NAN);
+    cJSON_AddNumberToObject(j, "host_other_pct", s->host_other_pct >= 0 ? s->host_other_pct : NAN);
     if (s->profile_steps > 0) {
         cJSON *p = cJSON_AddObjectToObject(j, "profile");
         cJSON_AddNumberToObject(p, "steps", s->profile_steps);
@@ -628,6 +630,8 @@ int run_summary_read(const char *dir, struct run_summary *r, struct mx_error *er
         json_number(j, "skipped_nonfinite", &r->skipped_nonfinite, path, err) ||
         json_number(j, "ranks", &r->ranks, path, err) ||
         json_number(j, "comm_wait_ms_per_step", &r->comm_wait_ms_per_step, path, err) ||
+        json_number(j, "host_steal_pct", &r->host_steal_pct, path, err) ||
+        json_number(j, "host_other_pct", &r->host_other_pct, path, err) ||
         json_number(j, "bits_per_char", &r->bits_per_char, path, err) ||
         json_number(j, "bits_per_byte", &r->bits_per_byte, path, err))
         goto out;

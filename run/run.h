@@ -135,6 +135,9 @@ struct run_summary {
     double peak_rss_mb, threads;
     double skipped_nonfinite; /* steps skipped by --skip-nonfinite (NAN when absent: older runs) */
     double ranks, comm_wait_ms_per_step; /* MPI ranks (threads is per rank); time blocked in MPI */
+    /* % of all CPUs' time during the last training session: stolen by the hypervisor, used by
+     * other processes (mx_hostcpu_share; written null when unknown: -1 or NAN) */
+    double host_steal_pct, host_other_pct;
     double bits_per_char, bits_per_byte; /* read only: recorded by some runs, else NAN */
     /* Written only (train --profile): mean ms per step by kind of work over profile_steps steps
      * (each session's first step left out), and the matmuls' rate. */

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Kept under the train_ names for their callers (tests); the options live in run/. */
 void train_opts_default(struct mx_train_opts *o)
@@ -581,6 +582,8 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
     signal(SIGTERM, on_signal);
     struct mx_progress pr;
     mx_progress_init(&pr, stdout, o->steps, o->log_every);
+    struct mx_hostcpu host0; /* the host's steal and other load over this session's training */
+    mx_hostcpu_read(&host0);
     if (o->quiet)
         pr.tty = 0, pr.every = o->steps + 1;
     /* WHY grown on demand: sized by --steps up front, a run with a huge --steps and a
@@ -747,6 +750,9 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                                  .gflop_per_step = gflop, .peak_rss_mb = mx_peak_rss_mb(), .threads = mx_get_threads(),
                                  .skipped_nonfinite = (double)r.skipped, .ranks = d->size,
                                  .comm_wait_ms_per_step = ntimes ? waits[ntimes / 2] * 1000 : 0};
+        struct mx_hostcpu host1;
+        mx_hostcpu_read(&host1);
+        mx_hostcpu_share(&host0, &host1, &sm.host_steal_pct, &sm.host_other_pct);
         snprintf(sm.tokenizer, sizeof sm.tokenizer, "%s", tok_kind(r.tok));
         if (prof_steps > 0) {
             sm.profile_steps = (double)prof_steps;
@@ -769,6 +775,13 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
                mx_peak_rss_mb(), r.path.ckpt);
+        if (sm.host_steal_pct >= 0)
+            printf("host: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by other processes "
+                   "while training (%ld CPUs online)%s\n",
+                   sm.host_steal_pct, sm.host_other_pct, sysconf(_SC_NPROCESSORS_ONLN),
+                   sm.host_steal_pct >= MX_HOST_NOTE_PCT || sm.host_other_pct >= MX_HOST_NOTE_PCT
+                       ? ": step times are slower than this machine's own"
+                       : "");
         if (r.skipped > 0)
             printf("%ld step(s) skipped as non-finite (--skip-nonfinite %ld)\n", r.skipped, o->skip_nonfinite);
         if (o->profile)

@@ -29,6 +29,9 @@ for r in rows:
     # the attention core alone (no projections): positive, backward included
     assert 0 < float(r["core_forward_ms"]) and 0 < float(r["core_train_ms"]), r
     assert float(r["core_train_ms"]) >= float(r["core_forward_ms"]), r
+    # what the host took meanwhile (empty only where /proc/stat cannot be read)
+    for c in ["host_steal_pct", "host_other_pct"]:
+        assert c in r and (r[c] == "" or 0 <= float(r[c]) <= 100), (c, r.get(c))
 print("csv ok:", len(rows), "rows")
 EOF
 

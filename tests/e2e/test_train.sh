@@ -27,6 +27,15 @@ check "val loss < 0.6 x unigram entropy" "awk -v v=$val -v h=$H 'BEGIN{exit !(v 
 # The run names the machine it ran on: CPU, SIMD level and OpenBLAS's core.
 check "summary.json names cpu, isa and the OpenBLAS core" \
   "grep -q '\"cpu\"' $dir/a/summary.json && grep -q '\"isa\"' $dir/a/summary.json && grep -Eq '\"blas\":[[:space:]]*\"OpenBLAS [0-9.]+, core ' $dir/a/summary.json"
+# ...and what the host did meanwhile: the hypervisor's steal and other processes' share, a
+# "host:" line after "done:" and two numbers in [0, 100] in summary.json (null without /proc/stat).
+host_ok() {
+  if [ ! -r /proc/stat ]; then grep -Eq '"host_steal_pct":[[:space:]]*null' "$1/summary.json"; return; fi
+  grep -Eq '^host: [0-9.]+% of the CPU time stolen by the hypervisor, [0-9.]+% used by other processes' "$2" &&
+  awk '/"host_(steal|other)_pct"/ { gsub(/[^0-9.]/, "", $2); if ($2 == "" || $2 + 0 > 100) bad = 1; n++ }
+       END { exit !(n == 2 && !bad) }' "$1/summary.json"
+}
+check "train prints the host's steal and other load; summary.json has both in [0, 100]" "host_ok $dir/a $dir/a.out"
 
 # --profile: one line naming every kind of work, the same in summary.json, the categories adding
 # up to a step, and the training itself unchanged (same losses, bit for bit).
