@@ -49,7 +49,7 @@ run_cfg() { # name, steps, args...
     [ "$s1" != "?" ] && [ "$s2" != "?" ] && [ "$s1" -lt 5 ] && [ "$s2" -lt 5 ] &&
       quiet+=("$(awk -v a="${t[-1]}" -v b="${m[-1]}" 'BEGIN{printf "%.3f", a/b}')")
   done
-  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
   mm=$(med "${m[@]}"); tm=$(med "${t[@]}")
   awk -v n="$name" -v mm="$mm" -v tm="$tm" -v gf="$gf" -v ceil="$ceil" -v peak="${peak:-0}" 'BEGIN{
     printf "%-6s mixlm %8.1f ms/step | pytorch %8.1f ms/step | pytorch/mixlm %.2fx | %.2f GFLOP/step: mixlm %.0f GFLOP/s (%.0f%% of sgemm %.0f", \
