@@ -305,15 +305,21 @@ static void transpose_heads(float *xt, const float *x, int BH, int T, int D, siz
     for (int bh = 0; bh < BH; bh++) {
         const float *X = x + (size_t)bh * T * D;
         float *Xt = xt + (size_t)bh * D * ld;
-        /* In strips of 64 positions so the strip being read (64 x D) stays in L1. */
-        for (int t0 = 0; t0 < T; t0 += 64) {
-            int t1 = T - t0 < 64 ? T : t0 + 64;
-            for (int d = 0; d < D; d++) {
-                float *row = Xt + (size_t)d * ld;
-                for (int t = t0; t < t1; t++)
-                    row[t] = X[(size_t)t * D + d];
-            }
+        /* 4 x 4 blocks (mx_transpose4x4), in strips of 64 positions so the strip being read
+         * (64 x D) stays in L1; the edges of T and D not a multiple of 4 one float at a time. */
+        const int T4 = T / 4 * 4, D4 = D / 4 * 4;
+        for (int t0 = 0; t0 < T4; t0 += 64) {
+            int t1 = T4 - t0 < 64 ? T4 : t0 + 64;
+            for (int d = 0; d < D4; d += 4)
+                for (int t = t0; t < t1; t += 4)
+                    mx_transpose4x4(Xt + (size_t)d * ld + t, ld, X + (size_t)t * D + d, (size_t)D);
         }
+        for (int d = D4; d < D; d++)
+            for (int t = 0; t < T4; t++)
+                Xt[(size_t)d * ld + t] = X[(size_t)t * D + d];
+        for (int t = T4; t < T; t++)
+            for (int d = 0; d < D; d++)
+                Xt[(size_t)d * ld + t] = X[(size_t)t * D + d];
         for (int d = 0; d < D; d++)
             memset(Xt + (size_t)d * ld + T, 0, (ld - (size_t)T) * sizeof(float));
     }
