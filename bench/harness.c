@@ -467,6 +467,8 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     struct bench_msg msg;
     struct child_job sj = {.o = o, .spec = NULL, .T = 0};
+    struct mx_hostcpu start, end;
+    mx_hostcpu_read(&start);
     mx_set_threads(o->threads);
     if (!o->no_sgemm && run_child(&sj, 60, &msg) == 0 && msg.ok) {
         res->sgemm = msg.train_ms;
@@ -536,6 +538,13 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
     }
     if (o->format == BENCH_TEXT) {
         bench_text_ratios(o, res->rows);
+        double st, ot;
+        mx_hostcpu_read(&end);
+        mx_hostcpu_share(&start, &end, &st, &ot);
+        if (st >= 0) /* the whole run, sgemm ceiling included (each row's own: CSV/JSON, notes) */
+            printf("\nhost during the bench: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by "
+                   "other processes\n",
+                   st, ot);
     } else if (o->format == BENCH_JSON) {
         char *s = bench_json_table(o, res);
         puts(s);

@@ -84,6 +84,8 @@ grep -q "sgemm ceiling" "$TMP/out.txt" || fail "no sgemm ceiling line"
 grep -Eq "^arithmetic peak: FMA loop .* = [0-9]*[1-9][0-9]*\.[0-9] GFLOP/s; sgemm at [0-9]+% of it" "$TMP/out.txt" ||
     fail "no arithmetic peak line: $(grep -i peak "$TMP/out.txt")"
 grep -q "relative to dense" "$TMP/out.txt" || fail "no ratio summary"
+[ ! -r /proc/stat ] || grep -Eq "^host during the bench: [0-9.]+% of the CPU time stolen by the hypervisor, [0-9.]+% used by other processes$" "$TMP/out.txt" ||
+    fail "no host line: $(tail -3 "$TMP/out.txt")"
 grep -Eq "^sgemm ceiling: .*OpenBLAS [0-9.]+, core [A-Za-z0-9_]+" "$TMP/out.txt" ||
     fail "the sgemm line does not name OpenBLAS's core: $(grep 'sgemm ceiling' "$TMP/out.txt")"
 
