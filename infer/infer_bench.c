@@ -4,6 +4,7 @@
  * stdout. Not the generation itself (infer.c) and not argument handling (cli/). */
 #include "infer/infer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, con
     int32_t *out = mx_xmalloc((size_t)nm * tokens * sizeof(int32_t));
     long *made = mx_xcalloc((size_t)nm * sizeof(long));
     double rss_loaded = mx_rss_mb(), peak_loaded = mx_peak_rss_mb();
+    struct mx_hostcpu h0, h1;
+    double steal = -1, others = -1;
+    mx_hostcpu_read(&h0);
     for (int k = 0; k < repeats; k++)
         for (int i = 0; i < nm; i++) {
             struct mx_sampler s = *s0;
@@ -41,6 +45,8 @@ int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, con
             gen[(size_t)i * repeats + k] = st.gen_tokens / st.gen_s;
             last[i] = st;
         }
+    mx_hostcpu_read(&h1);
+    mx_hostcpu_share(&h0, &h1, &steal, &others);
     double gmed[8], pmed[8];
     for (int i = 0; i < nm; i++) {
         pmed[i] = median(pre + (size_t)i * repeats, repeats);
@@ -81,6 +87,8 @@ int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, con
             cJSON_AddNumberToObject(o, "tokens_compared", (double)agree_n[i]);
             cJSON_AddNumberToObject(o, "repeats", repeats);
             cJSON_AddNumberToObject(o, "threads", mx_get_threads());
+            cJSON_AddNumberToObject(o, "host_steal_pct", steal >= 0 ? steal : NAN); /* NAN: null */
+            cJSON_AddNumberToObject(o, "host_other_pct", others >= 0 ? others : NAN);
             cJSON_AddItemToArray(arr, o);
         }
         char *txt = cJSON_Print(arr);
@@ -99,6 +107,9 @@ int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, con
                    infer_mode_name(last[i].mode), pmed[i], gmed[i], 1000.0 / gmed[i], last[i].shifts,
                    last[i].state_bytes / 1048576.0, last[i].act_bytes / 1048576.0, last[i].rss_mb,
                    gmed[i] > 0 ? gmed[0] / gmed[i] : 0.0, agree[i] ? "yes" : "NO", agree_n[i]);
+        if (steal >= 0)
+            printf("host: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by other processes\n", steal,
+                   others);
     }
     status = 0;
 out:

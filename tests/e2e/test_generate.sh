@@ -117,6 +117,8 @@ for o in a:
         assert o[k] > 0, (k, o)
     assert o["gen_tokens"] == 40 and o["repeats"] == 2, o
     assert o["same_tokens_as_first"] is True, o
+    for k in ["host_steal_pct", "host_other_pct"]:  # null when too short to measure
+        assert k in o and (o[k] is None or 0 <= o[k] <= 100), (k, o)
 assert a[0]["cache_mb"] > 0 and a[0]["shifts"] >= 2 and a[1]["activations_mb"] > 0, a
 assert a[1]["tokens_compared"] == 40 and a[2]["tokens_compared"] == 16 - 1 + 1, a
 print("ok   --bench --json:", ", ".join("%s %.0f tok/s" % (o["mode"], o["gen_tokens_per_s"]) for o in a))
