@@ -2,6 +2,7 @@
  * runs them in table order, prints one line per case and a summary, returns the exit status.
  * Not a fork-per-case runner: a crash ends the whole executable (CTest reports it). */
 #include "check.h"
+#include "nn/isa.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,6 +26,15 @@ int check_skip(const char *fmt, ...)
 const char *check_case_name(void)
 {
     return current_case;
+}
+
+int check_case_level(void)
+{
+    const char *dot = current_case ? strchr(current_case, '.') : NULL;
+    for (int l = 0; dot && l < MX_ISA_COUNT; l++)
+        if (strcmp(dot + 1, mx_isa_level_name((enum mx_isa)l)) == 0)
+            return l;
+    return -1;
 }
 
 static long find_case(const struct check_case *cases, size_t n, const char *name)

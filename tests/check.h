@@ -51,6 +51,11 @@ int check_main(int argc, char **argv, const struct check_case *cases, size_t n_c
 /* The name of the case running now (for cases that share one function, e.g. one per mixer). */
 const char *check_case_name(void);
 
+/* The SIMD level named by the running case's suffix after its first '.' ("core_vs_ref.avx2"):
+ * its enum mx_isa (nn/isa.h) as an int, or -1 when the suffix names no level. For cases run
+ * once per level; whether this build and CPU have it is the table's _at() to say. */
+int check_case_level(void);
+
 #define CHECK_N(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

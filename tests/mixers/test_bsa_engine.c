@@ -114,13 +114,10 @@ static int check_one(const struct bsa_engine *E, int B, int H, int D, int T)
 /* The case name's suffix is the level; skipped where this build or CPU lacks it. */
 static int case_level(void)
 {
-    const char *level = strchr(check_case_name(), '.') + 1;
-    const struct bsa_engine *E = NULL;
-    for (int l = 0; l < MX_ISA_COUNT; l++)
-        if (strcmp(level, mx_isa_level_name((enum mx_isa)l)) == 0)
-            E = bsa_engine_at((enum mx_isa)l);
+    int l = check_case_level();
+    const struct bsa_engine *E = l >= 0 ? bsa_engine_at((enum mx_isa)l) : NULL;
     if (!E)
-        return check_skip("%s: not built for, or not supported by, this machine", level);
+        return check_skip("%s: not built for, or not supported by, this machine", check_case_name());
     static const int shapes[][4] = {/* B, H, D, T */
                                     {1, 1, 64, 1},  {2, 2, 32, 20}, {1, 2, 16, 64}, {1, 1, 64, 65},
                                     {1, 3, 8, 130}, {1, 2, 6, 37},  {2, 1, 10, 66}, {1, 1, 3, 200}};

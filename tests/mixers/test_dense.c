@@ -95,13 +95,10 @@ static int check_sizes(void)
  * (the online rescaling between them). */
 static int case_core_vs_ref(void)
 {
-    const char *level = strchr(check_case_name(), '.') + 1;
-    const struct bsa_engine *E = NULL;
-    for (int l = 0; l < MX_ISA_COUNT; l++)
-        if (strcmp(level, mx_isa_level_name((enum mx_isa)l)) == 0)
-            E = bsa_engine_at((enum mx_isa)l);
+    int l = check_case_level();
+    const struct bsa_engine *E = l >= 0 ? bsa_engine_at((enum mx_isa)l) : NULL;
     if (!E)
-        return check_skip("%s: not built for, or not supported by, this machine", level);
+        return check_skip("%s: not built for, or not supported by, this machine", check_case_name());
     int f = 0;
     const int Ts[] = {1, 2, 20, 63, 64, 65, 130, 200};
     for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
