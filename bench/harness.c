@@ -539,12 +539,11 @@ void bench_measure(const struct bench_opts *o, struct bench_result *res)
     if (o->format == BENCH_TEXT) {
         bench_text_ratios(o, res->rows);
         double st, ot;
+        char hbuf[128];
         mx_hostcpu_read(&end);
         mx_hostcpu_share(&start, &end, &st, &ot);
         if (st >= 0) /* the whole run, sgemm ceiling included (each row's own: CSV/JSON, notes) */
-            printf("\nhost during the bench: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by "
-                   "other processes\n",
-                   st, ot);
+            printf("\nhost during the bench: %s\n", mx_hostcpu_text(hbuf, sizeof hbuf, st, ot));
     } else if (o->format == BENCH_JSON) {
         char *s = bench_json_table(o, res);
         puts(s);

@@ -137,6 +137,9 @@ void mx_hostcpu_read(struct mx_hostcpu *s);
  * other than this one. Both -1 when either reading failed or under 2 ticks passed. */
 void mx_hostcpu_share(const struct mx_hostcpu *a, const struct mx_hostcpu *b, double *steal_pct,
                       double *other_pct);
+/* "S% of the CPU time stolen by the hypervisor, O% used by other processes" into buf: the one
+ * wording of every report (train, bench, generate --bench). Returns buf. */
+const char *mx_hostcpu_text(char *buf, size_t n, double steal_pct, double other_pct);
 
 /* A progress line: on a terminal it rewrites one line with \r; otherwise (a log, a pipe) it
  * prints one plain line every `every` updates. It ends with the host's steal and other load

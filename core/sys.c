@@ -110,6 +110,13 @@ void mx_hostcpu_share(const struct mx_hostcpu *a, const struct mx_hostcpu *b, do
     *other_pct = ot < 0 ? 0 : ot > 100 ? 100 : ot;
 }
 
+const char *mx_hostcpu_text(char *buf, size_t n, double steal_pct, double other_pct)
+{
+    snprintf(buf, n, "%.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by other processes", steal_pct,
+             other_pct);
+    return buf;
+}
+
 void mx_progress_init(struct mx_progress *p, FILE *out, long total, long every)
 {
     memset(p, 0, sizeof *p);

@@ -107,9 +107,9 @@ int infer_bench(struct mx_run *r, const int32_t *ids, size_t n, long tokens, con
                    infer_mode_name(last[i].mode), pmed[i], gmed[i], 1000.0 / gmed[i], last[i].shifts,
                    last[i].state_bytes / 1048576.0, last[i].act_bytes / 1048576.0, last[i].rss_mb,
                    gmed[i] > 0 ? gmed[0] / gmed[i] : 0.0, agree[i] ? "yes" : "NO", agree_n[i]);
+        char hbuf[128];
         if (steal >= 0)
-            printf("host: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by other processes\n", steal,
-                   others);
+            printf("host: %s\n", mx_hostcpu_text(hbuf, sizeof hbuf, steal, others));
     }
     status = 0;
 out:

@@ -775,10 +775,10 @@ int train_run(struct mx_train_opts *o, int resume, struct dist *d, struct mx_err
                "%.2f GFLOP/step = %.1f GFLOP/s | peak RSS %.0f MB | checkpoint %s\n",
                r.step, last_loss, val_loss, med * 1000, tok_s, gflop, med > 0 ? gflop / med : 0.0,
                mx_peak_rss_mb(), r.path.ckpt);
+        char hbuf[128];
         if (sm.host_steal_pct >= 0)
-            printf("host: %.1f%% of the CPU time stolen by the hypervisor, %.1f%% used by other processes%s "
-                   "while training (%ld CPUs online)%s\n",
-                   sm.host_steal_pct, sm.host_other_pct,
+            printf("host: %s%s while training (%ld CPUs online)%s\n",
+                   mx_hostcpu_text(hbuf, sizeof hbuf, sm.host_steal_pct, sm.host_other_pct),
                    d->size > 1 ? " (this node's other MPI ranks among them)" : "", sysconf(_SC_NPROCESSORS_ONLN),
                    sm.host_steal_pct >= MX_HOST_NOTE_PCT || (d->size == 1 && sm.host_other_pct >= MX_HOST_NOTE_PCT)
                        ? ": step times are slower than this machine's own"
